@@ -1,0 +1,2 @@
+//! callbid-buyers (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! callbid-core (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! callbid-store (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! callbid-twilio (work in progress).
+#![deny(missing_docs)]
