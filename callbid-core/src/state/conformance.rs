@@ -1,0 +1,618 @@
+//! The conformance suite every implementation of the state traits must pass.
+//!
+//! Each function exercises one trait and returns `Err(description)` on the first
+//! deviation. Keys and ids are prefixed with `prefix`, so the suite can run repeatedly
+//! against a shared database. `callbid-core` runs it against the in-memory stores;
+//! `callbid-store` runs it against SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+
+use super::calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallStatus};
+use super::{
+    AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryStats, ReservationId,
+    ReservationRequest, ReserveOutcome, SeenCallers,
+};
+use crate::geo::UsState;
+use crate::ids::{BuyerId, CallId, ServiceType};
+use crate::money::Money;
+use crate::phone::{Destination, PhoneNumber};
+use crate::zip::Zip;
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn req(
+    id: &str,
+    incs: &[(&str, Decimal, Decimal)],
+    expires_at: Option<DateTime<Utc>>,
+) -> ReservationRequest {
+    ReservationRequest {
+        id: ReservationId(id.to_string()),
+        increments: incs
+            .iter()
+            .map(|(k, a, l)| CounterIncrement {
+                key: k.to_string(),
+                amount: *a,
+                limit: *l,
+            })
+            .collect(),
+        expires_at,
+        now: t0(),
+    }
+}
+
+/// Single-handle semantics of a [`CapStore`].
+pub async fn cap_store(store: &dyn CapStore, prefix: &str) -> Result<(), String> {
+    let k1 = format!("{prefix}|count");
+    let k2 = format!("{prefix}|spend");
+    let one = Decimal::ONE;
+    let now = t0();
+    ensure!(
+        store.usage(&k1, now).await.map_err(err)? == Decimal::ZERO,
+        "unknown counter must read 0"
+    );
+
+    let r = store
+        .reserve(&req(
+            &format!("{prefix}-a"),
+            &[
+                (&k1, one, Decimal::from(2)),
+                (&k2, Decimal::new(1234, 2), Decimal::from(20)),
+            ],
+            None,
+        ))
+        .await
+        .map_err(err)?;
+    ensure!(
+        r == ReserveOutcome::Reserved,
+        "first reservation must succeed, got {r:?}"
+    );
+    let r = store
+        .reserve(&req(
+            &format!("{prefix}-a"),
+            &[
+                (&k1, one, Decimal::from(2)),
+                (&k2, Decimal::new(1234, 2), Decimal::from(20)),
+            ],
+            None,
+        ))
+        .await
+        .map_err(err)?;
+    ensure!(
+        r == ReserveOutcome::Reserved,
+        "repeating a reservation id must succeed idempotently, got {r:?}"
+    );
+    ensure!(
+        store.usage(&k1, now).await.map_err(err)? == one,
+        "a repeated reservation id must count once"
+    );
+    ensure!(
+        store.usage(&k2, now).await.map_err(err)? == Decimal::new(1234, 2),
+        "spend must be exact"
+    );
+
+    // k1 has room (1 of 2) but k2 would exceed (12.34 + 8.00 > 20): nothing is taken.
+    let r = store
+        .reserve(&req(
+            &format!("{prefix}-b"),
+            &[
+                (&k1, one, Decimal::from(2)),
+                (&k2, Decimal::from(8), Decimal::from(20)),
+            ],
+            None,
+        ))
+        .await
+        .map_err(err)?;
+    match r {
+        ReserveOutcome::Exceeded {
+            ref key,
+            used,
+            limit,
+        } => {
+            ensure!(
+                key == &k2 && used == Decimal::new(1234, 2) && limit == Decimal::from(20),
+                "wrong exceeded report {r:?}"
+            );
+        }
+        other => return Err(format!("expected Exceeded, got {other:?}")),
+    }
+    ensure!(
+        store.usage(&k1, now).await.map_err(err)? == one,
+        "a refused reservation must not increment any counter"
+    );
+
+    let r = store
+        .reserve(&req(
+            &format!("{prefix}-c"),
+            &[(&k2, Decimal::new(766, 2), Decimal::from(20))],
+            None,
+        ))
+        .await
+        .map_err(err)?;
+    ensure!(
+        r == ReserveOutcome::Reserved,
+        "filling exactly to the limit must succeed, got {r:?}"
+    );
+    ensure!(
+        store.usage(&k2, now).await.map_err(err)? == Decimal::from(20),
+        "usage must be exactly the limit"
+    );
+
+    ensure!(
+        store
+            .release(&ReservationId(format!("{prefix}-a")))
+            .await
+            .map_err(err)?,
+        "release of a held reservation must return true"
+    );
+    ensure!(
+        !store
+            .release(&ReservationId(format!("{prefix}-a")))
+            .await
+            .map_err(err)?,
+        "a second release must return false"
+    );
+    ensure!(
+        store.usage(&k1, now).await.map_err(err)? == Decimal::ZERO,
+        "release must give the count back"
+    );
+    ensure!(
+        store.usage(&k2, now).await.map_err(err)? == Decimal::new(766, 2),
+        "release must give the spend back"
+    );
+
+    // Expiry: a live-call reservation that expired no longer counts.
+    let k3 = format!("{prefix}|live");
+    let r = store
+        .reserve(&req(
+            &format!("{prefix}-d"),
+            &[(&k3, one, one)],
+            Some(now + chrono::Duration::seconds(60)),
+        ))
+        .await
+        .map_err(err)?;
+    ensure!(
+        r == ReserveOutcome::Reserved,
+        "live reservation must succeed"
+    );
+    let mut second = req(
+        &format!("{prefix}-e"),
+        &[(&k3, one, one)],
+        Some(now + chrono::Duration::seconds(60)),
+    );
+    let r = store.reserve(&second).await.map_err(err)?;
+    ensure!(
+        matches!(r, ReserveOutcome::Exceeded { .. }),
+        "concurrency limit 1 must refuse a second live call, got {r:?}"
+    );
+    second.now = now + chrono::Duration::seconds(61);
+    second.expires_at = Some(now + chrono::Duration::seconds(121));
+    let r = store.reserve(&second).await.map_err(err)?;
+    ensure!(
+        r == ReserveOutcome::Reserved,
+        "after expiry the slot must be free again, got {r:?}"
+    );
+    ensure!(
+        store
+            .usage(&k3, now + chrono::Duration::seconds(61))
+            .await
+            .map_err(err)?
+            == one,
+        "only the unexpired reservation counts"
+    );
+    Ok(())
+}
+
+/// Atomicity: `attempts` concurrent reservations through two handles on the same backing
+/// store never take a counter over `limit`, and exactly `limit` succeed.
+pub async fn cap_store_concurrency(
+    a: Arc<dyn CapStore>,
+    b: Arc<dyn CapStore>,
+    prefix: &str,
+    attempts: usize,
+    limit: u32,
+) -> Result<(), String> {
+    let key = format!("{prefix}|race");
+    let mut tasks = Vec::with_capacity(attempts);
+    for i in 0..attempts {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let r = req(
+            &format!("{prefix}-race-{i}"),
+            &[(&key, Decimal::ONE, Decimal::from(limit))],
+            None,
+        );
+        tasks.push(tokio::spawn(async move { store.reserve(&r).await }));
+    }
+    let mut won = 0u32;
+    for t in tasks {
+        match t.await.map_err(err)?.map_err(err)? {
+            ReserveOutcome::Reserved => won += 1,
+            ReserveOutcome::Exceeded { .. } => {}
+        }
+    }
+    ensure!(
+        won == limit,
+        "expected exactly {limit} reservations to succeed, got {won}"
+    );
+    let used = a.usage(&key, t0()).await.map_err(err)?;
+    ensure!(
+        used == Decimal::from(limit),
+        "usage must equal the limit, got {used}"
+    );
+    let used_b = b.usage(&key, t0()).await.map_err(err)?;
+    ensure!(
+        used_b == used,
+        "both handles must see the same usage ({used} vs {used_b})"
+    );
+    Ok(())
+}
+
+/// Semantics of [`SeenCallers`].
+pub async fn seen_callers(store: &dyn SeenCallers, prefix: &str) -> Result<(), String> {
+    let b1 = BuyerId::new(format!("{prefix}-b1")).map_err(err)?;
+    let b2 = BuyerId::new(format!("{prefix}-b2")).map_err(err)?;
+    let caller = PhoneNumber::parse("+15125550123").map_err(err)?;
+    ensure!(
+        store.last_seen(&b1, &caller).await.map_err(err)?.is_none(),
+        "unknown caller must be unseen"
+    );
+    store.record(&b1, &caller, t0()).await.map_err(err)?;
+    ensure!(
+        store.last_seen(&b1, &caller).await.map_err(err)? == Some(t0()),
+        "recorded instant must be returned"
+    );
+    store
+        .record(&b1, &caller, t0() - chrono::Duration::days(3))
+        .await
+        .map_err(err)?;
+    ensure!(
+        store.last_seen(&b1, &caller).await.map_err(err)? == Some(t0()),
+        "an older record must not move last_seen back"
+    );
+    let later = t0() + chrono::Duration::hours(5);
+    store.record(&b1, &caller, later).await.map_err(err)?;
+    ensure!(
+        store.last_seen(&b1, &caller).await.map_err(err)? == Some(later),
+        "a newer record must move last_seen forward"
+    );
+    ensure!(
+        store.last_seen(&b2, &caller).await.map_err(err)?.is_none(),
+        "buyers must be independent"
+    );
+    Ok(())
+}
+
+/// Semantics of [`DurationHistory`].
+pub async fn duration_history(history: &dyn DurationHistory, prefix: &str) -> Result<(), String> {
+    let buyer = BuyerId::new(format!("{prefix}-hist")).map_err(err)?;
+    let tx = UsState::parse("TX").map_err(err)?;
+    let keys = vec![
+        HistoryKey {
+            buyer: buyer.clone(),
+            area: AreaKey::AreaCode(512),
+            hour_of_week: Some(15),
+        },
+        HistoryKey {
+            buyer: buyer.clone(),
+            area: AreaKey::State(tx),
+            hour_of_week: Some(15),
+        },
+        HistoryKey {
+            buyer: buyer.clone(),
+            area: AreaKey::Any,
+            hour_of_week: None,
+        },
+    ];
+    let zero = history.stats(&keys).await.map_err(err)?;
+    ensure!(
+        zero == vec![HistoryStats::default(); 3],
+        "unknown keys must read zero, got {zero:?}"
+    );
+    history.record(&keys, true).await.map_err(err)?;
+    history.record(&keys, false).await.map_err(err)?;
+    history.record(&keys[1..], true).await.map_err(err)?;
+    let s = history.stats(&keys).await.map_err(err)?;
+    ensure!(
+        s[0] == HistoryStats {
+            calls: 2,
+            billable: 1
+        },
+        "area-code bucket wrong: {:?}",
+        s[0]
+    );
+    ensure!(
+        s[1] == HistoryStats {
+            calls: 3,
+            billable: 2
+        },
+        "state bucket wrong: {:?}",
+        s[1]
+    );
+    ensure!(
+        s[2] == HistoryStats {
+            calls: 3,
+            billable: 2
+        },
+        "overall bucket wrong: {:?}",
+        s[2]
+    );
+    let reversed: Vec<HistoryKey> = keys.iter().rev().cloned().collect();
+    let r = history.stats(&reversed).await.map_err(err)?;
+    ensure!(
+        r == s.iter().rev().copied().collect::<Vec<_>>(),
+        "stats must follow the order of the keys"
+    );
+    let other = HistoryKey {
+        buyer,
+        area: AreaKey::AreaCode(512),
+        hour_of_week: Some(16),
+    };
+    ensure!(
+        history.stats(&[other]).await.map_err(err)?[0] == HistoryStats::default(),
+        "hours must be independent"
+    );
+    Ok(())
+}
+
+/// Semantics of [`CallLog`]: idempotent appends, order, derived status, exact money.
+pub async fn call_log(log: &dyn CallLog, prefix: &str) -> Result<(), String> {
+    let call = CallId::new(format!("{prefix}-CA1")).map_err(err)?;
+    let buyer = BuyerId::new("buyer-a").map_err(err)?;
+    let price = Money::usd(Decimal::new(4250, 2));
+    let dest = Destination::Phone(PhoneNumber::parse("+15125550199").map_err(err)?);
+    let at = |s: i64| t0() + chrono::Duration::seconds(s);
+    let events = vec![
+        CallEvent::new(
+            call.clone(),
+            at(0),
+            "incoming",
+            CallEventKind::Incoming {
+                caller: Some(PhoneNumber::parse("+15125550123").map_err(err)?),
+                dialed: Some(PhoneNumber::parse("+18005551212").map_err(err)?),
+                campaign: Some(crate::ids::CampaignId::new("spring").map_err(err)?),
+                source: None,
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(5),
+            "ivr:zip",
+            CallEventKind::IvrInput {
+                step: "zip".into(),
+                value: "78701".into(),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(9),
+            "auction",
+            CallEventKind::AuctionStarted {
+                zip: Zip::parse("78701").map_err(err)?,
+                service: ServiceType::new("plumbing").map_err(err)?,
+                eligible: 2,
+                excluded: 1,
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(9),
+            "ping:buyer-a",
+            CallEventKind::PingResult {
+                buyer: buyer.clone(),
+                latency_ms: 120,
+                price: Some(price),
+                reason: None,
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(9),
+            "ping:buyer-b",
+            CallEventKind::PingResult {
+                buyer: BuyerId::new("buyer-b").map_err(err)?,
+                latency_ms: 80,
+                price: None,
+                reason: Some("no buyer".into()),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(10),
+            "winner",
+            CallEventKind::Winner {
+                buyer: buyer.clone(),
+                price,
+                score: Decimal::new(3825, 2),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(10),
+            "accepted",
+            CallEventKind::Accepted {
+                buyer: buyer.clone(),
+                destination: dest.clone(),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(10),
+            "forwarded",
+            CallEventKind::Forwarded {
+                buyer: buyer.clone(),
+                destination: dest.clone(),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(15),
+            "connected",
+            CallEventKind::Connected {
+                buyer: Some(buyer.clone()),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(200),
+            "status:completed",
+            CallEventKind::Completed { duration_secs: 185 },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(201),
+            "recording",
+            CallEventKind::Recording {
+                url: "https://api.twilio.com/rec/RE1".into(),
+            },
+        ),
+        CallEvent::new(
+            call.clone(),
+            at(201),
+            "billing",
+            CallEventKind::Billing {
+                billable: true,
+                revenue: price,
+                payout: Money::usd(Decimal::new(2975, 2)),
+            },
+        ),
+    ];
+    for e in &events {
+        let r = log.append(e).await.map_err(err)?;
+        ensure!(
+            r == AppendOutcome::Recorded,
+            "first append of {} must be recorded, got {r:?}",
+            e.idempotency_key
+        );
+    }
+    // Twilio retries the status callback: recorded once.
+    let r = log.append(&events[9]).await.map_err(err)?;
+    ensure!(
+        r == AppendOutcome::Duplicate,
+        "a repeated idempotency key must be a duplicate, got {r:?}"
+    );
+    let back = log.events(&call).await.map_err(err)?;
+    ensure!(
+        back == events,
+        "events must come back in append order and unchanged"
+    );
+    let rec = log
+        .record(&call)
+        .await
+        .map_err(err)?
+        .ok_or("record missing")?;
+    ensure!(
+        rec.status == CallStatus::Completed,
+        "status must be completed, got {:?}",
+        rec.status
+    );
+    ensure!(
+        rec.revenue == Some(price) && rec.payout == Some(Money::usd(Decimal::new(2975, 2))),
+        "money must be exact"
+    );
+    ensure!(
+        rec.duration_secs == Some(185) && rec.bids == 1 && rec.pinged == 2,
+        "record fields wrong: {rec:?}"
+    );
+    ensure!(
+        rec.zip.map(|z| z.as_u32()) == Some(78701),
+        "zip must be derived"
+    );
+    ensure!(
+        log.record(&CallId::new(format!("{prefix}-none")).map_err(err)?)
+            .await
+            .map_err(err)?
+            .is_none(),
+        "unknown call has no record"
+    );
+
+    // A call nobody bought goes to fallback.
+    let call2 = CallId::new(format!("{prefix}-CA2")).map_err(err)?;
+    log.append(&CallEvent::new(
+        call2.clone(),
+        at(0),
+        "incoming",
+        CallEventKind::Incoming {
+            caller: None,
+            dialed: None,
+            campaign: None,
+            source: None,
+        },
+    ))
+    .await
+    .map_err(err)?;
+    log.append(&CallEvent::new(
+        call2.clone(),
+        at(3),
+        "fallback",
+        CallEventKind::Fallback {
+            kind: "voicemail".into(),
+            reason: "no bids".into(),
+        },
+    ))
+    .await
+    .map_err(err)?;
+    let rec2 = log
+        .record(&call2)
+        .await
+        .map_err(err)?
+        .ok_or("record 2 missing")?;
+    ensure!(
+        rec2.status == CallStatus::Fallback && rec2.fallback.as_deref() == Some("voicemail"),
+        "fallback status wrong: {rec2:?}"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+
+    #[tokio::test]
+    async fn memory_cap_store() {
+        cap_store(&MemoryCapStore::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_cap_store_concurrency() {
+        let s: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
+        cap_store_concurrency(s.clone(), s, "t", 1000, 100)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_seen_callers() {
+        seen_callers(&MemorySeenCallers::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_duration_history() {
+        duration_history(&MemoryDurationHistory::new(), "t")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_call_log() {
+        call_log(&MemoryCallLog::new(), "t").await.unwrap();
+    }
+}

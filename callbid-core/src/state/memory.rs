@@ -1,0 +1,235 @@
+//! In-memory implementations of the state traits: for tests, examples and single-process
+//! deployments that can lose state on restart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::calllog::{AppendOutcome, CallEvent, CallLog, CallRecord};
+use super::{
+    CapStore, DurationHistory, HistoryKey, HistoryStats, ReservationId, ReservationRequest,
+    ReserveOutcome, SeenCallers,
+};
+use crate::error::StateError;
+use crate::ids::{BuyerId, CallId};
+use crate::phone::PhoneNumber;
+
+fn poisoned(operation: &'static str) -> StateError {
+    StateError::Unavailable {
+        store: "memory",
+        operation,
+        message: "lock poisoned by a panic in another thread".into(),
+    }
+}
+
+#[derive(Debug)]
+struct Held {
+    increments: Vec<(String, Decimal)>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// [`CapStore`] in memory. One mutex makes `reserve` atomic.
+#[derive(Debug, Default)]
+pub struct MemoryCapStore {
+    inner: Mutex<BTreeMap<ReservationId, Held>>,
+}
+
+impl MemoryCapStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn usage_of(map: &BTreeMap<ReservationId, Held>, key: &str, now: DateTime<Utc>) -> Decimal {
+    map.values()
+        .filter(|h| h.expires_at.is_none_or(|e| e > now))
+        .flat_map(|h| h.increments.iter())
+        .filter(|(k, _)| k == key)
+        .map(|(_, a)| *a)
+        .sum()
+}
+
+#[async_trait]
+impl CapStore for MemoryCapStore {
+    async fn usage(&self, key: &str, now: DateTime<Utc>) -> Result<Decimal, StateError> {
+        let map = self.inner.lock().map_err(|_| poisoned("usage"))?;
+        Ok(usage_of(&map, key, now))
+    }
+
+    async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, StateError> {
+        let mut map = self.inner.lock().map_err(|_| poisoned("reserve"))?;
+        if map.contains_key(&request.id) {
+            return Ok(ReserveOutcome::Reserved);
+        }
+        for inc in &request.increments {
+            let used = usage_of(&map, &inc.key, request.now);
+            if used + inc.amount > inc.limit {
+                return Ok(ReserveOutcome::Exceeded {
+                    key: inc.key.clone(),
+                    used,
+                    limit: inc.limit,
+                });
+            }
+        }
+        map.insert(
+            request.id.clone(),
+            Held {
+                increments: request
+                    .increments
+                    .iter()
+                    .map(|i| (i.key.clone(), i.amount))
+                    .collect(),
+                expires_at: request.expires_at,
+            },
+        );
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    async fn release(&self, id: &ReservationId) -> Result<bool, StateError> {
+        let mut map = self.inner.lock().map_err(|_| poisoned("release"))?;
+        Ok(map.remove(id).is_some())
+    }
+}
+
+/// [`SeenCallers`] in memory.
+#[derive(Debug, Default)]
+pub struct MemorySeenCallers {
+    inner: Mutex<HashMap<(BuyerId, PhoneNumber), DateTime<Utc>>>,
+}
+
+impl MemorySeenCallers {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SeenCallers for MemorySeenCallers {
+    async fn last_seen(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        let map = self.inner.lock().map_err(|_| poisoned("last_seen"))?;
+        Ok(map.get(&(buyer.clone(), caller.clone())).copied())
+    }
+
+    async fn record(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut map = self.inner.lock().map_err(|_| poisoned("record"))?;
+        let e = map.entry((buyer.clone(), caller.clone())).or_insert(at);
+        if at > *e {
+            *e = at;
+        }
+        Ok(())
+    }
+}
+
+/// [`DurationHistory`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryDurationHistory {
+    inner: Mutex<HashMap<HistoryKey, HistoryStats>>,
+}
+
+impl MemoryDurationHistory {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl DurationHistory for MemoryDurationHistory {
+    async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError> {
+        let mut map = self.inner.lock().map_err(|_| poisoned("record"))?;
+        for k in keys {
+            let s = map.entry(k.clone()).or_default();
+            s.calls += 1;
+            if billable {
+                s.billable += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError> {
+        let map = self.inner.lock().map_err(|_| poisoned("stats"))?;
+        Ok(keys
+            .iter()
+            .map(|k| map.get(k).copied().unwrap_or_default())
+            .collect())
+    }
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    events: HashMap<CallId, Vec<CallEvent>>,
+    keys: HashSet<(CallId, String)>,
+}
+
+/// [`CallLog`] in memory (not durable).
+#[derive(Debug, Default)]
+pub struct MemoryCallLog {
+    inner: Mutex<LogInner>,
+}
+
+impl MemoryCallLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call's record, newest first (for small demos; durable stores have reports).
+    pub fn records(&self) -> Result<Vec<CallRecord>, StateError> {
+        let inner = self.inner.lock().map_err(|_| poisoned("records"))?;
+        let mut v: Vec<CallRecord> = inner
+            .events
+            .values()
+            .filter_map(|e| CallRecord::from_events(e))
+            .collect();
+        v.sort_by(|a, b| {
+            b.received_at
+                .cmp(&a.received_at)
+                .then(a.call_id.cmp(&b.call_id))
+        });
+        Ok(v)
+    }
+}
+
+#[async_trait]
+impl CallLog for MemoryCallLog {
+    async fn append(&self, event: &CallEvent) -> Result<AppendOutcome, StateError> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned("append"))?;
+        if !inner
+            .keys
+            .insert((event.call_id.clone(), event.idempotency_key.clone()))
+        {
+            return Ok(AppendOutcome::Duplicate);
+        }
+        inner
+            .events
+            .entry(event.call_id.clone())
+            .or_default()
+            .push(event.clone());
+        Ok(AppendOutcome::Recorded)
+    }
+
+    async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
+        let inner = self.inner.lock().map_err(|_| poisoned("events"))?;
+        Ok(inner.events.get(call).cloned().unwrap_or_default())
+    }
+
+    async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
+        let events = self.events(call).await?;
+        Ok(CallRecord::from_events(&events))
+    }
+}

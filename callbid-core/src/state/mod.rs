@@ -1,0 +1,209 @@
+//! Stateful checks as async traits, with in-memory implementations.
+//!
+//! `callbid-store` implements the same traits on SQLite and PostgreSQL; one conformance
+//! suite ([`conformance`]) runs against every implementation.
+
+pub mod calllog;
+pub mod conformance;
+mod memory;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::call::CallContext;
+use crate::error::StateError;
+use crate::geo::UsState;
+use crate::ids::BuyerId;
+use crate::phone::PhoneNumber;
+
+pub use calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
+pub use memory::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+
+/// Identifies one cap reservation (unique per winner and call).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReservationId(pub String);
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One counter a reservation adds to, and the limit it must stay within.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterIncrement {
+    /// The counter, e.g. `buyer-a|daily|2026-11-21` (the window is part of the key).
+    pub key: String,
+    /// How much to add (1 for counts, the price for spend).
+    pub amount: Decimal,
+    /// The counter must stay `<=` this after the increment.
+    pub limit: Decimal,
+}
+
+/// A request to reserve several counters at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRequest {
+    /// The reservation's id; reserving the same id twice counts once.
+    pub id: ReservationId,
+    /// Counters to add to, all or none.
+    pub increments: Vec<CounterIncrement>,
+    /// After this instant the reservation no longer counts (used for concurrency caps,
+    /// so a lost "call ended" cannot block a buyer forever). `None`: counts until released.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The current instant (for expiry).
+    pub now: DateTime<Utc>,
+}
+
+/// The result of [`CapStore::reserve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ReserveOutcome {
+    /// All counters were incremented.
+    Reserved,
+    /// Nothing was incremented: this counter would exceed its limit.
+    Exceeded {
+        /// The counter.
+        key: String,
+        /// Its usage before the request.
+        used: Decimal,
+        /// Its limit.
+        limit: Decimal,
+    },
+}
+
+/// Counters for caps. A counter's usage is the sum of the amounts of its reservations
+/// that are neither released nor expired.
+///
+/// `reserve` is atomic: across every handle on the same backing store (several processes
+/// sharing one database), no counter ever exceeds its limit.
+#[async_trait]
+pub trait CapStore: Send + Sync + fmt::Debug {
+    /// Current usage of a counter.
+    async fn usage(&self, key: &str, now: DateTime<Utc>) -> Result<Decimal, StateError>;
+    /// Adds every increment or none. Idempotent per reservation id.
+    async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, StateError>;
+    /// Releases a reservation (a failed accept, or a live call that ended).
+    /// Returns whether it was held. Idempotent.
+    async fn release(&self, id: &ReservationId) -> Result<bool, StateError>;
+}
+
+/// Which callers each buyer has already received, for duplicate-caller windows.
+#[async_trait]
+pub trait SeenCallers: Send + Sync + fmt::Debug {
+    /// When `caller` was last sent to `buyer`, if ever.
+    async fn last_seen(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+    ) -> Result<Option<DateTime<Utc>>, StateError>;
+    /// Notes that `caller` was sent to `buyer` at `at` (keeps the latest instant).
+    async fn record(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+}
+
+/// The geography a duration statistic is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "level", content = "value", rename_all = "snake_case")]
+pub enum AreaKey {
+    /// Every call of the buyer.
+    Any,
+    /// Calls from a state.
+    State(UsState),
+    /// Calls from an area code.
+    AreaCode(u16),
+}
+
+impl fmt::Display for AreaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AreaKey::Any => f.write_str("any"),
+            AreaKey::State(s) => write!(f, "state:{s}"),
+            AreaKey::AreaCode(a) => write!(f, "ac:{a}"),
+        }
+    }
+}
+
+/// A bucket of duration history: buyer × area × optional hour-of-week (in the buyer's zone).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HistoryKey {
+    /// The buyer.
+    pub buyer: BuyerId,
+    /// The area.
+    pub area: AreaKey,
+    /// Hour of the week, 0 = Monday 00:00–00:59 … 167 = Sunday 23:00–23:59; `None` = all hours.
+    pub hour_of_week: Option<u8>,
+}
+
+/// Counts in a history bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryStats {
+    /// Connected calls recorded.
+    pub calls: u64,
+    /// Of those, how many reached the buyer's minimum billable duration.
+    pub billable: u64,
+}
+
+/// Duration history: per bucket, how many calls and how many were billable.
+#[async_trait]
+pub trait DurationHistory: Send + Sync + fmt::Debug {
+    /// Adds one call to every key (`billable` when it reached the minimum duration).
+    async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError>;
+    /// Counts for each key, in order (zeros for unknown keys).
+    async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError>;
+}
+
+/// The hour of the week of `at` in `tz` (0 = Monday 00h).
+pub fn hour_of_week(at: DateTime<Utc>, tz: Tz) -> u8 {
+    let local = at.with_timezone(&tz);
+    // num_days_from_monday() < 7 and hour() < 24, so this fits in a u8.
+    (local.weekday().num_days_from_monday() * 24 + local.hour()) as u8
+}
+
+/// The history keys a call updates and is scored by, most specific first:
+/// area code × hour-of-week, state × hour-of-week, then the buyer overall
+/// (area keys are left out when the call's area code or state is unknown).
+pub fn history_keys(buyer: &BuyerId, call: &CallContext, tz: Tz) -> Vec<HistoryKey> {
+    let how = Some(hour_of_week(call.received_at, tz));
+    let mut keys = Vec::with_capacity(3);
+    let ac = call.caller_area().map(|a| a.area_code);
+    let st = call.state();
+    let k = |area, hour_of_week| HistoryKey {
+        buyer: buyer.clone(),
+        area,
+        hour_of_week,
+    };
+    if let Some(ac) = ac {
+        keys.push(k(AreaKey::AreaCode(ac), how));
+    }
+    if let Some(st) = st {
+        keys.push(k(AreaKey::State(st), how));
+    }
+    keys.push(k(AreaKey::Any, None));
+    keys
+}
+
+/// Records a finished call in the history: billable when `duration >= min_duration`.
+pub async fn record_outcome(
+    history: &dyn DurationHistory,
+    buyer: &BuyerId,
+    tz: Tz,
+    call: &CallContext,
+    duration: Duration,
+    min_duration: Duration,
+) -> Result<bool, StateError> {
+    let billable = duration >= min_duration;
+    history
+        .record(&history_keys(buyer, call, tz), billable)
+        .await?;
+    Ok(billable)
+}
