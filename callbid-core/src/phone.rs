@@ -443,7 +443,11 @@ mod tests {
     #[test]
     fn nanp_national_forms() {
         assert_eq!(
-            PhoneNumber::from_nanp("5555555555").unwrap_err().field,
+            PhoneNumber::from_nanp("5555555555").unwrap().as_str(),
+            "+15555555555"
+        );
+        assert_eq!(
+            PhoneNumber::from_nanp("0555555555").unwrap_err().field,
             "phone number"
         );
         assert_eq!(

@@ -1,2 +1,4 @@
 //! callbid-twilio (work in progress).
 #![deny(missing_docs)]
+
+pub mod twiml;
