@@ -1,0 +1,213 @@
+//! Reading TwiML back into a generic element tree (quick-xml underneath).
+//!
+//! The tree keeps every element and attribute, known or not, so a consumer (the
+//! call simulator, tests) can interpret TwiML produced by any library.
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+/// Why a TwiML document could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TwimlParseError {
+    /// The document is not well-formed XML.
+    #[error("malformed TwiML at byte {position}: {message}")]
+    Xml {
+        /// Byte offset where the reader stopped.
+        position: u64,
+        /// What the XML reader reported.
+        message: String,
+    },
+    /// The root element is not `<Response>`.
+    #[error("TwiML root element is `<{found}>`, expected `<Response>`")]
+    NotResponse {
+        /// The root element's name.
+        found: String,
+    },
+    /// The document has no root element.
+    #[error("TwiML document has no root element")]
+    Empty,
+    /// Content after the root element.
+    #[error("TwiML has content after the closing </Response> at byte {position}")]
+    TrailingContent {
+        /// Byte offset of the extra content.
+        position: u64,
+    },
+}
+
+/// One TwiML element with its attributes, text and children.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Element {
+    /// Element name, e.g. `Gather`.
+    pub name: String,
+    /// Attributes in document order, values unescaped.
+    pub attributes: Vec<(String, String)>,
+    /// Concatenated text content, unescaped (whitespace-only text between child
+    /// elements is dropped).
+    pub text: String,
+    /// Child elements in order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// The value of attribute `name`, if present.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The text content with surrounding whitespace removed.
+    pub fn trimmed_text(&self) -> &str {
+        self.text.trim()
+    }
+}
+
+fn xml_err(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> TwimlParseError {
+    TwimlParseError::Xml {
+        position: reader.buffer_position(),
+        message: e.to_string(),
+    }
+}
+
+fn start_element(reader: &Reader<&[u8]>, e: &BytesStart<'_>) -> Result<Element, TwimlParseError> {
+    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+    let mut attributes = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|err| xml_err(reader, err))?;
+        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+        let value = a
+            .unescape_value()
+            .map_err(|err| xml_err(reader, err))?
+            .into_owned();
+        attributes.push((key, value));
+    }
+    Ok(Element {
+        name,
+        attributes,
+        ..Default::default()
+    })
+}
+
+/// Parses a TwiML document into its root element, which must be `<Response>`.
+///
+/// ```
+/// let root = callbid_twilio::twiml::parse::parse(
+///     r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say voice="alice">Hi &amp; bye</Say><Hangup /></Response>"#,
+/// ).unwrap();
+/// assert_eq!(root.children[0].attr("voice"), Some("alice"));
+/// assert_eq!(root.children[0].text, "Hi & bye");
+/// assert_eq!(root.children[1].name, "Hangup");
+/// ```
+pub fn parse(xml: &str) -> Result<Element, TwimlParseError> {
+    let root = parse_any(xml)?;
+    if root.name != "Response" {
+        return Err(TwimlParseError::NotResponse { found: root.name });
+    }
+    Ok(root)
+}
+
+/// Parses any single-rooted XML document into an element tree.
+pub fn parse_any(xml: &str) -> Result<Element, TwimlParseError> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| xml_err(&reader, e))?;
+        match event {
+            Event::Start(e) => {
+                if root.is_some() {
+                    return Err(TwimlParseError::TrailingContent {
+                        position: reader.buffer_position(),
+                    });
+                }
+                stack.push(start_element(&reader, &e)?);
+            }
+            Event::Empty(e) => {
+                let el = start_element(&reader, &e)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None if root.is_none() => root = Some(el),
+                    None => {
+                        return Err(TwimlParseError::TrailingContent {
+                            position: reader.buffer_position(),
+                        })
+                    }
+                }
+            }
+            Event::End(_) => {
+                let Some(mut el) = stack.pop() else {
+                    return Err(xml_err(&reader, "unexpected closing tag"));
+                };
+                if !el.children.is_empty() && el.text.trim().is_empty() {
+                    el.text.clear();
+                }
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                let text = t.unescape().map_err(|e| xml_err(&reader, e))?;
+                match stack.last_mut() {
+                    Some(el) => el.text.push_str(&text),
+                    None if text.trim().is_empty() => {}
+                    None => {
+                        return Err(xml_err(&reader, "text outside the root element"));
+                    }
+                }
+            }
+            Event::CData(c) => {
+                let text = String::from_utf8_lossy(&c.into_inner()).into_owned();
+                if let Some(el) = stack.last_mut() {
+                    el.text.push_str(&text);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(xml_err(&reader, "document ended inside an element"));
+    }
+    root.ok_or(TwimlParseError::Empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twiml::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rejects_wrong_root_and_garbage() {
+        assert!(matches!(
+            parse("<Foo/>"),
+            Err(TwimlParseError::NotResponse { .. })
+        ));
+        assert!(matches!(parse(""), Err(TwimlParseError::Empty)));
+        assert!(matches!(
+            parse("<Response><Say></Response>"),
+            Err(TwimlParseError::Xml { .. })
+        ));
+        assert!(parse("<Response/><Response/>").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn rendered_text_and_attributes_parse_back(text in any::<String>(), attr in any::<String>()) {
+            // XML 1.0 cannot carry most control characters; Twilio's libraries
+            // emit them unescaped too, so only compare documents XML can hold.
+            let ok = |s: &str| s.chars().all(|c| c == '\t' || c == '\n' || c == '\r' || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'));
+            prop_assume!(ok(&text) && ok(&attr));
+            let xml = VoiceResponse::new().say(Say::new(text.clone()).voice(attr.clone())).to_xml();
+            let root = parse(&xml).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(root.children.len(), 1);
+            let say = &root.children[0];
+            prop_assert_eq!(say.attr("voice"), Some(attr.as_str()));
+            prop_assert_eq!(&say.text, &text);
+        }
+    }
+}
