@@ -1,4 +1,6 @@
 //! callbid-twilio (work in progress).
 #![deny(missing_docs)]
 
+pub mod signature;
 pub mod twiml;
+pub mod webhook;

@@ -16,7 +16,10 @@ fn golden(name: &str) -> String {
 fn check(name: &str, doc: VoiceResponse) {
     let ours = doc.to_xml();
     let theirs = golden(name);
-    assert_eq!(ours, theirs, "\n{name}: ours\n{ours}\ntwilio-python\n{theirs}");
+    assert_eq!(
+        ours, theirs,
+        "\n{name}: ours\n{ours}\ntwilio-python\n{theirs}"
+    );
     // The parser reads our output back to the same shape.
     let root = parse::parse(&ours).expect("rendered TwiML parses");
     assert_eq!(root.children.len(), doc.verbs().len(), "{name}");

@@ -1,0 +1,461 @@
+//! Verifying `X-Twilio-Signature`, exactly as Twilio's helper libraries do.
+//!
+//! The signed string is the full URL Twilio requested followed, for form POSTs,
+//! by every parameter name in sorted order, each followed by its values (sorted,
+//! de-duplicated) with no separators. It is signed with HMAC-SHA1 and the auth
+//! token (or HMAC-SHA256 and a SharedKey secret, see [`SignatureAlgorithm`]) and
+//! base64-encoded with padding. Because Twilio's own signing is inconsistent
+//! about ports and query encoding, a signature is accepted for any of:
+//! the URL with its port removed, the URL with the scheme's default port added
+//! (`:443` / `:80`), and each of those with the query re-encoded the WHATWG way
+//! (`'` → `%27`, as twilio-node does). Signatures are compared in constant time.
+//!
+//! JSON bodies: Twilio appends `bodySHA256=<hex sha256 of the body>` to the query
+//! and signs the URL with no parameters; [`RequestValidator::validate_body`] also
+//! checks the hash.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Digest as _;
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+/// The request header carrying the signature.
+pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+/// The header naming the SharedKey and algorithm, when Twilio signs with a SharedKey.
+pub const SIGNATURE_SETTINGS_HEADER: &str = "X-Twilio-Webhooks-Signature-Settings";
+
+/// Why a request failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// The URL to check is not an absolute http(s) URL.
+    #[error("cannot verify signature: invalid URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No signature header was present.
+    #[error("request has no X-Twilio-Signature header")]
+    MissingSignature,
+    /// The signature matches none of the accepted URL variants.
+    #[error("X-Twilio-Signature `{signature}` does not match the request to `{url}`")]
+    Mismatch {
+        /// The URL the signature was checked against.
+        url: String,
+        /// The signature received.
+        signature: String,
+    },
+    /// JSON body: the query has no `bodySHA256` parameter.
+    #[error("JSON webhook URL `{url}` has no bodySHA256 query parameter")]
+    MissingBodyHash {
+        /// The URL given.
+        url: String,
+    },
+    /// JSON body: `bodySHA256` does not match the body.
+    #[error("bodySHA256 `{expected}` in the URL does not match the body's SHA-256 `{actual}`")]
+    BodyHashMismatch {
+        /// The hash from the URL.
+        expected: String,
+        /// The hash of the body received.
+        actual: String,
+    },
+    /// The settings header names an algorithm this validator does not implement.
+    #[error(
+        "unsupported webhook signature algorithm `{algorithm}` (supported: HMAC_SHA1, HMAC_SHA256)"
+    )]
+    UnsupportedAlgorithm {
+        /// The algorithm named.
+        algorithm: String,
+    },
+    /// The request is signed with a SharedKey but none is configured.
+    #[error("request is signed with {algorithm} (SharedKey `{key_id}`) but no SharedKey secret is configured")]
+    NoSharedKey {
+        /// The algorithm named in the settings header.
+        algorithm: SignatureAlgorithm,
+        /// The `key=` value of the settings header, if any.
+        key_id: String,
+    },
+}
+
+/// The HMAC used to sign a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SignatureAlgorithm {
+    /// Legacy: HMAC-SHA1 with the account's auth token.
+    #[default]
+    HmacSha1,
+    /// HMAC-SHA256 with a SharedKey secret.
+    HmacSha256,
+}
+
+impl fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureAlgorithm::HmacSha1 => "HMAC_SHA1",
+            SignatureAlgorithm::HmacSha256 => "HMAC_SHA256",
+        })
+    }
+}
+
+impl SignatureAlgorithm {
+    /// Parses an algorithm name (case-insensitive), e.g. `HMAC_SHA256`.
+    pub fn from_name(name: &str) -> Result<Self, SignatureError> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "HMAC_SHA1" => Ok(SignatureAlgorithm::HmacSha1),
+            "HMAC_SHA256" => Ok(SignatureAlgorithm::HmacSha256),
+            _ => Err(SignatureError::UnsupportedAlgorithm {
+                algorithm: name.to_owned(),
+            }),
+        }
+    }
+
+    /// Reads the `X-Twilio-Webhooks-Signature-Settings` header
+    /// (`key=<id>,algorithm=<name>`). A missing header, or one without a
+    /// non-empty `algorithm=`, means HMAC-SHA1 with the auth token; an unknown
+    /// algorithm is an error (twilio-python 9.13 `get_signature_algorithm`).
+    pub fn from_settings_header(header: Option<&str>) -> Result<Self, SignatureError> {
+        match settings_field(header, "algorithm") {
+            Some(name) => Self::from_name(name),
+            None => Ok(SignatureAlgorithm::HmacSha1),
+        }
+    }
+}
+
+/// The value of `name=` in a settings header, trimmed, if present and non-empty.
+pub(crate) fn settings_field<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?.split(',').find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        (k.trim() == name && !v.trim().is_empty()).then(|| v.trim())
+    })
+}
+
+/// Computes and checks Twilio webhook signatures with one secret (the auth
+/// token, or a SharedKey secret for HMAC-SHA256).
+///
+/// ```
+/// use callbid_twilio::signature::RequestValidator;
+/// let v = RequestValidator::new("12345");
+/// let params = [
+///     ("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675309"), ("Digits", "1234"),
+///     ("From", "+14158675309"), ("To", "+18005551212"),
+/// ];
+/// assert!(v.validate("https://mycompany.com/myapp.php?foo=1&bar=2", &params, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
+/// ```
+#[derive(Clone)]
+pub struct RequestValidator {
+    secret: Vec<u8>,
+}
+
+impl fmt::Debug for RequestValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestValidator")
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl RequestValidator {
+    /// A validator for webhooks signed with `secret` (the auth token, or a
+    /// SharedKey secret).
+    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        RequestValidator {
+            secret: secret.as_ref().to_vec(),
+        }
+    }
+
+    /// The signature Twilio sends for a request to exactly `url` with form
+    /// `params` (HMAC-SHA1).
+    pub fn compute_signature<K, V>(&self, url: &str, params: &[(K, V)]) -> String
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.compute_signature_with(url, params, SignatureAlgorithm::HmacSha1)
+    }
+
+    /// [`compute_signature`](Self::compute_signature) with a chosen algorithm.
+    pub fn compute_signature_with<K, V>(
+        &self,
+        url: &str,
+        params: &[(K, V)],
+        algorithm: SignatureAlgorithm,
+    ) -> String
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let data = signed_string(url, params);
+        BASE64.encode(self.mac(algorithm, data.as_bytes()))
+    }
+
+    fn mac(&self, algorithm: SignatureAlgorithm, data: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail; the
+        // fallback keeps this path panic-free regardless.
+        match algorithm {
+            SignatureAlgorithm::HmacSha1 => {
+                match Hmac::<sha1::Sha1>::new_from_slice(&self.secret) {
+                    Ok(mut m) => {
+                        m.update(data);
+                        m.finalize().into_bytes().to_vec()
+                    }
+                    Err(_) => Vec::new(),
+                }
+            }
+            SignatureAlgorithm::HmacSha256 => {
+                match Hmac::<sha2::Sha256>::new_from_slice(&self.secret) {
+                    Ok(mut m) => {
+                        m.update(data);
+                        m.finalize().into_bytes().to_vec()
+                    }
+                    Err(_) => Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// `true` when `signature` is valid for a form request to `url` (HMAC-SHA1).
+    pub fn validate<K, V>(&self, url: &str, params: &[(K, V)], signature: &str) -> bool
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.check(url, params, signature, SignatureAlgorithm::HmacSha1)
+            .is_ok()
+    }
+
+    /// Checks a form request's signature, saying why it failed.
+    pub fn check<K, V>(
+        &self,
+        url: &str,
+        params: &[(K, V)],
+        signature: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<(), SignatureError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let variants = url_variants(url)?;
+        let mut ok = subtle::Choice::from(0u8);
+        for candidate in &variants {
+            let expected = self.compute_signature_with(candidate, params, algorithm);
+            ok |= ct_eq(&expected, signature);
+        }
+        if bool::from(ok) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch {
+                url: url.to_owned(),
+                signature: signature.to_owned(),
+            })
+        }
+    }
+
+    /// `true` when `signature` and the `bodySHA256` query parameter are valid
+    /// for a JSON request to `url` with raw `body` (HMAC-SHA1).
+    pub fn validate_body(&self, url: &str, body: &[u8], signature: &str) -> bool {
+        self.check_body(url, body, signature, SignatureAlgorithm::HmacSha1)
+            .is_ok()
+    }
+
+    /// Checks a JSON request: the URL's `bodySHA256` must equal the hex SHA-256
+    /// of `body`, and the signature must be valid for the URL with no parameters.
+    pub fn check_body(
+        &self,
+        url: &str,
+        body: &[u8],
+        signature: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<(), SignatureError> {
+        let parsed = parse_http_url(url)?;
+        let expected = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "bodySHA256")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| SignatureError::MissingBodyHash {
+                url: url.to_owned(),
+            })?;
+        let actual = body_sha256(body);
+        let hash_ok = ct_eq(&actual, &expected);
+        let sig = self.check(url, &[] as &[(&str, &str)], signature, algorithm);
+        if !bool::from(hash_ok) {
+            return Err(SignatureError::BodyHashMismatch { expected, actual });
+        }
+        sig
+    }
+}
+
+/// Hex SHA-256 of a request body, as Twilio puts in `bodySHA256`.
+pub fn body_sha256(body: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(body))
+}
+
+fn ct_eq(a: &str, b: &str) -> subtle::Choice {
+    if a.len() != b.len() {
+        return subtle::Choice::from(0u8);
+    }
+    a.as_bytes().ct_eq(b.as_bytes())
+}
+
+/// The string Twilio signs: URL, then sorted names each with sorted unique values.
+pub fn signed_string<K, V>(url: &str, params: &[(K, V)]) -> String
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut s = String::with_capacity(
+        url.len() + pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+    );
+    s.push_str(url);
+    for (k, v) in pairs {
+        s.push_str(k);
+        s.push_str(v);
+    }
+    s
+}
+
+fn parse_http_url(url: &str) -> Result<url::Url, SignatureError> {
+    let parsed = url::Url::parse(url).map_err(|e| SignatureError::InvalidUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(SignatureError::InvalidUrl {
+            url: url.to_owned(),
+            reason: format!("scheme `{}` is not http or https", parsed.scheme()),
+        });
+    }
+    Ok(parsed)
+}
+
+/// The URL split at the port, keeping every other byte as given.
+struct Split<'a> {
+    /// `scheme://userinfo@host`
+    head: &'a str,
+    /// The port digits, if present.
+    port: Option<&'a str>,
+    /// Path, query and fragment.
+    tail: &'a str,
+}
+
+fn split_port(url: &str) -> Option<Split<'_>> {
+    let scheme_end = url.find("://")? + 3;
+    let rest = &url[scheme_end..];
+    let auth_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..auth_len];
+    let host_start = authority.rfind('@').map_or(0, |i| i + 1);
+    let hostport = &authority[host_start..];
+    // IPv6 literals: the port colon comes after `]`.
+    let search_from = hostport.rfind(']').map_or(0, |i| i + 1);
+    let port_colon = hostport[search_from..].rfind(':').map(|i| i + search_from);
+    let authority_start = scheme_end + host_start;
+    match port_colon {
+        Some(c) => {
+            let port = &hostport[c + 1..];
+            Some(Split {
+                head: &url[..authority_start + c],
+                port: (!port.is_empty()).then_some(port),
+                tail: &url[scheme_end + auth_len..],
+            })
+        }
+        None => Some(Split {
+            head: &url[..authority_start + hostport.len()],
+            port: None,
+            tail: &url[scheme_end + auth_len..],
+        }),
+    }
+}
+
+/// The URL strings a signature is checked against: without port, with the
+/// default port, and each with the WHATWG-re-encoded query.
+pub fn url_variants(url: &str) -> Result<Vec<String>, SignatureError> {
+    let parsed = parse_http_url(url)?;
+    let split = split_port(url).ok_or_else(|| SignatureError::InvalidUrl {
+        url: url.to_owned(),
+        reason: "no `://` after the scheme".to_owned(),
+    })?;
+    let default_port = if parsed.scheme() == "https" {
+        "443"
+    } else {
+        "80"
+    };
+    let (without, with) = match split.port {
+        Some(_) => (format!("{}{}", split.head, split.tail), url.to_owned()),
+        None => (
+            url.to_owned(),
+            format!("{}:{}{}", split.head, default_port, split.tail),
+        ),
+    };
+    let mut out = vec![without, with];
+    // twilio-node also accepts the query as `new URL()` re-encodes it.
+    if let Some(q) = parsed.query() {
+        let reencoded: Vec<String> = out.iter().filter_map(|u| replace_query(u, q)).collect();
+        for r in reencoded {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `url` with its raw query replaced by `query`.
+fn replace_query(url: &str, query: &str) -> Option<String> {
+    let q = url.find('?')?;
+    let end = url[q..].find('#').map_or(url.len(), |i| q + i);
+    Some(format!("{}?{}{}", &url[..q], query, &url[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_cover_ports_and_userinfo() {
+        let v = url_variants("https://user:pass@mycompany.com/myapp.php?foo=1").unwrap();
+        assert_eq!(v[0], "https://user:pass@mycompany.com/myapp.php?foo=1");
+        assert_eq!(v[1], "https://user:pass@mycompany.com:443/myapp.php?foo=1");
+        let v = url_variants("http://[::1]:8080/x").unwrap();
+        assert_eq!(v, ["http://[::1]/x", "http://[::1]:8080/x"]);
+        let v = url_variants("http://h/x?a='b'#f").unwrap();
+        assert!(v.contains(&"http://h/x?a=%27b%27#f".to_owned()), "{v:?}");
+    }
+
+    #[test]
+    fn bad_urls_and_algorithms_are_named() {
+        let e = url_variants("ftp://x/").unwrap_err();
+        assert!(e.to_string().contains("ftp://x/"), "{e}");
+        assert!(url_variants("not a url").is_err());
+        let e = SignatureAlgorithm::from_settings_header(Some("key=k1,algorithm=HMAC_MD5"))
+            .unwrap_err();
+        assert!(e.to_string().contains("HMAC_MD5"), "{e}");
+        assert_eq!(
+            SignatureAlgorithm::from_settings_header(Some("key=k1")).unwrap(),
+            SignatureAlgorithm::HmacSha1
+        );
+        assert_eq!(
+            SignatureAlgorithm::from_settings_header(Some("key=k1, algorithm=hmac_sha256"))
+                .unwrap(),
+            SignatureAlgorithm::HmacSha256
+        );
+        assert_eq!(
+            SignatureAlgorithm::from_settings_header(None).unwrap(),
+            SignatureAlgorithm::HmacSha1
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        assert!(!format!("{:?}", RequestValidator::new("topsecret")).contains("topsecret"));
+    }
+}

@@ -1,0 +1,370 @@
+//! Typed voice webhook requests as Twilio posts them
+//! (`application/x-www-form-urlencoded`, PascalCase names).
+//!
+//! Every type keeps the parameters it does not name in `extra`, so nothing
+//! Twilio sends is lost. Parse a body with [`parse_form`]; get the raw pairs for
+//! signature checking with [`form_pairs`].
+
+use crate::twiml::wire_enum;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+wire_enum! {
+    /// A call's status, as in `CallStatus` (note the hyphens).
+    pub enum CallStatus {
+        Queued = "queued", Initiated = "initiated", Ringing = "ringing", InProgress = "in-progress",
+        Completed = "completed", Busy = "busy", Failed = "failed", NoAnswer = "no-answer",
+        Canceled = "canceled",
+    }
+}
+
+wire_enum! {
+    /// The outcome of a `<Dial>` (`DialCallStatus` posted to its action).
+    pub enum DialCallStatus {
+        Completed = "completed", Answered = "answered", Busy = "busy", NoAnswer = "no-answer",
+        Failed = "failed", Canceled = "canceled",
+    }
+}
+
+wire_enum! {
+    /// `Direction` of a call.
+    pub enum Direction {
+        Inbound = "inbound", OutboundApi = "outbound-api", OutboundDial = "outbound-dial",
+        TrunkingOriginating = "trunking-originating", TrunkingTerminating = "trunking-terminating",
+    }
+}
+
+wire_enum! {
+    /// `RecordingStatus` in a recording status callback.
+    pub enum RecordingStatus {
+        InProgress = "in-progress", Completed = "completed", Absent = "absent", Failed = "failed",
+    }
+}
+
+/// Why a webhook body could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The form did not match the expected request type.
+    #[error("invalid {kind} webhook form: {message}")]
+    InvalidForm {
+        /// The request type being parsed, e.g. `GatherRequest`.
+        kind: &'static str,
+        /// What was wrong (names the field and value where known).
+        message: String,
+    },
+}
+
+/// Parses a form body into one of the request types here (or your own serde type).
+///
+/// ```
+/// use callbid_twilio::webhook::{parse_form, GatherRequest, CallStatus};
+/// let g: GatherRequest = parse_form(b"CallSid=CA1&AccountSid=AC1&CallStatus=in-progress&Digits=78701&Foo=bar").unwrap();
+/// assert_eq!(g.digits.as_deref(), Some("78701"));
+/// assert_eq!(g.call.call_status, Some(CallStatus::InProgress));
+/// assert_eq!(g.extra["Foo"], "bar");
+/// ```
+pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| WebhookError::InvalidForm {
+        kind: short_type_name::<T>(),
+        message: e.to_string(),
+    })
+}
+
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// The decoded `(name, value)` pairs of a form body, duplicates kept in order,
+/// as the signature check needs them.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// Deserializes an optional number that arrives as a form string.
+fn opt_num<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid number `{v}`: {e}"))),
+    }
+}
+
+/// Parameters Twilio sends with every voice request.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct CallFields {
+    /// `CallSid`.
+    pub call_sid: String,
+    /// `AccountSid`.
+    pub account_sid: String,
+    /// `From` (caller).
+    pub from: Option<String>,
+    /// `To` (dialled number).
+    pub to: Option<String>,
+    /// `CallStatus`.
+    pub call_status: Option<CallStatus>,
+    /// `ApiVersion`.
+    pub api_version: Option<String>,
+    /// `Direction`.
+    pub direction: Option<Direction>,
+    /// `ForwardedFrom`.
+    pub forwarded_from: Option<String>,
+    /// `CallerName` (CNAM, when enabled).
+    pub caller_name: Option<String>,
+    /// `ParentCallSid` (for child legs).
+    pub parent_call_sid: Option<String>,
+    /// `CallToken`.
+    pub call_token: Option<String>,
+}
+
+/// The initial voice webhook (a call arrives).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VoiceRequest {
+    /// Common call parameters.
+    #[serde(flatten)]
+    pub call: CallFields,
+    /// Every other parameter (FromCity, ToZip, StirVerstat, …).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// What `<Gather>` posts to its action.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct GatherRequest {
+    /// `Digits` pressed (DTMF input).
+    pub digits: Option<String>,
+    /// `SpeechResult` (speech input).
+    pub speech_result: Option<String>,
+    /// `Confidence` of the speech result, 0.0–1.0.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub confidence: Option<f64>,
+    /// Common call parameters.
+    #[serde(flatten)]
+    pub call: CallFields,
+    /// Every other parameter.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// What `<Dial action>` receives when the dialled leg ends.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct DialActionRequest {
+    /// `DialCallStatus`.
+    pub dial_call_status: Option<DialCallStatus>,
+    /// `DialCallSid` of the dialled leg.
+    pub dial_call_sid: Option<String>,
+    /// `DialCallDuration` in seconds.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub dial_call_duration: Option<u64>,
+    /// `RecordingUrl`, when the Dial was recorded.
+    pub recording_url: Option<String>,
+    /// Common call parameters.
+    #[serde(flatten)]
+    pub call: CallFields,
+    /// Every other parameter.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// What `<Record action>` receives.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct RecordActionRequest {
+    /// `RecordingUrl` (append `.mp3` or `.wav` to download).
+    pub recording_url: Option<String>,
+    /// `RecordingSid`.
+    pub recording_sid: Option<String>,
+    /// `RecordingDuration` in seconds.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub recording_duration: Option<u64>,
+    /// `Digits`: the key that ended the recording, or `hangup`.
+    pub digits: Option<String>,
+    /// Common call parameters.
+    #[serde(flatten)]
+    pub call: CallFields,
+    /// Every other parameter.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// A call status callback (`statusCallback`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct StatusCallbackRequest {
+    /// `CallDuration` in seconds (on `completed`).
+    #[serde(default, deserialize_with = "opt_num")]
+    pub call_duration: Option<u64>,
+    /// `Duration` in minutes (rounded up, legacy).
+    #[serde(default, deserialize_with = "opt_num")]
+    pub duration: Option<u64>,
+    /// `Timestamp` (RFC 2822).
+    pub timestamp: Option<String>,
+    /// `CallbackSource`, e.g. `call-progress-events`.
+    pub callback_source: Option<String>,
+    /// `SequenceNumber` of this event.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub sequence_number: Option<u64>,
+    /// `SipResponseCode`.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub sip_response_code: Option<u16>,
+    /// Common call parameters.
+    #[serde(flatten)]
+    pub call: CallFields,
+    /// Every other parameter.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// A recording status callback (`recordingStatusCallback`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct RecordingStatusRequest {
+    /// `AccountSid`.
+    pub account_sid: String,
+    /// `CallSid`.
+    pub call_sid: Option<String>,
+    /// `RecordingSid`.
+    pub recording_sid: String,
+    /// `RecordingUrl`.
+    pub recording_url: Option<String>,
+    /// `RecordingStatus`.
+    pub recording_status: RecordingStatus,
+    /// `RecordingDuration` in seconds.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub recording_duration: Option<u64>,
+    /// `RecordingChannels`.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub recording_channels: Option<u8>,
+    /// `RecordingSource`, e.g. `DialVerb`, `RecordVerb`.
+    pub recording_source: Option<String>,
+    /// `RecordingStartTime`.
+    pub recording_start_time: Option<String>,
+    /// `ErrorCode` when the recording failed.
+    pub error_code: Option<String>,
+    /// Every other parameter.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INITIAL: &[u8] = b"AccountSid=AC0123&ApiVersion=2010-04-01&CallSid=CA42&CallStatus=ringing&Called=%2B18005551212&Caller=%2B14158675309&Direction=inbound&From=%2B14158675309&FromCity=AUSTIN&To=%2B18005551212";
+
+    #[test]
+    fn initial_call_keeps_unknown_fields() {
+        let r: VoiceRequest = parse_form(INITIAL).unwrap();
+        assert_eq!(r.call.call_sid, "CA42");
+        assert_eq!(r.call.from.as_deref(), Some("+14158675309"));
+        assert_eq!(r.call.call_status, Some(CallStatus::Ringing));
+        assert_eq!(r.call.direction, Some(Direction::Inbound));
+        assert_eq!(r.extra.get("FromCity").map(String::as_str), Some("AUSTIN"));
+        assert_eq!(
+            r.extra.get("Caller").map(String::as_str),
+            Some("+14158675309")
+        );
+        assert!(!r.extra.contains_key("CallSid"));
+    }
+
+    #[test]
+    fn every_call_status_including_hyphenated() {
+        for s in CallStatus::ALL {
+            let body = format!("CallSid=CA1&AccountSid=AC1&CallStatus={s}&CallDuration=17");
+            let r: StatusCallbackRequest = parse_form(body.as_bytes()).unwrap();
+            assert_eq!(r.call.call_status, Some(*s));
+            assert_eq!(r.call_duration, Some(17));
+        }
+        assert_eq!("no-answer".parse::<CallStatus>(), Ok(CallStatus::NoAnswer));
+        assert_eq!(
+            "in-progress".parse::<CallStatus>(),
+            Ok(CallStatus::InProgress)
+        );
+    }
+
+    #[test]
+    fn dial_action_and_record_action() {
+        let d: DialActionRequest = parse_form(
+            b"CallSid=CA1&AccountSid=AC1&DialCallStatus=no-answer&DialCallSid=CA2&DialCallDuration=0",
+        )
+        .unwrap();
+        assert_eq!(d.dial_call_status, Some(DialCallStatus::NoAnswer));
+        assert_eq!(d.dial_call_duration, Some(0));
+        let r: RecordActionRequest = parse_form(
+            b"CallSid=CA1&AccountSid=AC1&RecordingUrl=https%3A%2F%2Fapi.twilio.com%2Fr%2FRE1&RecordingDuration=12&Digits=hangup",
+        )
+        .unwrap();
+        assert_eq!(
+            r.recording_url.as_deref(),
+            Some("https://api.twilio.com/r/RE1")
+        );
+        assert_eq!(r.recording_duration, Some(12));
+        let g: GatherRequest =
+            parse_form(b"CallSid=CA1&AccountSid=AC1&SpeechResult=plumbing+please&Confidence=0.93")
+                .unwrap();
+        assert_eq!(g.speech_result.as_deref(), Some("plumbing please"));
+        assert_eq!(g.confidence, Some(0.93));
+        let rs: RecordingStatusRequest = parse_form(
+            b"AccountSid=AC1&CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed&RecordingDuration=3&RecordingChannels=2&RecordingSource=DialVerb",
+        )
+        .unwrap();
+        assert_eq!(rs.recording_status, RecordingStatus::Completed);
+        assert_eq!(rs.recording_channels, Some(2));
+    }
+
+    #[test]
+    fn bad_input_names_type_field_and_value() {
+        let e = parse_form::<StatusCallbackRequest>(
+            b"CallSid=CA1&AccountSid=AC1&CallStatus=ringing-ish",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("StatusCallbackRequest") && e.contains("ringing-ish"),
+            "{e}"
+        );
+        let e = parse_form::<StatusCallbackRequest>(b"CallSid=CA1&AccountSid=AC1&CallDuration=abc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("abc"), "{e}");
+        let e = parse_form::<VoiceRequest>(b"AccountSid=AC1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CallSid"), "{e}");
+    }
+
+    #[test]
+    fn form_pairs_keep_duplicates() {
+        let p = form_pairs(b"Digits=1&Digits=2&A=%2B1+2");
+        assert_eq!(
+            p,
+            [
+                ("Digits".into(), "1".into()),
+                ("Digits".into(), "2".into()),
+                ("A".into(), "+1 2".into())
+            ]
+        );
+    }
+}
