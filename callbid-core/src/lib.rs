@@ -8,11 +8,13 @@
 
 pub mod buyer;
 pub mod call;
+pub mod entry;
 pub mod error;
 pub mod geo;
 pub mod ids;
 pub mod money;
 pub mod phone;
+pub mod rules;
 pub mod state;
 pub mod zip;
 
@@ -21,6 +23,7 @@ pub use buyer::{
     PingReply,
 };
 pub use call::CallContext;
+pub use entry::BuyerEntry;
 pub use error::{StateError, ValidationError};
 pub use geo::{area_code_info, zip_state, AreaCodeInfo, UsState};
 pub use ids::{BuyerId, CallId, CampaignId, ServiceType, SourceId};
