@@ -4,3 +4,4 @@
 pub mod signature;
 pub mod twiml;
 pub mod webhook;
+pub mod rest;

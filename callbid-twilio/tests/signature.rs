@@ -2,7 +2,9 @@
 //! twilio-node `validation.spec.js`, auth token `12345`), the SharedKey variant,
 //! and a property test over random URLs and parameters.
 
-use callbid_twilio::signature::{body_sha256, RequestValidator, SignatureAlgorithm, SignatureError};
+use callbid_twilio::signature::{
+    body_sha256, RequestValidator, SignatureAlgorithm, SignatureError,
+};
 use proptest::prelude::*;
 
 const TOKEN: &str = "12345";
@@ -26,7 +28,10 @@ fn v() -> RequestValidator {
 
 #[test]
 fn computes_the_reference_signature() {
-    assert_eq!(v().compute_signature(URL, &params()), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    assert_eq!(
+        v().compute_signature(URL, &params()),
+        "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    );
     assert!(v().validate(URL, &params(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
 }
 
@@ -49,7 +54,10 @@ fn custom_port_is_stripped() {
 #[test]
 fn default_https_port_signature() {
     let with = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
-    assert_eq!(v().compute_signature(with, &params()), "kvajT1Ptam85bY51eRf/AJRuM3w=");
+    assert_eq!(
+        v().compute_signature(with, &params()),
+        "kvajT1Ptam85bY51eRf/AJRuM3w="
+    );
     // Twilio signed with :443; the app sees the URL without it, and vice versa.
     assert!(v().validate(URL, &params(), "kvajT1Ptam85bY51eRf/AJRuM3w="));
     assert!(v().validate(with, &params(), "kvajT1Ptam85bY51eRf/AJRuM3w="));
@@ -60,7 +68,10 @@ fn default_https_port_signature() {
 fn default_http_port_signature() {
     let with = "http://mycompany.com:80/myapp.php?foo=1&bar=2";
     let without = "http://mycompany.com/myapp.php?foo=1&bar=2";
-    assert_eq!(v().compute_signature(with, &params()), "0ZXoZLH/DfblKGATFgpif+LLRf4=");
+    assert_eq!(
+        v().compute_signature(with, &params()),
+        "0ZXoZLH/DfblKGATFgpif+LLRf4="
+    );
     assert!(v().validate(without, &params(), "0ZXoZLH/DfblKGATFgpif+LLRf4="));
     assert!(v().validate(with, &params(), "0ZXoZLH/DfblKGATFgpif+LLRf4="));
 }
@@ -68,7 +79,10 @@ fn default_http_port_signature() {
 #[test]
 fn custom_http_port_signature() {
     let url = "http://mycompany.com:1234/myapp.php?foo=1&bar=2";
-    assert_eq!(v().compute_signature(url, &params()), "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=");
+    assert_eq!(
+        v().compute_signature(url, &params()),
+        "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="
+    );
     assert!(v().validate(url, &params(), "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="));
 }
 
@@ -81,7 +95,10 @@ fn multi_valued_parameters_sorted_and_deduplicated() {
         ("Digits", "1234"),
         ("Digits", "1234"),
     ];
-    assert_eq!(v().compute_signature(URL, &p), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
+    assert_eq!(
+        v().compute_signature(URL, &p),
+        "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+    );
     assert!(v().validate(URL, &p, "IK+Dwps556ElfBT0I3Rgjkr1wJU="));
     // Order of arrival does not matter.
     let mut rev = p;
@@ -99,11 +116,21 @@ fn json_body_with_body_sha256() {
     );
     assert!(v().validate_body(&url, BODY.as_bytes(), "a9nBmqA0ju/hNViExpshrM61xv4="));
     let e = v()
-        .check_body(&url, b"{}", "a9nBmqA0ju/hNViExpshrM61xv4=", SignatureAlgorithm::HmacSha1)
+        .check_body(
+            &url,
+            b"{}",
+            "a9nBmqA0ju/hNViExpshrM61xv4=",
+            SignatureAlgorithm::HmacSha1,
+        )
         .unwrap_err();
     assert!(matches!(e, SignatureError::BodyHashMismatch { .. }), "{e}");
     let e = v()
-        .check_body(URL, BODY.as_bytes(), "a9nBmqA0ju/hNViExpshrM61xv4=", SignatureAlgorithm::HmacSha1)
+        .check_body(
+            URL,
+            BODY.as_bytes(),
+            "a9nBmqA0ju/hNViExpshrM61xv4=",
+            SignatureAlgorithm::HmacSha1,
+        )
         .unwrap_err();
     assert!(matches!(e, SignatureError::MissingBodyHash { .. }), "{e}");
 }
@@ -118,7 +145,10 @@ fn json_body_only_query_parameter() {
 #[test]
 fn userinfo_is_kept() {
     let url = "https://user:pass@mycompany.com/myapp.php?foo=1&bar=2";
-    assert_eq!(v().compute_signature(url, &params()), "CukzLTc1tT5dXEDIHm/tKBanW10=");
+    assert_eq!(
+        v().compute_signature(url, &params()),
+        "CukzLTc1tT5dXEDIHm/tKBanW10="
+    );
     assert!(v().validate(url, &params(), "CukzLTc1tT5dXEDIHm/tKBanW10="));
 }
 
@@ -126,7 +156,10 @@ fn userinfo_is_kept() {
 fn whatwg_reencoded_query() {
     let raw = format!("{URL}&Body=It's+amazing");
     let encoded = format!("{URL}&Body=It%27s+amazing");
-    assert_eq!(v().compute_signature(&encoded, &params()), "TfZzewPq8wqrGlMfyAud8+/IvJ0=");
+    assert_eq!(
+        v().compute_signature(&encoded, &params()),
+        "TfZzewPq8wqrGlMfyAud8+/IvJ0="
+    );
     assert!(v().validate(&raw, &params(), "TfZzewPq8wqrGlMfyAud8+/IvJ0="));
 }
 
@@ -135,10 +168,15 @@ fn shared_key_hmac_sha256() {
     let key = RequestValidator::new("shared-key-secret");
     let sig = key.compute_signature_with(URL, &params(), SignatureAlgorithm::HmacSha256);
     assert_eq!(sig.len(), 44, "base64 of 32 bytes");
-    let alg = SignatureAlgorithm::from_settings_header(Some("key=webhooks_sharedkey_1,algorithm=HMAC_SHA256")).unwrap();
+    let alg = SignatureAlgorithm::from_settings_header(Some(
+        "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+    ))
+    .unwrap();
     assert!(key.check(URL, &params(), &sig, alg).is_ok());
     // Not valid as SHA-1, nor with another secret.
-    assert!(key.check(URL, &params(), &sig, SignatureAlgorithm::HmacSha1).is_err());
+    assert!(key
+        .check(URL, &params(), &sig, SignatureAlgorithm::HmacSha1)
+        .is_err());
     assert!(v().check(URL, &params(), &sig, alg).is_err());
 }
 

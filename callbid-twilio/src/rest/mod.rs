@@ -1,0 +1,501 @@
+//! A hand-written client for the parts of Twilio's REST API callbid uses:
+//! calls, a call's recordings, phone number search and purchase, and Lookup v2.
+//!
+//! Requests are form encoded with PascalCase keys and arrays as repeated keys;
+//! authentication is HTTP Basic with the auth token or an API key (`SK…`), the
+//! account SID always in the path. Failed calls return [`RestError`] with
+//! Twilio's code, message, more_info and status, or the raw body. Retries follow
+//! [`RetryConfig`]. Lists are `Stream`s that follow `next_page_uri`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), callbid_twilio::rest::RestError> {
+//! use callbid_twilio::rest::{Client, CreateCall, CallInstructions};
+//! let client = Client::builder("AC0123456789abcdef0123456789abcdef")
+//!     .auth_token("your_auth_token")
+//!     .build()?;
+//! let call = client
+//!     .calls()
+//!     .create(&CreateCall::new("+15551230000", "+15557650000", CallInstructions::Url("https://example.com/voice".into())))
+//!     .await?;
+//! println!("{:?} {:?}", call.sid, call.status);
+//! # Ok(()) }
+//! ```
+
+mod calls;
+mod error;
+mod lookups;
+mod numbers;
+mod retry;
+
+pub use calls::{Call, CallInstructions, Calls, CreateCall, ListCalls, Recording, UpdateCall, UpdateStatus};
+pub use error::{RestError, TwilioApiError};
+pub use lookups::{LineTypeIntelligence, Lookups, PhoneNumberLookup};
+pub use numbers::{
+    AvailablePhoneNumber, AvailablePhoneNumbers, AvailableSearch, Capabilities,
+    IncomingPhoneNumber, IncomingPhoneNumberParams, IncomingPhoneNumbers, ListIncomingPhoneNumbers,
+};
+pub use retry::{parse_retry_after, RetryConfig};
+
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use url::Url;
+
+/// Twilio's REST API base URL.
+pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+/// Twilio's Lookup API base URL.
+pub const DEFAULT_LOOKUPS_BASE: &str = "https://lookups.twilio.com";
+/// The API version path segment.
+pub const API_VERSION: &str = "2010-04-01";
+
+/// How requests authenticate.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// The account SID and its auth token.
+    AuthToken(String),
+    /// An API key (`SK…`) and its secret.
+    ApiKey {
+        /// The key SID (`SK…`).
+        sid: String,
+        /// The key secret.
+        secret: String,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::AuthToken(_) => f.write_str("AuthToken(<redacted>)"),
+            Credentials::ApiKey { sid, .. } => write!(f, "ApiKey {{ sid: {sid:?}, secret: <redacted> }}"),
+        }
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    account_sid: String,
+    credentials: Option<Credentials>,
+    api_base: String,
+    lookups_base: String,
+    retry: RetryConfig,
+    timeout: Duration,
+    http: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// Authenticate with the account's auth token.
+    #[must_use]
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::AuthToken(token.into()));
+        self
+    }
+
+    /// Authenticate with an API key (`SK…`) and its secret.
+    #[must_use]
+    pub fn api_key(mut self, sid: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::ApiKey {
+            sid: sid.into(),
+            secret: secret.into(),
+        });
+        self
+    }
+
+    /// Base URL for the 2010-04-01 API (default `https://api.twilio.com`).
+    #[must_use]
+    pub fn api_base_url(mut self, url: impl Into<String>) -> Self {
+        self.api_base = url.into();
+        self
+    }
+
+    /// Base URL for Lookup v2 (default `https://lookups.twilio.com`).
+    #[must_use]
+    pub fn lookups_base_url(mut self, url: impl Into<String>) -> Self {
+        self.lookups_base = url.into();
+        self
+    }
+
+    /// Retry policy (default [`RetryConfig::default`]).
+    #[must_use]
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Per-request timeout (default 30 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Use this reqwest client (its own timeout settings then apply).
+    #[must_use]
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Validates the configuration and builds the client.
+    pub fn build(self) -> Result<Client, RestError> {
+        check_sid("AccountSid", "AC", &self.account_sid).map_err(|e| match e {
+            RestError::InvalidArgument { field, value, reason } => RestError::Config { field, value, reason },
+            other => other,
+        })?;
+        let credentials = self.credentials.ok_or_else(|| RestError::Config {
+            field: "credentials",
+            value: String::new(),
+            reason: "set an auth token or an API key".to_owned(),
+        })?;
+        if let Credentials::ApiKey { sid, .. } = &credentials {
+            if !sid.starts_with("SK") {
+                return Err(RestError::Config {
+                    field: "api_key",
+                    value: sid.clone(),
+                    reason: "API key SIDs start with SK".to_owned(),
+                });
+            }
+        }
+        let api_base = parse_base("api_base_url", &self.api_base)?;
+        let lookups_base = parse_base("lookups_base_url", &self.lookups_base)?;
+        let http = match self.http {
+            Some(h) => h,
+            None => reqwest::Client::builder()
+                .timeout(self.timeout)
+                .user_agent(concat!("callbid-twilio/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| RestError::Config {
+                    field: "http_client",
+                    value: String::new(),
+                    reason: e.to_string(),
+                })?,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                account_sid: self.account_sid,
+                credentials,
+                api_base,
+                lookups_base,
+                retry: self.retry,
+            }),
+        })
+    }
+}
+
+fn parse_base(field: &'static str, value: &str) -> Result<Url, RestError> {
+    let url = Url::parse(value).map_err(|e| RestError::Config {
+        field,
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(RestError::Config {
+            field,
+            value: value.to_owned(),
+            reason: "must be an absolute http(s) URL".to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+/// Checks a Twilio SID: `prefix` plus 32 hex digits.
+pub(crate) fn check_sid(field: &'static str, prefix: &str, sid: &str) -> Result<(), RestError> {
+    let ok = sid.len() == 34
+        && sid.starts_with(prefix)
+        && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(RestError::InvalidArgument {
+            field,
+            value: sid.to_owned(),
+            reason: format!("expected {prefix} followed by 32 hex digits"),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    account_sid: String,
+    credentials: Credentials,
+    api_base: Url,
+    lookups_base: Url,
+    retry: RetryConfig,
+}
+
+/// The Twilio REST client. Cheap to clone (shared connection pool).
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// A form body: PascalCase keys, arrays as repeated keys.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Form(Vec<(&'static str, String)>);
+
+impl Form {
+    pub(crate) fn set(&mut self, key: &'static str, value: impl ToString) {
+        self.0.push((key, value.to_string()));
+    }
+    pub(crate) fn opt<T: ToString>(&mut self, key: &'static str, value: &Option<T>) {
+        if let Some(v) = value {
+            self.set(key, v.to_string());
+        }
+    }
+    pub(crate) fn list<T: ToString>(&mut self, key: &'static str, values: &[T]) {
+        for v in values {
+            self.set(key, v.to_string());
+        }
+    }
+    pub(crate) fn pairs(&self) -> &[(&'static str, String)] {
+        &self.0
+    }
+    pub(crate) fn encode(&self) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.0 {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    }
+}
+
+/// One logical request, re-sent on retry.
+pub(crate) struct Request {
+    pub(crate) operation: &'static str,
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) form: Option<Form>,
+}
+
+impl Client {
+    /// Starts building a client for `account_sid` (`AC…`).
+    pub fn builder(account_sid: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            account_sid: account_sid.into(),
+            credentials: None,
+            api_base: DEFAULT_API_BASE.to_owned(),
+            lookups_base: DEFAULT_LOOKUPS_BASE.to_owned(),
+            retry: RetryConfig::default(),
+            timeout: Duration::from_secs(30),
+            http: None,
+        }
+    }
+
+    /// The account SID used in paths.
+    pub fn account_sid(&self) -> &str {
+        &self.inner.account_sid
+    }
+
+    /// Calls: create, fetch, update, list, recordings.
+    pub fn calls(&self) -> Calls<'_> {
+        Calls::new(self)
+    }
+
+    /// Search available numbers in `country` (ISO 3166-1 alpha-2, e.g. `US`).
+    pub fn available_phone_numbers(&self, country: &str) -> AvailablePhoneNumbers<'_> {
+        AvailablePhoneNumbers::new(self, country)
+    }
+
+    /// The account's numbers: buy, list, update, release.
+    pub fn incoming_phone_numbers(&self) -> IncomingPhoneNumbers<'_> {
+        IncomingPhoneNumbers::new(self)
+    }
+
+    /// Lookup v2.
+    pub fn lookups(&self) -> Lookups<'_> {
+        Lookups::new(self)
+    }
+
+    /// `{api_base}/2010-04-01/Accounts/{AccountSid}/{segments…}`.
+    pub(crate) fn account_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.api_base.clone();
+        if let Ok(mut p) = url.path_segments_mut() {
+            p.pop_if_empty()
+                .extend([API_VERSION, "Accounts", self.inner.account_sid.as_str()])
+                .extend(segments);
+        }
+        url
+    }
+
+    /// `{lookups_base}/{segments…}`.
+    pub(crate) fn lookups_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.lookups_base.clone();
+        if let Ok(mut p) = url.path_segments_mut() {
+            p.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// Resolves a `next_page_uri` (relative to the API base).
+    pub(crate) fn resolve_api_uri(&self, uri: &str, operation: &'static str) -> Result<Url, RestError> {
+        self.inner.api_base.join(uri).map_err(|e| RestError::InvalidArgument {
+            field: "next_page_uri",
+            value: uri.to_owned(),
+            reason: format!("{operation}: {e}"),
+        })
+    }
+
+    fn authorize(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.inner.credentials {
+            Credentials::AuthToken(token) => rb.basic_auth(&self.inner.account_sid, Some(token)),
+            Credentials::ApiKey { sid, secret } => rb.basic_auth(sid, Some(secret)),
+        }
+    }
+
+    /// Sends with retries; returns the status and body of a success response.
+    pub(crate) async fn send(&self, req: &Request) -> Result<(u16, Vec<u8>), RestError> {
+        let retry = &self.inner.retry;
+        let idempotent = matches!(req.method, Method::GET | Method::DELETE | Method::HEAD);
+        let body = req.form.as_ref().map(Form::encode);
+        let mut attempt: u32 = 0;
+        loop {
+            let mut rb = self.inner.http.request(req.method.clone(), req.url.clone());
+            rb = self.authorize(rb).header(reqwest::header::ACCEPT, "application/json");
+            if let Some(b) = &body {
+                rb = rb
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(b.clone());
+            }
+            let may_retry = attempt < retry.max_retries;
+            let resp = match rb.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    // A connect error means nothing reached Twilio.
+                    let safe = e.is_connect() || idempotent;
+                    if may_retry && safe {
+                        tokio::time::sleep(retry.backoff(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(RestError::Transport {
+                        operation: req.operation,
+                        source: e,
+                    });
+                }
+            };
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let bytes = resp.bytes().await.map_err(|e| RestError::Transport {
+                operation: req.operation,
+                source: e,
+            })?;
+            if status.is_success() {
+                return Ok((status.as_u16(), bytes.to_vec()));
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || (status == StatusCode::SERVICE_UNAVAILABLE && idempotent);
+            if retryable && may_retry {
+                let wait = match retry_after {
+                    Some(d) if d > retry.max_retry_after => {
+                        return Err(error::from_response(req.operation, status.as_u16(), &bytes));
+                    }
+                    Some(d) => d,
+                    None => retry.backoff(attempt),
+                };
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(error::from_response(req.operation, status.as_u16(), &bytes));
+        }
+    }
+
+    /// Sends and decodes a JSON response.
+    pub(crate) async fn json<T: DeserializeOwned>(&self, req: &Request) -> Result<T, RestError> {
+        let (status, body) = self.send(req).await?;
+        decode(req.operation, status, &body)
+    }
+
+    /// A stream over every item of a paged list, following `next_page_uri`.
+    pub(crate) fn paginate<T>(&self, first: Url, key: &'static str, operation: &'static str) -> BoxStream<'static, Result<T, RestError>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let client = self.clone();
+        stream::try_unfold(Some(first), move |next| {
+            let client = client.clone();
+            async move {
+                let Some(url) = next else { return Ok(None) };
+                let req = Request {
+                    operation,
+                    method: Method::GET,
+                    url,
+                    form: None,
+                };
+                let (status, body) = client.send(&req).await?;
+                let mut page: serde_json::Value = decode(operation, status, &body)?;
+                let items: Vec<T> = serde_json::from_value(page.get_mut(key).map(serde_json::Value::take).unwrap_or_default())
+                    .map_err(|source| RestError::Decode {
+                        operation,
+                        status,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                        source,
+                    })?;
+                let next = match page.get("next_page_uri").and_then(serde_json::Value::as_str) {
+                    Some(uri) if !uri.is_empty() => Some(client.resolve_api_uri(uri, operation)?),
+                    _ => None,
+                };
+                Ok(Some((items, next)))
+            }
+        })
+        .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(operation: &'static str, status: u16, body: &[u8]) -> Result<T, RestError> {
+    serde_json::from_slice(body).map_err(|source| RestError::Decode {
+        operation,
+        status,
+        body: String::from_utf8_lossy(body).into_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_rejects_bad_config_by_name() {
+        let e = Client::builder("AC123").auth_token("t").build().unwrap_err().to_string();
+        assert!(e.contains("AccountSid") && e.contains("AC123"), "{e}");
+        let sid = "AC0123456789abcdef0123456789abcdef";
+        let e = Client::builder(sid).build().unwrap_err().to_string();
+        assert!(e.contains("credentials"), "{e}");
+        let e = Client::builder(sid).api_key("XX1", "s").build().unwrap_err().to_string();
+        assert!(e.contains("SK"), "{e}");
+        let e = Client::builder(sid).auth_token("t").api_base_url("ftp://x").build().unwrap_err().to_string();
+        assert!(e.contains("api_base_url") && e.contains("ftp://x"), "{e}");
+        let c = Client::builder(sid).auth_token("t").api_base_url("http://127.0.0.1:9/prefix/").build().unwrap();
+        assert_eq!(
+            c.account_url(&["Calls.json"]).as_str(),
+            format!("http://127.0.0.1:9/prefix/2010-04-01/Accounts/{sid}/Calls.json")
+        );
+        assert!(!format!("{c:?}").contains("\"t\""));
+    }
+
+    #[test]
+    fn form_repeats_array_keys() {
+        let mut f = Form::default();
+        f.set("To", "+1 555");
+        f.list("StatusCallbackEvent", &["initiated", "answered"]);
+        f.opt("Record", &Some(true));
+        f.opt::<u32>("Timeout", &None);
+        assert_eq!(
+            f.encode(),
+            "To=%2B1+555&StatusCallbackEvent=initiated&StatusCallbackEvent=answered&Record=true"
+        );
+    }
+}
