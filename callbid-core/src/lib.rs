@@ -6,15 +6,18 @@
 //! `callbid-store`, which implement the traits defined here.
 #![deny(missing_docs)]
 
+pub mod auction;
 pub mod buyer;
 pub mod call;
 pub mod entry;
 pub mod error;
 pub mod geo;
 pub mod ids;
+pub mod inprocess;
 pub mod money;
 pub mod phone;
 pub mod rules;
+pub mod scoring;
 pub mod state;
 pub mod zip;
 

@@ -1,0 +1,988 @@
+//! The ping-post auction.
+//!
+//! [`Auction::run`] applies the rules (excluded buyers are not pinged), pings every
+//! eligible buyer concurrently under one deadline, validates and scores the bids, orders
+//! them by the [`Strategy`], reserves caps and accepts with the best, cascading to the
+//! next on failure while the deadline allows, and tells the losers what the call sold
+//! for. A buyer that hangs, errors or panics never holds the auction past its deadline.
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use async_trait::async_trait;
+//! use callbid_core::*;
+//! use callbid_core::auction::Auction;
+//!
+//! #[derive(Debug)]
+//! struct Fixed(BuyerId, i64);
+//! #[async_trait]
+//! impl Buyer for Fixed {
+//!     fn id(&self) -> &BuyerId { &self.0 }
+//!     async fn ping(&self, _: &CallContext, _: Deadline) -> Result<PingReply, BuyerError> {
+//!         let dest = Destination::parse("+15125550199").unwrap();
+//!         Ok(PingReply::Bid(Bid::new(self.0.clone(), Money::usd(self.1.into())).with_destination(dest)))
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let auction = Auction::builder()
+//!     .buyer(BuyerEntry::new(Arc::new(Fixed(BuyerId::new("a").unwrap(), 30))))
+//!     .buyer(BuyerEntry::new(Arc::new(Fixed(BuyerId::new("b").unwrap(), 45))))
+//!     .deadline(Duration::from_secs(2))
+//!     .build()
+//!     .unwrap();
+//! let call = CallContext::new(CallId::new("CA1").unwrap(), "78701".parse().unwrap(),
+//!     ServiceType::new("plumbing").unwrap(), chrono::Utc::now());
+//! let outcome = auction.run(&call).await;
+//! assert_eq!(outcome.winner().unwrap().buyer.as_str(), "b");
+//! # });
+//! ```
+
+mod events;
+mod outcome;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::buyer::{Bid, BuyerErrorKind, Deadline, PingReply};
+use crate::call::CallContext;
+use crate::entry::BuyerEntry;
+use crate::error::ValidationError;
+use crate::money::{Currency, Money};
+use crate::phone::Destination;
+use crate::rules::{Hold, Reservation, RoutingRule, Verdict};
+use crate::scoring::{ScoreBreakdown, Scorer, ScoringEngine};
+
+pub use events::{AuctionEvent, AuctionEventKind};
+pub use outcome::{
+    AcceptRecord, AuctionOutcome, AuctionResult, BuyerRecord, BuyerReply, Decision, Eligibility,
+    NoBuyerReason, Timings, Winner,
+};
+
+/// How the winner is chosen among valid bids. Every strategy first orders candidates by
+/// buyer id, so arrival order never matters; remaining ties break by price (higher
+/// first), then priority (lower first), then buyer id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Highest score (price weighed by geography, time and duration history).
+    HighestScore,
+    /// Highest price; score breaks ties.
+    HighestBid,
+    /// Lowest priority number first; within a priority, weighted random by weight,
+    /// drawn from ChaCha8 seeded with `seed` mixed with the call id (reproducible).
+    PriorityWeighted {
+        /// The seed.
+        seed: u64,
+    },
+    /// The first acceptable answer wins at once; the other pings are cancelled.
+    FirstAccept,
+}
+
+/// The auction's source of "now" (injectable for deterministic tests).
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock stopped at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// An auction configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuctionConfigError {
+    /// Two entries share a buyer id.
+    #[error("buyer {0} is listed twice")]
+    DuplicateBuyer(String),
+    /// An entry's profile id differs from its buyer's id.
+    #[error("buyer {buyer}: profile id {profile} does not match")]
+    ProfileMismatch {
+        /// The buyer's id.
+        buyer: String,
+        /// The profile's id.
+        profile: String,
+    },
+    /// A field is out of range.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+/// Builds an [`Auction`].
+#[derive(Debug)]
+pub struct AuctionBuilder {
+    entries: Vec<BuyerEntry>,
+    rules: Vec<Arc<dyn RoutingRule>>,
+    scorer: Option<Arc<dyn Scorer>>,
+    strategy: Strategy,
+    deadline: Duration,
+    ping_timeout: Option<Duration>,
+    currency: Currency,
+    floor: Option<Money>,
+    allow_sip: bool,
+    report_losses: bool,
+    clock: Arc<dyn Clock>,
+    event_capacity: usize,
+}
+
+impl Default for AuctionBuilder {
+    fn default() -> Self {
+        AuctionBuilder {
+            entries: Vec::new(),
+            rules: Vec::new(),
+            scorer: None,
+            strategy: Strategy::HighestScore,
+            deadline: Duration::from_millis(2500),
+            ping_timeout: None,
+            currency: Currency::USD,
+            floor: None,
+            allow_sip: true,
+            report_losses: true,
+            clock: Arc::new(SystemClock),
+            event_capacity: 1024,
+        }
+    }
+}
+
+impl AuctionBuilder {
+    /// Adds a buyer.
+    pub fn buyer(mut self, entry: BuyerEntry) -> Self {
+        self.entries.push(entry);
+        self
+    }
+
+    /// Adds buyers.
+    pub fn buyers(mut self, entries: impl IntoIterator<Item = BuyerEntry>) -> Self {
+        self.entries.extend(entries);
+        self
+    }
+
+    /// Adds a rule that applies to every buyer.
+    pub fn rule(mut self, rule: Arc<dyn RoutingRule>) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Sets the scorer (default: [`ScoringEngine::default`], in-memory history).
+    pub fn scorer(mut self, scorer: Arc<dyn Scorer>) -> Self {
+        self.scorer = Some(scorer);
+        self
+    }
+
+    /// Sets the strategy (default [`Strategy::HighestScore`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The whole auction's deadline, pings and accepts included (default 2.5 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// How long pings may take (default 70% of the deadline, leaving the rest for
+    /// accepts). Per-buyer timeouts are capped by it.
+    pub fn ping_timeout(mut self, t: Duration) -> Self {
+        self.ping_timeout = Some(t);
+        self
+    }
+
+    /// The currency bids must be in (default USD).
+    pub fn currency(mut self, c: Currency) -> Self {
+        self.currency = c;
+        self
+    }
+
+    /// A floor every bid must reach.
+    pub fn floor(mut self, floor: Money) -> Self {
+        self.floor = Some(floor);
+        self
+    }
+
+    /// Whether SIP destinations are acceptable (default true).
+    pub fn allow_sip(mut self, allow: bool) -> Self {
+        self.allow_sip = allow;
+        self
+    }
+
+    /// Whether losers that want it are told the sold price (default true).
+    pub fn report_losses(mut self, report: bool) -> Self {
+        self.report_losses = report;
+        self
+    }
+
+    /// Sets the clock (default the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Capacity of the event channel (slow subscribers miss events beyond it).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<Auction, AuctionConfigError> {
+        let mut seen = HashSet::new();
+        for e in &self.entries {
+            if !seen.insert(e.buyer.id().clone()) {
+                return Err(AuctionConfigError::DuplicateBuyer(e.buyer.id().to_string()));
+            }
+            if &e.profile.id != e.buyer.id() {
+                return Err(AuctionConfigError::ProfileMismatch {
+                    buyer: e.buyer.id().to_string(),
+                    profile: e.profile.id.to_string(),
+                });
+            }
+        }
+        if self.deadline.is_zero() {
+            return Err(ValidationError::new("deadline", "0", "must be positive").into());
+        }
+        let ping_timeout = self.ping_timeout.unwrap_or(self.deadline.mul_f64(0.7));
+        if ping_timeout > self.deadline || ping_timeout.is_zero() {
+            return Err(ValidationError::new(
+                "ping_timeout",
+                format!("{ping_timeout:?}"),
+                format!(
+                    "must be positive and within the deadline {:?}",
+                    self.deadline
+                ),
+            )
+            .into());
+        }
+        if let Some(f) = &self.floor {
+            if f.currency != self.currency {
+                return Err(ValidationError::new(
+                    "floor",
+                    f.to_string(),
+                    format!("not in the auction currency {}", self.currency),
+                )
+                .into());
+            }
+        }
+        let has_rules = !self.rules.is_empty() || self.entries.iter().any(|e| !e.rules.is_empty());
+        let (events, _) = broadcast::channel(self.event_capacity);
+        Ok(Auction {
+            inner: Arc::new(Inner {
+                entries: self.entries,
+                rules: self.rules,
+                scorer: self
+                    .scorer
+                    .unwrap_or_else(|| Arc::new(ScoringEngine::default())),
+                strategy: self.strategy,
+                deadline: self.deadline,
+                ping_timeout,
+                currency: self.currency,
+                floor: self.floor,
+                allow_sip: self.allow_sip,
+                report_losses: self.report_losses,
+                clock: self.clock,
+                has_rules,
+                events,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: Vec<BuyerEntry>,
+    rules: Vec<Arc<dyn RoutingRule>>,
+    scorer: Arc<dyn Scorer>,
+    strategy: Strategy,
+    deadline: Duration,
+    ping_timeout: Duration,
+    currency: Currency,
+    floor: Option<Money>,
+    allow_sip: bool,
+    report_losses: bool,
+    clock: Arc<dyn Clock>,
+    has_rules: bool,
+    events: broadcast::Sender<AuctionEvent>,
+}
+
+/// A configured auction: cheap to clone, safe to run concurrently for many calls.
+#[derive(Debug, Clone)]
+pub struct Auction {
+    inner: Arc<Inner>,
+}
+
+/// A valid bid waiting for selection.
+struct Candidate {
+    idx: usize,
+    bid: Bid,
+    score: Option<ScoreBreakdown>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+impl Auction {
+    /// Starts building an auction.
+    pub fn builder() -> AuctionBuilder {
+        AuctionBuilder::default()
+    }
+
+    /// Subscribes to live events of every auction this instance runs.
+    pub fn subscribe(&self) -> broadcast::Receiver<AuctionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The buyers, in order.
+    pub fn entries(&self) -> &[BuyerEntry] {
+        &self.inner.entries
+    }
+
+    fn emit(&self, call: &CallContext, kind: impl FnOnce() -> AuctionEventKind) {
+        if self.inner.events.receiver_count() > 0 {
+            // A send error only means every receiver went away meanwhile.
+            let _ = self.inner.events.send(AuctionEvent {
+                call_id: call.call_id.clone(),
+                kind: kind(),
+            });
+        }
+    }
+
+    async fn eligibility(
+        &self,
+        entry: &BuyerEntry,
+        call: &CallContext,
+        now: DateTime<Utc>,
+    ) -> Eligibility {
+        let caps = entry.buyer.capabilities();
+        if caps.needs_caller_id && call.caller.is_none() {
+            return Eligibility::Excluded {
+                rule: "capabilities".into(),
+                reason: "buyer needs caller id and the call has none".into(),
+            };
+        }
+        for rule in self.inner.rules.iter().chain(entry.rules.iter()) {
+            match rule.check(call, &entry.profile, now).await {
+                Ok(Verdict::Allow) => {}
+                Ok(Verdict::Deny(reason)) => {
+                    return Eligibility::Excluded {
+                        rule: rule.name().to_string(),
+                        reason,
+                    }
+                }
+                Err(e) => {
+                    return Eligibility::Excluded {
+                        rule: rule.name().to_string(),
+                        reason: format!("rule failed, buyer skipped: {e}"),
+                    }
+                }
+            }
+        }
+        Eligibility::Eligible
+    }
+
+    fn validate(
+        &self,
+        entry: &BuyerEntry,
+        call: &CallContext,
+        bid: &Bid,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let inner = &self.inner;
+        if &bid.buyer != entry.buyer.id() {
+            return Err(format!(
+                "bid names buyer {} but came from {}",
+                bid.buyer,
+                entry.buyer.id()
+            ));
+        }
+        if bid.price.currency != inner.currency {
+            return Err(format!(
+                "currency {} is not the auction's {}",
+                bid.price.currency, inner.currency
+            ));
+        }
+        if !bid.price.is_positive() {
+            return Err(format!("price {} is not positive", bid.price));
+        }
+        if let Some(f) = &inner.floor {
+            if bid.price.amount < f.amount {
+                return Err(format!("price {} below the floor {f}", bid.price));
+            }
+        }
+        if let Some(exp) = bid.expires_at {
+            if exp <= now {
+                return Err(format!(
+                    "bid expired at {}",
+                    exp.format("%Y-%m-%dT%H:%M:%SZ")
+                ));
+            }
+        }
+        match &bid.destination {
+            None if !entry.buyer.capabilities().has_accept => {
+                return Err("no destination and the buyer has no accept step".into())
+            }
+            Some(Destination::Sip(_)) if !inner.allow_sip => {
+                return Err("SIP destinations are not allowed".into())
+            }
+            _ => {}
+        }
+        for rule in inner.rules.iter().chain(entry.rules.iter()) {
+            if let Verdict::Deny(reason) = rule.check_bid(call, &entry.profile, bid) {
+                return Err(format!("{}: {reason}", rule.name()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves, accepts and confirms with one candidate. On failure everything it
+    /// reserved is released and the record says why.
+    async fn try_win(
+        &self,
+        call: &CallContext,
+        cand: &Candidate,
+        deadline: Deadline,
+        now: DateTime<Utc>,
+    ) -> Result<(Destination, Vec<Hold>), AcceptRecord> {
+        let entry = &self.inner.entries[cand.idx];
+        let rules: Vec<&Arc<dyn RoutingRule>> =
+            self.inner.rules.iter().chain(entry.rules.iter()).collect();
+        let mut holds: Vec<Hold> = Vec::new();
+        let release = |holds: Vec<Hold>| async move {
+            for h in holds {
+                if let Err(e) = h.release().await {
+                    tracing::warn!(reservation = %h.reservation, error = %e, "could not release a cap reservation");
+                }
+            }
+        };
+        for rule in &rules {
+            match rule.reserve(call, &entry.profile, &cand.bid, now).await {
+                Ok(Reservation::NotNeeded) => {}
+                Ok(Reservation::Held(h)) => holds.extend(h),
+                Ok(Reservation::Refused(reason)) => {
+                    release(holds).await;
+                    return Err(AcceptRecord::Refused {
+                        reason: format!("{}: {reason}", rule.name()),
+                    });
+                }
+                Err(e) => {
+                    release(holds).await;
+                    return Err(AcceptRecord::Refused {
+                        reason: format!("{}: reservation failed: {e}", rule.name()),
+                    });
+                }
+            }
+        }
+        let accepted = AssertUnwindSafe(tokio::time::timeout_at(
+            deadline.0,
+            entry.buyer.accept(call, &cand.bid, deadline),
+        ))
+        .catch_unwind()
+        .await;
+        let dest = match accepted {
+            Ok(Ok(Ok(d))) => match (&d, self.inner.allow_sip) {
+                (Destination::Sip(_), false) => Err(AcceptRecord::Failed {
+                    kind: BuyerErrorKind::BadResponse,
+                    message: format!("accept returned SIP destination {d}, which is not allowed"),
+                }),
+                _ => Ok(d),
+            },
+            Ok(Ok(Err(e))) => Err(AcceptRecord::Failed {
+                kind: e.kind,
+                message: e.message,
+            }),
+            Ok(Err(_)) => Err(AcceptRecord::Failed {
+                kind: BuyerErrorKind::Timeout,
+                message: "accept did not answer before the deadline".into(),
+            }),
+            Err(p) => Err(AcceptRecord::Failed {
+                kind: BuyerErrorKind::Panicked,
+                message: panic_message(p.as_ref()),
+            }),
+        };
+        match dest {
+            Ok(d) => {
+                for rule in &rules {
+                    if let Err(e) = rule.confirm(call, &entry.profile, &cand.bid, now).await {
+                        tracing::warn!(rule = rule.name(), error = %e, "confirming a win failed");
+                    }
+                }
+                Ok((d, holds))
+            }
+            Err(rec) => {
+                release(holds).await;
+                Err(rec)
+            }
+        }
+    }
+
+    fn order(&self, call: &CallContext, cands: &mut Vec<Candidate>) {
+        let entries = &self.inner.entries;
+        let score = |c: &Candidate| c.score.as_ref().map(|s| s.score).unwrap_or_default();
+        let prio = |c: &Candidate| entries[c.idx].profile.priority;
+        let id = |c: &Candidate| entries[c.idx].buyer.id().clone();
+        cands.sort_by_key(&id);
+        match self.inner.strategy {
+            Strategy::HighestScore | Strategy::FirstAccept => cands.sort_by(|a, b| {
+                score(b)
+                    .cmp(&score(a))
+                    .then(b.bid.price.amount.cmp(&a.bid.price.amount))
+                    .then(prio(a).cmp(&prio(b)))
+                    .then(id(a).cmp(&id(b)))
+            }),
+            Strategy::HighestBid => cands.sort_by(|a, b| {
+                b.bid
+                    .price
+                    .amount
+                    .cmp(&a.bid.price.amount)
+                    .then(score(b).cmp(&score(a)))
+                    .then(prio(a).cmp(&prio(b)))
+                    .then(id(a).cmp(&id(b)))
+            }),
+            Strategy::PriorityWeighted { seed } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(call.call_id.as_str()));
+                cands.sort_by_key(&prio);
+                let mut out = Vec::with_capacity(cands.len());
+                let mut rest: Vec<Candidate> = std::mem::take(cands);
+                while !rest.is_empty() {
+                    let p = prio(&rest[0]);
+                    let n = rest.iter().take_while(|c| prio(c) == p).count();
+                    let mut group: Vec<Candidate> = rest.drain(..n).collect();
+                    while !group.is_empty() {
+                        let total: u64 = group
+                            .iter()
+                            .map(|c| u64::from(entries[c.idx].profile.weight))
+                            .sum();
+                        let pick = if total == 0 {
+                            0
+                        } else {
+                            let mut r = rng.random_range(0..total);
+                            let mut i = 0;
+                            for (j, c) in group.iter().enumerate() {
+                                let w = u64::from(entries[c.idx].profile.weight);
+                                if r < w {
+                                    i = j;
+                                    break;
+                                }
+                                r -= w;
+                            }
+                            i
+                        };
+                        out.push(group.remove(pick));
+                    }
+                }
+                *cands = out;
+            }
+        }
+    }
+
+    /// Runs one auction for `call`. Never panics and returns by the deadline (plus the
+    /// time the store-backed rules and scorer take).
+    pub async fn run(&self, call: &CallContext) -> AuctionOutcome {
+        let inner = &self.inner;
+        let t_start = Instant::now();
+        let started_at = inner.clock.now();
+        let deadline = Deadline(t_start + inner.deadline);
+        let ping_deadline = Deadline(t_start + inner.ping_timeout);
+        let n = inner.entries.len();
+
+        // 1. Eligibility.
+        let eligibility: Vec<Eligibility> = if inner.has_rules {
+            futures::future::join_all(
+                inner
+                    .entries
+                    .iter()
+                    .map(|e| self.eligibility(e, call, started_at)),
+            )
+            .await
+        } else {
+            let mut v = Vec::with_capacity(n);
+            for e in &inner.entries {
+                v.push(self.eligibility(e, call, started_at).await);
+            }
+            v
+        };
+        let mut records: Vec<BuyerRecord> = inner
+            .entries
+            .iter()
+            .zip(eligibility)
+            .map(|(e, el)| BuyerRecord {
+                buyer: e.buyer.id().clone(),
+                reply: if el == Eligibility::Eligible {
+                    BuyerReply::TimedOut
+                } else {
+                    BuyerReply::NotPinged
+                },
+                eligibility: el,
+                latency: None,
+                score: None,
+                accept: None,
+            })
+            .collect();
+        let t_eligible = t_start.elapsed();
+        self.emit(call, || AuctionEventKind::Started {
+            eligible: records
+                .iter()
+                .filter(|r| r.eligibility == Eligibility::Eligible)
+                .map(|r| r.buyer.clone())
+                .collect(),
+            excluded: records
+                .iter()
+                .filter_map(|r| match &r.eligibility {
+                    Eligibility::Excluded { rule, reason } => {
+                        Some((r.buyer.clone(), format!("{rule}: {reason}")))
+                    }
+                    Eligibility::Eligible => None,
+                })
+                .collect(),
+        });
+
+        // 2. Ping every eligible buyer at once.
+        let t_ping = Instant::now();
+        let mut pending = FuturesUnordered::new();
+        for (idx, e) in inner.entries.iter().enumerate() {
+            if records[idx].eligibility != Eligibility::Eligible {
+                continue;
+            }
+            let own = e
+                .timeout
+                .map(|t| t_start + t)
+                .unwrap_or(ping_deadline.0)
+                .min(ping_deadline.0);
+            let buyer_deadline = Deadline(own);
+            pending.push(async move {
+                let t0 = Instant::now();
+                let r = AssertUnwindSafe(tokio::time::timeout_at(
+                    own,
+                    e.buyer.ping(call, buyer_deadline),
+                ))
+                .catch_unwind()
+                .await;
+                (idx, t0.elapsed(), r)
+            });
+        }
+        let any_pinged = !pending.is_empty();
+        let mut cands: Vec<Candidate> = Vec::new();
+        let mut any_bid = false;
+        let mut won: Option<(Candidate, Destination, Vec<Hold>)> = None;
+        let mut accept_time = Duration::ZERO;
+        let first_accept = inner.strategy == Strategy::FirstAccept;
+        while let Some((idx, latency, r)) = pending.next().await {
+            let entry = &inner.entries[idx];
+            let rec = &mut records[idx];
+            rec.latency = Some(latency);
+            match r {
+                Err(p) => {
+                    let message = panic_message(p.as_ref());
+                    self.emit(call, || AuctionEventKind::BuyerFailed {
+                        buyer: rec.buyer.clone(),
+                        kind: "panicked".into(),
+                        message: message.clone(),
+                    });
+                    rec.reply = BuyerReply::Failed {
+                        kind: BuyerErrorKind::Panicked,
+                        message,
+                    };
+                }
+                Ok(Err(_elapsed)) => {
+                    self.emit(call, || AuctionEventKind::BuyerFailed {
+                        buyer: rec.buyer.clone(),
+                        kind: "timeout".into(),
+                        message: "no answer before the deadline".into(),
+                    });
+                    rec.reply = BuyerReply::TimedOut;
+                }
+                Ok(Ok(Err(e))) => {
+                    self.emit(call, || AuctionEventKind::BuyerFailed {
+                        buyer: rec.buyer.clone(),
+                        kind: e.kind.to_string(),
+                        message: e.message.clone(),
+                    });
+                    rec.reply = BuyerReply::Failed {
+                        kind: e.kind,
+                        message: e.message,
+                    };
+                }
+                Ok(Ok(Ok(PingReply::NoBid { reason }))) => {
+                    self.emit(call, || AuctionEventKind::NoBid {
+                        buyer: rec.buyer.clone(),
+                        reason: reason.clone(),
+                        latency_ms: millis(latency),
+                    });
+                    rec.reply = BuyerReply::NoBid { reason };
+                }
+                Ok(Ok(Ok(PingReply::Bid(bid)))) => {
+                    any_bid = true;
+                    let valid = self.validate(entry, call, &bid, inner.clock.now());
+                    self.emit(call, || AuctionEventKind::BidReceived {
+                        buyer: rec.buyer.clone(),
+                        price: bid.price,
+                        latency_ms: millis(latency),
+                        invalid: valid.as_ref().err().cloned(),
+                    });
+                    match valid {
+                        Err(reason) => rec.reply = BuyerReply::InvalidBid { bid, reason },
+                        Ok(()) => {
+                            rec.reply = BuyerReply::Bid { bid: bid.clone() };
+                            let mut cand = Candidate {
+                                idx,
+                                bid,
+                                score: None,
+                            };
+                            if first_accept {
+                                let t_acc = Instant::now();
+                                let scored = inner
+                                    .scorer
+                                    .score(call, &[(&entry.profile, &cand.bid)])
+                                    .await;
+                                cand.score = scored.ok().and_then(|mut v| v.pop());
+                                records[idx].score = cand.score.clone();
+                                let attempt = self.try_win(call, &cand, deadline, started_at).await;
+                                accept_time += t_acc.elapsed();
+                                match attempt {
+                                    Ok((d, holds)) => {
+                                        records[idx].accept = Some(AcceptRecord::Accepted {
+                                            destination: d.clone(),
+                                        });
+                                        won = Some((cand, d, holds));
+                                        break;
+                                    }
+                                    Err(ar) => {
+                                        self.emit_accept_failed(call, &records[idx].buyer, &ar);
+                                        records[idx].accept = Some(ar);
+                                    }
+                                }
+                            } else {
+                                cands.push(cand);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // FirstAccept: whatever is still pending was cancelled by the win.
+        drop(pending);
+        if won.is_some() {
+            for r in records.iter_mut() {
+                if r.eligibility == Eligibility::Eligible && r.latency.is_none() {
+                    r.reply = BuyerReply::Cancelled;
+                }
+            }
+        }
+        let ping_time = t_ping.elapsed();
+
+        // 3. Score and order (FirstAccept already decided, or found nothing that accepted).
+        let t_select = Instant::now();
+        if !first_accept && !cands.is_empty() {
+            let pairs: Vec<(&crate::buyer::BuyerProfile, &Bid)> = cands
+                .iter()
+                .map(|c| (&inner.entries[c.idx].profile, &c.bid))
+                .collect();
+            match inner.scorer.score(call, &pairs).await {
+                Ok(scores) => {
+                    for (c, s) in cands.iter_mut().zip(scores) {
+                        records[c.idx].score = Some(s.clone());
+                        c.score = Some(s);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "scoring failed; ordering by price"),
+            }
+            self.order(call, &mut cands);
+        }
+        let select_time = t_select.elapsed();
+
+        // 4. Accept with the best, cascading.
+        let t_accept = Instant::now();
+        let mut deadline_hit = false;
+        if won.is_none() {
+            for cand in cands {
+                if deadline.passed() {
+                    deadline_hit = true;
+                    break;
+                }
+                match self.try_win(call, &cand, deadline, started_at).await {
+                    Ok((d, holds)) => {
+                        records[cand.idx].accept = Some(AcceptRecord::Accepted {
+                            destination: d.clone(),
+                        });
+                        won = Some((cand, d, holds));
+                        break;
+                    }
+                    Err(ar) => {
+                        self.emit_accept_failed(call, &records[cand.idx].buyer, &ar);
+                        records[cand.idx].accept = Some(ar);
+                    }
+                }
+            }
+        }
+        accept_time += t_accept.elapsed();
+
+        let result = match won {
+            Some((cand, destination, holds)) => {
+                let score = cand.score.clone().unwrap_or_else(|| unscored(&cand.bid));
+                self.emit(call, || AuctionEventKind::Won {
+                    buyer: cand.bid.buyer.clone(),
+                    price: cand.bid.price,
+                    score: score.score,
+                    destination: destination.clone(),
+                });
+                if inner.report_losses {
+                    self.report_losses(call, &records, &cand.bid);
+                }
+                AuctionResult::Won(Box::new(Winner {
+                    buyer: cand.bid.buyer.clone(),
+                    bid: cand.bid,
+                    score,
+                    destination,
+                    holds,
+                }))
+            }
+            None => {
+                let any_valid = records
+                    .iter()
+                    .any(|r| matches!(r.reply, BuyerReply::Bid { .. }));
+                let reason = if !any_pinged {
+                    NoBuyerReason::NoEligibleBuyers
+                } else if !any_bid {
+                    NoBuyerReason::NoBids
+                } else if !any_valid {
+                    NoBuyerReason::NoValidBids
+                } else if deadline_hit || deadline.passed() {
+                    NoBuyerReason::DeadlineExceeded
+                } else {
+                    NoBuyerReason::AllAcceptsFailed
+                };
+                self.emit(call, || AuctionEventKind::NoBuyer {
+                    reason: reason.to_string(),
+                });
+                AuctionResult::NoBuyer { reason }
+            }
+        };
+        AuctionOutcome {
+            call_id: call.call_id.clone(),
+            result,
+            buyers: records,
+            timings: Timings {
+                started_at,
+                eligibility: t_eligible,
+                ping: ping_time,
+                select: select_time,
+                accept: accept_time,
+                total: t_start.elapsed(),
+            },
+        }
+    }
+
+    fn emit_accept_failed(
+        &self,
+        call: &CallContext,
+        buyer: &crate::ids::BuyerId,
+        ar: &AcceptRecord,
+    ) {
+        self.emit(call, || AuctionEventKind::AcceptFailed {
+            buyer: buyer.clone(),
+            reason: match ar {
+                AcceptRecord::Refused { reason } => reason.clone(),
+                AcceptRecord::Failed { kind, message } => format!("{kind}: {message}"),
+                AcceptRecord::Accepted { .. } => String::new(),
+            },
+        });
+    }
+
+    /// Tells every other valid bidder that wants it what the call sold for, in the
+    /// background (the caller is not kept waiting; failures are logged).
+    fn report_losses(&self, call: &CallContext, records: &[BuyerRecord], winning: &Bid) {
+        for (entry, rec) in self.inner.entries.iter().zip(records) {
+            let BuyerReply::Bid { bid } = &rec.reply else {
+                continue;
+            };
+            if bid.buyer == winning.buyer || !entry.buyer.capabilities().reports_loss {
+                continue;
+            }
+            let buyer = entry.buyer.clone();
+            let call = call.clone();
+            let bid = bid.clone();
+            let sold = winning.price;
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let r = AssertUnwindSafe(tokio::time::timeout(
+                        Duration::from_secs(10),
+                        buyer.report_loss(&call, &bid, &sold),
+                    ))
+                    .catch_unwind()
+                    .await;
+                    match r {
+                        Ok(Ok(Ok(()))) => {}
+                        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "report_loss failed"),
+                        Ok(Err(_)) => tracing::warn!(buyer = %bid.buyer, "report_loss timed out"),
+                        Err(_) => tracing::warn!(buyer = %bid.buyer, "report_loss panicked"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn unscored(bid: &Bid) -> ScoreBreakdown {
+    // Used only if the scorer failed: the price alone, every factor 1.
+    ScoreBreakdown {
+        price: bid.price,
+        geo_factor: rust_decimal::Decimal::ONE,
+        geo_basis: "unscored".into(),
+        time_factor: rust_decimal::Decimal::ONE,
+        local_hour: 0,
+        duration_factor: rust_decimal::Decimal::ONE,
+        duration_evidence: crate::scoring::DurationEvidence {
+            overall: Default::default(),
+            state_hour: None,
+            area_code_hour: None,
+            hour_of_week: 0,
+        },
+        score: bid.price.amount,
+    }
+}
+
+#[cfg(test)]
+mod tests;
