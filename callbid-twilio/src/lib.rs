@@ -1,7 +1,7 @@
 //! callbid-twilio (work in progress).
 #![deny(missing_docs)]
 
+pub mod rest;
 pub mod signature;
 pub mod twiml;
 pub mod webhook;
-pub mod rest;

@@ -24,14 +24,19 @@ fn client(server: &MockServer) -> Client {
         .auth_token("secret-token")
         .api_base_url(server.uri())
         .lookups_base_url(format!("{}/lookups-root", server.uri()))
-        .retry(RetryConfig::default().with_backoff(Duration::from_millis(1), Duration::from_millis(5)))
+        .retry(
+            RetryConfig::default().with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
+        )
         .build()
         .expect("client")
 }
 
 fn basic(user: &str, pass: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }
 
 #[tokio::test]
@@ -48,13 +53,24 @@ async fn create_call_sends_basic_auth_and_repeated_keys() {
         .expect(1)
         .mount(&server)
         .await;
-    let mut params = CreateCall::new("+15551230000", "+15557650000", CallInstructions::Url("https://app.example/voice".into()));
+    let mut params = CreateCall::new(
+        "+15551230000",
+        "+15557650000",
+        CallInstructions::Url("https://app.example/voice".into()),
+    );
     params.status_callback = Some("https://app.example/status".into());
     params.status_callback_event = vec![CallProgressEvent::Initiated, CallProgressEvent::Answered];
     params.timeout = Some(15);
-    let call = client(&server).calls().create(&params).await.expect("created");
+    let call = client(&server)
+        .calls()
+        .create(&params)
+        .await
+        .expect("created");
     assert_eq!(call.sid.as_deref(), Some(CA));
-    assert_eq!(call.status, Some(callbid_twilio::webhook::CallStatus::Queued));
+    assert_eq!(
+        call.status,
+        Some(callbid_twilio::webhook::CallStatus::Queued)
+    );
     assert_eq!(call.extra.get("queue_time"), Some(&serde_json::json!("0")));
 }
 
@@ -63,14 +79,24 @@ async fn api_key_auth_keeps_account_in_path() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(format!("/2010-04-01/Accounts/{AC}/Calls/{CA}.json")))
-        .and(header("authorization", basic("SK0123", "key-secret").as_str()))
+        .and(header(
+            "authorization",
+            basic("SK0123", "key-secret").as_str(),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(call_json(CA, "in-progress")))
         .expect(1)
         .mount(&server)
         .await;
-    let c = Client::builder(AC).api_key("SK0123", "key-secret").api_base_url(server.uri()).build().unwrap();
+    let c = Client::builder(AC)
+        .api_key("SK0123", "key-secret")
+        .api_base_url(server.uri())
+        .build()
+        .unwrap();
     let call = c.calls().fetch(CA).await.unwrap();
-    assert_eq!(call.status, Some(callbid_twilio::webhook::CallStatus::InProgress));
+    assert_eq!(
+        call.status,
+        Some(callbid_twilio::webhook::CallStatus::InProgress)
+    );
 }
 
 #[tokio::test]
@@ -84,11 +110,18 @@ async fn twilio_error_body_is_kept() {
         .await;
     let err = client(&server).calls().fetch(CA).await.unwrap_err();
     match &err {
-        RestError::Api { operation, status, error } => {
+        RestError::Api {
+            operation,
+            status,
+            error,
+        } => {
             assert_eq!(*operation, "calls.fetch");
             assert_eq!(*status, 404);
             assert_eq!(error.code, Some(20404));
-            assert_eq!(error.more_info.as_deref(), Some("https://www.twilio.com/docs/errors/20404"));
+            assert_eq!(
+                error.more_info.as_deref(),
+                Some("https://www.twilio.com/docs/errors/20404")
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -108,7 +141,10 @@ async fn unparseable_error_body_is_kept_raw() {
         .update(CA, &UpdateCall::end(UpdateStatus::Completed))
         .await
         .unwrap_err();
-    assert!(matches!(&err, RestError::Http { status: 502, body, .. } if body == "<html>bad gateway</html>"), "{err:?}");
+    assert!(
+        matches!(&err, RestError::Http { status: 502, body, .. } if body == "<html>bad gateway</html>"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +155,10 @@ async fn undecodable_success_body_is_kept_raw() {
         .mount(&server)
         .await;
     let err = client(&server).calls().fetch(CA).await.unwrap_err();
-    assert!(matches!(&err, RestError::Decode { body, .. } if body == "{\"sid\": 5}"), "{err:?}");
+    assert!(
+        matches!(&err, RestError::Decode { body, .. } if body == "{\"sid\": 5}"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -141,10 +180,21 @@ async fn rate_limited_post_is_retried_after_retry_after() {
         .mount(&server)
         .await;
     let started = Instant::now();
-    let params = CreateCall::new("+15551230000", "+15557650000", CallInstructions::Twiml("<Response/>".into()));
-    let call = client(&server).calls().create(&params).await.expect("retried");
+    let params = CreateCall::new(
+        "+15551230000",
+        "+15557650000",
+        CallInstructions::Twiml("<Response/>".into()),
+    );
+    let call = client(&server)
+        .calls()
+        .create(&params)
+        .await
+        .expect("retried");
     assert_eq!(call.sid.as_deref(), Some(CA));
-    assert!(started.elapsed() >= Duration::from_millis(950), "waited for Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited for Retry-After"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +205,11 @@ async fn unavailable_post_is_not_retried_but_get_is() {
         .expect(1)
         .mount(&server)
         .await;
-    let params = CreateCall::new("+15551230000", "+15557650000", CallInstructions::Url("https://x/v".into()));
+    let params = CreateCall::new(
+        "+15551230000",
+        "+15557650000",
+        CallInstructions::Url("https://x/v".into()),
+    );
     let err = client(&server).calls().create(&params).await.unwrap_err();
     assert_eq!(err.status(), Some(503));
     assert!(err.is_transient());
@@ -171,7 +225,11 @@ async fn unavailable_post_is_not_retried_but_get_is() {
         .expect(1)
         .mount(&server)
         .await;
-    let call = client(&server).calls().fetch(CA).await.expect("retried GET");
+    let call = client(&server)
+        .calls()
+        .fetch(CA)
+        .await
+        .expect("retried GET");
     assert_eq!(call.sid.as_deref(), Some(CA));
 }
 
@@ -227,9 +285,21 @@ async fn list_follows_next_page_uri() {
     let mut filter = ListCalls::default();
     filter.page_size = Some(2);
     filter.status = Some(callbid_twilio::webhook::CallStatus::Completed);
-    let calls: Vec<Call> = client(&server).calls().list(&filter).try_collect().await.unwrap();
+    let calls: Vec<Call> = client(&server)
+        .calls()
+        .list(&filter)
+        .try_collect()
+        .await
+        .unwrap();
     let sids: Vec<_> = calls.iter().filter_map(|c| c.sid.as_deref()).collect();
-    assert_eq!(sids, ["CA0000000000000000000000000000000a", "CA0000000000000000000000000000000b", "CA0000000000000000000000000000000c"]);
+    assert_eq!(
+        sids,
+        [
+            "CA0000000000000000000000000000000a",
+            "CA0000000000000000000000000000000b",
+            "CA0000000000000000000000000000000c"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -244,8 +314,17 @@ async fn lookups_use_their_own_base_url() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = client(&server).lookups().line_type("+15108675310").await.unwrap();
-    assert_eq!(r.line_type_intelligence.and_then(|l| l.line_type).as_deref(), Some("mobile"));
+    let r = client(&server)
+        .lookups()
+        .line_type("+15108675310")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.line_type_intelligence
+            .and_then(|l| l.line_type)
+            .as_deref(),
+        Some("mobile")
+    );
 }
 
 #[tokio::test]
@@ -254,11 +333,30 @@ async fn bad_arguments_are_rejected_before_sending() {
     let c = client(&server);
     let e = c.calls().fetch("CA123/../x").await.unwrap_err().to_string();
     assert!(e.contains("CallSid") && e.contains("CA123/../x"), "{e}");
-    let e = c.lookups().line_type("+1 (555)").await.unwrap_err().to_string();
+    let e = c
+        .lookups()
+        .line_type("+1 (555)")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("PhoneNumber"), "{e}");
-    let e = c.available_phone_numbers("usa").local(&AvailableSearch::default()).await.unwrap_err().to_string();
+    let e = c
+        .available_phone_numbers("usa")
+        .local(&AvailableSearch::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("CountryCode") && e.contains("usa"), "{e}");
-    let e = c.incoming_phone_numbers().delete("PN1").await.unwrap_err().to_string();
+    let e = c
+        .incoming_phone_numbers()
+        .delete("PN1")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("PN1"), "{e}");
-    assert!(server.received_requests().await.unwrap_or_default().is_empty());
+    assert!(server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }

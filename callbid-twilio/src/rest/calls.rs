@@ -60,7 +60,11 @@ pub struct CreateCall {
 
 impl CreateCall {
     /// A call from `from` to `to` running `instructions`.
-    pub fn new(to: impl Into<String>, from: impl Into<String>, instructions: CallInstructions) -> Self {
+    pub fn new(
+        to: impl Into<String>,
+        from: impl Into<String>,
+        instructions: CallInstructions,
+    ) -> Self {
         CreateCall {
             to: to.into(),
             from: from.into(),
@@ -97,7 +101,10 @@ impl CreateCall {
         f.opt("Timeout", &self.timeout);
         f.opt("Record", &self.record);
         f.opt("RecordingStatusCallback", &self.recording_status_callback);
-        f.list("RecordingStatusCallbackEvent", &self.recording_status_callback_event);
+        f.list(
+            "RecordingStatusCallbackEvent",
+            &self.recording_status_callback_event,
+        );
         f.opt("SendDigits", &self.send_digits);
         f.opt("MachineDetection", &self.machine_detection);
         f.opt("TimeLimit", &self.time_limit);
@@ -306,10 +313,18 @@ impl<'a> Calls<'a> {
     /// `POST /Calls.json`: place an outbound call.
     pub async fn create(&self, params: &CreateCall) -> Result<Call, RestError> {
         if params.to.is_empty() {
-            return Err(RestError::InvalidArgument { field: "To", value: String::new(), reason: "required".into() });
+            return Err(RestError::InvalidArgument {
+                field: "To",
+                value: String::new(),
+                reason: "required".into(),
+            });
         }
         if params.from.is_empty() {
-            return Err(RestError::InvalidArgument { field: "From", value: String::new(), reason: "required".into() });
+            return Err(RestError::InvalidArgument {
+                field: "From",
+                value: String::new(),
+                reason: "required".into(),
+            });
         }
         let req = Request {
             operation: "calls.create",
@@ -326,7 +341,9 @@ impl<'a> Calls<'a> {
         let req = Request {
             operation: "calls.fetch",
             method: Method::GET,
-            url: self.client.account_url(&["Calls", &format!("{call_sid}.json")]),
+            url: self
+                .client
+                .account_url(&["Calls", &format!("{call_sid}.json")]),
             form: None,
         };
         self.client.json(&req).await
@@ -338,7 +355,9 @@ impl<'a> Calls<'a> {
         let req = Request {
             operation: "calls.update",
             method: Method::POST,
-            url: self.client.account_url(&["Calls", &format!("{call_sid}.json")]),
+            url: self
+                .client
+                .account_url(&["Calls", &format!("{call_sid}.json")]),
             form: Some(params.form()),
         };
         self.client.json(&req).await
@@ -373,7 +392,9 @@ impl<'a> Calls<'a> {
         if let Err(e) = check_sid("CallSid", "CA", call_sid) {
             return Box::pin(futures::stream::once(async move { Err(e) }));
         }
-        let url = self.client.account_url(&["Calls", call_sid, "Recordings.json"]);
+        let url = self
+            .client
+            .account_url(&["Calls", call_sid, "Recordings.json"]);
         self.client.paginate(url, "recordings", "calls.recordings")
     }
 }
@@ -384,7 +405,11 @@ mod tests {
 
     #[test]
     fn create_form_uses_pascal_case_and_repeated_keys() {
-        let mut c = CreateCall::new("+15551230000", "+15557650000", CallInstructions::Url("https://x/v".into()));
+        let mut c = CreateCall::new(
+            "+15551230000",
+            "+15557650000",
+            CallInstructions::Url("https://x/v".into()),
+        );
         c.status_callback_event = vec![CallProgressEvent::Initiated, CallProgressEvent::Answered];
         c.record = Some(true);
         c.timeout = Some(20);
@@ -392,6 +417,9 @@ mod tests {
             c.form().encode(),
             "To=%2B15551230000&From=%2B15557650000&Url=https%3A%2F%2Fx%2Fv&StatusCallbackEvent=initiated&StatusCallbackEvent=answered&Timeout=20&Record=true"
         );
-        assert_eq!(UpdateCall::end(UpdateStatus::Completed).form().encode(), "Status=completed");
+        assert_eq!(
+            UpdateCall::end(UpdateStatus::Completed).form().encode(),
+            "Status=completed"
+        );
     }
 }

@@ -74,7 +74,9 @@ impl<'a> Lookups<'a> {
                 reason: "expected E.164 (`+` and digits) or national digits".into(),
             });
         }
-        let mut url = self.client.lookups_url(&["v2", "PhoneNumbers", phone_number]);
+        let mut url = self
+            .client
+            .lookups_url(&["v2", "PhoneNumbers", phone_number]);
         url.query_pairs_mut()
             .append_pair("Fields", "line_type_intelligence");
         let req = Request {

@@ -27,7 +27,9 @@ mod lookups;
 mod numbers;
 mod retry;
 
-pub use calls::{Call, CallInstructions, Calls, CreateCall, ListCalls, Recording, UpdateCall, UpdateStatus};
+pub use calls::{
+    Call, CallInstructions, Calls, CreateCall, ListCalls, Recording, UpdateCall, UpdateStatus,
+};
 pub use error::{RestError, TwilioApiError};
 pub use lookups::{LineTypeIntelligence, Lookups, PhoneNumberLookup};
 pub use numbers::{
@@ -70,7 +72,9 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credentials::AuthToken(_) => f.write_str("AuthToken(<redacted>)"),
-            Credentials::ApiKey { sid, .. } => write!(f, "ApiKey {{ sid: {sid:?}, secret: <redacted> }}"),
+            Credentials::ApiKey { sid, .. } => {
+                write!(f, "ApiKey {{ sid: {sid:?}, secret: <redacted> }}")
+            }
         }
     }
 }
@@ -143,7 +147,15 @@ impl ClientBuilder {
     /// Validates the configuration and builds the client.
     pub fn build(self) -> Result<Client, RestError> {
         check_sid("AccountSid", "AC", &self.account_sid).map_err(|e| match e {
-            RestError::InvalidArgument { field, value, reason } => RestError::Config { field, value, reason },
+            RestError::InvalidArgument {
+                field,
+                value,
+                reason,
+            } => RestError::Config {
+                field,
+                value,
+                reason,
+            },
             other => other,
         })?;
         let credentials = self.credentials.ok_or_else(|| RestError::Config {
@@ -333,12 +345,19 @@ impl Client {
     }
 
     /// Resolves a `next_page_uri` (relative to the API base).
-    pub(crate) fn resolve_api_uri(&self, uri: &str, operation: &'static str) -> Result<Url, RestError> {
-        self.inner.api_base.join(uri).map_err(|e| RestError::InvalidArgument {
-            field: "next_page_uri",
-            value: uri.to_owned(),
-            reason: format!("{operation}: {e}"),
-        })
+    pub(crate) fn resolve_api_uri(
+        &self,
+        uri: &str,
+        operation: &'static str,
+    ) -> Result<Url, RestError> {
+        self.inner
+            .api_base
+            .join(uri)
+            .map_err(|e| RestError::InvalidArgument {
+                field: "next_page_uri",
+                value: uri.to_owned(),
+                reason: format!("{operation}: {e}"),
+            })
     }
 
     fn authorize(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -356,10 +375,15 @@ impl Client {
         let mut attempt: u32 = 0;
         loop {
             let mut rb = self.inner.http.request(req.method.clone(), req.url.clone());
-            rb = self.authorize(rb).header(reqwest::header::ACCEPT, "application/json");
+            rb = self
+                .authorize(rb)
+                .header(reqwest::header::ACCEPT, "application/json");
             if let Some(b) = &body {
                 rb = rb
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(b.clone());
             }
             let may_retry = attempt < retry.max_retries;
@@ -417,7 +441,12 @@ impl Client {
     }
 
     /// A stream over every item of a paged list, following `next_page_uri`.
-    pub(crate) fn paginate<T>(&self, first: Url, key: &'static str, operation: &'static str) -> BoxStream<'static, Result<T, RestError>>
+    pub(crate) fn paginate<T>(
+        &self,
+        first: Url,
+        key: &'static str,
+        operation: &'static str,
+    ) -> BoxStream<'static, Result<T, RestError>>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -434,14 +463,21 @@ impl Client {
                 };
                 let (status, body) = client.send(&req).await?;
                 let mut page: serde_json::Value = decode(operation, status, &body)?;
-                let items: Vec<T> = serde_json::from_value(page.get_mut(key).map(serde_json::Value::take).unwrap_or_default())
-                    .map_err(|source| RestError::Decode {
-                        operation,
-                        status,
-                        body: String::from_utf8_lossy(&body).into_owned(),
-                        source,
-                    })?;
-                let next = match page.get("next_page_uri").and_then(serde_json::Value::as_str) {
+                let items: Vec<T> = serde_json::from_value(
+                    page.get_mut(key)
+                        .map(serde_json::Value::take)
+                        .unwrap_or_default(),
+                )
+                .map_err(|source| RestError::Decode {
+                    operation,
+                    status,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    source,
+                })?;
+                let next = match page
+                    .get("next_page_uri")
+                    .and_then(serde_json::Value::as_str)
+                {
                     Some(uri) if !uri.is_empty() => Some(client.resolve_api_uri(uri, operation)?),
                     _ => None,
                 };
@@ -454,7 +490,11 @@ impl Client {
     }
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(operation: &'static str, status: u16, body: &[u8]) -> Result<T, RestError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    operation: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, RestError> {
     serde_json::from_slice(body).map_err(|source| RestError::Decode {
         operation,
         status,
@@ -469,16 +509,33 @@ mod tests {
 
     #[test]
     fn builder_rejects_bad_config_by_name() {
-        let e = Client::builder("AC123").auth_token("t").build().unwrap_err().to_string();
+        let e = Client::builder("AC123")
+            .auth_token("t")
+            .build()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("AccountSid") && e.contains("AC123"), "{e}");
         let sid = "AC0123456789abcdef0123456789abcdef";
         let e = Client::builder(sid).build().unwrap_err().to_string();
         assert!(e.contains("credentials"), "{e}");
-        let e = Client::builder(sid).api_key("XX1", "s").build().unwrap_err().to_string();
+        let e = Client::builder(sid)
+            .api_key("XX1", "s")
+            .build()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SK"), "{e}");
-        let e = Client::builder(sid).auth_token("t").api_base_url("ftp://x").build().unwrap_err().to_string();
+        let e = Client::builder(sid)
+            .auth_token("t")
+            .api_base_url("ftp://x")
+            .build()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("api_base_url") && e.contains("ftp://x"), "{e}");
-        let c = Client::builder(sid).auth_token("t").api_base_url("http://127.0.0.1:9/prefix/").build().unwrap();
+        let c = Client::builder(sid)
+            .auth_token("t")
+            .api_base_url("http://127.0.0.1:9/prefix/")
+            .build()
+            .unwrap();
         assert_eq!(
             c.account_url(&["Calls.json"]).as_str(),
             format!("http://127.0.0.1:9/prefix/2010-04-01/Accounts/{sid}/Calls.json")

@@ -57,7 +57,10 @@ impl AvailableSearch {
         f.opt("VoiceEnabled", &self.voice_enabled);
         f.opt("SmsEnabled", &self.sms_enabled);
         f.opt("MmsEnabled", &self.mms_enabled);
-        f.opt("ExcludeAllAddressRequired", &self.exclude_all_address_required);
+        f.opt(
+            "ExcludeAllAddressRequired",
+            &self.exclude_all_address_required,
+        );
         f.opt("Beta", &self.beta);
         f.opt("PageSize", &self.page_size);
         f
@@ -139,7 +142,12 @@ impl<'a> AvailablePhoneNumbers<'a> {
         }
     }
 
-    async fn search(&self, kind: &'static str, operation: &'static str, filter: &AvailableSearch) -> Result<Vec<AvailablePhoneNumber>, RestError> {
+    async fn search(
+        &self,
+        kind: &'static str,
+        operation: &'static str,
+        filter: &AvailableSearch,
+    ) -> Result<Vec<AvailablePhoneNumber>, RestError> {
         if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(RestError::InvalidArgument {
                 field: "CountryCode",
@@ -169,13 +177,21 @@ impl<'a> AvailablePhoneNumbers<'a> {
 
     /// `GET …/Local.json`: local numbers matching `filter` (one page: searches
     /// return a sample, not an exhaustive list).
-    pub async fn local(&self, filter: &AvailableSearch) -> Result<Vec<AvailablePhoneNumber>, RestError> {
-        self.search("Local.json", "available_phone_numbers.local", filter).await
+    pub async fn local(
+        &self,
+        filter: &AvailableSearch,
+    ) -> Result<Vec<AvailablePhoneNumber>, RestError> {
+        self.search("Local.json", "available_phone_numbers.local", filter)
+            .await
     }
 
     /// `GET …/TollFree.json`: toll-free numbers matching `filter`.
-    pub async fn toll_free(&self, filter: &AvailableSearch) -> Result<Vec<AvailablePhoneNumber>, RestError> {
-        self.search("TollFree.json", "available_phone_numbers.toll_free", filter).await
+    pub async fn toll_free(
+        &self,
+        filter: &AvailableSearch,
+    ) -> Result<Vec<AvailablePhoneNumber>, RestError> {
+        self.search("TollFree.json", "available_phone_numbers.toll_free", filter)
+            .await
     }
 }
 
@@ -296,7 +312,10 @@ impl<'a> IncomingPhoneNumbers<'a> {
     }
 
     /// `POST /IncomingPhoneNumbers.json`: buy a number.
-    pub async fn create(&self, params: &IncomingPhoneNumberParams) -> Result<IncomingPhoneNumber, RestError> {
+    pub async fn create(
+        &self,
+        params: &IncomingPhoneNumberParams,
+    ) -> Result<IncomingPhoneNumber, RestError> {
         if params.phone_number.is_none() && params.area_code.is_none() {
             return Err(RestError::InvalidArgument {
                 field: "PhoneNumber",
@@ -314,7 +333,10 @@ impl<'a> IncomingPhoneNumbers<'a> {
     }
 
     /// `GET /IncomingPhoneNumbers.json`: the account's numbers, page after page.
-    pub fn list(&self, filter: &ListIncomingPhoneNumbers) -> BoxStream<'static, Result<IncomingPhoneNumber, RestError>> {
+    pub fn list(
+        &self,
+        filter: &ListIncomingPhoneNumbers,
+    ) -> BoxStream<'static, Result<IncomingPhoneNumber, RestError>> {
         let mut url = self.client.account_url(&["IncomingPhoneNumbers.json"]);
         let mut f = Form::default();
         f.opt("PhoneNumber", &filter.phone_number);
@@ -332,11 +354,16 @@ impl<'a> IncomingPhoneNumbers<'a> {
     }
 
     /// `POST /IncomingPhoneNumbers/{Sid}.json`: change webhooks or name.
-    pub async fn update(&self, sid: &str, params: &IncomingPhoneNumberParams) -> Result<IncomingPhoneNumber, RestError> {
+    pub async fn update(
+        &self,
+        sid: &str,
+        params: &IncomingPhoneNumberParams,
+    ) -> Result<IncomingPhoneNumber, RestError> {
         check_sid("Sid", "PN", sid)?;
         let mut form = params.form();
         // PhoneNumber / AreaCode are not update parameters.
-        form.0.retain(|(k, _)| *k != "PhoneNumber" && *k != "AreaCode");
+        form.0
+            .retain(|(k, _)| *k != "PhoneNumber" && *k != "AreaCode");
         let req = Request {
             operation: "incoming_phone_numbers.update",
             method: Method::POST,

@@ -99,7 +99,8 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded_and_jittered() {
-        let c = RetryConfig::default().with_backoff(Duration::from_millis(100), Duration::from_millis(500));
+        let c = RetryConfig::default()
+            .with_backoff(Duration::from_millis(100), Duration::from_millis(500));
         for attempt in 0..40 {
             let d = c.backoff(attempt);
             let cap = (100u64 << attempt.min(30)).min(500);
@@ -107,7 +108,12 @@ mod tests {
         }
         let distinct: std::collections::HashSet<_> = (0..50).map(|_| c.backoff(5)).collect();
         assert!(distinct.len() > 1, "jitter varies");
-        assert_eq!(RetryConfig::default().with_backoff(Duration::ZERO, Duration::ZERO).backoff(3), Duration::ZERO);
+        assert_eq!(
+            RetryConfig::default()
+                .with_backoff(Duration::ZERO, Duration::ZERO)
+                .backoff(3),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -115,8 +121,14 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
         assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
         // 2015-10-21T07:28:00Z is 1445412480.
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now), Some(Duration::from_secs(5)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }
