@@ -1,0 +1,896 @@
+//! The SQLite store: the embedded default.
+//!
+//! One dedicated writer connection (behind a mutex, so writes from this process queue in
+//! memory instead of spinning on SQLite's lock) and a few reader connections, all driven
+//! through [`tokio::task::spawn_blocking`]. The database runs in WAL mode with
+//! `synchronous = FULL` by default: an append returns only after its transaction is
+//! committed and synced. Every write transaction is `BEGIN IMMEDIATE`, which takes
+//! SQLite's write lock up front, so a cap reservation's read-check-write is atomic across
+//! every connection and every process that opens the same file; `busy_timeout` makes a
+//! second writer wait instead of failing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use callbid_core::state::{
+    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, DurationHistory, HistoryKey,
+    HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+};
+use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+use rust_decimal::Decimal;
+
+use crate::codec::{area_text, from_ns, hour_value, parse_record, to_ns, CallRow, CALL_COLUMNS};
+use crate::error::{Result, StoreError};
+use crate::report::{
+    aggregate_sql, finish_page, page_sql, AggregateRow, CallReports, Dialect, GroupBy, Param,
+    RawAggregate, ReportFilter, ReportPage, ReportQuery,
+};
+
+mod migrate;
+
+/// How strongly SQLite syncs a commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// Sync the WAL on every commit: a committed event survives a process kill and a
+    /// power loss. The default.
+    #[default]
+    Full,
+    /// Sync only at checkpoints: survives a process kill (the OS still has the data) but
+    /// the last commits may be lost on power loss. Faster.
+    Normal,
+}
+
+/// Options for [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long a writer waits for another process's write lock before failing.
+    pub busy_timeout: Duration,
+    /// Reader connections (file databases only; an in-memory database has one connection).
+    pub readers: usize,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(30),
+            readers: 4,
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// Sets the busy timeout.
+    pub fn with_busy_timeout(mut self, t: Duration) -> Self {
+        self.busy_timeout = t;
+        self
+    }
+    /// Sets the number of reader connections (at least 1 is used).
+    pub fn with_readers(mut self, n: usize) -> Self {
+        self.readers = n;
+        self
+    }
+    /// Sets commit durability.
+    pub fn with_synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    path: Option<PathBuf>,
+}
+
+/// Caps, duplicate callers, duration history, the call log and reports on one SQLite
+/// database. Cheap to clone (all clones share the connections).
+///
+/// Two `SqliteStore`s opened on the same file (in one process or in several) see the
+/// same data and keep caps atomic between them.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+fn poisoned(operation: &'static str) -> StoreError {
+    StoreError::Task {
+        operation,
+        message: "connection lock poisoned by a panic in another thread".into(),
+    }
+}
+
+fn configure(conn: &Connection, o: &SqliteOptions, file: bool) -> Result<()> {
+    const OP: &str = "open";
+    let e = StoreError::sqlite;
+    conn.busy_timeout(o.busy_timeout).map_err(e(OP))?;
+    if file {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(e(OP))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::corrupt(
+                OP,
+                format!("could not switch to WAL (journal_mode is {mode})"),
+            ));
+        }
+    }
+    let sync = match o.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .map_err(e(OP))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` with default options,
+    /// applying the embedded migrations. Blocking: call it before starting to serve, or
+    /// use [`crate::Store::open`] from async code.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens the database file at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        const OP: &str = "open";
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut writer =
+            Connection::open_with_flags(&path, flags).map_err(StoreError::sqlite(OP))?;
+        configure(&writer, &options, true)?;
+        migrate::apply(&mut writer)?;
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let c = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            c.busy_timeout(options.busy_timeout)
+                .map_err(StoreError::sqlite(OP))?;
+            readers.push(Mutex::new(c));
+        }
+        Ok(Self::from_parts(writer, readers, Some(path)))
+    }
+
+    /// A private in-memory database (one connection; lost when the last clone drops).
+    pub fn open_in_memory() -> Result<Self> {
+        let mut c = Connection::open_in_memory().map_err(StoreError::sqlite("open"))?;
+        configure(&c, &SqliteOptions::default(), false)?;
+        migrate::apply(&mut c)?;
+        Ok(Self::from_parts(c, Vec::new(), None))
+    }
+
+    fn from_parts(
+        writer: Connection,
+        readers: Vec<Mutex<Connection>>,
+        path: Option<PathBuf>,
+    ) -> Self {
+        SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                path,
+            }),
+        }
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The schema version the database is at (the number of applied migrations).
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.read("schema_version", |c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(StoreError::sqlite("schema_version"))
+        })
+        .await
+    }
+
+    async fn write<T, F>(&self, operation: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = inner.writer.lock().map_err(|_| poisoned(operation))?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            operation,
+            message: e.to_string(),
+        })?
+    }
+
+    async fn read<T, F>(&self, operation: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            if inner.readers.is_empty() {
+                let c = inner.writer.lock().map_err(|_| poisoned(operation))?;
+                return f(&c);
+            }
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let c = inner.readers[i].lock().map_err(|_| poisoned(operation))?;
+            f(&c)
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            operation,
+            message: e.to_string(),
+        })?
+    }
+
+    /// Appends an event (see [`CallLog::append`]), with this crate's error type.
+    pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
+        const OP: &str = "append";
+        let event = event.clone();
+        self.write(OP, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            let out = append_in(&tx, &event, &mut None)?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Appends many events in **one** transaction with prepared statements (imports,
+    /// backfills, benchmarks). Blocking: it runs on the calling thread while holding the
+    /// writer connection, so call it outside async code or inside `spawn_blocking`.
+    /// Returns how many events were new. Nothing is committed if any event fails.
+    pub fn import_blocking<I>(&self, events: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = CallEvent>,
+    {
+        const OP: &str = "import";
+        let mut c = self.inner.writer.lock().map_err(|_| poisoned(OP))?;
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sqlite(OP))?;
+        let mut cache: Option<CallRecord> = None;
+        let mut new = 0u64;
+        for e in events {
+            if append_in(&tx, &e, &mut cache)? == AppendOutcome::Recorded {
+                new += 1;
+            }
+        }
+        tx.commit().map_err(StoreError::sqlite(OP))?;
+        Ok(new)
+    }
+
+    /// Deletes cap reservations that expired before `before` (they no longer count).
+    /// Returns how many were removed.
+    pub async fn prune_expired(&self, before: DateTime<Utc>) -> Result<u64> {
+        const OP: &str = "prune_expired";
+        let ns = to_ns("before", before)?;
+        self.write(OP, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            tx.execute(
+                "DELETE FROM cap_increments WHERE reservation_id IN \
+                 (SELECT id FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= ?1)",
+                [ns],
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            let n = tx
+                .execute(
+                    "DELETE FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= ?1",
+                    [ns],
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    /// Runs `PRAGMA integrity_check`; returns its report (`"ok"` when healthy).
+    pub async fn integrity_check(&self) -> Result<String> {
+        self.write("integrity_check", |c| {
+            let mut st = c
+                .prepare("PRAGMA integrity_check")
+                .map_err(StoreError::sqlite("integrity_check"))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(StoreError::sqlite("integrity_check"))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.map_err(StoreError::sqlite("integrity_check"))?);
+            }
+            Ok(out.join("\n"))
+        })
+        .await
+    }
+
+    /// Number of calls in the summary table.
+    pub async fn call_count(&self) -> Result<u64> {
+        self.read("call_count", |c| {
+            c.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(StoreError::sqlite("call_count"))
+        })
+        .await
+    }
+
+    async fn reserve_inner(&self, request: &ReservationRequest) -> Result<ReserveOutcome> {
+        const OP: &str = "reserve";
+        let now = to_ns("now", request.now)?;
+        let expires = request
+            .expires_at
+            .map(|t| to_ns("expires_at", t))
+            .transpose()?;
+        let id = request.id.0.clone();
+        let incs = merge_increments(request);
+        self.write(OP, move |c| {
+            let e = StoreError::sqlite(OP);
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(e)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM cap_reservations WHERE id = ?1")
+                .and_then(|mut s| s.exists([&id]))
+                .map_err(StoreError::sqlite(OP))?;
+            if exists {
+                return Ok(ReserveOutcome::Reserved);
+            }
+            for (key, (amount, limit)) in &incs {
+                let used = usage_in(&tx, key, now)?;
+                if used + amount > *limit {
+                    return Ok(ReserveOutcome::Exceeded {
+                        key: key.clone(),
+                        used,
+                        limit: *limit,
+                    });
+                }
+            }
+            tx.prepare_cached("INSERT INTO cap_reservations (id, expires_ns) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![id, expires]))
+                .map_err(StoreError::sqlite(OP))?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(StoreError::sqlite(OP))?;
+                for (key, (amount, _)) in &incs {
+                    st.execute(params![id, key, amount.to_string()])
+                        .map_err(StoreError::sqlite(OP))?;
+                }
+            }
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(ReserveOutcome::Reserved)
+        })
+        .await
+    }
+}
+
+/// The increments of a request per counter, with a counter listed twice counted as the
+/// sum of its amounts (and the smallest limit), in request order of first appearance.
+pub(crate) fn merge_increments(request: &ReservationRequest) -> Vec<(String, (Decimal, Decimal))> {
+    let mut order: Vec<String> = Vec::new();
+    let mut m: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+    for i in &request.increments {
+        match m.get_mut(&i.key) {
+            Some((a, l)) => {
+                *a += i.amount;
+                *l = (*l).min(i.limit);
+            }
+            None => {
+                order.push(i.key.clone());
+                m.insert(i.key.clone(), (i.amount, i.limit));
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| m.remove(&k).map(|v| (k, v)))
+        .collect()
+}
+
+fn usage_in(c: &Connection, key: &str, now: i64) -> Result<Decimal> {
+    const OP: &str = "usage";
+    let mut st = c
+        .prepare_cached(
+            "SELECT i.amount FROM cap_increments i JOIN cap_reservations r ON r.id = i.reservation_id \
+             WHERE i.counter = ?1 AND (r.expires_ns IS NULL OR r.expires_ns > ?2)",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let rows = st
+        .query_map(params![key, now], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sqlite(OP))?;
+    let mut total = Decimal::ZERO;
+    for r in rows {
+        let s = r.map_err(StoreError::sqlite(OP))?;
+        let d = Decimal::from_str_exact(&s)
+            .map_err(|e| StoreError::corrupt(OP, format!("cap amount {s:?}: {e}")))?;
+        total = total
+            .checked_add(d)
+            .ok_or_else(|| StoreError::corrupt(OP, format!("counter {key} overflows")))?;
+    }
+    Ok(total)
+}
+
+/// Inserts an event and folds it into the call's summary row, inside `tx`.
+/// `cache` holds the record of the last call touched (for bulk imports).
+fn append_in(
+    tx: &Transaction<'_>,
+    e: &CallEvent,
+    cache: &mut Option<CallRecord>,
+) -> Result<AppendOutcome> {
+    const OP: &str = "append";
+    let at = to_ns("at", e.at)?;
+    let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (call_id, idempotency_key) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                e.call_id.as_str(),
+                e.idempotency_key,
+                at,
+                e.kind.type_name(),
+                json
+            ])
+        })
+        .map_err(StoreError::sqlite(OP))?;
+    if n == 0 {
+        return Ok(AppendOutcome::Duplicate);
+    }
+    let mut record = match cache.take() {
+        Some(r) if r.call_id == e.call_id => Some(r),
+        _ => tx
+            .prepare_cached("SELECT record FROM calls WHERE call_id = ?1")
+            .and_then(|mut s| {
+                s.query_row([e.call_id.as_str()], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(StoreError::sqlite(OP))?
+            .map(|j| parse_record(OP, &j))
+            .transpose()?,
+    }
+    .unwrap_or_else(|| CallRecord::new(e.call_id.clone(), e.at));
+    record.apply(e);
+    upsert_call(tx, &CallRow::from_record(&record)?)?;
+    *cache = Some(record);
+    Ok(AppendOutcome::Recorded)
+}
+
+fn upsert_sql() -> String {
+    let cols = CALL_COLUMNS.join(", ");
+    let ph: Vec<String> = (1..=CALL_COLUMNS.len()).map(|i| format!("?{i}")).collect();
+    let set: Vec<String> = CALL_COLUMNS[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO calls ({cols}) VALUES ({}) ON CONFLICT (call_id) DO UPDATE SET {}",
+        ph.join(", "),
+        set.join(", ")
+    )
+}
+
+fn upsert_call(tx: &Transaction<'_>, r: &CallRow) -> Result<()> {
+    const OP: &str = "append";
+    thread_local! {
+        static SQL: String = upsert_sql();
+    }
+    let sql = SQL.with(Clone::clone);
+    let mut st = tx.prepare_cached(&sql).map_err(StoreError::sqlite(OP))?;
+    st.execute(params![
+        r.call_id,
+        r.received_ns,
+        r.day,
+        r.status,
+        r.caller,
+        r.dialed,
+        r.campaign,
+        r.source,
+        r.zip,
+        r.service,
+        r.buyer,
+        r.currency,
+        r.price,
+        r.price_micros,
+        r.revenue,
+        r.revenue_micros,
+        r.payout,
+        r.payout_micros,
+        r.billable,
+        r.accepted,
+        r.duration_secs,
+        r.fallback,
+        r.destination,
+        r.recording_url,
+        r.pinged,
+        r.bids,
+        r.events,
+        r.record,
+    ])
+    .map_err(StoreError::sqlite(OP))?;
+    Ok(())
+}
+
+fn values(params: Vec<Param>) -> Vec<Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Int(i) => Value::Integer(i),
+            Param::Text(s) => Value::Text(s),
+        })
+        .collect()
+}
+
+#[async_trait]
+impl CallReports for SqliteStore {
+    async fn page(&self, query: &ReportQuery) -> Result<ReportPage> {
+        const OP: &str = "report page";
+        let sql = page_sql(Dialect::Sqlite, query)?;
+        let q = query.clone();
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare_cached(&sql.text)
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(values(sql.params)), |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(StoreError::sqlite(OP))?;
+            let mut out = Vec::with_capacity(q.limit as usize + 1);
+            for r in rows {
+                out.push(parse_record(OP, &r.map_err(StoreError::sqlite(OP))?)?);
+            }
+            finish_page(&q, out)
+        })
+        .await
+    }
+
+    async fn aggregate(
+        &self,
+        filter: &ReportFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<AggregateRow>> {
+        const OP: &str = "aggregate";
+        let sql = aggregate_sql(Dialect::Sqlite, filter, group_by)?;
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare_cached(&sql.text)
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(values(sql.params)), |r| {
+                    Ok(RawAggregate {
+                        group: r.get(0)?,
+                        calls: r.get(1)?,
+                        accepted: r.get(2)?,
+                        fallbacks: r.get(3)?,
+                        bids: r.get(4)?,
+                        price_sum: r.get(5)?,
+                        revenue_sum: r.get(6)?,
+                        payout_sum: r.get(7)?,
+                        currencies: r.get(8)?,
+                        currency: r.get(9)?,
+                    })
+                })
+                .map_err(StoreError::sqlite(OP))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.map_err(StoreError::sqlite(OP))?.finish(group_by)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CallLog for SqliteStore {
+    async fn append(&self, event: &CallEvent) -> Result<AppendOutcome, StateError> {
+        self.append_event(event)
+            .await
+            .map_err(|e| e.into_state("append"))
+    }
+
+    async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
+        const OP: &str = "events";
+        let id = call.as_str().to_string();
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare_cached("SELECT event FROM call_events WHERE call_id = ?1 ORDER BY seq")
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map([id], |r| r.get::<_, String>(0))
+                .map_err(StoreError::sqlite(OP))?;
+            let mut out = Vec::new();
+            for r in rows {
+                let j = r.map_err(StoreError::sqlite(OP))?;
+                out.push(serde_json::from_str(&j).map_err(|e| StoreError::corrupt(OP, e))?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
+        const OP: &str = "record";
+        let id = call.as_str().to_string();
+        self.read(OP, move |c| {
+            c.prepare_cached("SELECT record FROM calls WHERE call_id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional())
+                .map_err(StoreError::sqlite(OP))?
+                .map(|j| parse_record(OP, &j))
+                .transpose()
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
+
+#[async_trait]
+impl CapStore for SqliteStore {
+    async fn usage(&self, key: &str, now: DateTime<Utc>) -> Result<Decimal, StateError> {
+        const OP: &str = "usage";
+        let key = key.to_string();
+        let now = to_ns("now", now).map_err(|e| e.into_state(OP))?;
+        self.read(OP, move |c| usage_in(c, &key, now))
+            .await
+            .map_err(|e| e.into_state(OP))
+    }
+
+    async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, StateError> {
+        self.reserve_inner(request)
+            .await
+            .map_err(|e| e.into_state("reserve"))
+    }
+
+    async fn release(&self, id: &ReservationId) -> Result<bool, StateError> {
+        const OP: &str = "release";
+        let id = id.0.clone();
+        self.write(OP, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            tx.execute(
+                "DELETE FROM cap_increments WHERE reservation_id = ?1",
+                [&id],
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            let n = tx
+                .execute("DELETE FROM cap_reservations WHERE id = ?1", [&id])
+                .map_err(StoreError::sqlite(OP))?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(n > 0)
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
+
+#[async_trait]
+impl SeenCallers for SqliteStore {
+    async fn last_seen(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        const OP: &str = "last_seen";
+        let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
+        self.read(OP, move |c| {
+            c.prepare_cached(
+                "SELECT last_seen_ns FROM seen_callers WHERE buyer = ?1 AND caller = ?2",
+            )
+            .and_then(|mut s| s.query_row([b, p], |r| r.get::<_, i64>(0)).optional())
+            .map(|o| o.map(from_ns))
+            .map_err(StoreError::sqlite(OP))
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn record(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        const OP: &str = "record_seen";
+        let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
+        let at = to_ns("at", at).map_err(|e| e.into_state(OP))?;
+        self.write(OP, move |c| {
+            c.prepare_cached(
+                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (buyer, caller) DO UPDATE SET last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
+            )
+            .and_then(|mut s| s.execute(params![b, p, at]))
+            .map_err(StoreError::sqlite(OP))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
+
+#[async_trait]
+impl DurationHistory for SqliteStore {
+    async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError> {
+        const OP: &str = "record_history";
+        let rows: Vec<(String, String, i64)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.buyer.as_str().to_string(),
+                    area_text(&k.area),
+                    hour_value(k.hour_of_week),
+                )
+            })
+            .collect();
+        let b = i64::from(billable);
+        self.write(OP, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
+                         VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT (buyer, area, hour_of_week) \
+                         DO UPDATE SET calls = calls + 1, billable = billable + excluded.billable",
+                    )
+                    .map_err(StoreError::sqlite(OP))?;
+                for (buyer, area, hour) in &rows {
+                    st.execute(params![buyer, area, hour, b])
+                        .map_err(StoreError::sqlite(OP))?;
+                }
+            }
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError> {
+        const OP: &str = "history_stats";
+        let rows: Vec<(String, String, i64)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.buyer.as_str().to_string(),
+                    area_text(&k.area),
+                    hour_value(k.hour_of_week),
+                )
+            })
+            .collect();
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT calls, billable FROM duration_history \
+                     WHERE buyer = ?1 AND area = ?2 AND hour_of_week = ?3",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (buyer, area, hour) in &rows {
+                let s = st
+                    .query_row(params![buyer, area, hour], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()
+                    .map_err(StoreError::sqlite(OP))?;
+                out.push(
+                    s.map_or_else(HistoryStats::default, |(calls, billable)| HistoryStats {
+                        calls: u64::try_from(calls).unwrap_or(0),
+                        billable: u64::try_from(billable).unwrap_or(0),
+                    }),
+                );
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbid_core::state::{CallEventKind, CounterIncrement};
+    use rust_decimal_macros::dec;
+
+    fn ev(call: &str, key: &str, kind: CallEventKind) -> CallEvent {
+        CallEvent::new(CallId::new(call).unwrap(), Utc::now(), key, kind)
+    }
+
+    #[tokio::test]
+    async fn events_are_append_only() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.append_event(&ev(
+            "CA1",
+            "rej",
+            CallEventKind::Rejected {
+                reason: "blocked".into(),
+            },
+        ))
+        .await
+        .unwrap();
+        let r = s
+            .write("t", |c| {
+                c.execute("DELETE FROM call_events", [])
+                    .map_err(StoreError::sqlite("t"))
+            })
+            .await;
+        assert!(r.unwrap_err().to_string().contains("append-only"));
+        assert_eq!(s.schema_version().await.unwrap(), migrate::LATEST);
+    }
+
+    #[tokio::test]
+    async fn a_counter_listed_twice_counts_its_sum() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let inc = |a| CounterIncrement {
+            key: "k".into(),
+            amount: a,
+            limit: dec!(1),
+        };
+        let r = ReservationRequest {
+            id: ReservationId("r".into()),
+            increments: vec![inc(dec!(1)), inc(dec!(1))],
+            expires_at: None,
+            now: Utc::now(),
+        };
+        assert!(matches!(
+            s.reserve(&r).await.unwrap(),
+            ReserveOutcome::Exceeded { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn out_of_range_instants_are_invalid_input() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let far = chrono::TimeZone::with_ymd_and_hms(&Utc, 2400, 1, 1, 0, 0, 0).unwrap();
+        let e = CallEvent::new(
+            CallId::new("CA1").unwrap(),
+            far,
+            "k",
+            CallEventKind::Recording { url: "u".into() },
+        );
+        assert!(matches!(
+            CallLog::append(&s, &e).await,
+            Err(StateError::Invalid(v)) if v.field == "at"
+        ));
+    }
+}
