@@ -459,3 +459,166 @@ mod tests {
         assert!(!format!("{:?}", RequestValidator::new("topsecret")).contains("topsecret"));
     }
 }
+
+/// Checks whole webhook requests for an app behind a proxy: the URL Twilio
+/// called is rebuilt from a configured public base URL plus the request's path
+/// and query (the request's own Host and scheme are not trusted).
+///
+/// Chooses the algorithm from `X-Twilio-Webhooks-Signature-Settings`: HMAC-SHA1
+/// with the auth token, or HMAC-SHA256 with the SharedKey secret when one is
+/// configured. Form bodies are signed with their parameters; JSON bodies via
+/// `bodySHA256`; GET requests by URL alone.
+#[derive(Clone)]
+pub struct WebhookVerifier {
+    base: String,
+    auth_token: RequestValidator,
+    shared_key: Option<RequestValidator>,
+}
+
+impl fmt::Debug for WebhookVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookVerifier")
+            .field("public_base_url", &self.base)
+            .field("shared_key", &self.shared_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookVerifier {
+    /// `public_base_url` is what Twilio calls, e.g. `https://ivr.example.com`
+    /// or `https://example.com/app` when a proxy strips `/app`.
+    pub fn new(
+        public_base_url: &str,
+        auth_token: impl AsRef<[u8]>,
+    ) -> Result<Self, SignatureError> {
+        let parsed = parse_http_url(public_base_url)?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(SignatureError::InvalidUrl {
+                url: public_base_url.to_owned(),
+                reason: "a public base URL cannot have a query or fragment".to_owned(),
+            });
+        }
+        Ok(WebhookVerifier {
+            base: public_base_url.trim_end_matches('/').to_owned(),
+            auth_token: RequestValidator::new(auth_token),
+            shared_key: None,
+        })
+    }
+
+    /// Also accept HMAC-SHA256 signatures made with this SharedKey secret.
+    #[must_use]
+    pub fn with_shared_key(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.shared_key = Some(RequestValidator::new(secret));
+        self
+    }
+
+    /// The URL Twilio called for a request whose path and query are `path_and_query`.
+    pub fn public_url(&self, path_and_query: &str) -> String {
+        if path_and_query.starts_with('/') {
+            format!("{}{}", self.base, path_and_query)
+        } else {
+            format!("{}/{}", self.base, path_and_query)
+        }
+    }
+
+    /// Verifies one request. `signature` and `settings` are the
+    /// `X-Twilio-Signature` and `X-Twilio-Webhooks-Signature-Settings` headers;
+    /// `form_body` is `true` for `application/x-www-form-urlencoded` POSTs,
+    /// `false` for JSON bodies (checked with `bodySHA256`) and GET requests
+    /// (empty body, URL only).
+    pub fn verify(
+        &self,
+        path_and_query: &str,
+        signature: Option<&str>,
+        settings: Option<&str>,
+        body: &[u8],
+        form_body: bool,
+    ) -> Result<(), SignatureError> {
+        let signature = signature.ok_or(SignatureError::MissingSignature)?;
+        let algorithm = SignatureAlgorithm::from_settings_header(settings)?;
+        let validator = match algorithm {
+            SignatureAlgorithm::HmacSha1 => &self.auth_token,
+            SignatureAlgorithm::HmacSha256 => {
+                self.shared_key
+                    .as_ref()
+                    .ok_or_else(|| SignatureError::NoSharedKey {
+                        algorithm,
+                        key_id: settings_field(settings, "key")
+                            .unwrap_or_default()
+                            .to_owned(),
+                    })?
+            }
+        };
+        let url = self.public_url(path_and_query);
+        if form_body {
+            let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+            validator.check(&url, &params, signature, algorithm)
+        } else if body.is_empty() {
+            validator.check(&url, &[] as &[(&str, &str)], signature, algorithm)
+        } else {
+            validator.check_body(&url, body, signature, algorithm)
+        }
+    }
+}
+
+#[cfg(test)]
+mod verifier_tests {
+    use super::*;
+
+    #[test]
+    fn verifies_against_the_public_url_not_the_local_one() {
+        let v = WebhookVerifier::new("https://ivr.example.com/app/", "tok").unwrap();
+        assert_eq!(
+            v.public_url("/voice?x=1"),
+            "https://ivr.example.com/app/voice?x=1"
+        );
+        let body = b"CallSid=CA1&From=%2B15551230000";
+        let params = [("CallSid", "CA1"), ("From", "+15551230000")];
+        let sig = RequestValidator::new("tok")
+            .compute_signature("https://ivr.example.com/app/voice?x=1", &params);
+        assert!(v.verify("/voice?x=1", Some(&sig), None, body, true).is_ok());
+        assert!(v
+            .verify("/voice?x=2", Some(&sig), None, body, true)
+            .is_err());
+        assert_eq!(
+            v.verify("/voice?x=1", None, None, body, true),
+            Err(SignatureError::MissingSignature)
+        );
+    }
+
+    #[test]
+    fn shared_key_requests_need_a_configured_key() {
+        let settings = Some("key=webhooks_sharedkey_7,algorithm=HMAC_SHA256");
+        let url = "https://ivr.example.com/voice";
+        let sig = RequestValidator::new("shared").compute_signature_with(
+            url,
+            &[("A", "1")],
+            SignatureAlgorithm::HmacSha256,
+        );
+        let v = WebhookVerifier::new("https://ivr.example.com", "tok").unwrap();
+        let e = v
+            .verify("/voice", Some(&sig), settings, b"A=1", true)
+            .unwrap_err();
+        assert!(e.to_string().contains("webhooks_sharedkey_7"), "{e}");
+        let v = v.with_shared_key("shared");
+        assert!(v
+            .verify("/voice", Some(&sig), settings, b"A=1", true)
+            .is_ok());
+        assert!(v
+            .verify(
+                "/voice",
+                Some(&sig),
+                Some("algorithm=HMAC_SHA512"),
+                b"A=1",
+                true
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn base_url_errors_name_the_value() {
+        let e = WebhookVerifier::new("ivr.example.com", "t").unwrap_err();
+        assert!(e.to_string().contains("ivr.example.com"), "{e}");
+        assert!(WebhookVerifier::new("https://x.com/?a=1", "t").is_err());
+    }
+}

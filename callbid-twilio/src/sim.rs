@@ -1,0 +1,837 @@
+//! An offline call simulator (feature `sim`): drives a webhook app over HTTP the
+//! way Twilio does, so IVR flows can be tested end to end without a phone.
+//!
+//! It sends a signed initial POST to the voice URL, then follows the TwiML it
+//! gets back: `<Say>`/`<Play>`/`<Pause>` are noted; `<Gather>` consumes the next
+//! scripted input (digits, speech or a timeout) and posts to its action;
+//! `<Redirect>` is followed; `<Dial>` resolves by the next scripted
+//! [`DialOutcome`] and posts `DialCallStatus`/`DialCallDuration` to its action;
+//! `<Record>` yields a `RecordingUrl`; `<Hangup>`, `<Reject>` or the end of the
+//! document end the call; a final status callback carries `CallDuration`.
+//!
+//! Relative URLs resolve against the current document's URL, as Twilio does; a
+//! `<Gather>` or `<Record>` without `action` posts to the current URL. Time is
+//! virtual: a Dial answered after 5 s lasting 2 minutes adds 125 s to the call's
+//! clock without sleeping.
+
+use crate::signature::{RequestValidator, SIGNATURE_HEADER};
+use crate::twiml::parse::{parse, Element, TwimlParseError};
+use crate::webhook::{CallStatus, DialCallStatus};
+use std::collections::VecDeque;
+use std::time::Duration;
+use url::Url;
+
+/// Why a simulation stopped early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A URL (base, path or action) is invalid.
+    #[error("invalid {field} `{value}`: {reason}")]
+    InvalidUrl {
+        /// Which setting or attribute.
+        field: &'static str,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The app could not be reached.
+    #[error("simulated Twilio request {method} {url} failed: {source}")]
+    Transport {
+        /// Method used.
+        method: &'static str,
+        /// URL requested.
+        url: String,
+        /// Underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The app answered a webhook with a non-2xx status.
+    #[error("webhook {method} {url} answered HTTP {status}: {body}")]
+    Http {
+        /// Method used.
+        method: &'static str,
+        /// URL requested.
+        url: String,
+        /// Status received.
+        status: u16,
+        /// Body received.
+        body: String,
+    },
+    /// The app answered with something that is not TwiML.
+    #[error("webhook {url} returned invalid TwiML: {source}")]
+    Twiml {
+        /// URL requested.
+        url: String,
+        /// Parse error.
+        #[source]
+        source: TwimlParseError,
+    },
+    /// The script ran out of dial outcomes at a `<Dial>`.
+    #[error("call script has no dial outcome left for <Dial> to `{target}`")]
+    NoDialOutcome {
+        /// What the Dial was calling.
+        target: String,
+    },
+    /// More webhook requests than the configured limit (a redirect loop?).
+    #[error("more than {limit} webhook requests in one call (loop?)")]
+    TooManyRequests {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// What the caller does at a `<Gather>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallerInput {
+    /// Presses these keys (posted as `Digits`).
+    Digits(String),
+    /// Says this (posted as `SpeechResult`, `Confidence=0.9`).
+    Speech(String),
+    /// Stays silent until the Gather times out.
+    Silence,
+}
+
+/// How a `<Dial>` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DialOutcome {
+    /// Answered after `after`; the bridged call lasts `duration`.
+    Answered {
+        /// Ringing time before answer.
+        after: Duration,
+        /// Talk time.
+        duration: Duration,
+    },
+    /// The callee is busy.
+    Busy,
+    /// Nobody answers before the Dial's timeout.
+    NoAnswer,
+    /// The call cannot be placed.
+    Failed,
+}
+
+impl DialOutcome {
+    /// Answered after `after_secs`, lasting `duration_secs`.
+    pub fn answered(after_secs: u64, duration_secs: u64) -> Self {
+        DialOutcome::Answered {
+            after: Duration::from_secs(after_secs),
+            duration: Duration::from_secs(duration_secs),
+        }
+    }
+}
+
+/// A scripted caller: who calls whom, and what happens at each Gather, Dial and Record.
+#[derive(Debug, Clone, Default)]
+pub struct CallScript {
+    from: String,
+    to: String,
+    call_sid: Option<String>,
+    inputs: VecDeque<CallerInput>,
+    dials: VecDeque<DialOutcome>,
+    recordings: VecDeque<Duration>,
+    extra_params: Vec<(String, String)>,
+}
+
+impl CallScript {
+    /// A call from `from` to `to` (E.164).
+    pub fn new(from: impl Into<String>, to: impl Into<String>) -> Self {
+        CallScript {
+            from: from.into(),
+            to: to.into(),
+            ..Default::default()
+        }
+    }
+    /// Use this CallSid instead of a random one.
+    #[must_use]
+    pub fn call_sid(mut self, sid: impl Into<String>) -> Self {
+        self.call_sid = Some(sid.into());
+        self
+    }
+    /// At the next Gather, press `digits`.
+    #[must_use]
+    pub fn press(mut self, digits: impl Into<String>) -> Self {
+        self.inputs.push_back(CallerInput::Digits(digits.into()));
+        self
+    }
+    /// At the next Gather, say `speech`.
+    #[must_use]
+    pub fn speak(mut self, speech: impl Into<String>) -> Self {
+        self.inputs.push_back(CallerInput::Speech(speech.into()));
+        self
+    }
+    /// At the next Gather, do nothing (timeout).
+    #[must_use]
+    pub fn stay_silent(mut self) -> Self {
+        self.inputs.push_back(CallerInput::Silence);
+        self
+    }
+    /// The next Dial ends like this.
+    #[must_use]
+    pub fn dial(mut self, outcome: DialOutcome) -> Self {
+        self.dials.push_back(outcome);
+        self
+    }
+    /// The next Record captures `secs` seconds (default 5, capped by `maxLength`).
+    #[must_use]
+    pub fn record_for(mut self, secs: u64) -> Self {
+        self.recordings.push_back(Duration::from_secs(secs));
+        self
+    }
+    /// Extra parameter on the initial request (e.g. `FromZip`).
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_params.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// One thing that happened on the simulated call, at virtual time `at`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SimEvent {
+    /// A webhook request the simulator made.
+    Request {
+        /// `GET` or `POST`.
+        method: &'static str,
+        /// URL requested (for GET, with the parameters in the query).
+        url: String,
+        /// Parameters sent.
+        params: Vec<(String, String)>,
+    },
+    /// `<Say>` text and voice.
+    Say {
+        /// Text spoken.
+        text: String,
+        /// `voice` attribute.
+        voice: Option<String>,
+    },
+    /// `<Play>` URL (or `digits`).
+    Play {
+        /// What was played.
+        url: String,
+    },
+    /// `<Pause>`.
+    Pause {
+        /// Seconds.
+        seconds: u64,
+    },
+    /// The caller's answer to a `<Gather>`.
+    Gather {
+        /// What the caller did.
+        input: CallerInput,
+    },
+    /// A `<Redirect>` was followed.
+    Redirect {
+        /// Resolved target.
+        url: String,
+    },
+    /// A `<Dial>` was resolved.
+    Dial {
+        /// The numbers/SIP URIs/clients dialled, in order.
+        targets: Vec<String>,
+        /// `DialCallStatus`.
+        status: DialCallStatus,
+        /// `DialCallDuration` in seconds.
+        duration: u64,
+    },
+    /// A `<Record>` produced a recording.
+    Record {
+        /// `RecordingUrl`.
+        recording_url: String,
+        /// Seconds recorded.
+        duration: u64,
+    },
+    /// `<Enqueue>` (the simulated caller hangs up while waiting).
+    Enqueue {
+        /// Queue name.
+        name: String,
+    },
+    /// `<Leave>`.
+    Leave,
+    /// A verb the simulator does not model (ignored, as Twilio would error).
+    Unsupported {
+        /// Element name.
+        verb: String,
+    },
+    /// `<Hangup>`.
+    Hangup,
+    /// `<Reject>`.
+    Reject {
+        /// `reason` attribute.
+        reason: String,
+    },
+    /// The final status callback.
+    StatusCallback {
+        /// URL posted to.
+        url: String,
+        /// `CallStatus` sent.
+        status: CallStatus,
+        /// `CallDuration` sent.
+        duration: u64,
+    },
+}
+
+/// The record of one simulated call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Transcript {
+    /// The CallSid used.
+    pub call_sid: String,
+    /// What happened, with the virtual time of each event.
+    pub events: Vec<(Duration, SimEvent)>,
+    /// Final call status.
+    pub status: CallStatus,
+    /// Call duration (virtual).
+    pub duration: Duration,
+}
+
+impl Transcript {
+    /// Every `<Say>` text, in order.
+    pub fn said(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SimEvent::Say { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+    /// The webhook URLs requested, in order (status callback excluded).
+    pub fn requested_urls(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SimEvent::Request { url, .. } => Some(url.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+    /// Every resolved Dial: targets, status, duration.
+    pub fn dials(&self) -> Vec<(&[String], DialCallStatus, u64)> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SimEvent::Dial {
+                    targets,
+                    status,
+                    duration,
+                } => Some((targets.as_slice(), *status, *duration)),
+                _ => None,
+            })
+            .collect()
+    }
+    /// A readable one-line-per-event rendering for logs and snapshots.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (at, e) in &self.events {
+            out.push_str(&format!("[{:>4}s] {e:?}\n", at.as_secs()));
+        }
+        out.push_str(&format!(
+            "status={} duration={}s\n",
+            self.status,
+            self.duration.as_secs()
+        ));
+        out
+    }
+}
+
+/// Drives a webhook app the way Twilio does. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    http: reqwest::Client,
+    base: Url,
+    voice_path: String,
+    status_callback: Option<String>,
+    account_sid: String,
+    validator: RequestValidator,
+    max_requests: usize,
+    say_chars_per_second: u64,
+    play_seconds: u64,
+}
+
+fn random_sid(prefix: &str) -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(34);
+    s.push_str(prefix);
+    for _ in 0..32 {
+        let d: u8 = rng.random_range(0..16);
+        s.push(char::from_digit(u32::from(d), 16).unwrap_or('0'));
+    }
+    s
+}
+
+impl Simulator {
+    /// A simulator for the app at `base_url` whose webhooks are signed with `auth_token`.
+    pub fn new(base_url: &str, auth_token: impl AsRef<[u8]>) -> Result<Self, SimError> {
+        let base = Url::parse(base_url).map_err(|e| SimError::InvalidUrl {
+            field: "base_url",
+            value: base_url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(SimError::InvalidUrl {
+                field: "base_url",
+                value: base_url.to_owned(),
+                reason: "must be http or https".into(),
+            });
+        }
+        Ok(Simulator {
+            http: reqwest::Client::new(),
+            base,
+            voice_path: "/voice".into(),
+            status_callback: None,
+            account_sid: random_sid("AC"),
+            validator: RequestValidator::new(auth_token),
+            max_requests: 100,
+            say_chars_per_second: 15,
+            play_seconds: 3,
+        })
+    }
+    /// Path (or absolute URL) of the voice webhook (default `/voice`).
+    #[must_use]
+    pub fn voice_path(mut self, path: impl Into<String>) -> Self {
+        self.voice_path = path.into();
+        self
+    }
+    /// Path (or absolute URL) that receives the final status callback (none by default).
+    #[must_use]
+    pub fn status_callback(mut self, path: impl Into<String>) -> Self {
+        self.status_callback = Some(path.into());
+        self
+    }
+    /// AccountSid sent with every request (random by default).
+    #[must_use]
+    pub fn account_sid(mut self, sid: impl Into<String>) -> Self {
+        self.account_sid = sid.into();
+        self
+    }
+    /// Stop after this many webhook requests in one call (default 100).
+    #[must_use]
+    pub fn max_requests(mut self, n: usize) -> Self {
+        self.max_requests = n;
+        self
+    }
+    /// Virtual speaking rate for `<Say>` (default 15 characters per second).
+    #[must_use]
+    pub fn say_chars_per_second(mut self, n: u64) -> Self {
+        self.say_chars_per_second = n.max(1);
+        self
+    }
+    /// Virtual length of one `<Play>` (default 3 s).
+    #[must_use]
+    pub fn play_seconds(mut self, n: u64) -> Self {
+        self.play_seconds = n;
+        self
+    }
+
+    fn resolve(&self, current: &Url, target: &str, field: &'static str) -> Result<Url, SimError> {
+        current
+            .join(target.trim())
+            .map_err(|e| SimError::InvalidUrl {
+                field,
+                value: target.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Runs one call to completion.
+    pub async fn run(&self, script: CallScript) -> Result<Transcript, SimError> {
+        let mut run = Run {
+            sim: self,
+            call_sid: script.call_sid.clone().unwrap_or_else(|| random_sid("CA")),
+            clock: Duration::ZERO,
+            events: Vec::new(),
+            requests: 0,
+            from: script.from.clone(),
+            to: script.to.clone(),
+            script,
+        };
+        let status = run.drive().await?;
+        let duration = if matches!(status, CallStatus::Completed) {
+            run.clock
+        } else {
+            Duration::ZERO
+        };
+        if let Some(cb) = &self.status_callback {
+            let url = self.resolve(&self.base, cb, "status_callback")?;
+            let mut params = run.common_params(status);
+            params.push(("CallDuration".into(), duration.as_secs().to_string()));
+            params.push(("CallbackSource".into(), "call-progress-events".into()));
+            params.push(("SequenceNumber".into(), "0".into()));
+            run.post(&url, &params, false).await?;
+            run.note(SimEvent::StatusCallback {
+                url: url.to_string(),
+                status,
+                duration: duration.as_secs(),
+            });
+        }
+        Ok(Transcript {
+            call_sid: run.call_sid,
+            events: run.events,
+            status,
+            duration,
+        })
+    }
+}
+
+/// State of one simulated call.
+struct Run<'a> {
+    sim: &'a Simulator,
+    call_sid: String,
+    clock: Duration,
+    events: Vec<(Duration, SimEvent)>,
+    requests: usize,
+    from: String,
+    to: String,
+    script: CallScript,
+}
+
+fn attr_u64(el: &Element, name: &str, default: u64) -> u64 {
+    el.attr(name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn is_get(el: &Element) -> bool {
+    el.attr("method")
+        .is_some_and(|m| m.eq_ignore_ascii_case("GET"))
+}
+
+impl Run<'_> {
+    fn note(&mut self, e: SimEvent) {
+        self.events.push((self.clock, e));
+    }
+
+    fn common_params(&self, status: CallStatus) -> Vec<(String, String)> {
+        vec![
+            ("AccountSid".into(), self.sim.account_sid.clone()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+            ("CallSid".into(), self.call_sid.clone()),
+            ("CallStatus".into(), status.to_string()),
+            ("Called".into(), self.to.clone()),
+            ("Caller".into(), self.from.clone()),
+            ("Direction".into(), "inbound".into()),
+            ("From".into(), self.from.clone()),
+            ("To".into(), self.to.clone()),
+        ]
+    }
+
+    /// Signed webhook request; returns the response body.
+    async fn post(
+        &mut self,
+        url: &Url,
+        params: &[(String, String)],
+        get: bool,
+    ) -> Result<String, SimError> {
+        self.requests += 1;
+        if self.requests > self.sim.max_requests {
+            return Err(SimError::TooManyRequests {
+                limit: self.sim.max_requests,
+            });
+        }
+        let (method, req, shown) = if get {
+            let mut u = url.clone();
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            let sig = self
+                .sim
+                .validator
+                .compute_signature(u.as_str(), &[] as &[(&str, &str)]);
+            (
+                "GET",
+                self.sim.http.get(u.clone()).header(SIGNATURE_HEADER, sig),
+                u.to_string(),
+            )
+        } else {
+            let sig = self.sim.validator.compute_signature(url.as_str(), params);
+            let body = serde_urlencoded::to_string(params).unwrap_or_default();
+            (
+                "POST",
+                self.sim
+                    .http
+                    .post(url.clone())
+                    .header(SIGNATURE_HEADER, sig)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body),
+                url.to_string(),
+            )
+        };
+        self.note(SimEvent::Request {
+            method,
+            url: shown.clone(),
+            params: params.to_vec(),
+        });
+        let resp = req.send().await.map_err(|source| SimError::Transport {
+            method,
+            url: shown.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|source| SimError::Transport {
+            method,
+            url: shown.clone(),
+            source,
+        })?;
+        if !status.is_success() {
+            return Err(SimError::Http {
+                method,
+                url: shown,
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Ok(body)
+    }
+
+    async fn fetch_twiml(
+        &mut self,
+        url: &Url,
+        params: Vec<(String, String)>,
+        get: bool,
+    ) -> Result<Element, SimError> {
+        let body = self.post(url, &params, get).await?;
+        parse(&body).map_err(|source| SimError::Twiml {
+            url: url.to_string(),
+            source,
+        })
+    }
+
+    fn speak(&mut self, el: &Element) {
+        let text = el.trimmed_text().to_owned();
+        let loops = attr_u64(el, "loop", 1).max(1);
+        let secs = (text.chars().count() as u64).div_ceil(self.sim.say_chars_per_second) * loops;
+        self.note(SimEvent::Say {
+            text,
+            voice: el.attr("voice").map(str::to_owned),
+        });
+        self.clock += Duration::from_secs(secs);
+    }
+
+    fn play(&mut self, el: &Element) {
+        let url = match el.attr("digits") {
+            Some(d) if el.trimmed_text().is_empty() => format!("digits:{d}"),
+            _ => el.trimmed_text().to_owned(),
+        };
+        let loops = attr_u64(el, "loop", 1).max(1);
+        self.note(SimEvent::Play { url });
+        self.clock += Duration::from_secs(self.sim.play_seconds * loops);
+    }
+
+    fn pause(&mut self, el: &Element) {
+        let seconds = attr_u64(el, "length", 1);
+        self.note(SimEvent::Pause { seconds });
+        self.clock += Duration::from_secs(seconds);
+    }
+
+    /// Follows TwiML until the call ends; returns the final status.
+    async fn drive(&mut self) -> Result<CallStatus, SimError> {
+        let mut current = self
+            .sim
+            .resolve(&self.sim.base, &self.sim.voice_path, "voice_path")?;
+        let mut params = self.common_params(CallStatus::Ringing);
+        params.extend(self.script.extra_params.iter().cloned());
+        let mut doc = self.fetch_twiml(&current, params, false).await?;
+        'document: loop {
+            let verbs = std::mem::take(&mut doc.children);
+            for verb in verbs {
+                match verb.name.as_str() {
+                    "Say" => self.speak(&verb),
+                    "Play" => self.play(&verb),
+                    "Pause" => self.pause(&verb),
+                    "Gather" => {
+                        for child in &verb.children {
+                            match child.name.as_str() {
+                                "Say" => self.speak(child),
+                                "Play" => self.play(child),
+                                "Pause" => self.pause(child),
+                                other => self.note(SimEvent::Unsupported {
+                                    verb: format!("Gather/{other}"),
+                                }),
+                            }
+                        }
+                        let input = self
+                            .script
+                            .inputs
+                            .pop_front()
+                            .unwrap_or(CallerInput::Silence);
+                        self.note(SimEvent::Gather {
+                            input: input.clone(),
+                        });
+                        let mut params = self.common_params(CallStatus::InProgress);
+                        match &input {
+                            CallerInput::Digits(d) => {
+                                self.clock += Duration::from_secs(d.chars().count() as u64);
+                                params.push(("Digits".into(), d.clone()));
+                                params.push(("FinishedOnKey".into(), String::new()));
+                            }
+                            CallerInput::Speech(s) => {
+                                self.clock += Duration::from_secs(
+                                    (s.chars().count() as u64)
+                                        .div_ceil(self.sim.say_chars_per_second),
+                                );
+                                params.push(("SpeechResult".into(), s.clone()));
+                                params.push(("Confidence".into(), "0.9".into()));
+                            }
+                            CallerInput::Silence => {
+                                self.clock += Duration::from_secs(attr_u64(&verb, "timeout", 5));
+                                let post_empty = verb
+                                    .attr("actionOnEmptyResult")
+                                    .is_some_and(|v| v == "true");
+                                if !post_empty {
+                                    continue; // Twilio falls through to the next verb.
+                                }
+                            }
+                        }
+                        let target = match verb.attr("action") {
+                            Some(a) => self.sim.resolve(&current, a, "Gather action")?,
+                            None => current.clone(),
+                        };
+                        doc = self.fetch_twiml(&target, params, is_get(&verb)).await?;
+                        current = target;
+                        continue 'document;
+                    }
+                    "Redirect" => {
+                        let target =
+                            self.sim
+                                .resolve(&current, verb.trimmed_text(), "Redirect URL")?;
+                        self.note(SimEvent::Redirect {
+                            url: target.to_string(),
+                        });
+                        let params = self.common_params(CallStatus::InProgress);
+                        doc = self.fetch_twiml(&target, params, is_get(&verb)).await?;
+                        current = target;
+                        continue 'document;
+                    }
+                    "Dial" => {
+                        let mut targets: Vec<String> = verb
+                            .children
+                            .iter()
+                            .map(|c| c.trimmed_text().to_owned())
+                            .collect();
+                        if !verb.trimmed_text().is_empty() {
+                            targets.insert(0, verb.trimmed_text().to_owned());
+                        }
+                        let outcome = self.script.dials.pop_front().ok_or_else(|| {
+                            SimError::NoDialOutcome {
+                                target: targets.join(", "),
+                            }
+                        })?;
+                        let ring_limit = Duration::from_secs(attr_u64(&verb, "timeout", 30));
+                        let (status, talk) = match outcome {
+                            DialOutcome::Answered { after, duration } if after <= ring_limit => {
+                                self.clock += after;
+                                (DialCallStatus::Completed, duration)
+                            }
+                            DialOutcome::Answered { .. } | DialOutcome::NoAnswer => {
+                                self.clock += ring_limit;
+                                (DialCallStatus::NoAnswer, Duration::ZERO)
+                            }
+                            DialOutcome::Busy => {
+                                self.clock += Duration::from_secs(2);
+                                (DialCallStatus::Busy, Duration::ZERO)
+                            }
+                            DialOutcome::Failed => (DialCallStatus::Failed, Duration::ZERO),
+                        };
+                        let talk = match verb
+                            .attr("timeLimit")
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                        {
+                            Some(limit) => talk.min(Duration::from_secs(limit)),
+                            None => talk,
+                        };
+                        self.clock += talk;
+                        self.note(SimEvent::Dial {
+                            targets,
+                            status,
+                            duration: talk.as_secs(),
+                        });
+                        if let Some(action) = verb.attr("action") {
+                            let target = self.sim.resolve(&current, action, "Dial action")?;
+                            let mut params = self.common_params(CallStatus::InProgress);
+                            params.push(("DialCallStatus".into(), status.to_string()));
+                            params.push(("DialCallSid".into(), random_sid("CA")));
+                            params.push(("DialCallDuration".into(), talk.as_secs().to_string()));
+                            let recorded = verb
+                                .attr("record")
+                                .is_some_and(|r| r.starts_with("record-from"));
+                            if recorded && status == DialCallStatus::Completed {
+                                params.push(("RecordingUrl".into(), self.recording_url()));
+                            }
+                            doc = self.fetch_twiml(&target, params, is_get(&verb)).await?;
+                            current = target;
+                            continue 'document;
+                        }
+                    }
+                    "Record" => {
+                        let max = Duration::from_secs(attr_u64(&verb, "maxLength", 3600));
+                        let length = self
+                            .script
+                            .recordings
+                            .pop_front()
+                            .unwrap_or(Duration::from_secs(5))
+                            .min(max);
+                        self.clock += length;
+                        let recording_url = self.recording_url();
+                        self.note(SimEvent::Record {
+                            recording_url: recording_url.clone(),
+                            duration: length.as_secs(),
+                        });
+                        let target = match verb.attr("action") {
+                            Some(a) => self.sim.resolve(&current, a, "Record action")?,
+                            None => current.clone(),
+                        };
+                        let mut params = self.common_params(CallStatus::InProgress);
+                        params.push(("RecordingUrl".into(), recording_url));
+                        params.push(("RecordingSid".into(), random_sid("RE")));
+                        params.push(("RecordingDuration".into(), length.as_secs().to_string()));
+                        params.push(("Digits".into(), "hangup".into()));
+                        doc = self.fetch_twiml(&target, params, is_get(&verb)).await?;
+                        current = target;
+                        continue 'document;
+                    }
+                    "Hangup" => {
+                        self.note(SimEvent::Hangup);
+                        return Ok(CallStatus::Completed);
+                    }
+                    "Reject" => {
+                        let reason = verb.attr("reason").unwrap_or("rejected").to_owned();
+                        let status = if reason == "busy" {
+                            CallStatus::Busy
+                        } else {
+                            CallStatus::NoAnswer
+                        };
+                        self.note(SimEvent::Reject { reason });
+                        return Ok(status);
+                    }
+                    "Enqueue" => {
+                        self.note(SimEvent::Enqueue {
+                            name: verb.trimmed_text().to_owned(),
+                        });
+                        return Ok(CallStatus::Completed);
+                    }
+                    "Leave" => self.note(SimEvent::Leave),
+                    other => self.note(SimEvent::Unsupported {
+                        verb: other.to_owned(),
+                    }),
+                }
+            }
+            // The document ran out of verbs: Twilio hangs up.
+            return Ok(CallStatus::Completed);
+        }
+    }
+
+    fn recording_url(&self) -> String {
+        format!(
+            "https://api.twilio.com/2010-04-01/Accounts/{}/Recordings/{}",
+            self.sim.account_sid,
+            random_sid("RE")
+        )
+    }
+}
