@@ -739,8 +739,8 @@ pub(crate) fn aggregate_sql(dialect: Dialect, f: &ReportFilter, g: GroupBy) -> R
         (format!(" GROUP BY {e}"), format!(" ORDER BY {e}"))
     };
     sql.text = format!(
-        "SELECT {group_text}, COUNT(*), COALESCE(SUM(accepted), 0), \
-         COALESCE(SUM(CASE WHEN status = 'fallback' THEN 1 ELSE 0 END), 0), \
+        "SELECT {group_text}, COUNT(*), COUNT(CASE WHEN accepted = 1 THEN 1 END), \
+         COUNT(CASE WHEN status = 'fallback' THEN 1 END), \
          COUNT(price_micros), CAST(COALESCE(SUM(price_micros), 0) AS TEXT), \
          CAST(COALESCE(SUM(revenue_micros), 0) AS TEXT), \
          CAST(COALESCE(SUM(payout_micros), 0) AS TEXT), \

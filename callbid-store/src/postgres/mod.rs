@@ -1,0 +1,715 @@
+//! The PostgreSQL store (feature `postgres`), for several processes sharing state.
+//!
+//! A [`deadpool_postgres`] pool of [`tokio_postgres`] connections. Atomicity:
+//!
+//! - a cap reservation runs in one transaction that first takes a transaction-scoped
+//!   advisory lock (`pg_advisory_xact_lock`) on each of its counters, in sorted order (so
+//!   two reservations never deadlock), then reads usage, checks limits and inserts; every
+//!   process reserving on the same counter queues on the same lock;
+//! - an append takes an advisory lock on its call id, so a call's events get their
+//!   sequence numbers in the order they are folded into the `calls` row.
+//!
+//! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use callbid_core::state::{
+    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, DurationHistory, HistoryKey,
+    HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+};
+use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use rust_decimal::Decimal;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use crate::codec::{area_text, from_ns, hour_value, parse_record, to_ns, CallRow, CALL_COLUMNS};
+use crate::error::{Result, StoreError};
+use crate::report::{
+    aggregate_sql, finish_page, page_sql, AggregateRow, CallReports, Dialect, GroupBy, Param,
+    RawAggregate, ReportFilter, ReportPage, ReportQuery,
+};
+use crate::sqlite::merge_increments;
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+
+/// Advisory lock key serializing migrations across processes.
+const MIGRATION_LOCK: i64 = 0x6361_6c6c_6269_6431; // "callbid1"
+
+fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| {
+        let message = match e.as_db_error() {
+            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        StoreError::Postgres { operation, message }
+    }
+}
+
+/// Options for [`PgStore::connect_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// Maximum pooled connections.
+    pub max_connections: usize,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+        }
+    }
+}
+
+impl PgOptions {
+    /// Sets the pool size (at least 1).
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+}
+
+/// Caps, duplicate callers, duration history, the call log and reports on PostgreSQL.
+/// Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's config holds the password: never print it.
+        let s = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("size", &s.size)
+            .field("available", &s.available)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`) and applies the embedded
+    /// migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, PgOptions::default()).await
+    }
+
+    /// Connects with options.
+    pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self> {
+        let cfg = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::InvalidUrl {
+            url: crate::url::redact(url),
+            reason: e.to_string(),
+        })?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(options.max_connections.max(1))
+            .build()
+            .map_err(|e| StoreError::Postgres {
+                operation: "connect",
+                message: e.to_string(),
+            })?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self, operation: &'static str) -> Result<Object> {
+        self.pool.get().await.map_err(|e| StoreError::Postgres {
+            operation,
+            message: e.to_string(),
+        })
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        const OP: &str = "migrate";
+        let mut c = self.client(OP).await?;
+        let tx = c.transaction().await.map_err(pg(OP))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg(OP))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS callbid_schema_migrations (\
+             version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(pg(OP))?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM callbid_schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg(OP))?
+            .get(0);
+        let latest = MIGRATIONS.len() as i64;
+        if current > latest {
+            return Err(StoreError::corrupt(
+                OP,
+                format!("database schema version {current} is newer than this build ({latest})"),
+            ));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= current {
+                continue;
+            }
+            tx.batch_execute(sql).await.map_err(pg(OP))?;
+            tx.execute(
+                "INSERT INTO callbid_schema_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(pg(OP))?;
+        }
+        tx.commit().await.map_err(pg(OP))?;
+        Ok(())
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        const OP: &str = "schema_version";
+        let c = self.client(OP).await?;
+        Ok(c.query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM callbid_schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(pg(OP))?
+        .get(0))
+    }
+
+    /// Appends an event (see [`CallLog::append`]), with this crate's error type.
+    pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
+        const OP: &str = "append";
+        let mut c = self.client(OP).await?;
+        let tx = c.transaction().await.map_err(pg(OP))?;
+        let out = append_in(&tx, event, &mut None).await?;
+        tx.commit().await.map_err(pg(OP))?;
+        Ok(out)
+    }
+
+    /// Appends many events in one transaction with prepared statements (imports,
+    /// backfills, benchmarks). Returns how many were new; nothing is committed on error.
+    pub async fn import<I>(&self, events: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = CallEvent> + Send,
+        I::IntoIter: Send,
+    {
+        const OP: &str = "import";
+        let mut c = self.client(OP).await?;
+        let tx = c.transaction().await.map_err(pg(OP))?;
+        let mut cache = None;
+        let mut new = 0;
+        for e in events {
+            if append_in(&tx, &e, &mut cache).await? == AppendOutcome::Recorded {
+                new += 1;
+            }
+        }
+        tx.commit().await.map_err(pg(OP))?;
+        Ok(new)
+    }
+
+    /// Deletes cap reservations that expired before `before`. Returns how many.
+    pub async fn prune_expired(&self, before: DateTime<Utc>) -> Result<u64> {
+        const OP: &str = "prune_expired";
+        let ns = to_ns("before", before)?;
+        let c = self.client(OP).await?;
+        c.execute(
+            "DELETE FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= $1",
+            &[&ns],
+        )
+        .await
+        .map_err(pg(OP))
+    }
+
+    async fn reserve_inner(&self, request: &ReservationRequest) -> Result<ReserveOutcome> {
+        const OP: &str = "reserve";
+        let now = to_ns("now", request.now)?;
+        let expires = request
+            .expires_at
+            .map(|t| to_ns("expires_at", t))
+            .transpose()?;
+        let incs = merge_increments(request);
+        let mut keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        let mut c = self.client(OP).await?;
+        let tx = c.transaction().await.map_err(pg(OP))?;
+        for k in &keys {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[k],
+            )
+            .await
+            .map_err(pg(OP))?;
+        }
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM cap_reservations WHERE id = $1",
+                &[&request.id.0],
+            )
+            .await
+            .map_err(pg(OP))?
+            .is_some();
+        if exists {
+            return Ok(ReserveOutcome::Reserved);
+        }
+        for (key, (amount, limit)) in &incs {
+            let used = usage_in(&*tx, key, now).await?;
+            if used + amount > *limit {
+                return Ok(ReserveOutcome::Exceeded {
+                    key: key.clone(),
+                    used,
+                    limit: *limit,
+                });
+            }
+        }
+        let inserted = tx
+            .execute(
+                "INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&request.id.0, &expires],
+            )
+            .await
+            .map_err(pg(OP))?;
+        if inserted == 0 {
+            // The same id was reserved concurrently on counters we did not lock: it is
+            // held, which is what the caller asked for.
+            return Ok(ReserveOutcome::Reserved);
+        }
+        let st = tx
+            .prepare(
+                "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES ($1, $2, $3)",
+            )
+            .await
+            .map_err(pg(OP))?;
+        for (key, (amount, _)) in &incs {
+            tx.execute(&st, &[&request.id.0, key, amount])
+                .await
+                .map_err(pg(OP))?;
+        }
+        tx.commit().await.map_err(pg(OP))?;
+        Ok(ReserveOutcome::Reserved)
+    }
+}
+
+async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
+    c: &C,
+    key: &str,
+    now: i64,
+) -> Result<Decimal> {
+    const OP: &str = "usage";
+    let row = c
+        .query_one(
+            "SELECT COALESCE(SUM(i.amount), 0) FROM cap_increments i \
+             JOIN cap_reservations r ON r.id = i.reservation_id \
+             WHERE i.counter = $1 AND (r.expires_ns IS NULL OR r.expires_ns > $2)",
+            &[&key, &now],
+        )
+        .await
+        .map_err(pg(OP))?;
+    row.try_get::<_, Decimal>(0)
+        .map(|d| d.normalize())
+        .map_err(pg(OP))
+}
+
+async fn append_in(
+    tx: &Transaction<'_>,
+    e: &CallEvent,
+    cache: &mut Option<CallRecord>,
+) -> Result<AppendOutcome> {
+    const OP: &str = "append";
+    let at = to_ns("at", e.at)?;
+    let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
+    let call_id = e.call_id.as_str();
+    let cached = matches!(cache, Some(r) if r.call_id == e.call_id);
+    if !cached {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
+            &[&call_id],
+        )
+        .await
+        .map_err(pg(OP))?;
+    }
+    let n = tx
+        .execute(
+            "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id, idempotency_key) DO NOTHING",
+            &[
+                &call_id,
+                &e.idempotency_key,
+                &at,
+                &e.kind.type_name(),
+                &json,
+            ],
+        )
+        .await
+        .map_err(pg(OP))?;
+    if n == 0 {
+        return Ok(AppendOutcome::Duplicate);
+    }
+    let record = match cache.take() {
+        Some(r) if r.call_id == e.call_id => Some(r),
+        _ => match tx
+            .query_opt("SELECT record FROM calls WHERE call_id = $1", &[&call_id])
+            .await
+            .map_err(pg(OP))?
+        {
+            Some(row) => Some(parse_record(
+                OP,
+                row.try_get::<_, &str>(0).map_err(pg(OP))?,
+            )?),
+            None => None,
+        },
+    };
+    let mut record = record.unwrap_or_else(|| CallRecord::new(e.call_id.clone(), e.at));
+    record.apply(e);
+    upsert_call(tx, &CallRow::from_record(&record)?).await?;
+    *cache = Some(record);
+    Ok(AppendOutcome::Recorded)
+}
+
+fn upsert_sql() -> String {
+    let cols = CALL_COLUMNS.join(", ");
+    let ph: Vec<String> = (1..=CALL_COLUMNS.len()).map(|i| format!("${i}")).collect();
+    let set: Vec<String> = CALL_COLUMNS[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO calls ({cols}) VALUES ({}) ON CONFLICT (call_id) DO UPDATE SET {}",
+        ph.join(", "),
+        set.join(", ")
+    )
+}
+
+async fn upsert_call(tx: &Transaction<'_>, r: &CallRow) -> Result<()> {
+    const OP: &str = "append";
+    let st = tx.prepare_cached(&upsert_sql()).await.map_err(pg(OP))?;
+    let status = r.status.to_string();
+    let p: [&(dyn ToSql + Sync); 28] = [
+        &r.call_id,
+        &r.received_ns,
+        &r.day,
+        &status,
+        &r.caller,
+        &r.dialed,
+        &r.campaign,
+        &r.source,
+        &r.zip,
+        &r.service,
+        &r.buyer,
+        &r.currency,
+        &r.price,
+        &r.price_micros,
+        &r.revenue,
+        &r.revenue_micros,
+        &r.payout,
+        &r.payout_micros,
+        &r.billable,
+        &r.accepted,
+        &r.duration_secs,
+        &r.fallback,
+        &r.destination,
+        &r.recording_url,
+        &r.pinged,
+        &r.bids,
+        &r.events,
+        &r.record,
+    ];
+    tx.execute(&st, &p).await.map_err(pg(OP))?;
+    Ok(())
+}
+
+/// Owned parameters for a built statement.
+enum Owned {
+    Int(i64),
+    Text(String),
+}
+
+fn owned(params: Vec<Param>) -> Vec<Owned> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Int(i) => Owned::Int(i),
+            Param::Text(s) => Owned::Text(s),
+        })
+        .collect()
+}
+
+fn refs(params: &[Owned]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| match p {
+            Owned::Int(i) => i as &(dyn ToSql + Sync),
+            Owned::Text(s) => s as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+#[async_trait]
+impl CallReports for PgStore {
+    async fn page(&self, query: &ReportQuery) -> Result<ReportPage> {
+        const OP: &str = "report page";
+        let sql = page_sql(Dialect::Postgres, query)?;
+        let c = self.client(OP).await?;
+        let st = c.prepare_cached(&sql.text).await.map_err(pg(OP))?;
+        let params = owned(sql.params);
+        let rows = c.query(&st, &refs(&params)).await.map_err(pg(OP))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(parse_record(OP, r.try_get::<_, &str>(0).map_err(pg(OP))?)?);
+        }
+        finish_page(query, out)
+    }
+
+    async fn aggregate(
+        &self,
+        filter: &ReportFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<AggregateRow>> {
+        const OP: &str = "aggregate";
+        let sql = aggregate_sql(Dialect::Postgres, filter, group_by)?;
+        let c = self.client(OP).await?;
+        let st = c.prepare_cached(&sql.text).await.map_err(pg(OP))?;
+        let params = owned(sql.params);
+        let rows = c.query(&st, &refs(&params)).await.map_err(pg(OP))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let raw = (|| {
+                Ok::<_, tokio_postgres::Error>(RawAggregate {
+                    group: r.try_get(0)?,
+                    calls: r.try_get(1)?,
+                    accepted: r.try_get(2)?,
+                    fallbacks: r.try_get(3)?,
+                    bids: r.try_get(4)?,
+                    price_sum: r.try_get(5)?,
+                    revenue_sum: r.try_get(6)?,
+                    payout_sum: r.try_get(7)?,
+                    currencies: r.try_get(8)?,
+                    currency: r.try_get(9)?,
+                })
+            })()
+            .map_err(pg(OP))?;
+            out.push(raw.finish(group_by)?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl CallLog for PgStore {
+    async fn append(&self, event: &CallEvent) -> Result<AppendOutcome, StateError> {
+        self.append_event(event)
+            .await
+            .map_err(|e| e.into_state("append"))
+    }
+
+    async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
+        const OP: &str = "events";
+        async {
+            let c = self.client(OP).await?;
+            let rows = c
+                .query(
+                    "SELECT event FROM call_events WHERE call_id = $1 ORDER BY seq",
+                    &[&call.as_str()],
+                )
+                .await
+                .map_err(pg(OP))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let j: &str = r.try_get(0).map_err(pg(OP))?;
+                out.push(serde_json::from_str(j).map_err(|e| StoreError::corrupt(OP, e))?);
+            }
+            Ok::<_, StoreError>(out)
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
+        const OP: &str = "record";
+        async {
+            let c = self.client(OP).await?;
+            match c
+                .query_opt(
+                    "SELECT record FROM calls WHERE call_id = $1",
+                    &[&call.as_str()],
+                )
+                .await
+                .map_err(pg(OP))?
+            {
+                Some(r) => Ok(Some(parse_record(
+                    OP,
+                    r.try_get::<_, &str>(0).map_err(pg(OP))?,
+                )?)),
+                None => Ok(None),
+            }
+        }
+        .await
+        .map_err(|e: StoreError| e.into_state(OP))
+    }
+}
+
+#[async_trait]
+impl CapStore for PgStore {
+    async fn usage(&self, key: &str, now: DateTime<Utc>) -> Result<Decimal, StateError> {
+        const OP: &str = "usage";
+        async {
+            let now = to_ns("now", now)?;
+            let c = self.client(OP).await?;
+            let client: &tokio_postgres::Client = &c;
+            usage_in(client, key, now).await
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, StateError> {
+        self.reserve_inner(request)
+            .await
+            .map_err(|e| e.into_state("reserve"))
+    }
+
+    async fn release(&self, id: &ReservationId) -> Result<bool, StateError> {
+        const OP: &str = "release";
+        async {
+            let c = self.client(OP).await?;
+            let n = c
+                .execute("DELETE FROM cap_reservations WHERE id = $1", &[&id.0])
+                .await
+                .map_err(pg(OP))?;
+            Ok::<_, StoreError>(n > 0)
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
+
+#[async_trait]
+impl SeenCallers for PgStore {
+    async fn last_seen(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        const OP: &str = "last_seen";
+        async {
+            let c = self.client(OP).await?;
+            let row = c
+                .query_opt(
+                    "SELECT last_seen_ns FROM seen_callers WHERE buyer = $1 AND caller = $2",
+                    &[&buyer.as_str(), &caller.as_str()],
+                )
+                .await
+                .map_err(pg(OP))?;
+            row.map(|r| r.try_get::<_, i64>(0).map(from_ns))
+                .transpose()
+                .map_err(pg(OP))
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn record(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        const OP: &str = "record_seen";
+        async {
+            let at = to_ns("at", at)?;
+            let c = self.client(OP).await?;
+            c.execute(
+                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES ($1, $2, $3) \
+                 ON CONFLICT (buyer, caller) DO UPDATE \
+                 SET last_seen_ns = GREATEST(seen_callers.last_seen_ns, excluded.last_seen_ns)",
+                &[&buyer.as_str(), &caller.as_str(), &at],
+            )
+            .await
+            .map_err(pg(OP))?;
+            Ok::<_, StoreError>(())
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
+
+#[async_trait]
+impl DurationHistory for PgStore {
+    async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError> {
+        const OP: &str = "record_history";
+        async {
+            let b = i64::from(billable);
+            let mut c = self.client(OP).await?;
+            let tx = c.transaction().await.map_err(pg(OP))?;
+            let st = tx
+                .prepare(
+                    "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
+                     VALUES ($1, $2, $3, 1, $4) ON CONFLICT (buyer, area, hour_of_week) \
+                     DO UPDATE SET calls = duration_history.calls + 1, \
+                     billable = duration_history.billable + excluded.billable",
+                )
+                .await
+                .map_err(pg(OP))?;
+            for k in keys {
+                let area = area_text(&k.area);
+                let hour = hour_value(k.hour_of_week);
+                tx.execute(&st, &[&k.buyer.as_str(), &area, &hour, &b])
+                    .await
+                    .map_err(pg(OP))?;
+            }
+            tx.commit().await.map_err(pg(OP))?;
+            Ok::<_, StoreError>(())
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError> {
+        const OP: &str = "history_stats";
+        async {
+            let c = self.client(OP).await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT calls, billable FROM duration_history \
+                     WHERE buyer = $1 AND area = $2 AND hour_of_week = $3",
+                )
+                .await
+                .map_err(pg(OP))?;
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                let area = area_text(&k.area);
+                let hour = hour_value(k.hour_of_week);
+                let row = c
+                    .query_opt(&st, &[&k.buyer.as_str(), &area, &hour])
+                    .await
+                    .map_err(pg(OP))?;
+                out.push(match row {
+                    Some(r) => {
+                        let calls: i64 = r.try_get(0).map_err(pg(OP))?;
+                        let billable: i64 = r.try_get(1).map_err(pg(OP))?;
+                        HistoryStats {
+                            calls: u64::try_from(calls).unwrap_or(0),
+                            billable: u64::try_from(billable).unwrap_or(0),
+                        }
+                    }
+                    None => HistoryStats::default(),
+                });
+            }
+            Ok::<_, StoreError>(out)
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+}
