@@ -337,6 +337,29 @@ impl SqliteStore {
         .await
     }
 
+    /// SQLite's `EXPLAIN QUERY PLAN` for the statement a report page runs (to check
+    /// which index answers a filter).
+    pub async fn explain_page(&self, query: &ReportQuery) -> Result<String> {
+        const OP: &str = "explain";
+        let sql = page_sql(Dialect::Sqlite, query)?;
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(values(sql.params)), |r| {
+                    r.get::<_, String>(3)
+                })
+                .map_err(StoreError::sqlite(OP))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.map_err(StoreError::sqlite(OP))?);
+            }
+            Ok(out.join("\n"))
+        })
+        .await
+    }
+
     /// Number of calls in the summary table.
     pub async fn call_count(&self) -> Result<u64> {
         self.read("call_count", |c| {
