@@ -1,0 +1,928 @@
+//! The generic, config-driven ping-post buyer: a [`ProtocolSpec`] (a preset file or an
+//! inline table) says how to build the ping, read the answer by JSON pointer, and
+//! optionally accept; no code per network.
+//!
+//! Presets shipped: `ringba` (Ringba RTB), `retreaver` (Retreaver RTB), `trackdrive`
+//! (TrackDrive ping/post) and `callgrid` (CallGrid bid API); see [`preset`].
+
+mod presets;
+mod spec;
+mod template;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use callbid_core::{
+    Bid, BuyerErrorKind, BuyerId, CallContext, Capabilities, Currency, Destination, PingReply,
+};
+use chrono::Utc;
+use rust_decimal::Decimal;
+
+pub use presets::{preset, preset_names, preset_source};
+pub use spec::{
+    AcceptResponseSpec, AcceptSpec, AuthSpec, CapabilitiesSpec, PingResponseSpec, PingSpec,
+    Predicate, ProtocolSpec, RequestSpec,
+};
+
+use self::template::{JsonTemplate, Scope, Template, Vars};
+use crate::adapter::{redirect_error, require_json, AdapterError, HttpAdapter, RAW_BODY_EXCERPT};
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::json::{parse_decimal, parse_price, parse_seconds, parse_timestamp, Doc, Leaf};
+use crate::secret::Secret;
+
+/// Longest bid lifetime or minimum duration accepted, in seconds (one day).
+const MAX_SECONDS: u64 = 86_400;
+/// How long values kept for an accept step are held.
+const KEEP_FOR: Duration = Duration::from_secs(600);
+/// How many pending bids' values are held at most.
+const KEEP_MAX: usize = 10_000;
+
+/// An invalid protocol description: the field (a dotted path) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason} (value {value:?})")]
+#[non_exhaustive]
+pub struct SpecError {
+    /// The field, e.g. `ping.request.url`.
+    pub field: String,
+    /// The value found there.
+    pub value: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError {
+            field: field.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Credentials, resolved.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// A header carrying the key.
+    Header {
+        /// Header name.
+        name: String,
+        /// Written before the key.
+        prefix: String,
+        /// The key.
+        value: Secret,
+    },
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// A query parameter carrying the key.
+    Query {
+        /// Parameter name.
+        name: String,
+        /// The key.
+        value: Secret,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Header { name, .. } => write!(f, "Header({name}: [REDACTED])"),
+            Auth::Basic { username, .. } => write!(f, "Basic({username}:[REDACTED])"),
+            Auth::Query { name, .. } => write!(f, "Query({name}=[REDACTED])"),
+        }
+    }
+}
+
+/// What a buyer sets on top of a protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PingPostSettings {
+    /// Overrides the protocol's base URL.
+    pub base_url: Option<String>,
+    /// Parameter values (over the protocol's defaults).
+    pub params: BTreeMap<String, String>,
+    /// Credentials.
+    pub auth: Option<Auth>,
+    /// Extra headers (value templates) sent with every request.
+    pub headers: BTreeMap<String, String>,
+    /// The currency bids are in.
+    pub currency: Currency,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    None,
+    Json(JsonTemplate),
+    Form(Vec<(String, Template)>),
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRequest {
+    method: Method,
+    url: Template,
+    query: Vec<(String, Template)>,
+    headers: Vec<(String, Template)>,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledAccept {
+    request: CompiledRequest,
+    response: AcceptResponseSpec,
+}
+
+/// The generic ping-post adapter.
+pub struct PingPost {
+    description: String,
+    base: String,
+    params: BTreeMap<String, String>,
+    auth: Option<Auth>,
+    headers: Vec<(String, Template)>,
+    capabilities: CapabilitiesSpec,
+    ping: CompiledRequest,
+    response: PingResponseSpec,
+    accept: Option<CompiledAccept>,
+    currency: Currency,
+    kept: Mutex<HashMap<String, (Instant, BTreeMap<String, String>)>>,
+}
+
+impl fmt::Debug for PingPost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PingPost")
+            .field("description", &self.description)
+            .field("base", &self.base)
+            .field("params", &self.params)
+            .field("auth", &self.auth)
+            .field("ping_url", &self.ping.url)
+            .field("has_accept", &self.accept.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_pointer(field: &str, p: &str) -> Result<(), SpecError> {
+    if p.is_empty() || p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            p,
+            "a JSON pointer must start with '/'",
+        ))
+    }
+}
+
+fn check_predicates(field: &str, preds: &[Predicate]) -> Result<(), SpecError> {
+    for (i, p) in preds.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        check_pointer(&format!("{f}.pointer"), &p.pointer)?;
+        let n = [
+            p.equals.is_some(),
+            p.one_of.is_some(),
+            p.exists.is_some(),
+            p.nonzero.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if n != 1 {
+            return Err(SpecError::new(
+                f,
+                &p.pointer,
+                "give exactly one of equals, one_of, exists, nonzero",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn compile_request(
+    field: &str,
+    spec: &RequestSpec,
+    scope: Scope,
+) -> Result<CompiledRequest, SpecError> {
+    let t = |f: String, s: &str| Template::parse(s, scope).map_err(|e| SpecError::new(f, s, e));
+    let url = t(format!("{field}.url"), &spec.url)?;
+    let query = spec
+        .query
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), t(format!("{field}.query.{k}"), v)?)))
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    let headers = spec
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            check_header_name(&format!("{field}.headers"), k)?;
+            Ok((k.clone(), t(format!("{field}.headers.{k}"), v)?))
+        })
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    let body = match (&spec.json, &spec.form) {
+        (Some(_), Some(_)) => {
+            return Err(SpecError::new(
+                field,
+                "json + form",
+                "give either a json or a form body, not both",
+            ))
+        }
+        (Some(j), None) => Body::Json(
+            JsonTemplate::from_toml(j, scope, &format!("{field}.json"))
+                .map_err(|e| SpecError::new(format!("{field}.json"), j.to_string(), e))?,
+        ),
+        (None, Some(f)) => Body::Form(
+            f.iter()
+                .map(|(k, v)| Ok((k.clone(), t(format!("{field}.form.{k}"), v)?)))
+                .collect::<Result<Vec<_>, SpecError>>()?,
+        ),
+        (None, None) => Body::None,
+    };
+    if spec.method == Method::Get && !matches!(body, Body::None) {
+        return Err(SpecError::new(
+            format!("{field}.method"),
+            "GET",
+            "a GET request cannot carry a body",
+        ));
+    }
+    Ok(CompiledRequest {
+        method: spec.method,
+        url,
+        query,
+        headers,
+        body,
+    })
+}
+
+fn check_header_name(field: &str, name: &str) -> Result<(), SpecError> {
+    if reqwest::header::HeaderName::from_str(name).is_err() {
+        return Err(SpecError::new(field, name, "not a valid header name"));
+    }
+    Ok(())
+}
+
+impl PingPost {
+    /// Compiles `spec` with a buyer's `settings`, checking every template, pointer and
+    /// required parameter.
+    pub fn new(spec: &ProtocolSpec, settings: PingPostSettings) -> Result<PingPost, SpecError> {
+        let base = settings
+            .base_url
+            .clone()
+            .or_else(|| spec.base_url.clone())
+            .unwrap_or_default();
+        if spec.ping.request.url.contains("{base}") {
+            if base.is_empty() {
+                return Err(SpecError::new(
+                    "base_url",
+                    "",
+                    "this protocol needs a base_url",
+                ));
+            }
+            let u = url::Url::parse(&base)
+                .map_err(|e| SpecError::new("base_url", &base, e.to_string()))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(SpecError::new(
+                    "base_url",
+                    &base,
+                    "scheme must be http or https",
+                ));
+            }
+        }
+        let mut params = spec.params.clone();
+        params.extend(settings.params.clone());
+        for p in &spec.required_params {
+            if params.get(p).is_none_or(|v| v.is_empty()) {
+                return Err(SpecError::new(
+                    format!("params.{p}"),
+                    "",
+                    "required by this protocol",
+                ));
+            }
+        }
+        let ping = compile_request("ping.request", &spec.ping.request, Scope::Ping)?;
+        let r = &spec.ping.response;
+        check_pointer("ping.response.price", &r.price)?;
+        for (i, d) in r.destination.iter().enumerate() {
+            check_pointer(&format!("ping.response.destination[{i}]"), d)?;
+        }
+        for (f, p) in [
+            ("bid_id", &r.bid_id),
+            ("expires_in", &r.expires_in),
+            ("expires_at", &r.expires_at),
+            ("min_duration", &r.min_duration),
+            ("reject_reason", &r.reject_reason),
+            ("error_message", &r.error_message),
+        ] {
+            if let Some(p) = p {
+                check_pointer(&format!("ping.response.{f}"), p)?;
+            }
+        }
+        for (k, p) in &r.keep {
+            check_pointer(&format!("ping.response.keep.{k}"), p)?;
+        }
+        check_predicates("ping.response.accepted", &r.accepted)?;
+        for s in &r.no_bid_statuses {
+            if !(100..600).contains(s) {
+                return Err(SpecError::new(
+                    "ping.response.no_bid_statuses",
+                    s.to_string(),
+                    "not an HTTP status",
+                ));
+            }
+        }
+        let accept = match &spec.accept {
+            None => None,
+            Some(a) => {
+                let request = compile_request("accept.request", &a.request, Scope::Accept)?;
+                if a.response.destination.is_empty() {
+                    return Err(SpecError::new(
+                        "accept.response.destination",
+                        "[]",
+                        "an accept step must say where the destination is",
+                    ));
+                }
+                for (i, d) in a.response.destination.iter().enumerate() {
+                    check_pointer(&format!("accept.response.destination[{i}]"), d)?;
+                }
+                if let Some(p) = &a.response.reject_reason {
+                    check_pointer("accept.response.reject_reason", p)?;
+                }
+                check_predicates("accept.response.accepted", &a.response.accepted)?;
+                Some(CompiledAccept {
+                    request,
+                    response: a.response.clone(),
+                })
+            }
+        };
+        if accept.is_none() && r.destination.is_empty() {
+            return Err(SpecError::new(
+                "ping.response.destination",
+                "[]",
+                "without an accept step the ping answer must carry the destination",
+            ));
+        }
+        let headers = settings
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                check_header_name("headers", k)?;
+                Ok((
+                    k.clone(),
+                    Template::parse(v, Scope::Ping)
+                        .map_err(|e| SpecError::new(format!("headers.{k}"), v, e))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, SpecError>>()?;
+        // Every `{param.X}` used must have a value.
+        let mut used: Vec<(&str, &Template)> = vec![("ping.request.url", &ping.url)];
+        let mut all = vec![&ping];
+        if let Some(a) = &accept {
+            all.push(&a.request);
+        }
+        for req in &all {
+            used.push(("url", &req.url));
+            for (_, t) in req.query.iter().chain(req.headers.iter()) {
+                used.push(("query/headers", t));
+            }
+            match &req.body {
+                Body::Json(j) => used.extend(j.templates().into_iter().map(|t| ("json", t))),
+                Body::Form(f) => used.extend(f.iter().map(|(_, t)| ("form", t))),
+                Body::None => {}
+            }
+        }
+        for (_, t) in &headers {
+            used.push(("headers", t));
+        }
+        for (_, t) in used {
+            for p in t.params() {
+                if !params.contains_key(p) {
+                    return Err(SpecError::new(
+                        format!("params.{p}"),
+                        t.source(),
+                        "used by a template but not set",
+                    ));
+                }
+            }
+        }
+        Ok(PingPost {
+            description: spec.description.clone().unwrap_or_default(),
+            base,
+            params,
+            auth: settings.auth,
+            headers,
+            capabilities: spec.capabilities,
+            ping,
+            response: spec.ping.response.clone(),
+            accept,
+            currency: settings.currency,
+            kept: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn build(&self, req: &CompiledRequest, vars: &Vars<'_>) -> Result<HttpRequest, AdapterError> {
+        let text = req.url.render_url(vars);
+        let mut url = url::Url::parse(&text)
+            .map_err(|e| AdapterError::config(format!("URL {text:?}: {e}")))?;
+        let mut pairs: Vec<(String, String)> = req
+            .query
+            .iter()
+            .filter_map(|(k, t)| t.render_value(vars).map(|v| (k.clone(), v)))
+            .collect();
+        let mut out_secrets = Vec::new();
+        if let Some(Auth::Query { name, value }) = &self.auth {
+            pairs.push((name.clone(), value.expose().to_string()));
+            out_secrets.push(value.clone());
+        }
+        if !pairs.is_empty() {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in &pairs {
+                q.append_pair(k, v);
+            }
+        }
+        let mut http = HttpRequest::new(req.method, url);
+        for s in out_secrets {
+            http = http.with_secret(s);
+        }
+        for (k, t) in req.headers.iter().chain(self.headers.iter()) {
+            let v = t.render_raw(vars);
+            if v.chars().any(|c| c.is_control()) {
+                return Err(AdapterError::new(
+                    BuyerErrorKind::Refused,
+                    format!("header {k}: value {v:?} holds control characters"),
+                ));
+            }
+            http = http.with_header(k.clone(), v);
+        }
+        match &self.auth {
+            Some(Auth::Header {
+                name,
+                prefix,
+                value,
+            }) => {
+                http = http
+                    .with_header(name.clone(), format!("{prefix}{}", value.expose()))
+                    .with_secret(value.clone());
+            }
+            Some(Auth::Basic { username, password }) => {
+                let token = base64(format!("{username}:{}", password.expose()).as_bytes());
+                http = http
+                    .with_header("Authorization", format!("Basic {token}"))
+                    .with_secret(password.clone())
+                    .with_secret(Secret::new(token));
+            }
+            _ => {}
+        }
+        if http.header("accept").is_none() {
+            http = http.with_header("Accept", "application/json");
+        }
+        Ok(match &req.body {
+            Body::None => http,
+            Body::Json(j) => http.with_json(&j.render(vars)),
+            Body::Form(f) => {
+                let pairs: Vec<(String, String)> = f
+                    .iter()
+                    .filter_map(|(k, t)| t.render_value(vars).map(|v| (k.clone(), v)))
+                    .collect();
+                http.with_form(&pairs)
+            }
+        })
+    }
+
+    fn vars<'a>(
+        &'a self,
+        call: &'a CallContext,
+        bid: Option<&'a Bid>,
+        reply: Option<&'a BTreeMap<String, String>>,
+    ) -> Vars<'a> {
+        Vars {
+            call,
+            params: &self.params,
+            base: &self.base,
+            bid,
+            reply,
+        }
+    }
+
+    fn keep_key(call: &CallContext, bid_id: Option<&str>) -> String {
+        format!("{}\u{0}{}", call.call_id, bid_id.unwrap_or(""))
+    }
+
+    fn remember(&self, key: String, values: BTreeMap<String, String>) {
+        if let Ok(mut m) = self.kept.lock() {
+            let now = Instant::now();
+            m.retain(|_, (at, _)| now.duration_since(*at) < KEEP_FOR);
+            if m.len() >= KEEP_MAX {
+                if let Some(oldest) = m
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone())
+                {
+                    m.remove(&oldest);
+                }
+            }
+            m.insert(key, (now, values));
+        }
+    }
+
+    fn recall(&self, key: &str) -> Option<BTreeMap<String, String>> {
+        self.kept
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).map(|(_, v)| v.clone()))
+    }
+
+    fn find_destination(
+        &self,
+        doc: &Doc,
+        pointers: &[String],
+        resp: &HttpResponse,
+    ) -> Result<Option<Destination>, AdapterError> {
+        for p in pointers {
+            let leaf = doc
+                .pointer(p)
+                .map_err(|e| AdapterError::bad_response(e, resp))?;
+            let text = match leaf {
+                None | Some(Leaf::Null) => continue,
+                Some(Leaf::String(s)) if s.trim().is_empty() => continue,
+                Some(Leaf::String(s)) => s,
+                Some(Leaf::Number(n)) => n,
+                Some(other) => {
+                    return Err(AdapterError::bad_response(
+                        format!("destination {p}: unexpected value {}", other.describe()),
+                        resp,
+                    ))
+                }
+            };
+            let d = Destination::parse(&text)
+                .map_err(|e| AdapterError::bad_response(format!("destination {p}: {e}"), resp))?;
+            if d.is_sip() && !self.capabilities.accepts_sip {
+                return Err(AdapterError::bad_response(
+                    format!("destination {p}: SIP address {text:?} but this buyer is configured without SIP"),
+                    resp,
+                ));
+            }
+            return Ok(Some(d));
+        }
+        Ok(None)
+    }
+
+    fn status_errors(
+        &self,
+        resp: &HttpResponse,
+        error_pointer: Option<&str>,
+    ) -> Result<(), AdapterError> {
+        if let Some(e) = redirect_error(resp) {
+            return Err(e);
+        }
+        let s = resp.status;
+        if (400..500).contains(&s) {
+            let msg = Doc::parse(&resp.body)
+                .ok()
+                .and_then(|d| {
+                    d.pointer(error_pointer.unwrap_or("/message"))
+                        .ok()
+                        .flatten()
+                })
+                .and_then(|l| l.as_text())
+                .unwrap_or_else(|| resp.body_excerpt(200));
+            return Err(AdapterError {
+                kind: BuyerErrorKind::Rejected,
+                message: format!("HTTP {s}: {msg}"),
+                raw_body: Some(resp.body_excerpt(RAW_BODY_EXCERPT)),
+            });
+        }
+        if !(200..300).contains(&s) {
+            return Err(AdapterError::bad_response(format!("HTTP {s}"), resp));
+        }
+        Ok(())
+    }
+}
+
+fn all_hold(doc: &Doc, preds: &[Predicate], resp: &HttpResponse) -> Result<bool, AdapterError> {
+    for p in preds {
+        if !eval(doc, p).map_err(|e| AdapterError::bad_response(e, resp))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn eval(doc: &Doc, p: &Predicate) -> Result<bool, String> {
+    let v = doc.pointer(&p.pointer)?;
+    let present = matches!(&v, Some(l) if *l != Leaf::Null);
+    if let Some(want) = p.exists {
+        return Ok(present == want);
+    }
+    if let Some(want) = p.nonzero {
+        let nonzero = match &v {
+            None | Some(Leaf::Null) => false,
+            Some(l) => !parse_decimal(&p.pointer, l)?.is_zero(),
+        };
+        return Ok(nonzero == want);
+    }
+    let Some(l) = v else { return Ok(false) };
+    if let Some(eq) = &p.equals {
+        return Ok(leaf_eq(&l, eq));
+    }
+    if let Some(list) = &p.one_of {
+        return Ok(list.iter().any(|x| leaf_eq(&l, x)));
+    }
+    Ok(false)
+}
+
+fn dec(s: &str) -> Option<Decimal> {
+    let t = s.trim();
+    if t.is_empty()
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return None;
+    }
+    Decimal::from_str_exact(t).ok()
+}
+
+fn leaf_eq(l: &Leaf, want: &toml::Value) -> bool {
+    match (l, want) {
+        (Leaf::String(s), toml::Value::String(w)) => {
+            s == w || matches!((dec(s), dec(w)), (Some(a), Some(b)) if a == b)
+        }
+        (Leaf::Number(n), toml::Value::String(w)) => {
+            matches!((dec(n), dec(w)), (Some(a), Some(b)) if a == b)
+        }
+        (Leaf::Bool(b), toml::Value::Boolean(w)) => b == w,
+        (Leaf::Number(n) | Leaf::String(n), toml::Value::Integer(i)) => {
+            dec(n) == Some(Decimal::from(*i))
+        }
+        (Leaf::Number(n) | Leaf::String(n), toml::Value::Float(f)) => {
+            matches!((dec(n), Decimal::from_str(&f.to_string()).ok()), (Some(a), Some(b)) if a == b)
+        }
+        _ => false,
+    }
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+impl HttpAdapter for PingPost {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+            .with_needs_caller_id(self.capabilities.needs_caller_id)
+            .with_accepts_sip(self.capabilities.accepts_sip)
+            .with_has_accept(self.accept.is_some())
+    }
+
+    fn ping_request(&self, call: &CallContext) -> Result<HttpRequest, AdapterError> {
+        if self.capabilities.needs_caller_id && call.caller.is_none() {
+            return Err(AdapterError::new(
+                BuyerErrorKind::Refused,
+                "this buyer needs the caller id and the call has none",
+            ));
+        }
+        self.build(&self.ping, &self.vars(call, None, None))
+    }
+
+    fn parse_ping(
+        &self,
+        buyer: &BuyerId,
+        call: &CallContext,
+        resp: &HttpResponse,
+    ) -> Result<PingReply, AdapterError> {
+        let r = &self.response;
+        if r.no_bid_statuses.contains(&resp.status) {
+            return Ok(PingReply::NoBid {
+                reason: format!("HTTP {}", resp.status),
+            });
+        }
+        self.status_errors(resp, r.error_message.as_deref())?;
+        let doc = require_json(resp)?;
+        let get = |p: &str| {
+            doc.pointer(p)
+                .map_err(|e| AdapterError::bad_response(e, resp))
+        };
+        if !all_hold(&doc, &r.accepted, resp)? {
+            let reason = match &r.reject_reason {
+                Some(p) => get(p)?.and_then(|l| l.as_text()),
+                None => None,
+            }
+            .unwrap_or_else(|| "not accepted".into());
+            return Ok(PingReply::NoBid { reason });
+        }
+        let price = match get(&r.price)? {
+            Some(l) => parse_price(&r.price, &l, self.currency)
+                .map_err(|e| AdapterError::bad_response(format!("price {e}"), resp))?,
+            None => {
+                return Err(AdapterError::bad_response(
+                    format!("price {} missing", r.price),
+                    resp,
+                ))
+            }
+        };
+        let mut bid = Bid::new(buyer.clone(), price);
+        if let Some(p) = &r.bid_id {
+            match get(p)? {
+                Some(l) => match l.as_text() {
+                    Some(t) if !t.is_empty() => bid = bid.with_bid_id(t),
+                    _ => {
+                        return Err(AdapterError::bad_response(
+                            format!("bid id {p}: unexpected value {}", l.describe()),
+                            resp,
+                        ))
+                    }
+                },
+                None if self.accept.is_some() => {
+                    return Err(AdapterError::bad_response(
+                        format!("bid id {p} missing (the accept step needs it)"),
+                        resp,
+                    ))
+                }
+                None => {}
+            }
+        }
+        match self.find_destination(&doc, &r.destination, resp)? {
+            Some(d) => bid = bid.with_destination(d),
+            None if self.accept.is_none() => {
+                return Err(AdapterError::bad_response(
+                    format!(
+                        "no destination in the answer (looked at {})",
+                        r.destination.join(", ")
+                    ),
+                    resp,
+                ))
+            }
+            None => {}
+        }
+        let now = Utc::now();
+        if let Some(p) = &r.expires_in {
+            if let Some(l) = get(p)?.filter(|l| *l != Leaf::Null) {
+                let d = parse_seconds(p, &l, MAX_SECONDS)
+                    .map_err(|e| AdapterError::bad_response(format!("expiry {e}"), resp))?;
+                if d.is_zero() {
+                    return Err(AdapterError::bad_response(
+                        format!("bid expired: {p} is {}", l.describe()),
+                        resp,
+                    ));
+                }
+                let at = now
+                    + chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::zero());
+                bid = bid.with_expiry(at);
+            }
+        }
+        if let Some(p) = &r.expires_at {
+            if let Some(l) = get(p)?.filter(|l| *l != Leaf::Null) {
+                let at = parse_timestamp(p, &l)
+                    .map_err(|e| AdapterError::bad_response(format!("expiry {e}"), resp))?;
+                if at <= now {
+                    return Err(AdapterError::bad_response(
+                        format!(
+                            "bid expired: {p} is {} (now {})",
+                            l.describe(),
+                            now.to_rfc3339()
+                        ),
+                        resp,
+                    ));
+                }
+                let at = bid.expires_at.map_or(at, |e| e.min(at));
+                bid = bid.with_expiry(at);
+            }
+        }
+        if let Some(p) = &r.min_duration {
+            if let Some(l) = get(p)?.filter(|l| *l != Leaf::Null) {
+                let d = parse_seconds(p, &l, MAX_SECONDS).map_err(|e| {
+                    AdapterError::bad_response(format!("minimum duration {e}"), resp)
+                })?;
+                bid = bid.with_min_duration(d);
+            }
+        }
+        if self.accept.is_some() && !r.keep.is_empty() {
+            let mut kept = BTreeMap::new();
+            for (k, p) in &r.keep {
+                if let Some(t) = get(p)?.and_then(|l| l.as_text()) {
+                    kept.insert(k.clone(), t);
+                }
+            }
+            self.remember(Self::keep_key(call, bid.bid_id.as_deref()), kept);
+        }
+        Ok(PingReply::Bid(bid))
+    }
+
+    fn accept_request(
+        &self,
+        call: &CallContext,
+        bid: &Bid,
+    ) -> Result<Option<HttpRequest>, AdapterError> {
+        let Some(a) = &self.accept else {
+            return Ok(None);
+        };
+        let reply = self
+            .recall(&Self::keep_key(call, bid.bid_id.as_deref()))
+            .unwrap_or_default();
+        self.build(&a.request, &self.vars(call, Some(bid), Some(&reply)))
+            .map(Some)
+    }
+
+    fn parse_accept(
+        &self,
+        _call: &CallContext,
+        _bid: &Bid,
+        resp: &HttpResponse,
+    ) -> Result<Destination, AdapterError> {
+        let Some(a) = &self.accept else {
+            return Err(AdapterError::bad_response("no accept step", resp));
+        };
+        self.status_errors(resp, None)?;
+        let doc = require_json(resp)?;
+        if !all_hold(&doc, &a.response.accepted, resp)? {
+            let reason = a
+                .response
+                .reject_reason
+                .as_deref()
+                .and_then(|p| doc.pointer(p).ok().flatten())
+                .and_then(|l| l.as_text())
+                .unwrap_or_else(|| "not accepted".into());
+            return Err(AdapterError {
+                kind: BuyerErrorKind::Rejected,
+                message: format!("accept refused: {reason}"),
+                raw_body: Some(resp.body_excerpt(RAW_BODY_EXCERPT)),
+            });
+        }
+        self.find_destination(&doc, &a.response.destination, resp)?
+            .ok_or_else(|| {
+                AdapterError::bad_response(
+                    format!(
+                        "no destination in the accept answer (looked at {})",
+                        a.response.destination.join(", ")
+                    ),
+                    resp,
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+            ("user:pass", "dXNlcjpwYXNz"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn every_preset_compiles_and_names_missing_params() {
+        for name in preset_names() {
+            let spec = preset(name).unwrap();
+            let err = PingPost::new(&spec, PingPostSettings::default());
+            if spec.required_params.is_empty() && spec.base_url.is_some() {
+                assert!(err.is_ok(), "{name}: {err:?}");
+            } else {
+                assert!(err.is_err(), "{name}");
+            }
+            let mut s = PingPostSettings {
+                base_url: Some("http://127.0.0.1:1".into()),
+                ..Default::default()
+            };
+            for p in &spec.required_params {
+                s.params.insert(p.clone(), "x".into());
+            }
+            PingPost::new(&spec, s).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
