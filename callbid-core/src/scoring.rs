@@ -49,6 +49,37 @@ pub enum GeoKey {
     AreaCode(u16),
 }
 
+/// Where a geography factor came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "source", content = "key", rename_all = "snake_case")]
+pub enum GeoBasis {
+    /// No weight applies: factor 1.
+    Default,
+    /// The buyer's own weight for this key.
+    Buyer(GeoKey),
+    /// The global weight for this key.
+    Global(GeoKey),
+}
+
+impl fmt::Display for GeoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GeoKey::State(s) => write!(f, "state:{s}"),
+            GeoKey::AreaCode(a) => write!(f, "ac:{a}"),
+        }
+    }
+}
+
+impl fmt::Display for GeoBasis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GeoBasis::Default => f.write_str("default"),
+            GeoBasis::Buyer(k) => write!(f, "buyer:{k}"),
+            GeoBasis::Global(k) => write!(f, "global:{k}"),
+        }
+    }
+}
+
 /// Tunables of the scoring engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -143,8 +174,9 @@ pub struct ScoreBreakdown {
     pub price: Money,
     /// The geography factor.
     pub geo_factor: Decimal,
-    /// Where the geography factor came from (`buyer:state:TX`, `global:ac:512`, `default`).
-    pub geo_basis: String,
+    /// Where the geography factor came from (displays as `buyer:state:TX`,
+    /// `global:ac:512`, `default`).
+    pub geo_basis: GeoBasis,
     /// The time-of-day factor.
     pub time_factor: Decimal,
     /// The local hour (buyer's zone) the time factor is for.
@@ -205,6 +237,10 @@ const FACTOR_DP: u32 = 10;
 const SCORE_DP: u32 = 6;
 
 fn smooth(stats: HistoryStats, k: Decimal, prior: Decimal) -> Decimal {
+    if stats.calls == 0 {
+        // (0 + k·prior) / (0 + k) is exactly `prior`: skip the division.
+        return prior;
+    }
     let n = Decimal::from(stats.calls);
     let b = Decimal::from(stats.billable);
     // n + k > 0 because k > 0 (validated), and both are far from overflow.
@@ -231,43 +267,34 @@ impl ScoringEngine {
         &self.history
     }
 
-    fn geo(&self, buyer: &BuyerId, call: &CallContext) -> (Decimal, String) {
-        let ac = call
-            .caller
-            .as_ref()
-            .and_then(|c| c.area_code())
-            .map(GeoKey::AreaCode);
-        let st = call.state().map(GeoKey::State);
-        let label = |k: &GeoKey| match k {
-            GeoKey::State(s) => format!("state:{s}"),
-            GeoKey::AreaCode(a) => format!("ac:{a}"),
-        };
+    fn geo(&self, buyer: &BuyerId, facts: &CallFacts) -> (Decimal, GeoBasis) {
+        let ac = facts.area_code.map(GeoKey::AreaCode);
+        let st = facts.state.map(GeoKey::State);
         if let Some(m) = self.config.buyer_geo_weights.get(buyer) {
             for k in [ac, st].into_iter().flatten() {
                 if let Some(w) = m.get(&k) {
-                    return (*w, format!("buyer:{}", label(&k)));
+                    return (*w, GeoBasis::Buyer(k));
                 }
             }
         }
         for k in [ac, st].into_iter().flatten() {
             if let Some(w) = self.config.geo_weights.get(&k) {
-                return (*w, format!("global:{}", label(&k)));
+                return (*w, GeoBasis::Global(k));
             }
         }
-        (Decimal::ONE, "default".into())
+        (Decimal::ONE, GeoBasis::Default)
     }
 
-    /// Scores one bid given the history counts already fetched.
+    /// Scores one bid given the call's facts and the history counts already fetched.
     fn combine(
         &self,
-        call: &CallContext,
+        facts: &CallFacts,
+        local_hour: u8,
         profile: &BuyerProfile,
         bid: &Bid,
         ev: DurationEvidence,
     ) -> ScoreBreakdown {
-        let (geo_factor, geo_basis) = self.geo(&profile.id, call);
-        // hour() < 24 always fits in a u8.
-        let local_hour = call.received_at.with_timezone(&profile.time_zone).hour() as u8;
+        let (geo_factor, geo_basis) = self.geo(&profile.id, facts);
         let time_factor = self
             .config
             .hour_weights
@@ -308,8 +335,36 @@ impl ScoringEngine {
     }
 }
 
-fn keys_for(profile: &BuyerProfile, call: &CallContext) -> (u8, [Option<HistoryKey>; 3]) {
-    let how = hour_of_week(call.received_at, profile.time_zone);
+/// What the scorer needs of a call, computed once per call.
+struct CallFacts {
+    state: Option<UsState>,
+    area_code: Option<u16>,
+    /// Per time zone seen: (zone, hour of week, local hour).
+    zones: Vec<(chrono_tz::Tz, u8, u8)>,
+}
+
+impl CallFacts {
+    fn new(call: &CallContext) -> Self {
+        CallFacts {
+            state: call.state(),
+            area_code: call.caller.as_ref().and_then(|c| c.area_code()),
+            zones: Vec::with_capacity(2),
+        }
+    }
+
+    fn hours(&mut self, call: &CallContext, tz: chrono_tz::Tz) -> (u8, u8) {
+        if let Some((_, how, h)) = self.zones.iter().find(|(z, _, _)| *z == tz) {
+            return (*how, *h);
+        }
+        let how = hour_of_week(call.received_at, tz);
+        // hour() < 24 always fits in a u8.
+        let h = call.received_at.with_timezone(&tz).hour() as u8;
+        self.zones.push((tz, how, h));
+        (how, h)
+    }
+}
+
+fn keys_for(profile: &BuyerProfile, facts: &CallFacts, how: u8) -> [Option<HistoryKey>; 3] {
     let k = |area| HistoryKey {
         buyer: profile.id.clone(),
         area,
@@ -320,13 +375,9 @@ fn keys_for(profile: &BuyerProfile, call: &CallContext) -> (u8, [Option<HistoryK
         area: AreaKey::Any,
         hour_of_week: None,
     };
-    let st = call.state().map(|s| k(AreaKey::State(s)));
-    let ac = call
-        .caller
-        .as_ref()
-        .and_then(|c| c.area_code())
-        .map(|a| k(AreaKey::AreaCode(a)));
-    (how, [Some(overall), st, ac])
+    let st = facts.state.map(|s| k(AreaKey::State(s)));
+    let ac = facts.area_code.map(|a| k(AreaKey::AreaCode(a)));
+    [Some(overall), st, ac]
 }
 
 #[async_trait]
@@ -336,13 +387,22 @@ impl Scorer for ScoringEngine {
         call: &CallContext,
         bids: &[(&BuyerProfile, &Bid)],
     ) -> Result<Vec<ScoreBreakdown>, StateError> {
+        let mut facts = CallFacts::new(call);
         let mut shapes = Vec::with_capacity(bids.len());
-        let mut keys = Vec::with_capacity(bids.len() * 3);
+        let mut keys = Vec::with_capacity(if self.config.use_duration_history {
+            bids.len() * 3
+        } else {
+            0
+        });
         for (profile, _) in bids {
-            let (how, ks) = keys_for(profile, call);
-            let present = [ks[0].is_some(), ks[1].is_some(), ks[2].is_some()];
-            keys.extend(ks.into_iter().flatten());
-            shapes.push((how, present));
+            let (how, local_hour) = facts.hours(call, profile.time_zone);
+            let mut present = [false; 3];
+            if self.config.use_duration_history {
+                let ks = keys_for(profile, &facts, how);
+                present = [ks[0].is_some(), ks[1].is_some(), ks[2].is_some()];
+                keys.extend(ks.into_iter().flatten());
+            }
+            shapes.push((how, local_hour, present));
         }
         let stats = if self.config.use_duration_history && !keys.is_empty() {
             self.history.stats(&keys).await?
@@ -357,7 +417,7 @@ impl Scorer for ScoringEngine {
         }
         let mut it = stats.into_iter();
         let mut out = Vec::with_capacity(bids.len());
-        for ((profile, bid), (how, present)) in bids.iter().zip(shapes) {
+        for ((profile, bid), (how, local_hour, present)) in bids.iter().zip(shapes) {
             let mut next = |p: bool| if p { it.next() } else { None };
             let overall = next(present[0]).unwrap_or_default();
             let state_hour = next(present[1]);
@@ -368,7 +428,7 @@ impl Scorer for ScoringEngine {
                 area_code_hour,
                 hour_of_week: how,
             };
-            out.push(self.combine(call, profile, bid, ev));
+            out.push(self.combine(&facts, local_hour, profile, bid, ev));
         }
         Ok(out)
     }
@@ -407,7 +467,7 @@ mod tests {
         assert_eq!(s.score, dec!(20));
         assert_eq!(s.local_hour, 9);
         assert_eq!(s.duration_evidence.hour_of_week, 5 * 24 + 9);
-        assert_eq!(s.geo_basis, "default");
+        assert_eq!(s.geo_basis.to_string(), "default");
     }
 
     #[tokio::test]
@@ -463,12 +523,12 @@ mod tests {
         let bb = Bid::new(b.id.clone(), Money::usd(dec!(10)));
         let s = e.score(&call(), &[(&a, &ba), (&b, &bb)]).await.unwrap();
         assert_eq!(
-            (s[0].geo_factor, s[0].geo_basis.as_str()),
+            (s[0].geo_factor, s[0].geo_basis.to_string().as_str()),
             (dec!(1.2), "global:state:TX")
         );
         assert_eq!(s[0].score, dec!(18));
         assert_eq!(
-            (s[1].geo_factor, s[1].geo_basis.as_str()),
+            (s[1].geo_factor, s[1].geo_basis.to_string().as_str()),
             (dec!(0.8), "buyer:ac:512")
         );
         assert_eq!(s[1].score, dec!(12));

@@ -337,11 +337,19 @@ pub struct Auction {
     inner: Arc<Inner>,
 }
 
-/// A valid bid waiting for selection.
+/// A valid bid waiting for selection (the bid itself stays in its buyer's record).
+#[derive(Clone, Copy)]
 struct Candidate {
     idx: usize,
-    bid: Bid,
-    score: Option<ScoreBreakdown>,
+    price: rust_decimal::Decimal,
+    score: rust_decimal::Decimal,
+}
+
+fn bid_of(records: &[BuyerRecord], idx: usize) -> Option<&Bid> {
+    match &records[idx].reply {
+        BuyerReply::Bid { bid } => Some(bid),
+        _ => None,
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -482,11 +490,12 @@ impl Auction {
     async fn try_win(
         &self,
         call: &CallContext,
-        cand: &Candidate,
+        idx: usize,
+        bid: &Bid,
         deadline: Deadline,
         now: DateTime<Utc>,
     ) -> Result<(Destination, Vec<Hold>), AcceptRecord> {
-        let entry = &self.inner.entries[cand.idx];
+        let entry = &self.inner.entries[idx];
         let rules: Vec<&Arc<dyn RoutingRule>> =
             self.inner.rules.iter().chain(entry.rules.iter()).collect();
         let mut holds: Vec<Hold> = Vec::new();
@@ -498,7 +507,7 @@ impl Auction {
             }
         };
         for rule in &rules {
-            match rule.reserve(call, &entry.profile, &cand.bid, now).await {
+            match rule.reserve(call, &entry.profile, bid, now).await {
                 Ok(Reservation::NotNeeded) => {}
                 Ok(Reservation::Held(h)) => holds.extend(h),
                 Ok(Reservation::Refused(reason)) => {
@@ -517,7 +526,7 @@ impl Auction {
         }
         let accepted = AssertUnwindSafe(tokio::time::timeout_at(
             deadline.0,
-            entry.buyer.accept(call, &cand.bid, deadline),
+            entry.buyer.accept(call, bid, deadline),
         ))
         .catch_unwind()
         .await;
@@ -545,7 +554,7 @@ impl Auction {
         match dest {
             Ok(d) => {
                 for rule in &rules {
-                    if let Err(e) = rule.confirm(call, &entry.profile, &cand.bid, now).await {
+                    if let Err(e) = rule.confirm(call, &entry.profile, bid, now).await {
                         tracing::warn!(rule = rule.name(), error = %e, "confirming a win failed");
                     }
                 }
@@ -560,26 +569,23 @@ impl Auction {
 
     fn order(&self, call: &CallContext, cands: &mut Vec<Candidate>) {
         let entries = &self.inner.entries;
-        let score = |c: &Candidate| c.score.as_ref().map(|s| s.score).unwrap_or_default();
         let prio = |c: &Candidate| entries[c.idx].profile.priority;
-        let id = |c: &Candidate| entries[c.idx].buyer.id().clone();
-        cands.sort_by_key(&id);
+        let id = |c: &Candidate| entries[c.idx].buyer.id();
+        cands.sort_by(|a, b| id(a).cmp(id(b)));
         match self.inner.strategy {
             Strategy::HighestScore | Strategy::FirstAccept => cands.sort_by(|a, b| {
-                score(b)
-                    .cmp(&score(a))
-                    .then(b.bid.price.amount.cmp(&a.bid.price.amount))
+                b.score
+                    .cmp(&a.score)
+                    .then(b.price.cmp(&a.price))
                     .then(prio(a).cmp(&prio(b)))
-                    .then(id(a).cmp(&id(b)))
+                    .then(id(a).cmp(id(b)))
             }),
             Strategy::HighestBid => cands.sort_by(|a, b| {
-                b.bid
-                    .price
-                    .amount
-                    .cmp(&a.bid.price.amount)
-                    .then(score(b).cmp(&score(a)))
+                b.price
+                    .cmp(&a.price)
+                    .then(b.score.cmp(&a.score))
                     .then(prio(a).cmp(&prio(b)))
-                    .then(id(a).cmp(&id(b)))
+                    .then(id(a).cmp(id(b)))
             }),
             Strategy::PriorityWeighted { seed } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(call.call_id.as_str()));
@@ -679,7 +685,8 @@ impl Auction {
                 .collect(),
         });
 
-        // 2. Ping every eligible buyer at once.
+        // 2. Ping every eligible buyer at once. One timer bounds the phase; buyers with
+        // a shorter timeout of their own get their own timer.
         let t_ping = Instant::now();
         let mut pending = FuturesUnordered::new();
         for (idx, e) in inner.entries.iter().enumerate() {
@@ -689,32 +696,50 @@ impl Auction {
             let own = e
                 .timeout
                 .map(|t| t_start + t)
-                .unwrap_or(ping_deadline.0)
-                .min(ping_deadline.0);
-            let buyer_deadline = Deadline(own);
+                .filter(|t| *t < ping_deadline.0);
+            let buyer_deadline = Deadline(own.unwrap_or(ping_deadline.0));
             pending.push(async move {
                 let t0 = Instant::now();
-                let r = AssertUnwindSafe(tokio::time::timeout_at(
-                    own,
-                    e.buyer.ping(call, buyer_deadline),
-                ))
-                .catch_unwind()
-                .await;
+                let fut = AssertUnwindSafe(e.buyer.ping(call, buyer_deadline)).catch_unwind();
+                let r = match own {
+                    Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+                    None => Some(fut.await),
+                };
                 (idx, t0.elapsed(), r)
             });
         }
         let any_pinged = !pending.is_empty();
         let mut cands: Vec<Candidate> = Vec::new();
         let mut any_bid = false;
-        let mut won: Option<(Candidate, Destination, Vec<Hold>)> = None;
+        let mut won: Option<(usize, Destination, Vec<Hold>)> = None;
         let mut accept_time = Duration::ZERO;
         let first_accept = inner.strategy == Strategy::FirstAccept;
-        while let Some((idx, latency, r)) = pending.next().await {
+        let phase_end = tokio::time::sleep_until(ping_deadline.0);
+        tokio::pin!(phase_end);
+        let mut phase_timed_out = false;
+        loop {
+            let next = tokio::select! {
+                biased;
+                next = pending.next() => next,
+                _ = &mut phase_end => {
+                    phase_timed_out = true;
+                    None
+                }
+            };
+            let Some((idx, latency, r)) = next else { break };
             let entry = &inner.entries[idx];
             let rec = &mut records[idx];
             rec.latency = Some(latency);
             match r {
-                Err(p) => {
+                None => {
+                    self.emit(call, || AuctionEventKind::BuyerFailed {
+                        buyer: rec.buyer.clone(),
+                        kind: "timeout".into(),
+                        message: "no answer before its timeout".into(),
+                    });
+                    rec.reply = BuyerReply::TimedOut;
+                }
+                Some(Err(p)) => {
                     let message = panic_message(p.as_ref());
                     self.emit(call, || AuctionEventKind::BuyerFailed {
                         buyer: rec.buyer.clone(),
@@ -726,15 +751,7 @@ impl Auction {
                         message,
                     };
                 }
-                Ok(Err(_elapsed)) => {
-                    self.emit(call, || AuctionEventKind::BuyerFailed {
-                        buyer: rec.buyer.clone(),
-                        kind: "timeout".into(),
-                        message: "no answer before the deadline".into(),
-                    });
-                    rec.reply = BuyerReply::TimedOut;
-                }
-                Ok(Ok(Err(e))) => {
+                Some(Ok(Err(e))) => {
                     self.emit(call, || AuctionEventKind::BuyerFailed {
                         buyer: rec.buyer.clone(),
                         kind: e.kind.to_string(),
@@ -745,7 +762,7 @@ impl Auction {
                         message: e.message,
                     };
                 }
-                Ok(Ok(Ok(PingReply::NoBid { reason }))) => {
+                Some(Ok(Ok(PingReply::NoBid { reason }))) => {
                     self.emit(call, || AuctionEventKind::NoBid {
                         buyer: rec.buyer.clone(),
                         reason: reason.clone(),
@@ -753,9 +770,9 @@ impl Auction {
                     });
                     rec.reply = BuyerReply::NoBid { reason };
                 }
-                Ok(Ok(Ok(PingReply::Bid(bid)))) => {
+                Some(Ok(Ok(PingReply::Bid(bid)))) => {
                     any_bid = true;
-                    let valid = self.validate(entry, call, &bid, inner.clock.now());
+                    let valid = self.validate(entry, call, &bid, started_at);
                     self.emit(call, || AuctionEventKind::BidReceived {
                         buyer: rec.buyer.clone(),
                         price: bid.price,
@@ -765,28 +782,26 @@ impl Auction {
                     match valid {
                         Err(reason) => rec.reply = BuyerReply::InvalidBid { bid, reason },
                         Ok(()) => {
-                            rec.reply = BuyerReply::Bid { bid: bid.clone() };
-                            let mut cand = Candidate {
-                                idx,
-                                bid,
-                                score: None,
-                            };
+                            let price = bid.price.amount;
+                            rec.reply = BuyerReply::Bid { bid };
                             if first_accept {
                                 let t_acc = Instant::now();
-                                let scored = inner
-                                    .scorer
-                                    .score(call, &[(&entry.profile, &cand.bid)])
-                                    .await;
-                                cand.score = scored.ok().and_then(|mut v| v.pop());
-                                records[idx].score = cand.score.clone();
-                                let attempt = self.try_win(call, &cand, deadline, started_at).await;
+                                let Some(bid) = bid_of(&records, idx) else {
+                                    continue;
+                                };
+                                let scored =
+                                    inner.scorer.score(call, &[(&entry.profile, bid)]).await;
+                                let score = scored.ok().and_then(|mut v| v.pop());
+                                let attempt =
+                                    self.try_win(call, idx, bid, deadline, started_at).await;
+                                records[idx].score = score;
                                 accept_time += t_acc.elapsed();
                                 match attempt {
                                     Ok((d, holds)) => {
                                         records[idx].accept = Some(AcceptRecord::Accepted {
                                             destination: d.clone(),
                                         });
-                                        won = Some((cand, d, holds));
+                                        won = Some((idx, d, holds));
                                         break;
                                     }
                                     Err(ar) => {
@@ -795,37 +810,56 @@ impl Auction {
                                     }
                                 }
                             } else {
-                                cands.push(cand);
+                                cands.push(Candidate {
+                                    idx,
+                                    price,
+                                    score: rust_decimal::Decimal::ZERO,
+                                });
                             }
                         }
                     }
                 }
             }
         }
-        // FirstAccept: whatever is still pending was cancelled by the win.
+        // Whatever is still pending was cut by the ping deadline, or cancelled by a
+        // FirstAccept win.
         drop(pending);
-        if won.is_some() {
-            for r in records.iter_mut() {
-                if r.eligibility == Eligibility::Eligible && r.latency.is_none() {
+        let ping_time = t_ping.elapsed();
+        for r in records.iter_mut() {
+            if r.eligibility == Eligibility::Eligible && r.latency.is_none() {
+                if won.is_some() {
                     r.reply = BuyerReply::Cancelled;
+                } else {
+                    r.latency = Some(ping_time);
+                    if phase_timed_out {
+                        self.emit(call, || AuctionEventKind::BuyerFailed {
+                            buyer: r.buyer.clone(),
+                            kind: "timeout".into(),
+                            message: "no answer before the ping deadline".into(),
+                        });
+                    }
                 }
             }
         }
-        let ping_time = t_ping.elapsed();
 
         // 3. Score and order (FirstAccept already decided, or found nothing that accepted).
         let t_select = Instant::now();
         if !first_accept && !cands.is_empty() {
             let pairs: Vec<(&crate::buyer::BuyerProfile, &Bid)> = cands
                 .iter()
-                .map(|c| (&inner.entries[c.idx].profile, &c.bid))
+                .filter_map(|c| bid_of(&records, c.idx).map(|b| (&inner.entries[c.idx].profile, b)))
                 .collect();
-            match inner.scorer.score(call, &pairs).await {
-                Ok(scores) => {
+            let scored = inner.scorer.score(call, &pairs).await;
+            drop(pairs);
+            match scored {
+                Ok(scores) if scores.len() == cands.len() => {
                     for (c, s) in cands.iter_mut().zip(scores) {
-                        records[c.idx].score = Some(s.clone());
-                        c.score = Some(s);
+                        c.score = s.score;
+                        records[c.idx].score = Some(s);
                     }
+                }
+                Ok(_) => {
+                    tracing::warn!("scorer returned the wrong number of scores; ordering by price")
                 }
                 Err(e) => tracing::warn!(error = %e, "scoring failed; ordering by price"),
             }
@@ -842,12 +876,18 @@ impl Auction {
                     deadline_hit = true;
                     break;
                 }
-                match self.try_win(call, &cand, deadline, started_at).await {
+                let Some(bid) = bid_of(&records, cand.idx) else {
+                    continue;
+                };
+                match self
+                    .try_win(call, cand.idx, bid, deadline, started_at)
+                    .await
+                {
                     Ok((d, holds)) => {
                         records[cand.idx].accept = Some(AcceptRecord::Accepted {
                             destination: d.clone(),
                         });
-                        won = Some((cand, d, holds));
+                        won = Some((cand.idx, d, holds));
                         break;
                     }
                     Err(ar) => {
@@ -859,21 +899,23 @@ impl Auction {
         }
         accept_time += t_accept.elapsed();
 
+        let won =
+            won.and_then(|(idx, d, h)| bid_of(&records, idx).cloned().map(|b| (idx, b, d, h)));
         let result = match won {
-            Some((cand, destination, holds)) => {
-                let score = cand.score.clone().unwrap_or_else(|| unscored(&cand.bid));
+            Some((idx, bid, destination, holds)) => {
+                let score = records[idx].score.clone().unwrap_or_else(|| unscored(&bid));
                 self.emit(call, || AuctionEventKind::Won {
-                    buyer: cand.bid.buyer.clone(),
-                    price: cand.bid.price,
+                    buyer: bid.buyer.clone(),
+                    price: bid.price,
                     score: score.score,
                     destination: destination.clone(),
                 });
                 if inner.report_losses {
-                    self.report_losses(call, &records, &cand.bid);
+                    self.report_losses(call, &records, &bid);
                 }
                 AuctionResult::Won(Box::new(Winner {
-                    buyer: cand.bid.buyer.clone(),
-                    bid: cand.bid,
+                    buyer: bid.buyer.clone(),
+                    bid,
                     score,
                     destination,
                     holds,
@@ -970,7 +1012,7 @@ fn unscored(bid: &Bid) -> ScoreBreakdown {
     ScoreBreakdown {
         price: bid.price,
         geo_factor: rust_decimal::Decimal::ONE,
-        geo_basis: "unscored".into(),
+        geo_basis: crate::scoring::GeoBasis::Default,
         time_factor: rust_decimal::Decimal::ONE,
         local_hour: 0,
         duration_factor: rust_decimal::Decimal::ONE,
