@@ -97,7 +97,7 @@ mod url;
 pub use callbid_core::state::{CallLog, CapStore, DurationHistory, SeenCallers};
 pub use error::{Result, StoreError};
 #[cfg(feature = "postgres")]
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{CopyStats, PgOptions, PgStore};
 pub use report::{
     AggregateRow, CallReports, Cursor, GroupBy, ReportFilter, ReportPage, ReportQuery, SortKey,
     SortOrder,

@@ -136,6 +136,9 @@ async fn check_pages(store: &dyn CallReports, records: &[CallRecord], base: &Rep
     );
 }
 
+/// calls, accepted, fallbacks, bids, price, revenue, payout
+type Sums = (u64, u64, u64, u64, Decimal, Decimal, Decimal);
+
 async fn check_aggregates(store: &dyn CallReports, records: &[CallRecord], base: &ReportFilter) {
     for g in [
         GroupBy::Total,
@@ -145,8 +148,7 @@ async fn check_aggregates(store: &dyn CallReports, records: &[CallRecord], base:
         GroupBy::Status,
     ] {
         let rows = store.aggregate(base, g).await.unwrap();
-        let mut want: BTreeMap<Option<String>, (u64, u64, u64, u64, Decimal, Decimal, Decimal)> =
-            BTreeMap::new();
+        let mut want: BTreeMap<Option<String>, Sums> = BTreeMap::new();
         for r in records.iter().filter(|r| matches(base, r)) {
             let key = match g {
                 GroupBy::Total => None,
@@ -364,5 +366,59 @@ mod pg {
             .sorted_by(SortKey::Price, SortOrder::Asc)
             .with_limit(13);
         assert_eq!(walk(&store, &q).await, walk(&sqlite, &q).await);
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg_copy {
+    use super::*;
+    use callbid_core::state::{
+        CallLog, CapStore, CounterIncrement, ReservationId, ReservationRequest,
+    };
+    use callbid_store::PgStore;
+
+    #[tokio::test]
+    async fn copy_from_sqlite_moves_everything_once() {
+        let Some(url) = database_url("copy_from_sqlite") else {
+            return;
+        };
+        let url = fresh_pg_database(&url, "copy").await;
+        let sqlite = SqliteStore::open_in_memory().unwrap();
+        let calls = synthetic_calls("cp", 120, 5);
+        sqlite
+            .import_blocking(calls.iter().flatten().cloned())
+            .unwrap();
+        let req = ReservationRequest {
+            id: ReservationId("r1".into()),
+            increments: vec![CounterIncrement {
+                key: "buyer-a|daily".into(),
+                amount: Decimal::new(1234, 2),
+                limit: Decimal::from(100),
+            }],
+            expires_at: None,
+            now: t0(),
+        };
+        sqlite.reserve(&req).await.unwrap();
+
+        let pg = PgStore::connect(&url).await.unwrap();
+        let stats = pg.copy_from_sqlite(&sqlite).await.unwrap();
+        assert_eq!(stats.calls, 120);
+        assert_eq!(
+            stats.events as usize,
+            calls.iter().map(Vec::len).sum::<usize>()
+        );
+        assert_eq!(stats.reservations, 1);
+        assert_eq!(
+            pg.usage("buyer-a|daily", t0()).await.unwrap(),
+            Decimal::new(1234, 2)
+        );
+        let q = ReportQuery::default().with_limit(50);
+        assert_eq!(walk(&pg, &q).await, walk(&sqlite, &q).await);
+        for c in &calls {
+            assert_eq!(&pg.events(&c[0].call_id).await.unwrap(), c);
+        }
+        // A second copy is refused: the target is no longer empty.
+        let e = pg.copy_from_sqlite(&sqlite).await.unwrap_err().to_string();
+        assert!(e.contains("not empty"), "{e}");
     }
 }

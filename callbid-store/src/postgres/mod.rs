@@ -713,3 +713,201 @@ impl DurationHistory for PgStore {
         .map_err(|e| e.into_state(OP))
     }
 }
+
+/// What [`PgStore::copy_from_sqlite`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopyStats {
+    /// Call events.
+    pub events: u64,
+    /// Call summary rows.
+    pub calls: u64,
+    /// Cap reservations (with their increments).
+    pub reservations: u64,
+    /// Duplicate-caller rows.
+    pub seen_callers: u64,
+    /// Duration-history buckets.
+    pub history_buckets: u64,
+}
+
+/// Rows moved per statement by [`PgStore::copy_from_sqlite`].
+const COPY_BATCH: usize = 1_000;
+
+type Boxed = Box<dyn ToSql + Sync + Send>;
+
+impl PgStore {
+    /// Copies everything in a SQLite store into this (empty) PostgreSQL store, in one
+    /// transaction: the way to move from one process on SQLite to several sharing
+    /// PostgreSQL. Events keep their per-call order. Refuses (and copies nothing) when
+    /// this store already holds call events, reservations, seen callers or history.
+    pub async fn copy_from_sqlite(&self, source: &crate::SqliteStore) -> Result<CopyStats> {
+        const OP: &str = "copy_from_sqlite";
+        let mut c = self.client(OP).await?;
+        let tx = c.transaction().await.map_err(pg(OP))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg(OP))?;
+        for table in [
+            "call_events",
+            "calls",
+            "cap_reservations",
+            "seen_callers",
+            "duration_history",
+        ] {
+            let any = tx
+                .query_opt(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])
+                .await
+                .map_err(pg(OP))?;
+            if any.is_some() {
+                return Err(StoreError::Invalid(callbid_core::ValidationError::new(
+                    "target",
+                    table,
+                    "the PostgreSQL store is not empty; copy only into a fresh database",
+                )));
+            }
+        }
+        let mut stats = CopyStats::default();
+
+        // call_events, in seq order.
+        let mut after = i64::MIN;
+        loop {
+            let rows = source.dump_events(after, COPY_BATCH).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            let params: Vec<Boxed> = rows
+                .into_iter()
+                .flat_map(|(_, call, key, at, kind, event)| {
+                    [
+                        Box::new(call) as Boxed,
+                        Box::new(key),
+                        Box::new(at),
+                        Box::new(kind),
+                        Box::new(event),
+                    ]
+                })
+                .collect();
+            stats.events += insert_many(
+                &tx,
+                "call_events (call_id, idempotency_key, at_ns, kind, event)",
+                5,
+                &params,
+            )
+            .await?;
+        }
+
+        // calls, re-derived from their stored records.
+        let mut after = String::new();
+        loop {
+            let recs = source.dump_records(&after, COPY_BATCH).await?;
+            let Some(last) = recs.last() else { break };
+            after = last.call_id.as_str().to_string();
+            let mut params: Vec<Boxed> = Vec::with_capacity(recs.len() * CALL_COLUMNS.len());
+            for r in &recs {
+                let r = CallRow::from_record(r)?;
+                params.extend([
+                    Box::new(r.call_id) as Boxed,
+                    Box::new(r.received_ns),
+                    Box::new(r.day),
+                    Box::new(r.status.to_string()),
+                    Box::new(r.caller),
+                    Box::new(r.dialed),
+                    Box::new(r.campaign),
+                    Box::new(r.source),
+                    Box::new(r.zip),
+                    Box::new(r.service),
+                    Box::new(r.buyer),
+                    Box::new(r.currency),
+                    Box::new(r.price),
+                    Box::new(r.price_micros),
+                    Box::new(r.revenue),
+                    Box::new(r.revenue_micros),
+                    Box::new(r.payout),
+                    Box::new(r.payout_micros),
+                    Box::new(r.billable),
+                    Box::new(r.accepted),
+                    Box::new(r.duration_secs),
+                    Box::new(r.fallback),
+                    Box::new(r.destination),
+                    Box::new(r.recording_url),
+                    Box::new(r.pinged),
+                    Box::new(r.bids),
+                    Box::new(r.events),
+                    Box::new(r.record),
+                ]);
+            }
+            let cols = format!("calls ({})", CALL_COLUMNS.join(", "));
+            stats.calls += insert_many(&tx, &cols, CALL_COLUMNS.len(), &params).await?;
+        }
+
+        // Small tables in one go each.
+        let state = source.dump_state().await?;
+        for (id, expires, incs) in state.reservations {
+            tx.execute(
+                "INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2)",
+                &[&id, &expires],
+            )
+            .await
+            .map_err(pg(OP))?;
+            for (counter, amount) in incs {
+                tx.execute(
+                    "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES ($1, $2, $3)",
+                    &[&id, &counter, &amount],
+                )
+                .await
+                .map_err(pg(OP))?;
+            }
+            stats.reservations += 1;
+        }
+        for (buyer, caller, at) in state.seen {
+            tx.execute(
+                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES ($1, $2, $3)",
+                &[&buyer, &caller, &at],
+            )
+            .await
+            .map_err(pg(OP))?;
+            stats.seen_callers += 1;
+        }
+        for (buyer, area, hour, calls, billable) in state.history {
+            tx.execute(
+                "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&buyer, &area, &hour, &calls, &billable],
+            )
+            .await
+            .map_err(pg(OP))?;
+            stats.history_buckets += 1;
+        }
+        tx.commit().await.map_err(pg(OP))?;
+        Ok(stats)
+    }
+}
+
+/// One multi-row `INSERT INTO target VALUES (…), (…)` of `params.len() / width` rows.
+async fn insert_many(
+    tx: &Transaction<'_>,
+    target: &str,
+    width: usize,
+    params: &[Boxed],
+) -> Result<u64> {
+    const OP: &str = "copy_from_sqlite";
+    let rows = params.len() / width;
+    let mut sql = format!("INSERT INTO {target} VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * width + c + 1));
+        }
+        sql.push(')');
+    }
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    tx.execute(&sql, &refs).await.map_err(pg(OP))
+}

@@ -37,6 +37,24 @@ use crate::report::{
 
 mod migrate;
 
+/// An event row: seq, call id, idempotency key, at (ns), kind, JSON.
+pub(crate) type RawEvent = (i64, String, String, i64, String, String);
+
+/// A reservation row: id, expires_ns, and its (counter, amount) increments.
+pub(crate) type RawReservation = (String, Option<i64>, Vec<(String, Decimal)>);
+
+/// The small state tables, whole.
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) struct StateDump {
+    /// (id, expires_ns, [(counter, amount)])
+    pub reservations: Vec<RawReservation>,
+    /// (buyer, caller, last_seen_ns)
+    pub seen: Vec<(String, String, i64)>,
+    /// (buyer, area, hour, calls, billable)
+    pub history: Vec<(String, String, i64, i64, i64)>,
+}
+
 /// How strongly SQLite syncs a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -356,6 +374,117 @@ impl SqliteStore {
                 out.push(r.map_err(StoreError::sqlite(OP))?);
             }
             Ok(out.join("\n"))
+        })
+        .await
+    }
+
+    /// Up to `limit` events after sequence number `after`, in order, as raw columns
+    /// (seq, call id, key, at, kind, JSON): for copying to another store.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) async fn dump_events(&self, after: i64, limit: usize) -> Result<Vec<RawEvent>> {
+        const OP: &str = "dump_events";
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, call_id, idempotency_key, at_ns, kind, event FROM call_events \
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })
+                .map_err(StoreError::sqlite(OP))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(StoreError::sqlite(OP))
+        })
+        .await
+    }
+
+    /// Up to `limit` call records with ids after `after`, by id.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) async fn dump_records(&self, after: &str, limit: usize) -> Result<Vec<CallRecord>> {
+        const OP: &str = "dump_records";
+        let after = after.to_string();
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT record FROM calls WHERE call_id > ?1 ORDER BY call_id LIMIT ?2",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(params![after, limit as i64], |r| r.get::<_, String>(0))
+                .map_err(StoreError::sqlite(OP))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(parse_record(OP, &r.map_err(StoreError::sqlite(OP))?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Caps, seen callers and history, whole (small tables).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) async fn dump_state(&self) -> Result<StateDump> {
+        const OP: &str = "dump_state";
+        self.read(OP, move |c| {
+            let e = StoreError::sqlite;
+            let mut d = StateDump::default();
+            let mut st = c
+                .prepare("SELECT id, expires_ns FROM cap_reservations ORDER BY id")
+                .map_err(e(OP))?;
+            let res = st
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+                .map_err(e(OP))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(e(OP))?;
+            let mut inc = c
+                .prepare("SELECT counter, amount FROM cap_increments WHERE reservation_id = ?1")
+                .map_err(e(OP))?;
+            for (id, exp) in res {
+                let mut incs = Vec::new();
+                let rows = inc
+                    .query_map([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(e(OP))?;
+                for row in rows {
+                    let (counter, amount) = row.map_err(e(OP))?;
+                    let amount = Decimal::from_str_exact(&amount)
+                        .map_err(|err| StoreError::corrupt(OP, format!("{amount:?}: {err}")))?;
+                    incs.push((counter, amount));
+                }
+                d.reservations.push((id, exp, incs));
+            }
+            let mut st = c
+                .prepare("SELECT buyer, caller, last_seen_ns FROM seen_callers")
+                .map_err(e(OP))?;
+            d.seen = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(e(OP))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(e(OP))?;
+            let mut st = c
+                .prepare("SELECT buyer, area, hour_of_week, calls, billable FROM duration_history")
+                .map_err(e(OP))?;
+            d.history = st
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .map_err(e(OP))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(e(OP))?;
+            Ok(d)
         })
         .await
     }

@@ -124,7 +124,7 @@ pub fn synthetic_calls(prefix: &str, n: usize, seed: u64) -> Vec<Vec<CallEvent>>
         );
         let dest = Destination::Phone(PhoneNumber::parse("+15125550199").unwrap());
         match outcome {
-            0 | 1 | 2 => {
+            0..=2 => {
                 push(
                     "winner",
                     7,
