@@ -232,7 +232,17 @@ async fn sqlite_bulk_import_equals_appends() {
         a.import_blocking(calls.iter().flatten().cloned()).unwrap(),
         0
     );
+    // Interleaved (non-contiguous) events of many calls derive the same records.
+    let b = SqliteStore::open_in_memory().unwrap();
+    let longest = calls.iter().map(Vec::len).max().unwrap();
+    let interleaved =
+        (0..longest).flat_map(|i| calls.iter().filter_map(move |c| c.get(i).cloned()));
+    b.import_blocking(interleaved).unwrap();
     let q = ReportQuery::default().with_limit(1000);
+    assert_eq!(
+        b.page(&q).await.unwrap().rows,
+        a.page(&q).await.unwrap().rows
+    );
     let rows = a.page(&q).await.unwrap().rows;
     let mut want = records_of(&calls);
     want.sort_by(|x, y| {
@@ -420,5 +430,37 @@ mod pg_copy {
         // A second copy is refused: the target is no longer empty.
         let e = pg.copy_from_sqlite(&sqlite).await.unwrap_err().to_string();
         assert!(e.contains("not empty"), "{e}");
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg_import {
+    use super::*;
+    use callbid_core::state::CallLog;
+    use callbid_store::PgStore;
+
+    #[tokio::test]
+    async fn postgres_bulk_import_equals_appends() {
+        let Some(url) = database_url("postgres_import") else {
+            return;
+        };
+        let url = fresh_pg_database(&url, "import").await;
+        let pg = PgStore::connect(&url).await.unwrap();
+        let calls = synthetic_calls("pi", 80, 9);
+        let n = pg
+            .import(calls.iter().flatten().cloned().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(n as usize, calls.iter().map(Vec::len).sum::<usize>());
+        assert_eq!(
+            pg.import(calls.iter().flatten().cloned().collect::<Vec<_>>())
+                .await
+                .unwrap(),
+            0
+        );
+        for c in &calls {
+            let want = callbid_core::state::CallRecord::from_events(c);
+            assert_eq!(pg.record(&c[0].call_id).await.unwrap(), want);
+        }
     }
 }

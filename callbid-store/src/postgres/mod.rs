@@ -194,7 +194,7 @@ impl PgStore {
         const OP: &str = "append";
         let mut c = self.client(OP).await?;
         let tx = c.transaction().await.map_err(pg(OP))?;
-        let out = append_in(&tx, event, &mut None).await?;
+        let out = append_in(&tx, event, &mut None, false).await?;
         tx.commit().await.map_err(pg(OP))?;
         Ok(out)
     }
@@ -212,10 +212,11 @@ impl PgStore {
         let mut cache = None;
         let mut new = 0;
         for e in events {
-            if append_in(&tx, &e, &mut cache).await? == AppendOutcome::Recorded {
+            if append_in(&tx, &e, &mut cache, true).await? == AppendOutcome::Recorded {
                 new += 1;
             }
         }
+        flush(&tx, cache).await?;
         tx.commit().await.map_err(pg(OP))?;
         Ok(new)
     }
@@ -322,16 +323,19 @@ async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
         .map_err(pg(OP))
 }
 
+/// Inserts an event and folds it into the call's row; see the SQLite twin. With `defer`
+/// the row is written when the next event is for another call (or by [`flush`]).
 async fn append_in(
     tx: &Transaction<'_>,
     e: &CallEvent,
-    cache: &mut Option<CallRecord>,
+    cache: &mut Option<(CallRecord, bool)>,
+    defer: bool,
 ) -> Result<AppendOutcome> {
     const OP: &str = "append";
     let at = to_ns("at", e.at)?;
     let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
     let call_id = e.call_id.as_str();
-    let cached = matches!(cache, Some(r) if r.call_id == e.call_id);
+    let cached = matches!(cache, Some((r, _)) if r.call_id == e.call_id);
     if !cached {
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
@@ -357,25 +361,34 @@ async fn append_in(
     if n == 0 {
         return Ok(AppendOutcome::Duplicate);
     }
-    let record = match cache.take() {
-        Some(r) if r.call_id == e.call_id => Some(r),
-        _ => match tx
-            .query_opt("SELECT record FROM calls WHERE call_id = $1", &[&call_id])
-            .await
-            .map_err(pg(OP))?
-        {
-            Some(row) => Some(parse_record(
-                OP,
-                row.try_get::<_, &str>(0).map_err(pg(OP))?,
-            )?),
-            None => None,
-        },
+    let mut record = match cache.take() {
+        Some((r, _)) if r.call_id == e.call_id => r,
+        other => {
+            flush(tx, other).await?;
+            match tx
+                .query_opt("SELECT record FROM calls WHERE call_id = $1", &[&call_id])
+                .await
+                .map_err(pg(OP))?
+            {
+                Some(row) => parse_record(OP, row.try_get::<_, &str>(0).map_err(pg(OP))?)?,
+                None => CallRecord::new(e.call_id.clone(), e.at),
+            }
+        }
     };
-    let mut record = record.unwrap_or_else(|| CallRecord::new(e.call_id.clone(), e.at));
     record.apply(e);
-    upsert_call(tx, &CallRow::from_record(&record)?).await?;
-    *cache = Some(record);
+    if !defer {
+        upsert_call(tx, &CallRow::from_record(&record)?).await?;
+    }
+    *cache = Some((record, defer));
     Ok(AppendOutcome::Recorded)
+}
+
+/// Writes a deferred `calls` row.
+async fn flush(tx: &Transaction<'_>, cached: Option<(CallRecord, bool)>) -> Result<()> {
+    match cached {
+        Some((r, true)) => upsert_call(tx, &CallRow::from_record(&r)?).await,
+        _ => Ok(()),
+    }
 }
 
 fn upsert_sql() -> String {
