@@ -185,7 +185,7 @@ pub struct ScoreBreakdown {
     pub duration_factor: Decimal,
     /// The history behind it.
     pub duration_evidence: DurationEvidence,
-    /// `price × geo × time × duration`, rounded to 6 places.
+    /// `price × geo × time × duration`, rounded to 6 places (trailing zeros dropped).
     pub score: Decimal,
 }
 
@@ -320,7 +320,7 @@ impl ScoringEngine {
             .checked_mul(geo_factor)
             .and_then(|v| v.checked_mul(time_factor))
             .and_then(|v| v.checked_mul(duration_factor))
-            .map(|v| v.round_dp(SCORE_DP))
+            .map(|v| v.round_dp(SCORE_DP).normalize())
             .unwrap_or(Decimal::MAX);
         ScoreBreakdown {
             price: bid.price,
