@@ -211,3 +211,19 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod line_ending_tests {
+    use super::*;
+    use crate::twiml::{Say, VoiceResponse};
+
+    #[test]
+    fn carriage_returns_in_text_and_attributes_survive() {
+        let xml = VoiceResponse::new()
+            .say(Say::new("a\r\nb\rc").voice("x\r\ny"))
+            .to_xml();
+        let root = parse(&xml).unwrap();
+        assert_eq!(root.children[0].text, "a\r\nb\rc");
+        assert_eq!(root.children[0].attr("voice"), Some("x\r\ny"));
+    }
+}
