@@ -314,12 +314,14 @@ impl ScoringEngine {
         } else {
             Decimal::ONE
         };
-        let score = bid
-            .price
-            .amount
-            .checked_mul(geo_factor)
-            .and_then(|v| v.checked_mul(time_factor))
-            .and_then(|v| v.checked_mul(duration_factor))
+        // Factors of exactly 1 (the common case) are skipped: multiplying by 1 is exact.
+        let mut score = Some(bid.price.amount);
+        for f in [geo_factor, time_factor, duration_factor] {
+            if f != Decimal::ONE {
+                score = score.and_then(|v| v.checked_mul(f));
+            }
+        }
+        let score = score
             .map(|v| v.round_dp(SCORE_DP).normalize())
             .unwrap_or(Decimal::MAX);
         ScoreBreakdown {

@@ -309,6 +309,7 @@ impl AuctionBuilder {
                 clock: self.clock,
                 has_rules,
                 events,
+                has_subscribers: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -329,6 +330,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     has_rules: bool,
     events: broadcast::Sender<AuctionEvent>,
+    has_subscribers: std::sync::atomic::AtomicBool,
 }
 
 /// A configured auction: cheap to clone, safe to run concurrently for many calls.
@@ -380,7 +382,11 @@ impl Auction {
 
     /// Subscribes to live events of every auction this instance runs.
     pub fn subscribe(&self) -> broadcast::Receiver<AuctionEvent> {
-        self.inner.events.subscribe()
+        let rx = self.inner.events.subscribe();
+        self.inner
+            .has_subscribers
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        rx
     }
 
     /// The buyers, in order.
@@ -389,7 +395,12 @@ impl Auction {
     }
 
     fn emit(&self, call: &CallContext, kind: impl FnOnce() -> AuctionEventKind) {
-        if self.inner.events.receiver_count() > 0 {
+        // `receiver_count` takes a lock; a cheap relaxed flag is refreshed once per run.
+        if self
+            .inner
+            .has_subscribers
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             // A send error only means every receiver went away meanwhile.
             let _ = self.inner.events.send(AuctionEvent {
                 call_id: call.call_id.clone(),
@@ -630,6 +641,10 @@ impl Auction {
         let inner = &self.inner;
         let t_start = Instant::now();
         let started_at = inner.clock.now();
+        inner.has_subscribers.store(
+            inner.events.receiver_count() > 0,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let deadline = Deadline(t_start + inner.deadline);
         let ping_deadline = Deadline(t_start + inner.ping_timeout);
         let n = inner.entries.len();
