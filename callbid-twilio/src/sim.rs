@@ -495,6 +495,26 @@ fn attr_u64(el: &Element, name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// What Twilio posts for keys pressed at a `<Gather>`: input stops at the first
+/// `finishOnKey` key (default `#`, which is not included) or after `numDigits`.
+fn gathered_digits(gather: &Element, pressed: &str) -> (String, String) {
+    let finish = gather.attr("finishOnKey").unwrap_or("#");
+    let max = gather
+        .attr("numDigits")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut digits = String::new();
+    for c in pressed.chars() {
+        if finish.contains(c) {
+            return (digits, c.to_string());
+        }
+        digits.push(c);
+        if max.is_some_and(|m| digits.chars().count() >= m) {
+            break;
+        }
+    }
+    (digits, String::new())
+}
+
 fn is_get(el: &Element) -> bool {
     el.attr("method")
         .is_some_and(|m| m.eq_ignore_ascii_case("GET"))
@@ -668,8 +688,9 @@ impl Run<'_> {
                         match &input {
                             CallerInput::Digits(d) => {
                                 self.clock += Duration::from_secs(d.chars().count() as u64);
-                                params.push(("Digits".into(), d.clone()));
-                                params.push(("FinishedOnKey".into(), String::new()));
+                                let (digits, finished_on) = gathered_digits(&verb, d);
+                                params.push(("Digits".into(), digits));
+                                params.push(("FinishedOnKey".into(), finished_on));
                             }
                             CallerInput::Speech(s) => {
                                 self.clock += Duration::from_secs(
@@ -833,5 +854,40 @@ impl Run<'_> {
             self.sim.account_sid,
             random_sid("RE")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gather(attrs: &[(&str, &str)]) -> Element {
+        let mut el = Element::default();
+        el.name = "Gather".into();
+        el.attributes = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        el
+    }
+
+    #[test]
+    fn gather_digits_stop_at_finish_key_or_num_digits() {
+        assert_eq!(
+            gathered_digits(&gather(&[]), "123#45"),
+            ("123".into(), "#".into())
+        );
+        assert_eq!(
+            gathered_digits(&gather(&[("numDigits", "2")]), "12345"),
+            ("12".into(), String::new())
+        );
+        assert_eq!(
+            gathered_digits(&gather(&[("finishOnKey", "*")]), "12#*9"),
+            ("12#".into(), "*".into())
+        );
+        assert_eq!(
+            gathered_digits(&gather(&[("finishOnKey", "")]), "1#"),
+            ("1#".into(), String::new())
+        );
     }
 }

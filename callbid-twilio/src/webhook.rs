@@ -150,6 +150,8 @@ pub struct VoiceRequest {
 pub struct GatherRequest {
     /// `Digits` pressed (DTMF input).
     pub digits: Option<String>,
+    /// `FinishedOnKey`: the key that ended input, if any.
+    pub finished_on_key: Option<String>,
     /// `SpeechResult` (speech input).
     pub speech_result: Option<String>,
     /// `Confidence` of the speech result, 0.0–1.0.

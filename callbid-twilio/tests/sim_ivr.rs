@@ -222,7 +222,7 @@ async fn busy_buyer_goes_to_voicemail() {
     let t = sim
         .run(
             CallScript::new("+15125550000", "+18005551212")
-                .press("10001")
+                .press("1000199")
                 .dial(DialOutcome::Busy)
                 .record_for(90),
         )
@@ -241,6 +241,8 @@ async fn busy_buyer_goes_to_voicemail() {
     assert_eq!(secs, 60);
     assert!(url.starts_with("https://api.twilio.com/2010-04-01/Accounts/AC"));
     let l = lines(&log);
+    // numDigits=5: only the first five keys are posted.
+    assert!(l.contains(&"zip 10001".to_owned()), "{l:?}");
     assert!(
         l.contains(&"dial Some(Busy) Some(0) rec=false".to_owned()),
         "{l:?}"
