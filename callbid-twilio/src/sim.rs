@@ -862,13 +862,14 @@ mod tests {
     use super::*;
 
     fn gather(attrs: &[(&str, &str)]) -> Element {
-        let mut el = Element::default();
-        el.name = "Gather".into();
-        el.attributes = attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        el
+        Element {
+            name: "Gather".into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Element::default()
+        }
     }
 
     #[test]
