@@ -29,3 +29,8 @@ pub use callbid_twilio as twilio;
 /// SQLite and PostgreSQL state stores, the call log, reports and exports.
 #[cfg(feature = "store")]
 pub use callbid_store as store;
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
