@@ -1,0 +1,736 @@
+//! The operator dashboard: the call log with filters, sorting and key-set pagination,
+//! a live auction feed, CSV / Excel export of the current filter and a small chart, all
+//! served by one axum [`Router`] over a `callbid-store` [`Store`] and an [`Auction`].
+//!
+//! Mount it with `router(DashboardState { store, auction, title })`. It owns these routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /`, `GET /dashboard` | the page (HTML; JS and CSS below, no build step, no CDN) |
+//! | `GET /dashboard/assets/dashboard.js`, `…/dashboard.css` | embedded static assets |
+//! | `GET /api/meta` | title, statuses, sort keys, time zones, buyers, known services / campaigns / sources |
+//! | `GET /api/calls?…` | one page of calls: filter + `sort`, `order`, `limit`, `cursor`, `tz` |
+//! | `GET /api/calls/{call_id}` | one call's record and events |
+//! | `GET /api/summary?…` | totals, calls by status, revenue by buyer (filtered) |
+//! | `GET /api/export.csv?…`, `GET /api/export.xlsx?…` | the filtered calls, streamed |
+//! | `GET /api/auctions/stream` | server-sent events: every [`AuctionEvent`] as JSON |
+//!
+//! Filter keys are the store's ([`ReportFilter::from_pairs`]): `from`, `to`, `zip`,
+//! `service`, `buyer`, `status`, `campaign`, `source`, `min_price`, `max_price`,
+//! `currency`. Dates given as `YYYY-MM-DD` are days in the selected zone (`tz`, an IANA
+//! name, default `UTC`); `to` includes its whole day. Every invalid value is answered
+//! with `400 {"error", "field", "value"}` naming the field and the value.
+//!
+//! Money is exact decimal text; times are RFC 3339 UTC plus a local rendering labelled
+//! with the zone's abbreviation.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use callbid::core::auction::{Auction, AuctionEvent};
+use callbid::core::state::{CallEvent, CallLog, CallRecord, CallStatus};
+use callbid::core::{CallId, ValidationError};
+use callbid::store::{
+    AggregateRow, CallReports, Cursor, GroupBy, ReportFilter, ReportQuery, SortKey, SortOrder,
+    Store, StoreError,
+};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use futures::stream::{self, Stream};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+
+/// Time zones offered in the page's selector (any IANA name is accepted by the API).
+pub const TIME_ZONES: [&str; 8] = [
+    "UTC",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+];
+
+/// Page size when the request does not say.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page the dashboard serves.
+pub const MAX_LIMIT: u32 = 500;
+
+/// What the dashboard reads from.
+#[derive(Debug, Clone)]
+pub struct DashboardState {
+    /// The call log, reports and exports (cheap to clone; shared internally).
+    pub store: Store,
+    /// The auction whose live events the feed shows.
+    pub auction: Auction,
+    /// Shown in the page header and the browser tab.
+    pub title: String,
+}
+
+/// The dashboard's routes (see the module docs), ready to merge or nest.
+pub fn router(state: DashboardState) -> Router {
+    let state = Arc::new(state);
+    Router::new()
+        .route("/", get(index))
+        .route("/dashboard", get(index))
+        .route("/dashboard/assets/dashboard.js", get(script))
+        .route("/dashboard/assets/dashboard.css", get(style))
+        .route("/api/meta", get(meta))
+        .route("/api/calls", get(calls))
+        .route("/api/calls/{call_id}", get(call_detail))
+        .route("/api/summary", get(summary))
+        .route("/api/export.csv", get(export_csv))
+        .route("/api/export.xlsx", get(export_xlsx))
+        .route("/api/auctions/stream", get(auction_stream))
+        .with_state(state)
+}
+
+type Shared = Arc<DashboardState>;
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// An API error: `400` for bad input (naming the field and value), `404`, or `500`.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Invalid input.
+    Invalid(ValidationError),
+    /// No such thing.
+    NotFound(String),
+    /// The store or a task failed.
+    Internal(String),
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(v) => ApiError::Invalid(v),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Invalid(v) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": v.to_string(), "field": v.field, "value": v.value}),
+            ),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, json!({ "error": what })),
+            ApiError::Internal(message) => {
+                eprintln!("dashboard: internal error: {message}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": message }),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Query parsing
+
+/// A parsed dashboard query string: the store's filter, sort and page, and the zone.
+#[derive(Debug, Clone)]
+pub struct DashboardQuery {
+    /// The report query (filter, sort, order, limit, cursor).
+    pub query: ReportQuery,
+    /// The display zone (and the zone `YYYY-MM-DD` dates are read in).
+    pub tz: Tz,
+}
+
+fn parse_tz(value: &str) -> Result<Tz, ValidationError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(Tz::UTC);
+    }
+    Tz::from_str(v).map_err(|_| {
+        ValidationError::new(
+            "tz",
+            value,
+            "expected an IANA time zone such as UTC or America/Chicago",
+        )
+    })
+}
+
+/// A `YYYY-MM-DD` day in `tz` becomes the RFC 3339 instant its local midnight is (the
+/// next day's for `to`, which includes its whole day); anything else is passed through for
+/// the store to parse (and reject with the field named).
+fn localize_date(
+    field: &'static str,
+    value: &str,
+    tz: Tz,
+    end_of_day: bool,
+) -> Result<String, ValidationError> {
+    let t = value.trim();
+    let Ok(date) = NaiveDate::parse_from_str(t, "%Y-%m-%d") else {
+        return Ok(value.to_string());
+    };
+    let date = if end_of_day {
+        date.succ_opt()
+            .ok_or_else(|| ValidationError::new(field, value, "date out of range"))?
+    } else {
+        date
+    };
+    // Midnight may not exist (a DST gap at 00:00): take the first instant of the day.
+    let local = date.and_time(NaiveTime::MIN);
+    let instant = tz
+        .from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            (1..=3)
+                .filter_map(|h| {
+                    tz.from_local_datetime(&(local + chrono::Duration::hours(h)))
+                        .earliest()
+                })
+                .next()
+        })
+        .ok_or_else(|| ValidationError::new(field, value, "no such local time in this zone"))?;
+    Ok(instant
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Parses a dashboard query string. `page` says whether `limit` and `cursor` apply
+/// (exports and summaries refuse them rather than ignoring them silently).
+pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<DashboardQuery, ApiError> {
+    let mut tz = Tz::UTC;
+    for (k, v) in &pairs {
+        if k == "tz" {
+            tz = parse_tz(v)?;
+        }
+    }
+    let mut filter_pairs: Vec<(String, String)> = Vec::new();
+    let mut sort = SortKey::default();
+    let mut order = SortOrder::default();
+    let mut limit = DEFAULT_LIMIT;
+    let mut cursor: Option<Cursor> = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "tz" => {}
+            "sort" if !v.trim().is_empty() => sort = v.trim().parse::<SortKey>()?,
+            "order" if !v.trim().is_empty() => order = v.trim().parse::<SortOrder>()?,
+            "sort" | "order" => {}
+            "limit" | "cursor" if !page => {
+                return Err(ValidationError::new(
+                    "filter",
+                    &k,
+                    "not accepted here (exports and summaries cover every matching call)",
+                )
+                .into())
+            }
+            "limit" if !v.trim().is_empty() => {
+                limit = v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            "limit",
+                            &v,
+                            format!("expected a whole number from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "cursor" if !v.trim().is_empty() => cursor = Some(v.trim().parse::<Cursor>()?),
+            "limit" | "cursor" => {}
+            "from" => {
+                let v = localize_date("from", &v, tz, false)?;
+                filter_pairs.push((k, v));
+            }
+            "to" => {
+                let v = localize_date("to", &v, tz, true)?;
+                filter_pairs.push((k, v));
+            }
+            _ => filter_pairs.push((k, v)),
+        }
+    }
+    let filter = ReportFilter::from_pairs(filter_pairs)?;
+    let query = ReportQuery::new(filter)
+        .sorted_by(sort, order)
+        .with_limit(limit)
+        .after(cursor);
+    query.validate()?;
+    Ok(DashboardQuery { query, tz })
+}
+
+// ---------------------------------------------------------------------------------------
+// Views
+
+/// A call as the dashboard shows it. Money is exact decimal text.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRow {
+    /// The call id.
+    pub call_id: String,
+    /// When it arrived, RFC 3339 UTC.
+    pub received_at: String,
+    /// The same instant in the selected zone, labelled (`2026-11-21 09:15:02 CST`).
+    pub received_local: String,
+    /// Derived status.
+    pub status: &'static str,
+    /// Caller id.
+    pub caller: Option<String>,
+    /// Tracking number dialed.
+    pub dialed: Option<String>,
+    /// Campaign.
+    pub campaign: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// ZIP.
+    pub zip: Option<String>,
+    /// Service.
+    pub service: Option<String>,
+    /// Winning buyer.
+    pub buyer: Option<String>,
+    /// Winning price.
+    pub price: Option<String>,
+    /// Currency of the call's money.
+    pub currency: Option<String>,
+    /// Where it was sent.
+    pub destination: Option<String>,
+    /// Talk time.
+    pub duration_secs: Option<u64>,
+    /// Billable?
+    pub billable: Option<bool>,
+    /// Buyer revenue.
+    pub revenue: Option<String>,
+    /// Publisher payout.
+    pub payout: Option<String>,
+    /// Which fallback.
+    pub fallback: Option<String>,
+    /// Recording.
+    pub recording_url: Option<String>,
+    /// Buyers pinged.
+    pub pinged: u32,
+    /// Bids received.
+    pub bids: u32,
+}
+
+/// Formats an instant in a zone with the zone's abbreviation.
+pub fn local_time(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+impl CallRow {
+    /// The view of a record in a zone.
+    pub fn new(r: &CallRecord, tz: Tz) -> Self {
+        let s = |v: Option<&dyn std::fmt::Display>| v.map(|v| v.to_string());
+        CallRow {
+            call_id: r.call_id.to_string(),
+            received_at: r
+                .received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            received_local: local_time(r.received_at, tz),
+            status: r.status.as_str(),
+            caller: s(r.caller.as_ref().map(|v| v as _)),
+            dialed: s(r.dialed.as_ref().map(|v| v as _)),
+            campaign: s(r.campaign.as_ref().map(|v| v as _)),
+            source: s(r.source.as_ref().map(|v| v as _)),
+            zip: r.zip.as_ref().map(|z| z.as_str().to_string()),
+            service: s(r.service.as_ref().map(|v| v as _)),
+            buyer: s(r.buyer.as_ref().map(|v| v as _)),
+            price: r.price.map(|m| m.amount.to_string()),
+            currency: r
+                .price
+                .or(r.revenue)
+                .or(r.payout)
+                .map(|m| m.currency.as_str().to_string()),
+            destination: s(r.destination.as_ref().map(|v| v as _)),
+            duration_secs: r.duration_secs,
+            billable: r.billable,
+            revenue: r.revenue.map(|m| m.amount.to_string()),
+            payout: r.payout.map(|m| m.amount.to_string()),
+            fallback: r.fallback.clone(),
+            recording_url: r.recording_url.clone(),
+            pinged: r.pinged,
+            bids: r.bids,
+        }
+    }
+}
+
+/// One aggregate group as JSON (money as decimal text).
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    /// The group (`null` for calls without one).
+    pub group: Option<String>,
+    /// Calls.
+    pub calls: u64,
+    /// Accepted calls.
+    pub accepted: u64,
+    /// Fallbacks.
+    pub fallbacks: u64,
+    /// Accept rate (0–1, 4 places).
+    pub accept_rate: String,
+    /// Revenue.
+    pub revenue: String,
+    /// Payout.
+    pub payout: String,
+    /// Margin.
+    pub margin: String,
+    /// Average winning bid.
+    pub average_bid: Option<String>,
+    /// Currency.
+    pub currency: Option<String>,
+}
+
+impl From<&AggregateRow> for GroupView {
+    fn from(a: &AggregateRow) -> Self {
+        GroupView {
+            group: a.group.clone(),
+            calls: a.calls,
+            accepted: a.accepted,
+            fallbacks: a.fallbacks,
+            accept_rate: a.accept_rate.to_string(),
+            revenue: a.revenue.to_string(),
+            payout: a.payout.to_string(),
+            margin: a.margin.to_string(),
+            average_bid: a.average_bid.map(|d| d.to_string()),
+            currency: a.currency.map(|c| c.as_str().to_string()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn index(State(s): State<Shared>) -> Response {
+    let page = INDEX_HTML.replace("{{title}}", &html_escape(&s.title));
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Html(page),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        DASHBOARD_JS,
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        )],
+        DASHBOARD_CSS,
+    )
+        .into_response()
+}
+
+async fn groups(
+    store: &Store,
+    filter: &ReportFilter,
+    by: GroupBy,
+) -> Result<Vec<String>, ApiError> {
+    Ok(store
+        .aggregate(filter, by)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.group)
+        .collect())
+}
+
+async fn meta(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+    let all = ReportFilter::new();
+    let mut buyers: Vec<String> = s
+        .auction
+        .entries()
+        .iter()
+        .map(|e| e.buyer.id().to_string())
+        .collect();
+    for b in groups(&s.store, &all, GroupBy::Buyer).await? {
+        if !buyers.contains(&b) {
+            buyers.push(b);
+        }
+    }
+    buyers.sort();
+    Ok(Json(json!({
+        "title": s.title,
+        "statuses": CallStatus::ALL.iter().map(|st| st.as_str()).collect::<Vec<_>>(),
+        "sort_keys": ["received_at", "price", "revenue", "duration"],
+        "time_zones": TIME_ZONES,
+        "buyers": buyers,
+        "services": groups(&s.store, &all, GroupBy::Service).await?,
+        "campaigns": groups(&s.store, &all, GroupBy::Campaign).await?,
+        "sources": groups(&s.store, &all, GroupBy::Source).await?,
+        "max_limit": MAX_LIMIT,
+    })))
+}
+
+async fn calls(
+    State(s): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = parse_query(pairs, true)?;
+    let page = s.store.page(&q.query).await?;
+    let rows: Vec<CallRow> = page.rows.iter().map(|r| CallRow::new(r, q.tz)).collect();
+    Ok(Json(json!({
+        "rows": rows,
+        "next": page.next.map(|c| c.to_string()),
+        "tz": q.tz.name(),
+        "sort": q.query.sort.as_str(),
+        "order": match q.query.order { SortOrder::Asc => "asc", SortOrder::Desc => "desc" },
+    })))
+}
+
+#[derive(Serialize)]
+struct EventView {
+    at: String,
+    at_local: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    detail: serde_json::Value,
+}
+
+async fn call_detail(
+    State(s): State<Shared>,
+    Path(call_id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut tz = Tz::UTC;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "tz" => tz = parse_tz(&v)?,
+            other => {
+                return Err(ValidationError::new("parameter", other, "expected only tz").into())
+            }
+        }
+    }
+    let id =
+        CallId::new(&call_id).map_err(|e| ValidationError::new("call_id", &call_id, e.reason))?;
+    let record = CallLog::record(&s.store, &id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no call {call_id:?}")))?;
+    let events: Vec<CallEvent> = CallLog::events(&s.store, &id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let events: Vec<EventView> = events
+        .iter()
+        .map(|e| EventView {
+            at: e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            at_local: local_time(e.at, tz),
+            kind: e.kind.type_name(),
+            detail: serde_json::to_value(&e.kind).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    Ok(Json(json!({
+        "call": CallRow::new(&record, tz),
+        "events": events,
+        "tz": tz.name(),
+    })))
+}
+
+async fn summary(
+    State(s): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = parse_query(pairs, false)?;
+    let f = &q.query.filter;
+    let total = s.store.aggregate(f, GroupBy::Total).await?;
+    let by_status = s.store.aggregate(f, GroupBy::Status).await?;
+    let by_buyer = s.store.aggregate(f, GroupBy::Buyer).await?;
+    let view = |rows: &[AggregateRow]| rows.iter().map(GroupView::from).collect::<Vec<_>>();
+    Ok(Json(json!({
+        "total": total.first().map(GroupView::from),
+        "by_status": view(&by_status),
+        "by_buyer": view(&by_buyer),
+    })))
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming export
+
+/// A `Write` that hands 64 KiB chunks to an async body through a bounded channel; used
+/// from a blocking thread, so a slow client slows the export instead of growing memory.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl ChannelWriter {
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        // `blocking_send` refuses to run inside `Handle::block_on`; this thread is a
+        // blocking-pool thread, so waiting here is what we want.
+        futures::executor::block_on(self.tx.send(Ok(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send_buf()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buf()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ExportFormat {
+    Csv,
+    Xlsx,
+}
+
+async fn export(
+    s: Shared,
+    pairs: Vec<(String, String)>,
+    format: ExportFormat,
+) -> Result<Response, ApiError> {
+    let q = parse_query(pairs, false)?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let store = s.store.clone();
+    let query = q.query.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let result = handle.block_on(async {
+            match format {
+                ExportFormat::Csv => store.export_csv(&query, &mut w).await,
+                ExportFormat::Xlsx => store.export_xlsx(&query, &mut w).await,
+            }
+        });
+        let result = result
+            .map_err(|e| io::Error::other(e.to_string()))
+            .and_then(|_| w.flush());
+        if let Err(e) = result {
+            eprintln!("dashboard: export failed: {e}");
+            // Ends the body with an error: the client sees a broken download, never a
+            // silently truncated file that looks complete.
+            let _ = futures::executor::block_on(tx.send(Err(e)));
+        }
+    });
+    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let (content_type, name) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", format!("calls-{stamp}.csv")),
+        ExportFormat::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            format!("calls-{stamp}.xlsx"),
+        ),
+    };
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+async fn export_csv(
+    State(s): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    export(s, pairs, ExportFormat::Csv).await
+}
+
+async fn export_xlsx(
+    State(s): State<Shared>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    export(s, pairs, ExportFormat::Xlsx).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Live auction feed
+
+/// The SSE stream of an auction's events: `event: auction` with the [`AuctionEvent`] as
+/// JSON plus the server time `at`; `event: lagged` with `{"missed": n}` when this client
+/// fell behind.
+pub fn auction_events(
+    rx: broadcast::Receiver<AuctionEvent>,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(ev) => {
+                let mut v = serde_json::to_value(&ev).unwrap_or(serde_json::Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "at".into(),
+                        json!(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    );
+                }
+                Event::default().event("auction").data(v.to_string())
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(json!({ "missed": n }).to_string()),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    })
+}
+
+async fn auction_stream(State(s): State<Shared>) -> impl IntoResponse {
+    let rx = s.auction.subscribe();
+    Sse::new(auction_events(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,332 @@
+// callbid operator dashboard. Plain JS, no build step. Every value from the server is
+// put on the page with textContent (never innerHTML), so buyer names, reasons and ids
+// cannot inject markup.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const FILTER_FIELDS = [
+    ["from", "f-from"], ["to", "f-to"], ["service", "f-service"], ["zip", "f-zip"],
+    ["buyer", "f-buyer"], ["campaign", "f-campaign"], ["source", "f-source"],
+    ["min_price", "f-min-price"], ["max_price", "f-max-price"],
+  ];
+  const STATUS_COLORS = {
+    incoming: "#8a94a6", forwarded: "#2f6fde", completed: "#1f9d55",
+    missed: "#d97706", rejected: "#b42318", fallback: "#7c3aed",
+  };
+  const state = { sort: "received_at", order: "desc", next: null, shown: 0, loading: 0 };
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function showError(message) {
+    const box = $("error");
+    if (!message) { box.hidden = true; box.textContent = ""; return; }
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  async function getJSON(url) {
+    const res = await fetch(url, { headers: { Accept: "application/json" } });
+    let body = null;
+    try { body = await res.json(); } catch (_) { body = null; }
+    if (!res.ok) {
+      const err = new Error((body && body.error) || ("HTTP " + res.status));
+      err.field = body && body.field;
+      throw err;
+    }
+    return body;
+  }
+
+  // The filter as query parameters (only non-empty values), plus the zone.
+  function filterParams() {
+    const p = new URLSearchParams();
+    for (const [name, id] of FILTER_FIELDS) {
+      const v = $(id).value.trim();
+      if (v) p.set(name, v);
+    }
+    const statuses = Array.from(document.querySelectorAll("#f-status input:checked")).map((c) => c.value);
+    if (statuses.length) p.set("status", statuses.join(","));
+    p.set("tz", $("tz").value || "UTC");
+    return p;
+  }
+
+  function restoreFromUrl() {
+    const p = new URLSearchParams(location.search);
+    for (const [name, id] of FILTER_FIELDS) $(id).value = p.get(name) || "";
+    const st = (p.get("status") || "").split(",");
+    document.querySelectorAll("#f-status input").forEach((c) => { c.checked = st.includes(c.value); });
+    if (p.get("sort")) state.sort = p.get("sort");
+    if (p.get("order")) state.order = p.get("order");
+    return p.get("tz");
+  }
+
+  function markInvalid(field) {
+    for (const [name, id] of FILTER_FIELDS) {
+      $(id).setAttribute("aria-invalid", name === field ? "true" : "false");
+    }
+  }
+
+  function updateExportLinks(p) {
+    const q = new URLSearchParams(p);
+    q.set("sort", state.sort);
+    q.set("order", state.order);
+    $("export-csv").href = "/api/export.csv?" + q.toString();
+    $("export-xlsx").href = "/api/export.xlsx?" + q.toString();
+  }
+
+  function fmtDuration(s) {
+    if (s === null || s === undefined) return "";
+    const m = Math.floor(s / 60), r = s % 60;
+    return m + ":" + String(r).padStart(2, "0");
+  }
+
+  function money(amount, currency) {
+    if (amount === null || amount === undefined) return "";
+    // Decimal text from the server, shown as is (two places at least), never via floats.
+    let [i, f = ""] = String(amount).split(".");
+    if (f.length < 2) f = f.padEnd(2, "0");
+    return (currency === "USD" || !currency ? "$" : currency + " ") + i + "." + f;
+  }
+
+  function row(r) {
+    const tr = document.createElement("tr");
+    tr.dataset.callId = r.call_id;
+    const t = el("td", r.received_local);
+    t.title = r.received_at + " (UTC)";
+    tr.appendChild(t);
+    const st = el("td");
+    st.appendChild(el("span", r.status, "badge " + r.status));
+    tr.appendChild(st);
+    const id = el("td");
+    const b = el("button", r.call_id, "link");
+    b.type = "button";
+    b.addEventListener("click", () => showDetail(r.call_id));
+    id.appendChild(b);
+    tr.appendChild(id);
+    tr.appendChild(el("td", r.caller || ""));
+    tr.appendChild(el("td", r.zip || ""));
+    tr.appendChild(el("td", r.service || ""));
+    tr.appendChild(el("td", [r.campaign, r.source].filter(Boolean).join(" / ")));
+    tr.appendChild(el("td", r.buyer || ""));
+    tr.appendChild(el("td", money(r.price, r.currency), "num"));
+    tr.appendChild(el("td", money(r.revenue, r.currency), "num"));
+    tr.appendChild(el("td", fmtDuration(r.duration_secs), "num"));
+    tr.appendChild(el("td", r.pinged ? r.bids + "/" + r.pinged : "", "num"));
+    return tr;
+  }
+
+  function markSort() {
+    document.querySelectorAll("button.sort").forEach((b) => {
+      if (b.dataset.sort === state.sort) b.dataset.active = state.order;
+      else delete b.dataset.active;
+    });
+  }
+
+  async function loadCalls(append) {
+    const p = filterParams();
+    p.set("sort", state.sort);
+    p.set("order", state.order);
+    if (append && state.next) p.set("cursor", state.next);
+    const ticket = ++state.loading;
+    const data = await getJSON("/api/calls?" + p.toString());
+    if (ticket !== state.loading) return; // a newer request superseded this one
+    const body = document.querySelector("#calls tbody");
+    if (!append) { body.replaceChildren(); state.shown = 0; }
+    for (const r of data.rows) body.appendChild(row(r));
+    state.shown += data.rows.length;
+    state.next = data.next;
+    $("load-more").hidden = !data.next;
+    $("empty").hidden = state.shown !== 0;
+    $("row-count").textContent = state.shown + (data.next ? "+ calls shown" : " calls") + " · times in " + data.tz;
+    markSort();
+  }
+
+  function barChart(svg, items, valueText) {
+    const NS = "http://www.w3.org/2000/svg";
+    svg.replaceChildren();
+    const width = svg.clientWidth || 400;
+    const rowH = 22, labelW = 110, valueW = 80;
+    const shown = items.slice(0, 7);
+    svg.setAttribute("viewBox", "0 0 " + width + " " + Math.max(rowH * shown.length, rowH));
+    svg.style.height = Math.max(rowH * shown.length, rowH) + "px";
+    if (!shown.length) {
+      const t = document.createElementNS(NS, "text");
+      t.setAttribute("x", 0); t.setAttribute("y", 15); t.setAttribute("class", "value");
+      t.textContent = "no data";
+      svg.appendChild(t);
+      return;
+    }
+    const max = Math.max(...shown.map((i) => i.value), 0) || 1;
+    shown.forEach((item, n) => {
+      const y = n * rowH;
+      const label = document.createElementNS(NS, "text");
+      label.setAttribute("x", 0); label.setAttribute("y", y + 15);
+      label.textContent = item.label.length > 16 ? item.label.slice(0, 15) + "…" : item.label;
+      const full = document.createElementNS(NS, "title");
+      full.textContent = item.label + ": " + valueText(item);
+      label.appendChild(full);
+      svg.appendChild(label);
+      const bar = document.createElementNS(NS, "rect");
+      const w = Math.max(((width - labelW - valueW) * item.value) / max, item.value > 0 ? 2 : 0);
+      bar.setAttribute("x", labelW); bar.setAttribute("y", y + 4);
+      bar.setAttribute("width", w); bar.setAttribute("height", rowH - 8);
+      bar.setAttribute("rx", 3);
+      bar.setAttribute("fill", item.color || "#2f6fde");
+      svg.appendChild(bar);
+      const v = document.createElementNS(NS, "text");
+      v.setAttribute("x", labelW + w + 6); v.setAttribute("y", y + 15);
+      v.setAttribute("class", "value");
+      v.textContent = valueText(item);
+      svg.appendChild(v);
+    });
+  }
+
+  async function loadSummary() {
+    const data = await getJSON("/api/summary?" + filterParams().toString());
+    const t = data.total || { calls: 0, accepted: 0, accept_rate: "0", revenue: "0", margin: "0", currency: null };
+    $("k-calls").textContent = t.calls;
+    $("k-accepted").textContent = t.accepted;
+    $("k-rate").textContent = (Number(t.accept_rate) * 100).toFixed(1) + "%";
+    $("k-revenue").textContent = money(t.revenue, t.currency);
+    $("k-margin").textContent = money(t.margin, t.currency);
+    barChart($("chart-status"), data.by_status.map((g) => ({
+      label: g.group || "unknown", value: g.calls, color: STATUS_COLORS[g.group],
+    })), (i) => String(i.value));
+    const byBuyer = data.by_buyer.filter((g) => g.group)
+      .map((g) => ({ label: g.group, value: Number(g.revenue), text: money(g.revenue, g.currency), calls: g.calls }))
+      .sort((a, b) => b.value - a.value);
+    // Bar lengths use Number() (display only); the labels are the exact decimal text.
+    barChart($("chart-buyer"), byBuyer, (i) => i.text + " · " + i.calls + " calls");
+  }
+
+  async function refresh() {
+    const p = filterParams();
+    const url = new URLSearchParams(p);
+    url.set("sort", state.sort); url.set("order", state.order);
+    history.replaceState(null, "", location.pathname + "?" + url.toString());
+    updateExportLinks(p);
+    state.next = null;
+    try {
+      await Promise.all([loadCalls(false), loadSummary()]);
+      showError(null);
+      markInvalid(null);
+    } catch (e) {
+      showError(e.message);
+      markInvalid(e.field);
+    }
+  }
+
+  async function showDetail(callId) {
+    try {
+      const data = await getJSON("/api/calls/" + encodeURIComponent(callId) + "?tz=" + encodeURIComponent($("tz").value));
+      $("detail-id").textContent = data.call.call_id;
+      const list = $("detail-events");
+      list.replaceChildren();
+      for (const ev of data.events) {
+        const li = el("li");
+        li.appendChild(el("span", ev.at_local, "t"));
+        li.appendChild(el("strong", ev.type));
+        const d = Object.assign({}, ev.detail); delete d.type;
+        const parts = Object.entries(d).filter(([, v]) => v !== null)
+          .map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v));
+        if (parts.length) li.appendChild(el("div", parts.join(", "), "muted"));
+        list.appendChild(li);
+      }
+      $("detail").hidden = false;
+    } catch (e) { showError(e.message); }
+  }
+
+  // Live feed of auction events.
+  function feedLine(ev) {
+    const k = ev.kind || {};
+    const cur = (p) => (p ? money(p.amount, p.currency) : "");
+    switch (k.event) {
+      case "started": return ["started", "pinging " + k.eligible.length + " buyer(s)" + (k.excluded.length ? ", " + k.excluded.length + " excluded" : "")];
+      case "bid_received": return [k.invalid ? "failed" : "bid", k.buyer + " bid " + cur(k.price) + " in " + k.latency_ms + " ms" + (k.invalid ? " (refused: " + k.invalid + ")" : "")];
+      case "no_bid": return ["nobid", k.buyer + " declined: " + k.reason];
+      case "buyer_failed": return ["failed", k.buyer + " failed (" + k.kind + "): " + k.message];
+      case "accept_failed": return ["failed", k.buyer + " accept failed: " + k.reason];
+      case "won": return ["won", "won by " + k.buyer + " at " + cur(k.price) + " → " + k.destination];
+      case "no_buyer": return ["nobuyer", "no buyer: " + k.reason];
+      default: return ["", JSON.stringify(k)];
+    }
+  }
+
+  function connectFeed() {
+    if (!window.EventSource) return;
+    const src = new EventSource("/api/auctions/stream");
+    const live = $("live");
+    src.onopen = () => { live.textContent = "feed: live"; live.className = "live on"; };
+    src.onerror = () => { live.textContent = "feed: reconnecting"; live.className = "live off"; };
+    const feed = $("feed");
+    src.addEventListener("auction", (m) => {
+      let ev;
+      try { ev = JSON.parse(m.data); } catch (_) { return; }
+      const [cls, text] = feedLine(ev);
+      const li = el("li", null, cls);
+      const when = ev.at ? new Date(ev.at) : new Date();
+      li.appendChild(el("span", when.toLocaleTimeString([], { timeZone: $("tz").value, timeZoneName: "short" }), "t"));
+      li.appendChild(el("code", ev.call_id));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("span", text));
+      feed.prepend(li);
+      while (feed.children.length > 200) feed.lastChild.remove();
+      if (ev.kind && (ev.kind.event === "won" || ev.kind.event === "no_buyer")) {
+        // A finished auction usually means new call-log rows soon.
+        setTimeout(refresh, 800);
+      }
+    });
+    src.addEventListener("lagged", (m) => {
+      let n = "?";
+      try { n = JSON.parse(m.data).missed; } catch (_) { /* keep "?" */ }
+      feed.prepend(el("li", "… " + n + " event(s) skipped (feed fell behind)", "muted"));
+    });
+  }
+
+  async function init() {
+    const urlTz = restoreFromUrl();
+    let meta;
+    try { meta = await getJSON("/api/meta"); } catch (e) { showError(e.message); return; }
+    const tz = $("tz");
+    const zones = meta.time_zones.slice();
+    if (urlTz && !zones.includes(urlTz)) zones.push(urlTz);
+    for (const z of zones) { const o = el("option", z); o.value = z; tz.appendChild(o); }
+    tz.value = urlTz || "UTC";
+    const fs = $("f-status");
+    for (const s of meta.statuses) {
+      const lab = el("label");
+      const cb = document.createElement("input");
+      cb.type = "checkbox"; cb.value = s; cb.name = "status"; cb.id = "status-" + s;
+      lab.appendChild(cb); lab.appendChild(el("span", s, "badge " + s));
+      fs.appendChild(lab);
+    }
+    restoreFromUrl();
+    for (const [list, values] of [["dl-services", meta.services], ["dl-buyers", meta.buyers], ["dl-campaigns", meta.campaigns], ["dl-sources", meta.sources]]) {
+      const dl = $(list);
+      for (const v of values) { const o = document.createElement("option"); o.value = v; dl.appendChild(o); }
+    }
+    $("filters").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+    $("reset").addEventListener("click", () => {
+      for (const [, id] of FILTER_FIELDS) $(id).value = "";
+      document.querySelectorAll("#f-status input").forEach((c) => { c.checked = false; });
+      refresh();
+    });
+    tz.addEventListener("change", refresh);
+    $("load-more").addEventListener("click", () => loadCalls(true).catch((e) => showError(e.message)));
+    $("detail-close").addEventListener("click", () => { $("detail").hidden = true; });
+    document.querySelectorAll("button.sort").forEach((b) => b.addEventListener("click", () => {
+      if (state.sort === b.dataset.sort) state.order = state.order === "desc" ? "asc" : "desc";
+      else { state.sort = b.dataset.sort; state.order = "desc"; }
+      refresh();
+    }));
+    connectFeed();
+    await refresh();
+    document.body.dataset.ready = "true";
+  }
+
+  init();
+})();
