@@ -358,6 +358,25 @@ mod tests {
     }
 
     #[test]
+    fn typed_requests_round_trip_through_a_form() {
+        let g: GatherRequest = parse_form(
+            b"CallSid=CA1&AccountSid=AC1&CallStatus=in-progress&Direction=outbound-dial&Digits=7&FinishedOnKey=%23&Confidence=0.5&X=y",
+        )
+        .unwrap();
+        let body = serde_urlencoded::to_string(&g).unwrap();
+        let back: GatherRequest = parse_form(body.as_bytes()).unwrap();
+        assert_eq!(back, g);
+        let s: StatusCallbackRequest = parse_form(
+            b"CallSid=CA1&AccountSid=AC1&CallStatus=no-answer&CallDuration=0&SipResponseCode=486",
+        )
+        .unwrap();
+        let back: StatusCallbackRequest =
+            parse_form(serde_urlencoded::to_string(&s).unwrap().as_bytes()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.sip_response_code, Some(486));
+    }
+
+    #[test]
     fn form_pairs_keep_duplicates() {
         let p = form_pairs(b"Digits=1&Digits=2&A=%2B1+2");
         assert_eq!(

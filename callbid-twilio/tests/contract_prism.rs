@@ -15,26 +15,48 @@ const AC: &str = "AC0123456789abcdef0123456789abcdef";
 const CA: &str = "CA0123456789abcdef0123456789abcdef";
 const PN: &str = "PN0123456789abcdef0123456789abcdef";
 
+/// Skips (outside CI) or fails (under `CI=true`) with `why`.
+fn unavailable(why: &str) -> Option<(String, String)> {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but the Prism mocks are unavailable: {why}; source .ci/twilio.sh first");
+    }
+    // Written to the real stderr handle so libtest's output capture does not hide it.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP prism contract test: {why} (needs npm/npx; `source .ci/twilio.sh` installs \
+         and starts the Prism mocks and exports the variables)"
+    );
+    None
+}
+
+/// Whether something accepts TCP connections at the URL's host and port.
+fn reachable(url: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
+        return false;
+    };
+    let Ok(mut addrs) = (host, port).to_socket_addrs() else {
+        return false;
+    };
+    addrs.any(|a| TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok())
+}
+
 fn endpoints() -> Option<(String, String)> {
-    let api = std::env::var("TWILIO_PRISM_API_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let lookups = std::env::var("TWILIO_PRISM_LOOKUPS_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    match (api, lookups) {
-        (Some(a), Some(l)) => Some((a, l)),
-        _ => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true but TWILIO_PRISM_API_URL / TWILIO_PRISM_LOOKUPS_URL are not set: source .ci/twilio.sh first");
-            }
-            println!(
-                "SKIP prism contract test: TWILIO_PRISM_API_URL / TWILIO_PRISM_LOOKUPS_URL not set \
-                 (needs npm/npx; run `source .ci/twilio.sh` to install and start the Prism mocks)"
-            );
-            None
+    let var = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+    let (Some(api), Some(lookups)) = (var("TWILIO_PRISM_API_URL"), var("TWILIO_PRISM_LOOKUPS_URL"))
+    else {
+        return unavailable("TWILIO_PRISM_API_URL / TWILIO_PRISM_LOOKUPS_URL not set");
+    };
+    for url in [&api, &lookups] {
+        if !reachable(url) {
+            return unavailable(&format!("no Prism mock answering at {url}"));
         }
     }
+    Some((api, lookups))
 }
 
 fn client(api: &str, lookups: &str) -> Client {
