@@ -102,7 +102,9 @@
     st.appendChild(el("span", r.status, "badge " + r.status));
     tr.appendChild(st);
     const id = el("td");
-    const b = el("button", r.call_id, "link");
+    const short = r.call_id.length > 18 ? r.call_id.slice(0, 6) + "…" + r.call_id.slice(-8) : r.call_id;
+    const b = el("button", short, "link");
+    b.title = r.call_id + " — show events";
     b.type = "button";
     b.addEventListener("click", () => showDetail(r.call_id));
     id.appendChild(b);
@@ -149,7 +151,7 @@
     const NS = "http://www.w3.org/2000/svg";
     svg.replaceChildren();
     const width = svg.clientWidth || 400;
-    const rowH = 22, labelW = 110, valueW = 80;
+    const rowH = 22, labelW = 120, valueW = 140;
     const shown = items.slice(0, 7);
     svg.setAttribute("viewBox", "0 0 " + width + " " + Math.max(rowH * shown.length, rowH));
     svg.style.height = Math.max(rowH * shown.length, rowH) + "px";
@@ -240,6 +242,12 @@
     } catch (e) { showError(e.message); }
   }
 
+  // A destination as serialized by core: {"kind": "phone"|"sip", "value": "…"}.
+  function destText(d) {
+    if (d && typeof d === "object") return String(d.value !== undefined ? d.value : JSON.stringify(d));
+    return d === undefined || d === null ? "" : String(d);
+  }
+
   // Live feed of auction events.
   function feedLine(ev) {
     const k = ev.kind || {};
@@ -250,7 +258,7 @@
       case "no_bid": return ["nobid", k.buyer + " declined: " + k.reason];
       case "buyer_failed": return ["failed", k.buyer + " failed (" + k.kind + "): " + k.message];
       case "accept_failed": return ["failed", k.buyer + " accept failed: " + k.reason];
-      case "won": return ["won", "won by " + k.buyer + " at " + cur(k.price) + " → " + k.destination];
+      case "won": return ["won", "won by " + k.buyer + " at " + cur(k.price) + " → " + destText(k.destination)];
       case "no_buyer": return ["nobuyer", "no buyer: " + k.reason];
       default: return ["", JSON.stringify(k)];
     }
@@ -269,7 +277,7 @@
       const [cls, text] = feedLine(ev);
       const li = el("li", null, cls);
       const when = ev.at ? new Date(ev.at) : new Date();
-      li.appendChild(el("span", when.toLocaleTimeString([], { timeZone: $("tz").value, timeZoneName: "short" }), "t"));
+      li.appendChild(el("span", when.toLocaleTimeString("en-GB", { timeZone: $("tz").value, timeZoneName: "short" }), "t"));
       li.appendChild(el("code", ev.call_id));
       li.appendChild(document.createTextNode(" "));
       li.appendChild(el("span", text));

@@ -1,0 +1,855 @@
+//! The operator dashboard (examples/common/dashboard.rs), end to end: its JSON API over a
+//! temporary SQLite store seeded through the CallLog API, and the page itself in a real
+//! headless Chromium driven through WebDriver (chromedriver).
+//!
+//! The browser test needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's
+//! `chromium` and `chromium-driver`; `source .ci/chromium.sh` installs them). Without
+//! them it prints why it skips; with `CI=true` it fails instead.
+
+#[path = "../examples/common/dashboard.rs"]
+mod dashboard;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use callbid::core::auction::Auction;
+use callbid::core::inprocess::InProcessBuyer;
+use callbid::core::state::{CallEvent, CallEventKind, CallLog};
+use callbid::core::{
+    BuyerEntry, BuyerId, CallId, CampaignId, Destination, Money, PhoneNumber, ServiceType,
+    SourceId, Zip,
+};
+use callbid::store::Store;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use dashboard::{router, DashboardState};
+use rust_decimal::Decimal;
+
+/// One seeded call: enough variety for every filter.
+#[derive(Debug, Clone)]
+struct Seed {
+    id: String,
+    at: DateTime<Utc>,
+    zip: &'static str,
+    service: &'static str,
+    campaign: &'static str,
+    source: &'static str,
+    /// Winner and price in cents; `None` = nobody bought.
+    winner: Option<(&'static str, i64)>,
+    /// What happened after: "completed", "missed", "fallback", "rejected", "forwarded".
+    outcome: &'static str,
+}
+
+const BUYERS: [&str; 3] = ["acme-home", "bolt-leads", "cedar<b>x</b>&co"];
+const SERVICES: [&str; 3] = ["plumbing", "pest_control", "roofing"];
+const ZIPS: [&str; 4] = ["78701", "10001", "60601", "94105"];
+
+fn seeds() -> Vec<Seed> {
+    let base = Utc.with_ymd_and_hms(2026, 11, 10, 14, 0, 0).unwrap();
+    (0..36)
+        .map(|i: i64| {
+            let outcome = [
+                "completed",
+                "missed",
+                "fallback",
+                "completed",
+                "rejected",
+                "forwarded",
+            ][(i % 6) as usize];
+            let winner = match outcome {
+                "fallback" | "rejected" => None,
+                _ => Some((BUYERS[((i / 6) % 3) as usize], 1500 + 275 * (i % 11))),
+            };
+            Seed {
+                id: format!("CA{:032x}", 0x5eed_0000 + i),
+                at: base + Duration::hours(7 * i),
+                zip: ZIPS[(i % 4) as usize],
+                service: SERVICES[(i % 3) as usize],
+                campaign: ["fall-promo", "tv-spot"][(i % 2) as usize],
+                source: ["google", "radio", "partner"][(i % 3) as usize],
+                winner,
+                outcome,
+            }
+        })
+        .collect()
+}
+
+async fn seed_store(store: &Store, seeds: &[Seed]) {
+    for s in seeds {
+        let call = CallId::new(&s.id).unwrap();
+        let mut at = s.at;
+        let mut n = 0;
+        let mut push = |kind: CallEventKind| {
+            n += 1;
+            at += Duration::seconds(2);
+            CallEvent::new(call.clone(), at, format!("seed-{n}"), kind)
+        };
+        let mut events = vec![
+            push(CallEventKind::Incoming {
+                caller: Some(PhoneNumber::parse("+15125550123").unwrap()),
+                dialed: Some(PhoneNumber::parse("+18005550100").unwrap()),
+                campaign: Some(CampaignId::new(s.campaign).unwrap()),
+                source: Some(SourceId::new(s.source).unwrap()),
+            }),
+            push(CallEventKind::AuctionStarted {
+                zip: Zip::parse(s.zip).unwrap(),
+                service: ServiceType::new(s.service).unwrap(),
+                eligible: 3,
+                excluded: 0,
+            }),
+        ];
+        match s.winner {
+            Some((buyer, cents)) => {
+                let buyer = BuyerId::new(buyer).unwrap();
+                let price = Money::usd(Decimal::new(cents, 2));
+                let dest = Destination::parse("+15125550199").unwrap();
+                events.push(push(CallEventKind::PingResult {
+                    buyer: buyer.clone(),
+                    latency_ms: 120,
+                    price: Some(price),
+                    reason: None,
+                }));
+                events.push(push(CallEventKind::Winner {
+                    buyer: buyer.clone(),
+                    price,
+                    score: Decimal::new(cents, 2),
+                }));
+                events.push(push(CallEventKind::Forwarded {
+                    buyer: buyer.clone(),
+                    destination: dest,
+                }));
+                match s.outcome {
+                    "completed" => {
+                        events.push(push(CallEventKind::Connected { buyer: Some(buyer) }));
+                        events.push(push(CallEventKind::Completed { duration_secs: 95 }));
+                        events.push(push(CallEventKind::Billing {
+                            billable: true,
+                            revenue: price,
+                            payout: Money::usd(Decimal::new(cents * 7 / 10, 2)),
+                        }));
+                    }
+                    "missed" => events.push(push(CallEventKind::Missed {
+                        reason: "no-answer".into(),
+                    })),
+                    _ => {}
+                }
+            }
+            None if s.outcome == "fallback" => events.push(push(CallEventKind::Fallback {
+                kind: "voicemail".into(),
+                reason: "no bids".into(),
+            })),
+            None => events.push(push(CallEventKind::Rejected {
+                reason: "no eligible buyers".into(),
+            })),
+        }
+        for e in &events {
+            store.append(e).await.unwrap();
+        }
+    }
+}
+
+fn auction() -> Auction {
+    let mut b = Auction::builder();
+    for (i, id) in BUYERS.iter().enumerate() {
+        let buyer = InProcessBuyer::new(
+            BuyerId::new(*id).unwrap(),
+            Money::usd(Decimal::new(2000 + 100 * i as i64, 2)),
+            Destination::parse("+15125550199").unwrap(),
+        );
+        b = b.buyer(BuyerEntry::new(Arc::new(buyer)));
+    }
+    b.build().unwrap()
+}
+
+struct Running {
+    addr: SocketAddr,
+    auction: Auction,
+    seeds: Vec<Seed>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let seeds = seeds();
+    seed_store(&store, &seeds).await;
+    let auction = auction();
+    let app = router(DashboardState {
+        store,
+        auction: auction.clone(),
+        title: "Ops <dashboard> & co".into(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Running {
+        addr,
+        auction,
+        seeds,
+        _dir: dir,
+    }
+}
+
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let res = reqwest::get(url).await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.json::<serde_json::Value>().await.unwrap();
+    (status, body)
+}
+
+fn ids(body: &serde_json::Value) -> Vec<String> {
+    body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn api_filters_sorts_paginates_and_names_bad_input() {
+    let r = start().await;
+    let base = format!("http://{}", r.addr);
+
+    // Filter by status and service: exactly the seeded calls that match, newest first.
+    let (st, body) = get_json(&format!(
+        "{base}/api/calls?status=completed&service=plumbing&limit=500"
+    ))
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let mut want: Vec<&Seed> = r
+        .seeds
+        .iter()
+        .filter(|s| s.outcome == "completed" && s.service == "plumbing")
+        .collect();
+    want.sort_by(|a, b| b.at.cmp(&a.at));
+    let want: Vec<String> = want.iter().map(|s| s.id.clone()).collect();
+    assert!(!want.is_empty());
+    assert_eq!(ids(&body), want);
+
+    // Price range and buyer; money is exact decimal text.
+    let (st, body) = get_json(&format!(
+        "{base}/api/calls?min_price=20&max_price=30.25&buyer=acme-home&limit=500"
+    ))
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let want = r
+        .seeds
+        .iter()
+        .filter(|s| matches!(s.winner, Some(("acme-home", c)) if (2000..=3025).contains(&c)))
+        .count();
+    assert_eq!(ids(&body).len(), want);
+    for row in body["rows"].as_array().unwrap() {
+        let p: Decimal = row["price"].as_str().unwrap().parse().unwrap();
+        assert!(
+            p >= Decimal::new(20, 0) && p <= Decimal::new(3025, 2),
+            "{row}"
+        );
+    }
+
+    // A day in a zone: calls on 2026-11-11 in Chicago (UTC-6).
+    let (st, body) = get_json(&format!(
+        "{base}/api/calls?from=2026-11-11&to=2026-11-11&tz=America/Chicago&limit=500"
+    ))
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let start = Utc.with_ymd_and_hms(2026, 11, 11, 6, 0, 0).unwrap();
+    let end = start + Duration::days(1);
+    let want = r
+        .seeds
+        .iter()
+        .filter(|s| s.at + Duration::seconds(2) >= start && s.at + Duration::seconds(2) < end)
+        .count();
+    assert_eq!(ids(&body).len(), want);
+    let first = &body["rows"][0]["received_local"];
+    assert!(first.as_str().unwrap().ends_with("CST"), "{first}");
+
+    // Key-set pagination by price ascending covers every priced call exactly once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/calls?sort=price&order=asc&limit=7&min_price=0");
+        if let Some(c) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(&urlencode(c));
+        }
+        let (st, body) = get_json(&url).await;
+        assert_eq!(st, 200, "{body}");
+        let prices: Vec<Decimal> = body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["price"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
+        seen.extend(ids(&body));
+        match body["next"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let priced = r.seeds.iter().filter(|s| s.winner.is_some()).count();
+    assert_eq!(seen.len(), priced);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), priced);
+
+    // Bad input: 400 naming the field and the value.
+    for (query, field, value) in [
+        ("zip=7870", "zip", "7870"),
+        ("status=done", "status", "done"),
+        ("min_price=abc", "min_price", "abc"),
+        ("from=yesterday", "from", "yesterday"),
+        ("tz=Mars/Olympus", "tz", "Mars/Olympus"),
+        ("sort=colour", "sort", "colour"),
+        ("limit=100000", "limit", "100000"),
+        ("cursor=garbage", "cursor", "garbage"),
+        ("min_price=5&max_price=4", "max_price", "4"),
+        ("colour=red", "filter", "colour"),
+    ] {
+        let (st, body) = get_json(&format!("{base}/api/calls?{query}")).await;
+        assert_eq!(st, 400, "{query}: {body}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+        assert_eq!(body["value"], value, "{query}: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(msg.contains(field) && msg.contains(value), "{msg}");
+    }
+    let (st, body) = get_json(&format!("{base}/api/export.csv?limit=5")).await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("filter")));
+
+    // Summary: totals and revenue by buyer agree with the seeds, exactly.
+    let (st, body) = get_json(&format!("{base}/api/summary")).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["total"]["calls"], r.seeds.len());
+    for b in BUYERS {
+        let want: i64 = r
+            .seeds
+            .iter()
+            .filter(|s| s.outcome == "completed" && matches!(s.winner, Some((w, _)) if w == b))
+            .map(|s| s.winner.map_or(0, |(_, c)| c))
+            .sum();
+        let got = body["by_buyer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group"] == b)
+            .unwrap_or_else(|| panic!("{b} missing: {body}"));
+        let got: Decimal = got["revenue"].as_str().unwrap().parse().unwrap();
+        assert_eq!(got, Decimal::new(want, 2), "{b}");
+    }
+    let statuses: u64 = body["by_status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(statuses, r.seeds.len() as u64);
+
+    // The page escapes the title; one call's detail lists its events.
+    let html = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<title>Ops &lt;dashboard&gt; &amp; co</title>"));
+    let (st, body) = get_json(&format!("{base}/api/calls/{}", r.seeds[0].id)).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["call"]["status"], "completed");
+    assert_eq!(body["events"][0]["type"], "incoming");
+    let (st, _) = get_json(&format!("{base}/api/calls/CAnope")).await;
+    assert_eq!(st, 404);
+
+    // CSV export of a filter: header + exactly the filtered calls.
+    let csv = reqwest::get(format!("{base}/api/export.csv?status=fallback"))
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"calls-"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("call_id,received_at,status"));
+    let want = r.seeds.iter().filter(|s| s.outcome == "fallback").count();
+    assert_eq!(lines.len() - 1, want);
+    assert!(lines[1..].iter().all(|l| l.contains(",fallback,")));
+
+    // Excel export: a real zip (xlsx) container.
+    let xlsx = reqwest::get(format!("{base}/api/export.xlsx?service=roofing"))
+        .await
+        .unwrap();
+    assert_eq!(xlsx.status(), 200);
+    let bytes = xlsx.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "not an xlsx");
+}
+
+#[tokio::test]
+async fn live_feed_streams_auction_events() {
+    use futures::StreamExt;
+    let r = start().await;
+    let base = format!("http://{}", r.addr);
+    let res = reqwest::get(format!("{base}/api/auctions/stream"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut body = res.bytes_stream();
+    // The handler subscribed before answering; run an auction and read its events.
+    let call = callbid::core::CallContext::new(
+        CallId::new("CAfeedtest").unwrap(),
+        Zip::parse("78701").unwrap(),
+        ServiceType::new("plumbing").unwrap(),
+        Utc::now(),
+    );
+    let outcome = r.auction.run(&call).await;
+    let winner = outcome
+        .winner()
+        .expect("in-process buyers always bid")
+        .buyer
+        .to_string();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text.contains("\"won\"") {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("feed delivered the auction within 10 s")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<serde_json::Value> = text
+        .split("\n\n")
+        .filter(|frame| frame.contains("event: auction"))
+        .map(|frame| {
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["kind"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "bid_received").count(),
+        BUYERS.len()
+    );
+    let won = events.last().unwrap();
+    assert_eq!(won["kind"]["event"], "won");
+    assert_eq!(won["kind"]["buyer"], winner.as_str());
+    assert!(events
+        .iter()
+        .all(|e| e["call_id"] == "CAfeedtest" && e["at"].is_string()));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The page in a real browser.
+
+/// Kills chromedriver when the test ends, however it ends.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The browser binaries, or why the test cannot run (a failure under CI).
+fn browser_binaries() -> Option<(String, String)> {
+    let driver =
+        std::env::var("CHROMEDRIVER_BIN").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [&driver, &chromium]
+        .into_iter()
+        .filter(|p| !std::path::Path::new(p.as_str()).exists())
+        .map(|p| p.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Some((driver, chromium));
+    }
+    let why = format!(
+        "dashboard browser test: {} missing (install Debian's chromium and chromium-driver: `source .ci/chromium.sh`)",
+        missing.join(" and ")
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+async fn start_chromedriver(driver: &str) -> (ChildGuard, String) {
+    let port = free_port();
+    let child = std::process::Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {driver}: {e}"));
+    let guard = ChildGuard(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(res) = reqwest::get(format!("{url}/status")).await {
+            if res.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chromedriver did not answer on {url} within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    (guard, url)
+}
+
+async fn connect(
+    driver_url: &str,
+    chromium: &str,
+    profile: &std::path::Path,
+    downloads: &std::path::Path,
+) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--window-size=1440,1250",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false,
+            },
+        }),
+    );
+    // chromedriver listens on plain HTTP on loopback: no TLS stack needed.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    fantoccini::ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .unwrap_or_else(|e| panic!("WebDriver session via {driver_url}: {e}"))
+}
+
+/// The call ids of the table's rows, in order.
+async fn shown_ids(c: &fantoccini::Client) -> Vec<String> {
+    let v = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#calls tbody tr')).map(r => r.dataset.callId);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Polls `check` until it holds (10 s), else fails with what was last seen.
+async fn eventually<T: std::fmt::Debug, F, Fut>(
+    what: &str,
+    mut probe: F,
+    check: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let v = probe().await;
+        if check(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: last seen {v:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_filters_and_exports_csv() {
+    use fantoccini::Locator;
+    let Some((driver, chromium)) = browser_binaries() else {
+        return;
+    };
+    let r = start().await;
+    let base = format!("http://{}", r.addr);
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, driver_url) = start_chromedriver(&driver).await;
+    let c = connect(&driver_url, &chromium, profile.path(), downloads.path()).await;
+
+    c.goto(&format!("{base}/")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap();
+
+    // Everything seeded is listed, newest first; markup in data stays text.
+    let mut all: Vec<&Seed> = r.seeds.iter().collect();
+    all.sort_by(|a, b| b.at.cmp(&a.at));
+    let all: Vec<String> = all.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(shown_ids(&c).await, all);
+    assert_eq!(
+        c.find(Locator::Id("title"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Ops <dashboard> & co"
+    );
+    assert!(c
+        .find_all(Locator::Css("#calls tbody b"))
+        .await
+        .unwrap()
+        .is_empty());
+    let cells = c.find_all(Locator::Css("#calls tbody td")).await.unwrap();
+    let mut found = false;
+    for cell in cells {
+        if cell.text().await.unwrap() == "cedar<b>x</b>&co" {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the buyer with markup in its id is shown as text");
+    let chart_bars = c
+        .find_all(Locator::Css("#chart-status rect"))
+        .await
+        .unwrap();
+    let statuses: std::collections::BTreeSet<&str> = r.seeds.iter().map(|s| s.outcome).collect();
+    assert_eq!(
+        chart_bars.len(),
+        statuses.len(),
+        "one bar per seeded status"
+    );
+
+    // A live auction shows up in the feed.
+    let call = callbid::core::CallContext::new(
+        CallId::new("CAlivefeed01").unwrap(),
+        Zip::parse("78701").unwrap(),
+        ServiceType::new("plumbing").unwrap(),
+        Utc::now(),
+    );
+    let winner = r
+        .auction
+        .run(&call)
+        .await
+        .winner()
+        .unwrap()
+        .buyer
+        .to_string();
+    let feed = eventually(
+        "feed shows the auction",
+        || async {
+            c.find(Locator::Id("feed"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |t: &String| t.contains("won by"),
+    )
+    .await;
+    assert!(
+        feed.contains("CAlivefeed01")
+            && feed.contains(&format!("won by {winner}"))
+            && feed.contains("→ +15125550199"),
+        "{feed}"
+    );
+
+    if let Ok(path) = std::env::var("DASHBOARD_SCREENSHOT") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(&path, png).unwrap();
+        eprintln!("screenshot: {path}");
+    }
+
+    // A bad ZIP: the server's 400 is shown, naming the field and value.
+    c.find(Locator::Id("f-zip"))
+        .await
+        .unwrap()
+        .send_keys("7870")
+        .await
+        .unwrap();
+    c.find(Locator::Id("apply"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = eventually(
+        "error banner",
+        || async {
+            c.find(Locator::Id("error"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |t: &String| !t.is_empty(),
+    )
+    .await;
+    assert!(err.contains("zip") && err.contains("7870"), "{err}");
+    let zip_input = c.find(Locator::Id("f-zip")).await.unwrap();
+    assert_eq!(
+        zip_input.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+
+    // Status completed + ZIP 78701: the rows change to exactly those calls.
+    zip_input.clear().await.unwrap();
+    zip_input.send_keys("78701").await.unwrap();
+    c.find(Locator::Id("status-completed"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("apply"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut want: Vec<&Seed> = r
+        .seeds
+        .iter()
+        .filter(|s| s.outcome == "completed" && s.zip == "78701")
+        .collect();
+    want.sort_by(|a, b| b.at.cmp(&a.at));
+    let want: Vec<String> = want.iter().map(|s| s.id.clone()).collect();
+    assert!(!want.is_empty() && want.len() < all.len());
+    let shown = eventually(
+        "filtered rows",
+        || shown_ids(&c),
+        |ids: &Vec<String>| *ids == want,
+    )
+    .await;
+    assert!(c
+        .find(Locator::Id("error"))
+        .await
+        .unwrap()
+        .attr("hidden")
+        .await
+        .unwrap()
+        .is_some());
+    let kpi = c
+        .find(Locator::Id("k-calls"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(kpi, want.len().to_string());
+
+    // Times in another zone, labelled.
+    c.find(Locator::Id("tz"))
+        .await
+        .unwrap()
+        .select_by_value("America/Chicago")
+        .await
+        .unwrap();
+    let first_time = eventually(
+        "times in Chicago",
+        || async {
+            c.find(Locator::Css("#calls tbody tr td"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |t: &String| t.ends_with("CST"),
+    )
+    .await;
+    let expected = dashboard::local_time(
+        r.seeds.iter().find(|s| s.id == want[0]).unwrap().at + Duration::seconds(2),
+        chrono_tz::America::Chicago,
+    );
+    assert_eq!(first_time, expected);
+
+    // Export CSV: a real download of exactly the rows shown.
+    c.find(Locator::Id("export-csv"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let file = eventually(
+        "downloaded CSV",
+        || async {
+            std::fs::read_dir(downloads.path())
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "csv"))
+        },
+        |p: &Option<std::path::PathBuf>| p.is_some(),
+    )
+    .await
+    .unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with("calls-"), "{name}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], &["call_id", "received_at", "status"]);
+    let zip_col = header.iter().position(|h| *h == "zip").unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let exported: Vec<String> = rows.iter().map(|r| r[0].to_string()).collect();
+    assert_eq!(
+        exported, shown,
+        "the CSV holds the rows the page shows, in order"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r[2] == "completed" && r[zip_col] == "78701"));
+
+    c.close().await.unwrap();
+}
