@@ -359,4 +359,19 @@ async fn bad_arguments_are_rejected_before_sending() {
         .await
         .unwrap_or_default()
         .is_empty());
+    let mut big = ListCalls::default();
+    big.page_size = Some(1001);
+    let e = c
+        .calls()
+        .list(&big)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("PageSize") && e.contains("1001"), "{e}");
+    assert!(server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }

@@ -365,6 +365,9 @@ impl<'a> Calls<'a> {
 
     /// `GET /Calls.json`: every matching call, page after page.
     pub fn list(&self, filter: &ListCalls) -> BoxStream<'static, Result<Call, RestError>> {
+        if let Err(e) = super::check_page_size(filter.page_size) {
+            return Box::pin(futures::stream::once(async move { Err(e) }));
+        }
         let mut url = self.client.account_url(&["Calls.json"]);
         {
             let mut q = url.query_pairs_mut();

@@ -231,6 +231,18 @@ pub(crate) fn check_sid(field: &'static str, prefix: &str, sid: &str) -> Result<
     }
 }
 
+/// Checks `PageSize` (Twilio accepts 1–1000).
+pub(crate) fn check_page_size(page_size: Option<u32>) -> Result<(), RestError> {
+    match page_size {
+        Some(n) if n == 0 || n > 1000 => Err(RestError::InvalidArgument {
+            field: "PageSize",
+            value: n.to_string(),
+            reason: "must be between 1 and 1000".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,

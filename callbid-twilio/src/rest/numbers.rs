@@ -148,6 +148,7 @@ impl<'a> AvailablePhoneNumbers<'a> {
         operation: &'static str,
         filter: &AvailableSearch,
     ) -> Result<Vec<AvailablePhoneNumber>, RestError> {
+        super::check_page_size(filter.page_size)?;
         if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(RestError::InvalidArgument {
                 field: "CountryCode",
@@ -337,6 +338,9 @@ impl<'a> IncomingPhoneNumbers<'a> {
         &self,
         filter: &ListIncomingPhoneNumbers,
     ) -> BoxStream<'static, Result<IncomingPhoneNumber, RestError>> {
+        if let Err(e) = super::check_page_size(filter.page_size) {
+            return Box::pin(futures::stream::once(async move { Err(e) }));
+        }
         let mut url = self.client.account_url(&["IncomingPhoneNumbers.json"]);
         let mut f = Form::default();
         f.opt("PhoneNumber", &filter.phone_number);
