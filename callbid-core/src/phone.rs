@@ -68,8 +68,8 @@ impl PhoneNumber {
                 "country code cannot start with 0",
             ));
         }
-        if digits.starts_with("+1") {
-            validate_nanp(field, input, &digits[2..])?;
+        if let Some(national) = digits.strip_prefix("+1") {
+            validate_nanp(field, input, national)?;
         }
         Ok(PhoneNumber(digits))
     }

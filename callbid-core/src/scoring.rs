@@ -509,8 +509,10 @@ mod tests {
 
     #[tokio::test]
     async fn geo_and_time_weights() {
-        let mut cfg = ScoringConfig::default();
-        cfg.use_duration_history = false;
+        let mut cfg = ScoringConfig {
+            use_duration_history: false,
+            ..Default::default()
+        };
         cfg.geo_weights
             .insert(GeoKey::State(UsState::parse("TX").unwrap()), dec!(1.2));
         cfg.buyer_geo_weights
@@ -538,14 +540,18 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        let mut c = ScoringConfig::default();
-        c.prior = dec!(1.5);
+        let c = ScoringConfig {
+            prior: dec!(1.5),
+            ..Default::default()
+        };
         assert_eq!(c.validate().unwrap_err().field, "prior");
         let mut c = ScoringConfig::default();
         c.hour_weights.insert(24, Decimal::ONE);
         assert_eq!(c.validate().unwrap_err().field, "hour_weights");
-        let mut c = ScoringConfig::default();
-        c.prior_strength = Decimal::ZERO;
+        let c = ScoringConfig {
+            prior_strength: Decimal::ZERO,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 }
