@@ -1,0 +1,264 @@
+//! Pieces an IVR or agent-assisted server shares: building the auction over a store's
+//! duration history, writing an auction's outcome to the call log event by event, and
+//! settling a finished call (duration history, billing, live-call cap release).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callbid::core::auction::{
+    AcceptRecord, Auction, AuctionOutcome, AuctionResult, BuyerReply, Eligibility, Strategy,
+};
+use callbid::core::billing::{settle, PayoutRule, Settlement};
+use callbid::core::rules::CapRule;
+use callbid::core::scoring::{ScoringConfig, ScoringEngine};
+use callbid::core::state::{
+    record_outcome, AppendOutcome, CallEvent, CallEventKind, CallLog, CapStore, DurationHistory,
+};
+use callbid::core::{
+    Bid, BuyerEntry, BuyerId, BuyerProfile, CallContext, CallId, Money, ValidationError,
+};
+use chrono::Utc;
+use rust_decimal::Decimal;
+
+/// Builds an auction over `entries`, scoring with the duration history in `history`.
+pub fn build_auction(
+    entries: Vec<BuyerEntry>,
+    history: Arc<dyn DurationHistory>,
+    strategy: Strategy,
+    deadline: Duration,
+) -> anyhow::Result<Auction> {
+    let scorer = ScoringEngine::new(history, ScoringConfig::default())?;
+    Ok(Auction::builder()
+        .buyers(entries)
+        .scorer(Arc::new(scorer))
+        .strategy(strategy)
+        .deadline(deadline)
+        .build()?)
+}
+
+/// Parses a strategy name: `highest-score`, `highest-bid`, `priority[:SEED]`, `first-accept`.
+pub fn parse_strategy(s: &str) -> Result<Strategy, ValidationError> {
+    let norm = s.trim().to_ascii_lowercase().replace('_', "-");
+    Ok(match norm.as_str() {
+        "highest-score" | "score" => Strategy::HighestScore,
+        "highest-bid" | "bid" => Strategy::HighestBid,
+        "first-accept" => Strategy::FirstAccept,
+        "priority" => Strategy::PriorityWeighted { seed: 0 },
+        other => match other.strip_prefix("priority:") {
+            Some(seed) => Strategy::PriorityWeighted {
+                seed: seed.parse().map_err(|_| {
+                    ValidationError::new("strategy", s, "priority seed must be an unsigned integer")
+                })?,
+            },
+            None => {
+                return Err(ValidationError::new(
+                    "strategy",
+                    s,
+                    "expected highest-score, highest-bid, priority[:SEED] or first-accept",
+                ))
+            }
+        },
+    })
+}
+
+/// Parses a payout rule: `70%` (percent of revenue) or `12.50` (fixed USD per billable call).
+pub fn parse_payout(s: &str) -> Result<PayoutRule, ValidationError> {
+    let t = s.trim();
+    let rule = if let Some(p) = t.strip_suffix('%') {
+        let pct: Decimal = p
+            .trim()
+            .parse()
+            .map_err(|_| ValidationError::new("payout", s, "expected a percentage like 70%"))?;
+        PayoutRule::PercentOfRevenue(pct)
+    } else {
+        let amount: Decimal = t.parse().map_err(|_| {
+            ValidationError::new(
+                "payout",
+                s,
+                "expected a percentage like 70% or a fixed amount like 12.50",
+            )
+        })?;
+        PayoutRule::Fixed(Money::usd(amount))
+    };
+    rule.validate()?;
+    Ok(rule)
+}
+
+/// Appends `kind` to the call's log under `key`; `Ok(true)` when it was new.
+pub async fn log(
+    log: &dyn CallLog,
+    call: &CallId,
+    key: impl Into<String>,
+    kind: CallEventKind,
+) -> Result<bool, callbid::core::StateError> {
+    let e = CallEvent::new(call.clone(), Utc::now(), key, kind);
+    Ok(log.append(&e).await? == AppendOutcome::Recorded)
+}
+
+/// Writes an auction's outcome to the call log: `auction_started`, one `ping_result`
+/// per pinged buyer, `winner`, `accept_failed` for each failed accept, `accepted`.
+/// (Re-running it for the same call records nothing twice.)
+pub async fn log_auction(
+    calls: &dyn CallLog,
+    call: &CallContext,
+    outcome: &AuctionOutcome,
+) -> Result<(), callbid::core::StateError> {
+    let eligible = outcome
+        .buyers
+        .iter()
+        .filter(|b| matches!(b.eligibility, Eligibility::Eligible))
+        .count();
+    let excluded = outcome.buyers.len() - eligible;
+    let started = CallEvent::new(
+        call.call_id.clone(),
+        outcome.timings.started_at,
+        "auction_started",
+        CallEventKind::AuctionStarted {
+            zip: call.zip,
+            service: call.service.clone(),
+            eligible: u32::try_from(eligible).unwrap_or(u32::MAX),
+            excluded: u32::try_from(excluded).unwrap_or(u32::MAX),
+        },
+    );
+    calls.append(&started).await?;
+    for b in &outcome.buyers {
+        let (price, reason) = match &b.reply {
+            BuyerReply::NotPinged => continue,
+            BuyerReply::Bid { bid } => (Some(bid.price), None),
+            BuyerReply::InvalidBid { bid, reason } => {
+                (None, Some(format!("invalid bid {}: {reason}", bid.price)))
+            }
+            BuyerReply::NoBid { reason } => (None, Some(format!("no bid: {reason}"))),
+            BuyerReply::Failed { kind, message } => (None, Some(format!("{kind}: {message}"))),
+            BuyerReply::TimedOut => (None, Some("timeout".to_owned())),
+            BuyerReply::Cancelled => (None, Some("cancelled".to_owned())),
+            other => (None, Some(format!("{other:?}"))),
+        };
+        let latency_ms = b
+            .latency
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        log(
+            calls,
+            &call.call_id,
+            format!("ping:{}", b.buyer),
+            CallEventKind::PingResult {
+                buyer: b.buyer.clone(),
+                latency_ms,
+                price,
+                reason,
+            },
+        )
+        .await?;
+    }
+    // Failed accepts first (the cascade tried them before the winner).
+    for b in &outcome.buyers {
+        let reason = match &b.accept {
+            Some(AcceptRecord::Refused { reason }) => format!("refused: {reason}"),
+            Some(AcceptRecord::Failed { kind, message }) => format!("{kind}: {message}"),
+            _ => continue,
+        };
+        log(
+            calls,
+            &call.call_id,
+            format!("accept_failed:{}", b.buyer),
+            CallEventKind::AcceptFailed {
+                buyer: b.buyer.clone(),
+                reason,
+            },
+        )
+        .await?;
+    }
+    if let AuctionResult::Won(w) = &outcome.result {
+        log(
+            calls,
+            &call.call_id,
+            "winner",
+            CallEventKind::Winner {
+                buyer: w.buyer.clone(),
+                price: w.bid.price,
+                score: w.score.score,
+            },
+        )
+        .await?;
+        log(
+            calls,
+            &call.call_id,
+            "accepted",
+            CallEventKind::Accepted {
+                buyer: w.buyer.clone(),
+                destination: w.destination.clone(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The profile of `buyer` in `auction` (a default profile if the buyer is unknown).
+pub fn profile_of(auction: &Auction, buyer: &BuyerId) -> BuyerProfile {
+    auction
+        .entries()
+        .iter()
+        .find(|e| &e.profile.id == buyer)
+        .map_or_else(|| BuyerProfile::new(buyer.clone()), |e| e.profile.clone())
+}
+
+/// Settles a bridged call that talked for `duration` with the buyer of `bid`:
+/// `connected`, `completed`, then duration history (once, even when Twilio retries) and
+/// `billing`. Returns the settlement.
+pub async fn settle_call(
+    calls: &dyn CallLog,
+    history: &dyn DurationHistory,
+    call: &CallContext,
+    bid: &Bid,
+    profile: &BuyerProfile,
+    duration: Duration,
+    payout: &PayoutRule,
+) -> anyhow::Result<Settlement> {
+    log(
+        calls,
+        &call.call_id,
+        "connected",
+        CallEventKind::Connected {
+            buyer: Some(bid.buyer.clone()),
+        },
+    )
+    .await?;
+    let fresh = log(
+        calls,
+        &call.call_id,
+        "completed",
+        CallEventKind::Completed {
+            duration_secs: duration.as_secs(),
+        },
+    )
+    .await?;
+    let min = bid.min_duration.unwrap_or(profile.default_min_duration);
+    if fresh {
+        record_outcome(history, &bid.buyer, profile.time_zone, call, duration, min).await?;
+    }
+    let s = settle(bid, profile, duration, payout)?;
+    log(
+        calls,
+        &call.call_id,
+        "billing",
+        CallEventKind::Billing {
+            billable: s.billable,
+            revenue: s.revenue,
+            payout: s.payout,
+        },
+    )
+    .await?;
+    Ok(s)
+}
+
+/// Releases the live-call (concurrency cap) slot `buyer` holds for the call. Idempotent.
+pub async fn release_live_slot(
+    caps: &dyn CapStore,
+    call: &CallId,
+    buyer: &BuyerId,
+) -> Result<bool, callbid::core::StateError> {
+    caps.release(&CapRule::live_reservation_id(call, buyer))
+        .await
+}

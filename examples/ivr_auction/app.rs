@@ -1,0 +1,1125 @@
+//! The IVR webhook app: routes, handlers, per-call state and the guard that turns every
+//! internal error or panic into fallback TwiML.
+//!
+//! | route | Twilio sends | answers |
+//! |---|---|---|
+//! | `POST /voice` | the incoming call | greeting + `<Gather>` ZIP |
+//! | `POST /ivr/zip?attempt=N` | the ZIP digits | service menu, a re-prompt, or the fallback chain |
+//! | `POST /ivr/service?zip=Z&attempt=N` | the menu digit | auction → `<Dial>` the winner, or the fallback chain |
+//! | `POST /ivr/dial-result` | `<Dial>` action (DialCallStatus, DialCallDuration) | goodbye, or the fallback chain |
+//! | `POST /ivr/fallback/voicemail?step=N` | `<Record>` action | thanks + hangup, or the next step |
+//! | `POST /ivr/fallback/next?step=N` | in-house `<Dial>` action | hangup, or the next step |
+//! | `POST /ivr/status` | call status callback | `204` |
+//! | `POST /ivr/recording` | recording status callback | `204` |
+//! | `GET /healthz` | — | `ok` |
+//!
+//! Every webhook's `X-Twilio-Signature` is checked against the public base URL before
+//! anything else (`403` when it does not match) unless the app was built without a
+//! verifier (`--insecure-skip-signature`).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use callbid::core::auction::{Auction, AuctionResult};
+use callbid::core::billing::PayoutRule;
+use callbid::core::rules::Hold;
+use callbid::core::state::{
+    CallEventKind, CallLog, CallStatus as LogStatus, CapStore, DurationHistory,
+};
+use callbid::core::{
+    Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip,
+};
+use callbid_twilio::signature::{WebhookVerifier, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER};
+use callbid_twilio::twiml::{
+    Dial, DialRecord, Gather, GatherInput, Number, Redirect, Say, Sip, VoiceResponse,
+};
+use callbid_twilio::webhook::{
+    form_pairs, parse_form, CallFields, CallStatus, DialActionRequest, DialCallStatus,
+    GatherRequest, RecordActionRequest, RecordingStatus, RecordingStatusRequest,
+    StatusCallbackRequest, VoiceRequest,
+};
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::config::{Campaigns, Menu};
+use crate::ivr_fallback::FallbackChain;
+use crate::ivr_support::{log, log_auction, profile_of, release_live_slot, settle_call};
+
+/// Largest webhook body read (Twilio's are a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+/// ZIP / menu attempts before the call falls back (the first prompt and two re-prompts).
+pub const MAX_ATTEMPTS: u8 = 3;
+
+/// What the IVR says and how it routes.
+#[derive(Debug, Clone)]
+pub struct IvrConfig {
+    /// Digit → service.
+    pub menu: Menu,
+    /// Tracking number → campaign / source.
+    pub campaigns: Campaigns,
+    /// What happens when nobody buys or something fails.
+    pub fallback: FallbackChain,
+    /// Publisher payout per billable call.
+    pub payout: PayoutRule,
+    /// Seconds the buyer's phone rings.
+    pub dial_timeout: u32,
+    /// Record bridged calls.
+    pub record: bool,
+    /// Greeting.
+    pub greeting: String,
+    /// Print one line per settled call.
+    pub log_calls: bool,
+}
+
+/// The state traits the app writes to (one store in production; tests swap parts).
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Call log.
+    pub log: Arc<dyn CallLog>,
+    /// Caps (live-call slots are released here).
+    pub caps: Arc<dyn CapStore>,
+    /// Duration history.
+    pub history: Arc<dyn DurationHistory>,
+}
+
+#[derive(Debug)]
+struct Won {
+    bid: Bid,
+    holds: Vec<Hold>,
+}
+
+#[derive(Debug)]
+struct LiveCall {
+    received_at: DateTime<Utc>,
+    ctx: Option<CallContext>,
+    won: Option<Won>,
+    /// The TwiML answered to the service step, replayed if Twilio retries it.
+    routed: Option<String>,
+    touched: Instant,
+}
+
+impl LiveCall {
+    fn new(received_at: DateTime<Utc>) -> Self {
+        LiveCall {
+            received_at,
+            ctx: None,
+            won: None,
+            routed: None,
+            touched: Instant::now(),
+        }
+    }
+}
+
+/// The app: configuration, stores, auction, verifier and per-call state.
+#[derive(Debug)]
+pub struct App {
+    /// IVR configuration.
+    pub config: IvrConfig,
+    /// Stores.
+    pub stores: Stores,
+    /// The auction.
+    pub auction: Auction,
+    /// `None`: signatures are not checked (`--insecure-skip-signature`).
+    pub verifier: Option<WebhookVerifier>,
+    calls: Mutex<HashMap<String, LiveCall>>,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+impl App {
+    /// A new app.
+    pub fn new(
+        config: IvrConfig,
+        stores: Stores,
+        auction: Auction,
+        verifier: Option<WebhookVerifier>,
+    ) -> Arc<App> {
+        Arc::new(App {
+            config,
+            stores,
+            auction,
+            verifier,
+            calls: Mutex::new(HashMap::new()),
+            latencies: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Total time of every auction run so far, in order.
+    pub fn auction_latencies(&self) -> Vec<Duration> {
+        self.latencies.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Calls with state in memory (between webhooks).
+    pub fn live_calls(&self) -> usize {
+        self.calls.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Forgets per-call state untouched for `max_age` (calls whose status callback never
+    /// came). Returns how many were dropped; their live-call cap slots expire by TTL.
+    pub fn sweep(&self, max_age: Duration) -> usize {
+        let Ok(mut calls) = self.calls.lock() else {
+            return 0;
+        };
+        let before = calls.len();
+        calls.retain(|_, c| c.touched.elapsed() < max_age);
+        before - calls.len()
+    }
+
+    fn with_call<R>(&self, sid: &str, f: impl FnOnce(&mut LiveCall) -> R) -> Option<R> {
+        let mut calls = self.calls.lock().ok()?;
+        let c = calls.get_mut(sid)?;
+        c.touched = Instant::now();
+        Some(f(c))
+    }
+
+    fn take_call(&self, sid: &str) -> Option<LiveCall> {
+        self.calls.lock().ok()?.remove(sid)
+    }
+
+    fn received_at(&self, sid: &str) -> DateTime<Utc> {
+        self.with_call(sid, |c| c.received_at)
+            .unwrap_or_else(Utc::now)
+    }
+
+    /// The fallback TwiML for an internal failure; logs it when the call is known.
+    async fn emergency(&self, call_sid: Option<String>, path: &str, reason: String) -> Response {
+        eprintln!(
+            "ERROR ivr: {path} (call {}) failed, answering fallback TwiML: {reason}",
+            call_sid.as_deref().unwrap_or("?")
+        );
+        let chain = &self.config.fallback;
+        let in_fallback = path.starts_with("/ivr/fallback");
+        let twiml = if in_fallback {
+            chain.terminal()
+        } else {
+            chain.twiml(0, Some("We're sorry, something went wrong on our side."))
+        };
+        if let Some(call) = call_sid.and_then(|s| CallId::new(s).ok()) {
+            let kind = if in_fallback {
+                "message"
+            } else {
+                chain.kind_at(0)
+            };
+            let event = callbid::core::state::CallEvent::new(
+                call,
+                Utc::now(),
+                format!("fallback:error:{path}"),
+                CallEventKind::Fallback {
+                    kind: kind.to_owned(),
+                    reason: format!("internal error: {reason}"),
+                },
+            );
+            // Best effort: the store may be what failed.
+            match tokio::time::timeout(Duration::from_secs(2), self.stores.log.append(&event)).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("ERROR ivr: cannot log the fallback either: {e}"),
+                Err(_) => eprintln!("ERROR ivr: logging the fallback timed out"),
+            }
+        }
+        Twiml::from(twiml).into_response()
+    }
+}
+
+/// A TwiML answer (`text/xml`).
+#[derive(Debug, Clone)]
+pub struct Twiml(pub String);
+
+impl From<VoiceResponse> for Twiml {
+    fn from(r: VoiceResponse) -> Self {
+        Twiml(r.to_xml())
+    }
+}
+
+impl IntoResponse for Twiml {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], self.0).into_response()
+    }
+}
+
+/// An internal failure of a handler: answered `500` with the reason in an extension,
+/// which the guard turns into fallback TwiML (TwiML routes) or leaves as `500` so
+/// Twilio retries (callbacks, which are idempotent).
+#[derive(Debug)]
+pub struct IvrError(pub anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for IvrError {
+    fn from(e: E) -> Self {
+        IvrError(e.into())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Failure(String);
+
+impl IntoResponse for IvrError {
+    fn into_response(self) -> Response {
+        let reason = format!("{:#}", self.0);
+        let mut r = (StatusCode::INTERNAL_SERVER_ERROR, reason.clone()).into_response();
+        r.extensions_mut().insert(Failure(reason));
+        r
+    }
+}
+
+type IvrResult<T = Twiml> = Result<T, IvrError>;
+
+/// A webhook whose signature was checked (when the app has a verifier), parsed into `T`.
+#[derive(Debug)]
+pub struct Signed<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("cannot read webhook body: {e}"),
+            )
+                .into_response()
+        })?;
+        if let Some(v) = &app.verifier {
+            let header = |n: &str| parts.headers.get(n).and_then(|h| h.to_str().ok());
+            if let Err(e) = v.verify(
+                &path_and_query,
+                header(SIGNATURE_HEADER),
+                header(SIGNATURE_SETTINGS_HEADER),
+                &bytes,
+                true,
+            ) {
+                eprintln!("WARN ivr: refused {path_and_query}: {e}");
+                return Err((StatusCode::FORBIDDEN, "invalid Twilio signature").into_response());
+            }
+        }
+        parse_form::<T>(&bytes)
+            .map(Signed)
+            .map_err(|e| IvrError(anyhow::anyhow!("{path_and_query}: {e}")).into_response())
+    }
+}
+
+/// Wraps the TwiML routes: errors (5xx) and panics become fallback TwiML with status 200,
+/// so the caller never hears dead air or Twilio's "application error".
+async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return app
+                .emergency(None, &path, format!("cannot read body: {e}"))
+                .await
+        }
+    };
+    let call_sid = call_sid_of(&bytes);
+    let req = Request::from_parts(parts, Body::from(bytes));
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(res) if !res.status().is_server_error() => res,
+        Ok(res) => {
+            let reason = res
+                .extensions()
+                .get::<Failure>()
+                .map_or_else(|| format!("HTTP {}", res.status()), |f| f.0.clone());
+            app.emergency(call_sid, &path, reason).await
+        }
+        Err(panic) => {
+            let reason = format!("panic: {}", panic_message(panic.as_ref()));
+            app.emergency(call_sid, &path, reason).await
+        }
+    }
+}
+
+/// Wraps the status / recording callbacks: a panic becomes `500` (Twilio may retry;
+/// every callback event has an idempotency key, so a retry is recorded once).
+async fn callback_guard(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(res) => {
+            if res.status().is_server_error() {
+                if let Some(f) = res.extensions().get::<Failure>() {
+                    eprintln!("ERROR ivr: {path} failed (Twilio may retry): {}", f.0);
+                }
+            }
+            res
+        }
+        Err(panic) => {
+            let reason = panic_message(panic.as_ref());
+            eprintln!("ERROR ivr: {path} panicked: {reason}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+fn call_sid_of(body: &Bytes) -> Option<String> {
+    form_pairs(body)
+        .into_iter()
+        .find(|(k, _)| k == "CallSid")
+        .map(|(_, v)| v)
+}
+
+/// The app's routes (without the dashboard).
+pub fn router(app: Arc<App>) -> Router {
+    let twiml = Router::new()
+        .route("/voice", post(voice))
+        .route("/ivr/zip", post(zip_step))
+        .route("/ivr/service", post(service_step))
+        .route("/ivr/dial-result", post(dial_result))
+        .route("/ivr/fallback/voicemail", post(voicemail_done))
+        .route("/ivr/fallback/next", post(fallback_next))
+        .route_layer(middleware::from_fn_with_state(app.clone(), twiml_guard));
+    let callbacks = Router::new()
+        .route("/ivr/status", post(status_callback))
+        .route("/ivr/recording", post(recording_callback))
+        .route_layer(middleware::from_fn(callback_guard));
+    Router::new()
+        .merge(twiml)
+        .merge(callbacks)
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(app)
+}
+
+// ---------------------------------------------------------------------------------
+// Helpers
+
+fn call_id(call: &CallFields) -> IvrResult<CallId> {
+    CallId::new(&call.call_sid).map_err(|e| IvrError(anyhow::anyhow!("webhook field CallSid: {e}")))
+}
+
+/// A phone number from a webhook field; `None` for withheld / non-phone callers
+/// (`anonymous`, `client:…`, empty).
+fn phone(field: &'static str, value: Option<&str>) -> Option<PhoneNumber> {
+    let v = value?.trim();
+    if v.is_empty() {
+        return None;
+    }
+    match PhoneNumber::parse_field(field, v) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("INFO ivr: {e}; treating the {field} as unknown");
+            None
+        }
+    }
+}
+
+fn say(app: &App, text: impl Into<String>) -> Say {
+    app.config.fallback.say(text)
+}
+
+fn zip_prompt(app: &App, attempt: u8, intro: Option<&str>) -> Twiml {
+    let mut r = VoiceResponse::new();
+    if let Some(t) = intro {
+        r = r.say(say(app, t));
+    }
+    let action = format!("/ivr/zip?attempt={attempt}");
+    r.gather(
+        Gather::new()
+            .input(GatherInput::Dtmf)
+            .num_digits(5u32)
+            .timeout(6u32)
+            .action(action.clone())
+            .action_on_empty_result(true)
+            .say(say(
+                app,
+                "Please enter the five digit ZIP code where you need service.",
+            )),
+    )
+    // Only reached if Twilio does not post the empty result: never leave silence.
+    .redirect(Redirect::new(action))
+    .into()
+}
+
+fn service_prompt(app: &App, zip: &Zip, attempt: u8, intro: Option<&str>) -> Twiml {
+    let mut r = VoiceResponse::new();
+    if let Some(t) = intro {
+        r = r.say(say(app, t));
+    }
+    let action = format!("/ivr/service?zip={}&attempt={attempt}", zip.as_str());
+    r.gather(
+        Gather::new()
+            .input(GatherInput::Dtmf)
+            .num_digits(1u32)
+            .timeout(6u32)
+            .action(action.clone())
+            .action_on_empty_result(true)
+            .say(say(app, app.config.menu.prompt())),
+    )
+    .redirect(Redirect::new(action))
+    .into()
+}
+
+/// Enters the fallback chain at step 0 and logs it.
+async fn enter_fallback(
+    app: &App,
+    call: &CallId,
+    reason: String,
+    intro: Option<&str>,
+) -> IvrResult {
+    let chain = &app.config.fallback;
+    let kind = chain.kind_at(0);
+    let e = callbid::core::state::CallEvent::new(
+        call.clone(),
+        Utc::now(),
+        "fallback:0",
+        CallEventKind::Fallback {
+            kind: kind.to_owned(),
+            reason,
+        },
+    );
+    app.stores.log.append(&e).await?;
+    Ok(chain.twiml(0, intro).into())
+}
+
+/// Moves to fallback step `step` (after step `step - 1` did not end the call) and logs it.
+async fn next_fallback(app: &App, call: &CallId, step: usize, reason: String) -> IvrResult {
+    let chain = &app.config.fallback;
+    let e = callbid::core::state::CallEvent::new(
+        call.clone(),
+        Utc::now(),
+        format!("fallback:{step}"),
+        CallEventKind::Fallback {
+            kind: chain.kind_at(step).to_owned(),
+            reason,
+        },
+    );
+    app.stores.log.append(&e).await?;
+    Ok(chain.twiml(step, None).into())
+}
+
+/// The call's context as the service step sees it.
+fn context(
+    app: &App,
+    fields: &CallFields,
+    call: CallId,
+    zip: Zip,
+    service: ServiceType,
+) -> CallContext {
+    let received_at = app.received_at(&fields.call_sid);
+    let mut ctx = CallContext::new(call, zip, service, received_at);
+    let caller = phone("caller", fields.from.as_deref());
+    let dialed = phone("dialed number", fields.to.as_deref());
+    let tracking = app.config.campaigns.lookup(dialed.as_ref());
+    if let Some(c) = caller {
+        ctx = ctx.with_caller(c);
+    }
+    if let Some(d) = dialed {
+        ctx = ctx.with_dialed(d);
+    }
+    if let Some(c) = tracking.campaign {
+        ctx = ctx.with_campaign(c);
+    }
+    if let Some(s) = tracking.source {
+        ctx = ctx.with_source(s);
+    }
+    ctx
+}
+
+/// Rebuilds a forwarded call's context and winning bid from the call log (after a
+/// restart lost the in-memory state).
+async fn recover(app: &App, call: &CallId) -> IvrResult<Option<(CallContext, Bid)>> {
+    let events = app.stores.log.events(call).await?;
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let (mut caller, mut dialed, mut campaign, mut source) = (None, None, None, None);
+    let (mut zip, mut service, mut bid) = (None, None, None);
+    for e in &events {
+        match &e.kind {
+            CallEventKind::Incoming {
+                caller: c,
+                dialed: d,
+                campaign: ca,
+                source: s,
+            } => {
+                (caller, dialed, campaign, source) = (c.clone(), d.clone(), ca.clone(), s.clone());
+            }
+            CallEventKind::AuctionStarted {
+                zip: z, service: s, ..
+            } => {
+                (zip, service) = (Some(*z), Some(s.clone()));
+            }
+            CallEventKind::Winner { buyer, price, .. } => {
+                bid = Some(Bid::new(buyer.clone(), *price))
+            }
+            _ => {}
+        }
+    }
+    let (Some(zip), Some(service), Some(bid)) = (zip, service, bid) else {
+        return Ok(None);
+    };
+    let mut ctx = CallContext::new(call.clone(), zip, service, first.at);
+    ctx.caller = caller;
+    ctx.dialed = dialed;
+    ctx.campaign = campaign;
+    ctx.source = source;
+    Ok(Some((ctx, bid)))
+}
+
+// ---------------------------------------------------------------------------------
+// Handlers
+
+async fn voice(State(app): State<Arc<App>>, Signed(req): Signed<VoiceRequest>) -> IvrResult {
+    let call = call_id(&req.call)?;
+    let now = Utc::now();
+    let caller = phone("caller", req.call.from.as_deref());
+    let dialed = phone("dialed number", req.call.to.as_deref());
+    let tracking = app.config.campaigns.lookup(dialed.as_ref());
+    let e = callbid::core::state::CallEvent::new(
+        call,
+        now,
+        "incoming",
+        CallEventKind::Incoming {
+            caller,
+            dialed,
+            campaign: tracking.campaign,
+            source: tracking.source,
+        },
+    );
+    app.stores.log.append(&e).await?;
+    if let Ok(mut calls) = app.calls.lock() {
+        calls
+            .entry(req.call.call_sid.clone())
+            .or_insert_with(|| LiveCall::new(now));
+    }
+    Ok(zip_prompt(&app, 1, Some(&app.config.greeting)))
+}
+
+#[derive(Debug, Deserialize)]
+struct AttemptQuery {
+    #[serde(default = "one")]
+    attempt: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn query<T: DeserializeOwned>(
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> IvrResult<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| IvrError(anyhow::anyhow!("invalid query parameters: {e}")))
+}
+
+async fn zip_step(
+    State(app): State<Arc<App>>,
+    q: Result<Query<AttemptQuery>, axum::extract::rejection::QueryRejection>,
+    Signed(req): Signed<GatherRequest>,
+) -> IvrResult {
+    let attempt = query(q)?.attempt;
+    let call = call_id(&req.call)?;
+    let digits = req.digits.as_deref().unwrap_or("").trim().to_owned();
+    let valid = (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| Zip::parse(&digits).ok())
+        .flatten();
+    match valid {
+        Some(zip) => {
+            log(
+                app.stores.log.as_ref(),
+                &call,
+                "ivr:zip",
+                CallEventKind::IvrInput {
+                    step: "zip".into(),
+                    value: zip.as_str().to_owned(),
+                },
+            )
+            .await?;
+            Ok(service_prompt(&app, &zip, 1, None))
+        }
+        None => {
+            let shown = if digits.is_empty() {
+                "(nothing)".to_owned()
+            } else {
+                digits
+            };
+            log(
+                app.stores.log.as_ref(),
+                &call,
+                format!("ivr:zip_invalid:{attempt}"),
+                CallEventKind::IvrInput {
+                    step: "zip_invalid".into(),
+                    value: shown,
+                },
+            )
+            .await?;
+            if attempt >= MAX_ATTEMPTS {
+                enter_fallback(
+                    &app,
+                    &call,
+                    format!("no valid ZIP code after {attempt} attempts"),
+                    Some("Sorry, we could not understand your ZIP code."),
+                )
+                .await
+            } else {
+                Ok(zip_prompt(
+                    &app,
+                    attempt + 1,
+                    Some("Sorry, that is not a valid ZIP code."),
+                ))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceQuery {
+    zip: String,
+    #[serde(default = "one")]
+    attempt: u8,
+}
+
+async fn service_step(
+    State(app): State<Arc<App>>,
+    q: Result<Query<ServiceQuery>, axum::extract::rejection::QueryRejection>,
+    Signed(req): Signed<GatherRequest>,
+) -> IvrResult {
+    let q = query(q)?;
+    let call = call_id(&req.call)?;
+    let zip =
+        Zip::parse(&q.zip).map_err(|e| IvrError(anyhow::anyhow!("query parameter zip: {e}")))?;
+    // Twilio retried this webhook after we already routed: answer the same TwiML.
+    if let Some(Some(twiml)) = app.with_call(&req.call.call_sid, |c| c.routed.clone()) {
+        return Ok(Twiml(twiml));
+    }
+    let digits = req.digits.as_deref().unwrap_or("").trim().to_owned();
+    let choice = app
+        .config
+        .menu
+        .service(&digits)
+        .map(|(n, s)| (n.to_owned(), s.clone()));
+    let Some((name, service)) = choice else {
+        let shown = if digits.is_empty() {
+            "(nothing)".to_owned()
+        } else {
+            digits
+        };
+        log(
+            app.stores.log.as_ref(),
+            &call,
+            format!("ivr:service_invalid:{}", q.attempt),
+            CallEventKind::IvrInput {
+                step: "service_invalid".into(),
+                value: shown,
+            },
+        )
+        .await?;
+        return if q.attempt >= MAX_ATTEMPTS {
+            enter_fallback(
+                &app,
+                &call,
+                format!("no valid service choice after {} attempts", q.attempt),
+                Some("Sorry, we could not understand your choice."),
+            )
+            .await
+        } else {
+            Ok(service_prompt(
+                &app,
+                &zip,
+                q.attempt + 1,
+                Some("Sorry, that is not one of the choices."),
+            ))
+        };
+    };
+    let ctx = context(&app, &req.call, call.clone(), zip, service.clone());
+    log(
+        app.stores.log.as_ref(),
+        &call,
+        "ivr:service",
+        CallEventKind::IvrInput {
+            step: "service".into(),
+            value: service.as_str().to_owned(),
+        },
+    )
+    .await?;
+
+    let outcome = app.auction.run(&ctx).await;
+    if let Ok(mut l) = app.latencies.lock() {
+        l.push(outcome.timings.total);
+    }
+    let routed = match outcome.result.clone() {
+        AuctionResult::Won(w) => {
+            let w = *w;
+            let result = async {
+                log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
+                let twiml = dial_twiml(&app, &ctx, &w.destination, &name)?;
+                log(
+                    app.stores.log.as_ref(),
+                    &call,
+                    "forwarded",
+                    CallEventKind::Forwarded {
+                        buyer: w.buyer.clone(),
+                        destination: w.destination.clone(),
+                    },
+                )
+                .await?;
+                Ok::<_, IvrError>(twiml)
+            }
+            .await;
+            match result {
+                Ok(twiml) => {
+                    let text = twiml.0.clone();
+                    if let Ok(mut calls) = app.calls.lock() {
+                        let c = calls
+                            .entry(req.call.call_sid.clone())
+                            .or_insert_with(|| LiveCall::new(ctx.received_at));
+                        c.ctx = Some(ctx.clone());
+                        c.won = Some(Won {
+                            bid: w.bid.clone(),
+                            holds: w.holds.clone(),
+                        });
+                        c.routed = Some(text);
+                        c.touched = Instant::now();
+                    }
+                    twiml
+                }
+                Err(e) => {
+                    // Not delivered: give the buyer's cap slots back before falling back.
+                    for h in &w.holds {
+                        if let Err(re) = h.release().await {
+                            eprintln!("WARN ivr: cannot release hold {}: {re}", h.reservation);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        AuctionResult::NoBuyer { reason } => {
+            log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
+            enter_fallback(
+                &app,
+                &call,
+                format!("no buyer: {reason}"),
+                Some("Sorry, no provider is available for your request right now."),
+            )
+            .await?
+        }
+        other => {
+            return Err(IvrError(anyhow::anyhow!(
+                "unexpected auction result {other:?}"
+            )))
+        }
+    };
+    Ok(routed)
+}
+
+fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &str) -> IvrResult {
+    let cfg = &app.config;
+    let mut dial = Dial::new()
+        .action("/ivr/dial-result")
+        .timeout(cfg.dial_timeout)
+        .answer_on_bridge(true);
+    if let Some(id) = ctx.caller.as_ref().or(ctx.dialed.as_ref()) {
+        dial = dial.caller_id(id.as_str());
+    }
+    if cfg.record {
+        dial = dial
+            .record(DialRecord::RecordFromAnswer)
+            .recording_status_callback("/ivr/recording");
+    }
+    dial = match dest {
+        Destination::Phone(p) => dial.number(Number::new(p.as_str())),
+        Destination::Sip(s) => dial.sip(Sip::new(s.as_str())),
+        other => return Err(IvrError(anyhow::anyhow!("cannot dial destination {other}"))),
+    };
+    Ok(VoiceResponse::new()
+        .say(say(
+            app,
+            format!(
+                "Thank you. Connecting you with a {} professional now.",
+                service_name.to_lowercase()
+            ),
+        ))
+        .dial(dial)
+        .into())
+}
+
+fn connected(status: Option<DialCallStatus>) -> bool {
+    matches!(
+        status,
+        Some(DialCallStatus::Completed | DialCallStatus::Answered)
+    )
+}
+
+async fn dial_result(
+    State(app): State<Arc<App>>,
+    Signed(req): Signed<DialActionRequest>,
+) -> IvrResult {
+    let call = call_id(&req.call)?;
+    let sid = req.call.call_sid.clone();
+    let memory = app.with_call(&sid, |c| {
+        (
+            c.ctx.clone(),
+            c.won.as_ref().map(|w| (w.bid.clone(), w.holds.clone())),
+        )
+    });
+    let (ctx, bid, holds) = match memory {
+        Some((Some(ctx), Some((bid, holds)))) => (ctx, bid, holds),
+        _ => match recover(&app, &call).await? {
+            Some((ctx, bid)) => (ctx, bid, Vec::new()),
+            None => {
+                return Err(IvrError(anyhow::anyhow!(
+                    "dial result for call {sid}, which was never forwarded"
+                )))
+            }
+        },
+    };
+    let logs = app.stores.log.as_ref();
+    if let Some(url) = req.recording_url.as_deref().filter(|u| !u.is_empty()) {
+        log(
+            logs,
+            &call,
+            format!("recording:{url}"),
+            CallEventKind::Recording {
+                url: url.to_owned(),
+            },
+        )
+        .await?;
+    }
+    // The bridge is over either way: give back the buyer's live-call slot.
+    release_live(&app, &call, &bid.buyer, &holds).await;
+    if connected(req.dial_call_status) {
+        let duration = Duration::from_secs(req.dial_call_duration.unwrap_or(0));
+        let profile = profile_of(&app.auction, &bid.buyer);
+        let s = settle_call(
+            logs,
+            app.stores.history.as_ref(),
+            &ctx,
+            &bid,
+            &profile,
+            duration,
+            &app.config.payout,
+        )
+        .await?;
+        if app.config.log_calls {
+            eprintln!(
+                "INFO ivr: call {sid} with {} lasted {}s: billable={} revenue={:.2} {} payout={:.2} {}",
+                bid.buyer,
+                duration.as_secs(),
+                s.billable,
+                s.revenue.amount,
+                s.revenue.currency,
+                s.payout.amount,
+                s.payout.currency
+            );
+        }
+        Ok(VoiceResponse::new()
+            .say(say(&app, "Thank you for calling. Goodbye."))
+            .hangup()
+            .into())
+    } else {
+        let status = req
+            .dial_call_status
+            .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+        log(
+            logs,
+            &call,
+            format!("dial:{status}"),
+            CallEventKind::Missed {
+                reason: format!("buyer {} did not answer ({status})", bid.buyer),
+            },
+        )
+        .await?;
+        enter_fallback(
+            &app,
+            &call,
+            format!("buyer {} did not answer ({status})", bid.buyer),
+            Some("Sorry, the provider is not available right now."),
+        )
+        .await
+    }
+}
+
+async fn release_live(app: &App, call: &CallId, buyer: &BuyerId, holds: &[Hold]) {
+    let result = if holds.is_empty() {
+        release_live_slot(app.stores.caps.as_ref(), call, buyer)
+            .await
+            .map(|_| ())
+    } else {
+        let mut r = Ok(());
+        for h in holds.iter().filter(|h| h.live) {
+            if let Err(e) = h.release().await {
+                r = Err(e);
+            }
+        }
+        r
+    };
+    if let Err(e) = result {
+        // The slot expires by its TTL; routing continues.
+        eprintln!("WARN ivr: cannot release the live-call slot of {buyer} for {call}: {e}");
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StepQuery {
+    step: usize,
+}
+
+async fn voicemail_done(
+    State(app): State<Arc<App>>,
+    q: Result<Query<StepQuery>, axum::extract::rejection::QueryRejection>,
+    Signed(req): Signed<RecordActionRequest>,
+) -> IvrResult {
+    let step = query(q)?.step;
+    let call = call_id(&req.call)?;
+    let recorded = req.recording_duration.unwrap_or(0) > 0;
+    match req
+        .recording_url
+        .as_deref()
+        .filter(|u| !u.is_empty() && recorded)
+    {
+        Some(url) => {
+            let e = callbid::core::state::CallEvent::new(
+                call,
+                Utc::now(),
+                format!("recording:{url}"),
+                CallEventKind::Recording {
+                    url: url.to_owned(),
+                },
+            );
+            app.stores.log.append(&e).await?;
+            Ok(app.config.fallback.voicemail_thanks().into())
+        }
+        None => {
+            next_fallback(
+                &app,
+                &call,
+                step + 1,
+                "no voicemail was recorded".to_owned(),
+            )
+            .await
+        }
+    }
+}
+
+async fn fallback_next(
+    State(app): State<Arc<App>>,
+    q: Result<Query<StepQuery>, axum::extract::rejection::QueryRejection>,
+    Signed(req): Signed<DialActionRequest>,
+) -> IvrResult {
+    let step = query(q)?.step;
+    let call = call_id(&req.call)?;
+    if connected(req.dial_call_status) {
+        return Ok(VoiceResponse::new().hangup().into());
+    }
+    let status = req
+        .dial_call_status
+        .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+    next_fallback(
+        &app,
+        &call,
+        step + 1,
+        format!("in-house line did not answer ({status})"),
+    )
+    .await
+}
+
+fn terminal(status: Option<CallStatus>) -> bool {
+    matches!(
+        status,
+        Some(
+            CallStatus::Completed
+                | CallStatus::Busy
+                | CallStatus::Failed
+                | CallStatus::NoAnswer
+                | CallStatus::Canceled
+        )
+    )
+}
+
+async fn status_callback(
+    State(app): State<Arc<App>>,
+    Signed(req): Signed<StatusCallbackRequest>,
+) -> IvrResult<StatusCode> {
+    let call = call_id(&req.call)?;
+    if !terminal(req.call.call_status) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let status = req
+        .call
+        .call_status
+        .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+    let secs = req.call_duration.or(req.duration).unwrap_or(0);
+    let live = app.take_call(&req.call.call_sid);
+    let Some(record) = app.stores.log.record(&call).await? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    // Release the live-call slot whatever happened (idempotent).
+    if let Some(buyer) = &record.buyer {
+        let holds = live
+            .as_ref()
+            .and_then(|c| c.won.as_ref())
+            .map(|w| w.holds.clone())
+            .unwrap_or_default();
+        release_live(&app, &call, buyer, &holds).await;
+    }
+    let reason = match record.status {
+        LogStatus::Incoming => Some(format!(
+            "caller left during the IVR (call {status} after {secs}s)"
+        )),
+        LogStatus::Forwarded => Some(format!(
+            "call ended before the bridge reported back (call {status} after {secs}s)"
+        )),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        let e = callbid::core::state::CallEvent::new(
+            call,
+            Utc::now(),
+            format!("status:{status}"),
+            CallEventKind::Missed { reason },
+        );
+        app.stores.log.append(&e).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn recording_callback(
+    State(app): State<Arc<App>>,
+    Signed(req): Signed<RecordingStatusRequest>,
+) -> IvrResult<StatusCode> {
+    if req.recording_status != RecordingStatus::Completed {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let (Some(sid), Some(url)) = (req.call_sid.as_deref(), req.recording_url.as_deref()) else {
+        return Err(IvrError(anyhow::anyhow!(
+            "recording callback {} without CallSid or RecordingUrl",
+            req.recording_sid
+        )));
+    };
+    let call =
+        CallId::new(sid).map_err(|e| IvrError(anyhow::anyhow!("webhook field CallSid: {e}")))?;
+    let e = callbid::core::state::CallEvent::new(
+        call,
+        Utc::now(),
+        format!("recording:{url}"),
+        CallEventKind::Recording {
+            url: url.to_owned(),
+        },
+    );
+    app.stores.log.append(&e).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,857 @@
+//! End-to-end tests of the IVR server (`examples/ivr_auction`) through callbid-twilio's
+//! call simulator: signed webhooks over real HTTP on 127.0.0.1, in-process buyers with
+//! fixed prices (or the seeded demo network), SQLite / in-memory stores. No internet.
+
+#[path = "../examples/ivr_auction/app.rs"]
+mod app;
+#[path = "../examples/ivr_auction/config.rs"]
+mod config;
+#[path = "../examples/common/ivr_fallback.rs"]
+mod ivr_fallback;
+#[path = "../examples/common/ivr_support.rs"]
+mod ivr_support;
+#[path = "../examples/common/mock_network.rs"]
+mod mock_network;
+#[path = "../examples/ivr_auction/simulate.rs"]
+mod simulate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::{App, IvrConfig, Stores};
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use callbid::core::auction::Strategy;
+use callbid::core::billing::PayoutRule;
+use callbid::core::inprocess::{AcceptBehavior, InProcessBuyer, PingBehavior};
+use callbid::core::rules::{Cap, CapRule, CapWindow};
+use callbid::core::state::{
+    AppendOutcome, AreaKey, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus, CapStore,
+    DurationHistory, HistoryKey, MemoryCallLog, MemoryCapStore, MemoryDurationHistory,
+};
+use callbid::core::{BuyerEntry, BuyerErrorKind, BuyerId, CallId, Destination, Money, StateError};
+use callbid::store::Store;
+use callbid_twilio::signature::{RequestValidator, WebhookVerifier, SIGNATURE_HEADER};
+use callbid_twilio::sim::{CallScript, DialOutcome, SimError, SimEvent, Simulator, Transcript};
+use callbid_twilio::webhook::DialCallStatus;
+use config::{Campaigns, Menu};
+use ivr_fallback::FallbackChain;
+use rust_decimal::Decimal;
+use tower::ServiceExt;
+
+const TOKEN: &str = "e2e-test-auth-token";
+const CALLER: &str = "+15125550123";
+const TRACKING: &str = "+18005550100";
+
+fn usd(cents: i64) -> Money {
+    Money::usd(Decimal::new(cents, 2))
+}
+
+fn buyer(id: &str, cents: i64, dest: &str) -> InProcessBuyer {
+    InProcessBuyer::new(
+        BuyerId::new(id).unwrap(),
+        usd(cents),
+        Destination::parse(dest).unwrap(),
+    )
+    .with_min_duration(Duration::from_secs(60))
+}
+
+fn entry(b: InProcessBuyer) -> BuyerEntry {
+    BuyerEntry::new(Arc::new(b))
+}
+
+fn memory_stores() -> (Stores, Arc<MemoryCallLog>, Arc<MemoryDurationHistory>) {
+    let log = Arc::new(MemoryCallLog::new());
+    let history = Arc::new(MemoryDurationHistory::new());
+    let stores = Stores {
+        log: log.clone(),
+        caps: Arc::new(MemoryCapStore::new()),
+        history: history.clone(),
+    };
+    (stores, log, history)
+}
+
+fn ivr_config(fallback: &str) -> IvrConfig {
+    IvrConfig {
+        menu: Menu::parse("1=Plumbing,2=Pest Control,3=Roofing").unwrap(),
+        campaigns: Campaigns::demo(),
+        fallback: FallbackChain::parse(
+            fallback,
+            None,
+            ivr_fallback::DEFAULT_MESSAGE,
+            "/ivr/fallback",
+        )
+        .unwrap(),
+        payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
+        dial_timeout: 25,
+        record: true,
+        greeting: "Thanks for calling the test line.".to_owned(),
+        log_calls: false,
+    }
+}
+
+struct Harness {
+    app: Arc<App>,
+    base: String,
+    sim: Simulator,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Harness {
+    async fn start(
+        entries: Vec<BuyerEntry>,
+        stores: Stores,
+        fallback: &str,
+        strategy: Strategy,
+    ) -> Harness {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let auction = ivr_support::build_auction(
+            entries,
+            stores.history.clone(),
+            strategy,
+            Duration::from_millis(1500),
+        )
+        .unwrap();
+        let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
+        let app = App::new(ivr_config(fallback), stores, auction, Some(verifier));
+        let router = app::router(app.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        let sim = Simulator::new(&base, TOKEN)
+            .unwrap()
+            .voice_path("/voice")
+            .status_callback("/ivr/status");
+        Harness {
+            app,
+            base,
+            sim,
+            server,
+        }
+    }
+
+    async fn record(&self, sid: &str) -> CallRecord {
+        self.app
+            .stores
+            .log
+            .record(&CallId::new(sid).unwrap())
+            .await
+            .unwrap()
+            .expect("call logged")
+    }
+
+    async fn events(&self, sid: &str) -> Vec<CallEvent> {
+        self.app
+            .stores
+            .log
+            .events(&CallId::new(sid).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Posts a signed (or forged) form webhook directly to the router.
+    async fn post(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> (StatusCode, String) {
+        let url = format!("{}{path}", self.base);
+        let body = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace(' ', "+")))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut req =
+            Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+        if let Some(t) = token {
+            req = req.header(
+                SIGNATURE_HEADER,
+                RequestValidator::new(t).compute_signature(&url, params),
+            );
+        }
+        let res = app::router(self.app.clone())
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+fn kinds(events: &[CallEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.type_name()).collect()
+}
+
+fn recorded(t: &Transcript) -> bool {
+    t.events
+        .iter()
+        .any(|(_, e)| matches!(e, SimEvent::Record { .. }))
+}
+
+fn script(sid: &str) -> CallScript {
+    CallScript::new(CALLER, TRACKING).call_sid(sid)
+}
+
+#[tokio::test]
+async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ivr.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let h = store.handles();
+    let stores = Stores {
+        log: h.log.clone(),
+        caps: h.caps.clone(),
+        history: h.history.clone(),
+    };
+    let entries = vec![
+        entry(buyer("acme", 4200, "+15125550199")),
+        entry(buyer("beta", 3000, "sip:calls@beta.example.com")),
+    ];
+    let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestBid).await;
+    let sid = "CA00000000000000000000000000000001";
+    let t = h
+        .sim
+        .run(
+            script(sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::answered(3, 120)),
+        )
+        .await
+        .unwrap();
+
+    let dials = t.dials();
+    assert_eq!(dials.len(), 1, "{t:#?}");
+    assert_eq!(dials[0].0, ["+15125550199".to_owned()]);
+    assert_eq!(dials[0].1, DialCallStatus::Completed);
+    assert!(
+        t.said().iter().any(|s| s.contains("plumbing professional")),
+        "{:?}",
+        t.said()
+    );
+
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Completed, "{r:#?}");
+    assert_eq!(r.buyer.as_ref().unwrap().as_str(), "acme");
+    assert_eq!(r.price, Some(usd(4200)));
+    assert_eq!(r.duration_secs, Some(120));
+    assert_eq!(r.billable, Some(true));
+    assert_eq!(r.revenue, Some(usd(4200)));
+    assert_eq!(r.payout, Some(usd(2940)));
+    assert_eq!(r.zip.unwrap().as_str(), "78701");
+    assert_eq!(r.service.as_ref().unwrap().as_str(), "plumbing");
+    assert_eq!(r.campaign.as_ref().unwrap().as_str(), "home-services");
+    assert_eq!(r.source.as_ref().unwrap().as_str(), "google-ads");
+    assert_eq!(r.caller.as_ref().unwrap().as_str(), CALLER);
+    assert!(r.recording_url.is_some());
+    assert_eq!((r.pinged, r.bids), (2, 2));
+    let events = h.events(sid).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            "incoming",
+            "ivr_input",
+            "ivr_input",
+            "auction_started",
+            "ping_result",
+            "ping_result",
+            "winner",
+            "accepted",
+            "forwarded",
+            "recording",
+            "connected",
+            "completed",
+            "billing"
+        ]
+    );
+
+    // Twilio retries the Dial action: nothing is recorded twice, history counts once.
+    let params = [
+        ("AccountSid", "AC1"),
+        ("CallSid", sid),
+        ("From", CALLER),
+        ("To", TRACKING),
+        ("DialCallStatus", "completed"),
+        ("DialCallDuration", "120"),
+    ];
+    let (status, body) = h.post("/ivr/dial-result", &params, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("<Hangup />"), "{body}");
+    assert_eq!(h.events(sid).await.len(), events.len());
+    let key = HistoryKey {
+        buyer: BuyerId::new("acme").unwrap(),
+        area: AreaKey::Any,
+        hour_of_week: None,
+    };
+    let stats = h.app.stores.history.stats(&[key]).await.unwrap();
+    assert_eq!((stats[0].calls, stats[0].billable), (1, 1));
+    assert_eq!(
+        h.app.live_calls(),
+        0,
+        "state dropped at the status callback"
+    );
+}
+
+#[tokio::test]
+async fn short_call_is_not_billable() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000002";
+    h.sim
+        .run(
+            script(sid)
+                .press("10001")
+                .press("3")
+                .dial(DialOutcome::answered(2, 45)),
+        )
+        .await
+        .unwrap();
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Completed);
+    assert_eq!(r.billable, Some(false));
+    assert_eq!(r.revenue, Some(usd(0)));
+    assert_eq!(r.payout, Some(usd(0)));
+}
+
+#[tokio::test]
+async fn no_buyer_goes_to_voicemail() {
+    let (stores, _, _) = memory_stores();
+    let entries = vec![
+        entry(
+            buyer("acme", 4200, "+15125550199")
+                .with_ping(PingBehavior::NoBid("no capacity".into())),
+        ),
+        entry(
+            buyer("beta", 3000, "+15125550198")
+                .with_ping(PingBehavior::Error(BuyerErrorKind::Transport)),
+        ),
+    ];
+    let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestScore).await;
+    let sid = "CA00000000000000000000000000000003";
+    let t = h
+        .sim
+        .run(script(sid).press("78701").press("2").record_for(20))
+        .await
+        .unwrap();
+    assert!(t.dials().is_empty(), "{t:#?}");
+    assert!(recorded(&t));
+    assert!(
+        t.said()
+            .iter()
+            .any(|s| s.contains("no provider is available")),
+        "{:?}",
+        t.said()
+    );
+    assert!(
+        t.said()
+            .iter()
+            .any(|s| s.contains("We received your message")),
+        "{:?}",
+        t.said()
+    );
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Fallback);
+    assert_eq!(r.fallback.as_deref(), Some("voicemail"));
+    assert!(r.recording_url.is_some());
+    assert_eq!(r.buyer, None);
+    let events = h.events(sid).await;
+    let reason = events.iter().find_map(|e| match &e.kind {
+        CallEventKind::Fallback { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("no buyer: no bids"));
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        CallEventKind::PingResult { reason: Some(r), .. } if r.contains("no capacity"))));
+}
+
+#[tokio::test]
+async fn invalid_zip_reprompts_twice_then_falls_back() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000004";
+    let t = h
+        .sim
+        .run(script(sid).press("12").stay_silent().press("7870"))
+        .await
+        .unwrap();
+    let zip_posts = t
+        .requested_urls()
+        .iter()
+        .filter(|u| u.contains("/ivr/zip"))
+        .count();
+    assert_eq!(zip_posts, 3, "{:?}", t.requested_urls());
+    let reprompts = t
+        .said()
+        .iter()
+        .filter(|s| s.contains("not a valid ZIP code"))
+        .count();
+    assert_eq!(reprompts, 2, "{:?}", t.said());
+    assert_eq!(
+        t.said().last().copied(),
+        Some(ivr_fallback::DEFAULT_MESSAGE)
+    );
+    assert!(matches!(
+        t.events.last(),
+        Some((_, SimEvent::Hangup)) | Some((_, SimEvent::StatusCallback { .. }))
+    ));
+    assert!(t.dials().is_empty());
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Fallback);
+    assert_eq!(r.fallback.as_deref(), Some("message"));
+    let events = h.events(sid).await;
+    let invalid: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            CallEventKind::IvrInput { step, value } if step == "zip_invalid" => Some(value.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invalid, ["12", "(nothing)", "7870"]);
+    assert!(!kinds(&events).contains(&"auction_started"));
+}
+
+#[tokio::test]
+async fn invalid_menu_choice_reprompts_then_routes() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000005";
+    let t = h
+        .sim
+        .run(
+            script(sid)
+                .press("78701")
+                .press("9")
+                .press("3")
+                .dial(DialOutcome::answered(1, 90)),
+        )
+        .await
+        .unwrap();
+    assert!(t
+        .said()
+        .iter()
+        .any(|s| s.contains("not one of the choices")));
+    let r = h.record(sid).await;
+    assert_eq!(r.service.as_ref().unwrap().as_str(), "roofing");
+    assert_eq!(r.status, CallStatus::Completed);
+}
+
+#[tokio::test]
+async fn failed_accept_moves_to_the_next_bid() {
+    let (stores, _, _) = memory_stores();
+    let entries = vec![
+        entry(
+            buyer("top", 5000, "+15125550101")
+                .with_accept(AcceptBehavior::Fail(BuyerErrorKind::Rejected)),
+        ),
+        entry(buyer("second", 4000, "sip:inbound@second.example.com")),
+    ];
+    let h = Harness::start(entries, stores, "message", Strategy::HighestBid).await;
+    let sid = "CA00000000000000000000000000000006";
+    let t = h
+        .sim
+        .run(
+            script(sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::answered(2, 100)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.dials()[0].0,
+        ["sip:inbound@second.example.com".to_owned()]
+    );
+    let r = h.record(sid).await;
+    assert_eq!(r.buyer.as_ref().unwrap().as_str(), "second");
+    assert_eq!(r.price, Some(usd(4000)));
+    assert_eq!(r.revenue, Some(usd(4000)));
+    assert_eq!(r.payout, Some(usd(2800)));
+    let events = h.events(sid).await;
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        CallEventKind::AcceptFailed { buyer, .. } if buyer.as_str() == "top")));
+}
+
+#[tokio::test]
+async fn unanswered_buyer_is_missed_then_falls_back() {
+    let (stores, _, history) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "voicemail,message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000007";
+    let t = h
+        .sim
+        .run(
+            script(sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::Busy)
+                .record_for(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.dials()[0].1, DialCallStatus::Busy);
+    assert!(recorded(&t));
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Fallback);
+    assert_eq!(r.billable, None);
+    let events = h.events(sid).await;
+    assert!(kinds(&events).contains(&"missed"));
+    let key = HistoryKey {
+        buyer: BuyerId::new("acme").unwrap(),
+        area: AreaKey::Any,
+        hour_of_week: None,
+    };
+    assert_eq!(
+        history.stats(&[key]).await.unwrap()[0].calls,
+        0,
+        "unanswered calls are not duration history"
+    );
+}
+
+#[tokio::test]
+async fn live_call_slot_is_released_when_the_call_ends() {
+    let caps = Arc::new(MemoryCapStore::new());
+    let (mut stores, _, _) = memory_stores();
+    stores.caps = caps.clone();
+    let cap = CapRule::new(caps.clone(), vec![Cap::count(CapWindow::Concurrent, 1)]).unwrap();
+    let entries = vec![entry(buyer("solo", 3500, "+15125550199")).with_rule(Arc::new(cap))];
+    let h = Harness::start(entries, stores, "message", Strategy::HighestScore).await;
+    for i in 0..3 {
+        let sid = format!("CA0000000000000000000000000000010{i}");
+        h.sim
+            .run(
+                script(&sid)
+                    .press("78701")
+                    .press("1")
+                    .dial(DialOutcome::answered(1, 61)),
+            )
+            .await
+            .unwrap();
+        let r = h.record(&sid).await;
+        assert_eq!(r.status, CallStatus::Completed, "call {i}: {r:#?}");
+        let live = CapRule::live_reservation_id(
+            &CallId::new(&sid).unwrap(),
+            &BuyerId::new("solo").unwrap(),
+        );
+        assert!(
+            !caps.release(&live).await.unwrap(),
+            "slot of call {i} still held"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forged_or_missing_signature_is_refused_with_403() {
+    let (stores, log, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let forger = Simulator::new(&h.base, "not-the-token").unwrap();
+    let sid = "CA00000000000000000000000000000008";
+    match forger.run(script(sid)).await {
+        Err(SimError::Http { status, .. }) => assert_eq!(status, 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let params = [
+        ("AccountSid", "AC1"),
+        ("CallSid", sid),
+        ("From", CALLER),
+        ("To", TRACKING),
+    ];
+    let (status, _) = h.post("/voice", &params, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = h.post("/ivr/status", &params, Some("wrong")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        log.records().unwrap().is_empty(),
+        "nothing logged for forged requests"
+    );
+    // The same request correctly signed is accepted.
+    let (status, body) = h.post("/voice", &params, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<Gather"), "{body}");
+}
+
+/// A call log whose appends fail (a database that went away).
+#[derive(Debug)]
+struct FailingLog;
+
+#[async_trait]
+impl CallLog for FailingLog {
+    async fn append(&self, _: &CallEvent) -> Result<AppendOutcome, StateError> {
+        Err(StateError::Unavailable {
+            store: "test",
+            operation: "append",
+            message: "disk unplugged".into(),
+        })
+    }
+    async fn events(&self, _: &CallId) -> Result<Vec<CallEvent>, StateError> {
+        Err(StateError::Unavailable {
+            store: "test",
+            operation: "events",
+            message: "disk unplugged".into(),
+        })
+    }
+    async fn record(&self, _: &CallId) -> Result<Option<CallRecord>, StateError> {
+        Err(StateError::Unavailable {
+            store: "test",
+            operation: "record",
+            message: "disk unplugged".into(),
+        })
+    }
+}
+
+/// A call log whose code panics when an auction is logged.
+#[derive(Debug, Default)]
+struct PanickyLog(MemoryCallLog);
+
+#[async_trait]
+impl CallLog for PanickyLog {
+    async fn append(&self, e: &CallEvent) -> Result<AppendOutcome, StateError> {
+        if matches!(e.kind, CallEventKind::AuctionStarted { .. }) {
+            panic!("bug while logging the auction");
+        }
+        self.0.append(e).await
+    }
+    async fn events(&self, c: &CallId) -> Result<Vec<CallEvent>, StateError> {
+        self.0.events(c).await
+    }
+    async fn record(&self, c: &CallId) -> Result<Option<CallRecord>, StateError> {
+        self.0.record(c).await
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_still_answers_fallback_twiml() {
+    let (mut stores, _, _) = memory_stores();
+    stores.log = Arc::new(FailingLog);
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "voicemail,message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let params = [
+        ("AccountSid", "AC1"),
+        ("CallSid", "CA9"),
+        ("From", CALLER),
+        ("To", TRACKING),
+    ];
+    let (status, body) = h.post("/voice", &params, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("something went wrong"), "{body}");
+    assert!(
+        body.contains("<Record action=\"/ivr/fallback/voicemail?step=0\""),
+        "{body}"
+    );
+    // The caller is never left in silence: the whole simulated call completes.
+    let no_callbacks = Simulator::new(&h.base, TOKEN).unwrap();
+    let t = no_callbacks
+        .run(script("CA00000000000000000000000000000009").record_for(5))
+        .await
+        .unwrap();
+    assert!(t.said().iter().any(|s| s.contains("something went wrong")));
+    assert!(
+        t.said().last().is_some_and(|s| s.contains("Goodbye")),
+        "{:?}",
+        t.said()
+    );
+    // Callbacks report the failure so Twilio can retry them.
+    let (status, _) = h
+        .post(
+            "/ivr/status",
+            &[
+                ("AccountSid", "AC1"),
+                ("CallSid", "CA9"),
+                ("CallStatus", "completed"),
+            ],
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn a_panic_inside_a_handler_answers_fallback_twiml() {
+    let log = Arc::new(PanickyLog::default());
+    let (mut stores, _, _) = memory_stores();
+    stores.log = log.clone();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000010";
+    let t = h
+        .sim
+        .run(script(sid).press("78701").press("1"))
+        .await
+        .unwrap();
+    assert!(t.dials().is_empty());
+    assert!(
+        t.said().iter().any(|s| s.contains("something went wrong")),
+        "{:?}",
+        t.said()
+    );
+    assert!(
+        t.events.iter().any(|(_, e)| matches!(e, SimEvent::Hangup)),
+        "{t:#?}"
+    );
+    let r = log
+        .record(&CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, CallStatus::Fallback);
+    assert_eq!(r.fallback.as_deref(), Some("message"));
+}
+
+#[tokio::test]
+async fn bad_webhook_fields_get_fallback_naming_the_field() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    // Signed, but the query names no valid ZIP: the caller gets the fallback message.
+    let params = [
+        ("AccountSid", "AC1"),
+        ("CallSid", "CA11"),
+        ("From", CALLER),
+        ("Digits", "1"),
+    ];
+    let (status, body) = h
+        .post("/ivr/service?zip=ABCDE&attempt=1", &params, Some(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.ends_with("<Hangup /></Response>"), "{body}");
+    let events = h.events("CA11").await;
+    let reason = events.iter().find_map(|e| match &e.kind {
+        CallEventKind::Fallback { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.contains("zip") && r.contains("ABCDE")),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test]
+async fn simulation_over_the_demo_network_summarizes_from_the_log() {
+    let net = mock_network::MockNetwork::start(
+        "127.0.0.1:0".parse().unwrap(),
+        mock_network::demo_buyers(4),
+        11,
+    )
+    .await
+    .unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let sh = store.handles();
+    let keys: Vec<(String, String)> = net
+        .buyers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("MOCK_SD_KEY_{i}"), b.api_key.clone()))
+        .collect();
+    let entries = callbid::buyers::BuyersLoader::new(sh.caps.clone(), sh.seen.clone())
+        .with_env(keys)
+        .load_str(&net.buyers_toml())
+        .unwrap();
+    let stores = Stores {
+        log: sh.log.clone(),
+        caps: sh.caps.clone(),
+        history: sh.history.clone(),
+    };
+    let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestScore).await;
+    let opts = simulate::SimOptions {
+        calls: 12,
+        concurrency: 6,
+        seed: 5,
+        base_url: h.base.clone(),
+        auth_token: TOKEN.to_owned(),
+        tracking_numbers: Campaigns::demo().numbers().cloned().collect(),
+        menu_keys: vec!['1', '2', '3'],
+        progress: false,
+    };
+    let report = simulate::run(&h.app, &opts).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.records.len(), 12);
+    assert!(report.latencies.len() <= 12 && !report.latencies.is_empty());
+    let won = report
+        .records
+        .iter()
+        .filter(|r| r.destination.is_some())
+        .count();
+    assert!(won > 0, "the demo network sells some calls");
+    for r in &report.records {
+        // Every call ends in a definite state: completed, missed or a fallback.
+        assert!(
+            matches!(
+                r.status,
+                CallStatus::Completed | CallStatus::Missed | CallStatus::Fallback
+            ),
+            "{r:#?}"
+        );
+        if r.billable == Some(true) {
+            assert_eq!(
+                r.payout.unwrap().amount,
+                (r.revenue.unwrap().amount * Decimal::new(7, 1)).round_dp_with_strategy(
+                    2,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero
+                )
+            );
+        }
+    }
+    let text = simulate::summary(&report, &opts, "70%").unwrap();
+    assert!(
+        text.contains("calls logged") && text.contains("auction latency p99"),
+        "{text}"
+    );
+    net.stop();
+}
