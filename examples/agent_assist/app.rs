@@ -1,0 +1,977 @@
+//! Agent-assisted routing (seed 002, Option 2) as an axum app.
+//!
+//! 1. A call arrives: Twilio posts `/twilio/voice` (signature checked with
+//!    callbid-twilio's extractor unless signatures are switched off for local curl).
+//!    The answer is TwiML dialing the agent (`<Dial><Client>` or `<Dial><Number>`); the
+//!    call is logged (`incoming`) and listed for the agent.
+//! 2. The agent, talking to the caller, fills the form on `/agent` (the live call's
+//!    CallSid, ZIP, service, campaign/source, manual or auto) which posts
+//!    `/agent/api/auctions`: an auction runs for the call; bids show up live (the
+//!    operator dashboard's SSE feed `/api/auctions/stream`) and every step goes to the
+//!    call log (auction started, one ping result per buyer, winner, accepted, or the
+//!    in-house fallback when nobody buys).
+//! 3. Manual mode: the agent presses Forward (`POST /agent/api/auctions/{id}/forward`);
+//!    auto mode forwards as soon as a buyer wins. Forwarding is a REST update of the live
+//!    call (`calls().update(sid, Twiml=<Dial>…)`) that moves the caller from the agent to
+//!    the buyer's DID or SIP URI; the call log gets `forwarded`.
+//! 4. Twilio posts the buyer leg's end to `/twilio/dial-status`: `completed` with the
+//!    talk time, or `missed`.
+//!
+//! The operator dashboard (call log, filters, exports, chart, live feed) is mounted at `/`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use callbid::core::auction::{AcceptRecord, Auction, BuyerReply, Eligibility};
+use callbid::core::rules::Hold;
+use callbid::core::state::{CallEvent, CallEventKind, CallLog};
+use callbid::core::{
+    CallContext, CallId, CampaignId, Destination, PhoneNumber, ServiceType, SourceId,
+    ValidationError, Zip,
+};
+use callbid::store::Store;
+use callbid::twilio::extract::TwilioWebhook;
+use callbid::twilio::rest::{Client as TwilioClient, UpdateCall};
+use callbid::twilio::signature::WebhookVerifier;
+use callbid::twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
+use callbid::twilio::webhook::{parse_form, DialActionRequest, DialCallStatus, VoiceRequest};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::dashboard::{self, ApiError, DashboardState};
+
+const AGENT_HTML: &str = include_str!("agent.html");
+const AGENT_JS: &str = include_str!("agent.js");
+
+/// How many recent inbound calls the agent page lists.
+const LIVE_CALLS: usize = 50;
+
+/// Seconds the buyer's side may ring.
+pub const DIAL_TIMEOUT: u32 = 30;
+
+/// Who takes the call first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentTarget {
+    /// A Twilio Client identity (`client:alice`).
+    Client(String),
+    /// A phone number.
+    Number(PhoneNumber),
+}
+
+impl AgentTarget {
+    /// Parses `client:IDENTITY` or an E.164 number.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let t = s.trim();
+        if let Some(id) = t.strip_prefix("client:") {
+            let ok = !id.is_empty()
+                && id.len() <= 121
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            if ok {
+                Ok(AgentTarget::Client(id.to_string()))
+            } else {
+                Err(ValidationError::new(
+                    "agent",
+                    s,
+                    "client identity must be 1-121 letters, digits, '_', '-' or '.'",
+                ))
+            }
+        } else {
+            PhoneNumber::parse_field("agent", t).map(AgentTarget::Number)
+        }
+    }
+}
+
+/// Forward at once when a buyer wins, or wait for the agent's click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The agent presses Forward.
+    Manual,
+    /// Forward as soon as a buyer wins.
+    Auto,
+}
+
+impl Mode {
+    /// Parses `manual` or `auto`.
+    pub fn parse(field: &'static str, s: &str) -> Result<Mode, ValidationError> {
+        match s.trim() {
+            "manual" => Ok(Mode::Manual),
+            "auto" => Ok(Mode::Auto),
+            _ => Err(ValidationError::new(field, s, "expected manual or auto")),
+        }
+    }
+}
+
+/// Everything the app needs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The call log and reports.
+    pub store: Store,
+    /// The auction (its events feed the live bids).
+    pub auction: Auction,
+    /// The Twilio REST client used to bridge live calls.
+    pub twilio: TwilioClient,
+    /// Checks webhook signatures; `None` only for local curl (`--insecure-skip-signature`).
+    pub verifier: Option<WebhookVerifier>,
+    /// The public base URL Twilio reaches this server at (for `<Dial action>`).
+    pub public_url: Option<String>,
+    /// Who answers calls.
+    pub agent: AgentTarget,
+    /// The form's default mode.
+    pub default_mode: Mode,
+    /// Page title.
+    pub title: String,
+}
+
+/// A call that reached the voice webhook.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCall {
+    /// `CallSid`.
+    pub call_sid: String,
+    /// Caller.
+    pub from: Option<String>,
+    /// Dialled number.
+    pub to: Option<String>,
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+}
+
+/// Where an agent's auction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Pinging buyers.
+    Running,
+    /// A buyer won; waiting for Forward (manual mode).
+    Won,
+    /// Nobody bought; the caller stays with the agent.
+    NoBuyer,
+    /// The REST update is in flight.
+    Forwarding,
+    /// The call was sent to the buyer.
+    Forwarded,
+    /// The REST update failed (see `error`); Forward can be retried.
+    ForwardFailed,
+}
+
+/// One buyer's answer, for the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct BidView {
+    /// Buyer id.
+    pub buyer: String,
+    /// `bid`, `invalid_bid`, `no_bid`, `failed`, `timed_out`, `not_pinged`, `cancelled`.
+    pub reply: &'static str,
+    /// Price (exact decimal text).
+    pub price: Option<String>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// Score (exact decimal text).
+    pub score: Option<String>,
+    /// Why not, when it did not bid (or its bid was refused).
+    pub reason: Option<String>,
+    /// Ping latency.
+    pub latency_ms: Option<u64>,
+}
+
+/// The winner, for the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct WinnerView {
+    /// Buyer id.
+    pub buyer: String,
+    /// Price.
+    pub price: String,
+    /// Currency.
+    pub currency: String,
+    /// Score.
+    pub score: String,
+    /// Where the call goes.
+    pub destination: String,
+}
+
+/// One auction started by the agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    /// `{CallSid}-{attempt}`.
+    pub id: String,
+    /// The live call.
+    pub call_sid: String,
+    /// 1 for the first auction of this call, 2 for a retry, ….
+    pub attempt: u32,
+    /// Manual or auto.
+    pub mode: Mode,
+    /// Where it is.
+    pub status: SessionStatus,
+    /// ZIP auctioned.
+    pub zip: String,
+    /// Service auctioned.
+    pub service: String,
+    /// Campaign.
+    pub campaign: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Every buyer's answer (once the auction finished).
+    pub bids: Vec<BidView>,
+    /// The winner.
+    pub winner: Option<WinnerView>,
+    /// Why nobody bought.
+    pub no_buyer_reason: Option<String>,
+    /// The last forwarding error.
+    pub error: Option<String>,
+    /// The TwiML sent to bridge the call.
+    pub twiml: Option<String>,
+    /// When the agent started it.
+    pub started_at: DateTime<Utc>,
+    #[serde(skip)]
+    destination: Option<Destination>,
+    #[serde(skip)]
+    buyer_id: Option<callbid::core::BuyerId>,
+    #[serde(skip)]
+    holds: Vec<Hold>,
+}
+
+/// Shared state.
+#[derive(Debug)]
+pub struct App {
+    cfg: AgentConfig,
+    live: Mutex<Vec<LiveCall>>,
+    sessions: Mutex<HashMap<String, Session>>,
+    /// CallSid → forwarded session id (to settle when the buyer leg ends).
+    forwarded: Mutex<BTreeMap<String, String>>,
+}
+
+type Shared = Arc<App>;
+
+#[derive(Clone)]
+struct Signed {
+    app: Shared,
+    verifier: WebhookVerifier,
+}
+
+impl FromRef<Signed> for WebhookVerifier {
+    fn from_ref(s: &Signed) -> WebhookVerifier {
+        s.verifier.clone()
+    }
+}
+
+/// The whole server: Twilio webhooks, the agent page and API, and the operator
+/// dashboard at `/`.
+pub fn router(cfg: AgentConfig) -> Router {
+    let dash = dashboard::router(DashboardState {
+        store: cfg.store.clone(),
+        auction: cfg.auction.clone(),
+        title: cfg.title.clone(),
+    });
+    let verifier = cfg.verifier.clone();
+    let app = Arc::new(App {
+        cfg,
+        live: Mutex::new(Vec::new()),
+        sessions: Mutex::new(HashMap::new()),
+        forwarded: Mutex::new(BTreeMap::new()),
+    });
+    let webhooks = match verifier {
+        Some(verifier) => Router::new()
+            .route("/twilio/voice", post(voice_signed))
+            .route("/twilio/dial-status", post(dial_status_signed))
+            .with_state(Signed {
+                app: app.clone(),
+                verifier,
+            }),
+        None => Router::new()
+            .route("/twilio/voice", post(voice_unsigned))
+            .route("/twilio/dial-status", post(dial_status_unsigned))
+            .with_state(app.clone()),
+    };
+    let agent = Router::new()
+        .route("/agent", get(agent_page))
+        .route("/agent/assets/agent.js", get(agent_js))
+        .route("/agent/api/config", get(agent_config))
+        .route("/agent/api/live-calls", get(live_calls))
+        .route("/agent/api/auctions", post(start_auction))
+        .route("/agent/api/auctions/{id}", get(get_session))
+        .route("/agent/api/auctions/{id}/forward", post(forward))
+        .with_state(app);
+    dash.merge(webhooks).merge(agent)
+}
+
+// ---------------------------------------------------------------------------------------
+// Call-log helpers
+
+impl App {
+    async fn log(&self, call: &CallId, at: DateTime<Utc>, key: String, kind: CallEventKind) {
+        let ev = CallEvent::new(call.clone(), at, key, kind);
+        if let Err(e) = CallLog::append(&self.cfg.store, &ev).await {
+            // The call itself must go on; the failure is reported loudly.
+            eprintln!(
+                "agent_assist: cannot log {} for {}: {e}",
+                ev.kind.type_name(),
+                call
+            );
+        }
+    }
+
+    fn session(&self, id: &str) -> Option<Session> {
+        self.sessions.lock().ok()?.get(id).cloned()
+    }
+
+    fn update_session(&self, id: &str, f: impl FnOnce(&mut Session)) -> Option<Session> {
+        let mut map = self.sessions.lock().ok()?;
+        let s = map.get_mut(id)?;
+        f(s);
+        Some(s.clone())
+    }
+}
+
+fn twiml_response(xml: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        )],
+        xml,
+    )
+        .into_response()
+}
+
+fn bad_webhook(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, message).into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Twilio webhooks
+
+async fn voice_signed(
+    State(s): State<Signed>,
+    TwilioWebhook(req): TwilioWebhook<VoiceRequest>,
+) -> Response {
+    voice(&s.app, req).await
+}
+
+async fn voice_unsigned(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse_form::<VoiceRequest>(&body) {
+        Ok(req) => voice(&app, req).await,
+        Err(e) => bad_webhook(e.to_string()),
+    }
+}
+
+/// A call arrives: log it, list it for the agent, and ring the agent.
+async fn voice(app: &App, req: VoiceRequest) -> Response {
+    let call = match CallId::new(&req.call.call_sid) {
+        Ok(c) => c,
+        Err(e) => return bad_webhook(e.to_string()),
+    };
+    let now = Utc::now();
+    let caller = req
+        .call
+        .from
+        .as_deref()
+        .and_then(|f| PhoneNumber::parse(f).ok());
+    let dialed = req
+        .call
+        .to
+        .as_deref()
+        .and_then(|t| PhoneNumber::parse(t).ok());
+    app.log(
+        &call,
+        now,
+        "incoming".into(),
+        CallEventKind::Incoming {
+            caller,
+            dialed,
+            campaign: None,
+            source: None,
+        },
+    )
+    .await;
+    if let Ok(mut live) = app.live.lock() {
+        if !live.iter().any(|c| c.call_sid == req.call.call_sid) {
+            live.insert(
+                0,
+                LiveCall {
+                    call_sid: req.call.call_sid.clone(),
+                    from: req.call.from.clone(),
+                    to: req.call.to.clone(),
+                    at: now,
+                },
+            );
+            live.truncate(LIVE_CALLS);
+        }
+    }
+    let dial = match &app.cfg.agent {
+        AgentTarget::Client(id) => Dial::new().client(TwimlClient::new(id.clone())),
+        AgentTarget::Number(n) => Dial::new().number(Number::new(n.to_string())),
+    };
+    twiml_response(
+        VoiceResponse::new()
+            .say(Say::new("Please hold while we connect you to an agent."))
+            .dial(dial.timeout(DIAL_TIMEOUT))
+            .say(Say::new(
+                "Sorry, no agent is available right now. Please call again later.",
+            ))
+            .hangup()
+            .to_xml(),
+    )
+}
+
+async fn dial_status_signed(
+    State(s): State<Signed>,
+    TwilioWebhook(req): TwilioWebhook<DialActionRequest>,
+) -> Response {
+    dial_status(&s.app, req).await
+}
+
+async fn dial_status_unsigned(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse_form::<DialActionRequest>(&body) {
+        Ok(req) => dial_status(&app, req).await,
+        Err(e) => bad_webhook(e.to_string()),
+    }
+}
+
+/// The buyer's leg ended: completed (with talk time) or missed; release live-call holds.
+async fn dial_status(app: &App, req: DialActionRequest) -> Response {
+    let call = match CallId::new(&req.call.call_sid) {
+        Ok(c) => c,
+        Err(e) => return bad_webhook(e.to_string()),
+    };
+    let now = Utc::now();
+    let leg = req
+        .dial_call_sid
+        .clone()
+        .unwrap_or_else(|| "unknown-leg".to_string());
+    let session_id = app
+        .forwarded
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&req.call.call_sid).cloned());
+    let session = session_id.as_deref().and_then(|id| app.session(id));
+    let buyer = session.as_ref().and_then(|s| s.buyer_id.clone());
+    match (req.dial_call_status, req.dial_call_duration) {
+        (Some(DialCallStatus::Completed), Some(secs)) if secs > 0 => {
+            app.log(
+                &call,
+                now,
+                format!("connected:{leg}"),
+                CallEventKind::Connected { buyer },
+            )
+            .await;
+            app.log(
+                &call,
+                now,
+                format!("completed:{leg}"),
+                CallEventKind::Completed {
+                    duration_secs: secs,
+                },
+            )
+            .await;
+        }
+        (status, _) => {
+            let reason = status.map_or_else(|| "unknown".to_string(), |s| s.to_string());
+            app.log(
+                &call,
+                now,
+                format!("missed:{leg}"),
+                CallEventKind::Missed { reason },
+            )
+            .await;
+        }
+    }
+    if let Some(s) = session {
+        for h in s.holds.iter().filter(|h| h.live) {
+            if let Err(e) = h.release().await {
+                eprintln!(
+                    "agent_assist: cannot release live-call hold {}: {e}",
+                    h.rule
+                );
+            }
+        }
+    }
+    twiml_response(VoiceResponse::new().hangup().to_xml())
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent's page and API
+
+async fn agent_page(State(app): State<Shared>) -> Response {
+    let title = html_escape(&app.cfg.title);
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Html(AGENT_HTML.replace("{{title}}", &title)),
+    )
+        .into_response()
+}
+
+async fn agent_js() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        AGENT_JS,
+    )
+        .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+async fn agent_config(State(app): State<Shared>) -> Json<serde_json::Value> {
+    Json(json!({
+        "title": app.cfg.title,
+        "default_mode": app.cfg.default_mode,
+        "agent": match &app.cfg.agent {
+            AgentTarget::Client(id) => format!("client:{id}"),
+            AgentTarget::Number(n) => n.to_string(),
+        },
+        "buyers": app.cfg.auction.entries().len(),
+    }))
+}
+
+async fn live_calls(State(app): State<Shared>) -> Json<Vec<LiveCall>> {
+    Json(app.live.lock().map(|l| l.clone()).unwrap_or_default())
+}
+
+async fn get_session(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    app.session(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no auction {id:?}")))
+}
+
+/// Twilio's CallSid shape: `CA` and 32 hex digits.
+fn parse_call_sid(v: &str) -> Result<CallId, ValidationError> {
+    let t = v.trim();
+    let ok = t.len() == 34 && t.starts_with("CA") && t[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(ValidationError::new(
+            "call_sid",
+            v,
+            "expected a Twilio CallSid: CA followed by 32 hex digits",
+        ));
+    }
+    CallId::new(t).map_err(|e| ValidationError::new("call_sid", v, e.reason))
+}
+
+/// The agent's form, validated.
+#[derive(Debug, Clone)]
+pub struct AuctionForm {
+    /// The live call.
+    pub call_sid: CallId,
+    /// ZIP.
+    pub zip: Zip,
+    /// Service.
+    pub service: ServiceType,
+    /// Campaign.
+    pub campaign: Option<CampaignId>,
+    /// Source.
+    pub source: Option<SourceId>,
+    /// Manual or auto.
+    pub mode: Mode,
+}
+
+impl AuctionForm {
+    /// Parses form pairs; every error names the field and the value.
+    pub fn parse(pairs: &[(String, String)], default_mode: Mode) -> Result<Self, ValidationError> {
+        let mut call_sid = None;
+        let mut zip = None;
+        let mut service = None;
+        let mut campaign = None;
+        let mut source = None;
+        let mut mode = default_mode;
+        for (k, v) in pairs {
+            let empty = v.trim().is_empty();
+            match k.as_str() {
+                "call_sid" => call_sid = Some(parse_call_sid(v)?),
+                "zip" => {
+                    zip = Some(Zip::parse(v).map_err(|e| ValidationError::new("zip", v, e.reason))?)
+                }
+                "service" => {
+                    service = Some(
+                        ServiceType::new(v)
+                            .map_err(|e| ValidationError::new("service", v, e.reason))?,
+                    )
+                }
+                "campaign" if !empty => {
+                    campaign = Some(
+                        CampaignId::new(v.trim())
+                            .map_err(|e| ValidationError::new("campaign", v, e.reason))?,
+                    )
+                }
+                "source" if !empty => {
+                    source = Some(
+                        SourceId::new(v.trim())
+                            .map_err(|e| ValidationError::new("source", v, e.reason))?,
+                    )
+                }
+                "campaign" | "source" => {}
+                "mode" if !empty => mode = Mode::parse("mode", v)?,
+                "mode" => {}
+                other => {
+                    return Err(ValidationError::new(
+                        "form",
+                        other,
+                        "unknown field (call_sid, zip, service, campaign, source, mode)",
+                    ))
+                }
+            }
+        }
+        let missing = |f: &'static str| ValidationError::new(f, "", "required");
+        Ok(AuctionForm {
+            call_sid: call_sid.ok_or_else(|| missing("call_sid"))?,
+            zip: zip.ok_or_else(|| missing("zip"))?,
+            service: service.ok_or_else(|| missing("service"))?,
+            campaign,
+            source,
+            mode,
+        })
+    }
+}
+
+async fn start_auction(
+    State(app): State<Shared>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let form = AuctionForm::parse(&pairs, app.cfg.default_mode)?;
+    let call_sid = form.call_sid.to_string();
+    let caller = app.live.lock().ok().and_then(|l| {
+        l.iter()
+            .find(|c| c.call_sid == call_sid)
+            .and_then(|c| c.from.as_deref().and_then(|f| PhoneNumber::parse(f).ok()))
+    });
+    let session = {
+        let mut map = app
+            .sessions
+            .lock()
+            .map_err(|_| ApiError::Internal("session table poisoned".into()))?;
+        if let Some(busy) = map.values().find(|s| {
+            s.call_sid == call_sid
+                && matches!(
+                    s.status,
+                    SessionStatus::Running | SessionStatus::Forwarding | SessionStatus::Forwarded
+                )
+        }) {
+            return Ok((
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "error": format!("call {call_sid} already has auction {} ({:?})", busy.id, busy.status),
+                    "field": "call_sid",
+                    "value": call_sid,
+                })),
+            )
+                .into_response());
+        }
+        let attempt = 1 + map.values().filter(|s| s.call_sid == call_sid).count() as u32;
+        let s = Session {
+            id: format!("{call_sid}-{attempt}"),
+            call_sid: call_sid.clone(),
+            attempt,
+            mode: form.mode,
+            status: SessionStatus::Running,
+            zip: form.zip.as_str().to_string(),
+            service: form.service.to_string(),
+            campaign: form.campaign.as_ref().map(|c| c.to_string()),
+            source: form.source.as_ref().map(|c| c.to_string()),
+            bids: Vec::new(),
+            winner: None,
+            no_buyer_reason: None,
+            error: None,
+            twiml: None,
+            started_at: Utc::now(),
+            destination: None,
+            buyer_id: None,
+            holds: Vec::new(),
+        };
+        map.insert(s.id.clone(), s.clone());
+        s
+    };
+    let mut ctx = CallContext::new(
+        form.call_sid.clone(),
+        form.zip,
+        form.service.clone(),
+        session.started_at,
+    );
+    if let Some(c) = caller {
+        ctx = ctx.with_caller(c);
+    }
+    if let Some(c) = form.campaign.clone() {
+        ctx = ctx.with_campaign(c);
+    }
+    if let Some(s) = form.source.clone() {
+        ctx = ctx.with_source(s);
+    }
+    let a = app.clone();
+    let id = session.id.clone();
+    let attempt = session.attempt;
+    tokio::spawn(async move {
+        run_auction(a, id, attempt, ctx, form).await;
+    });
+    Ok((StatusCode::ACCEPTED, Json(session)).into_response())
+}
+
+/// Runs the auction, logs every step, and forwards at once in auto mode.
+async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, form: AuctionForm) {
+    let call = ctx.call_id.clone();
+    app.log(
+        &call,
+        ctx.received_at,
+        format!("agent-form-{attempt}"),
+        CallEventKind::Incoming {
+            caller: None,
+            dialed: None,
+            campaign: form.campaign.clone(),
+            source: form.source.clone(),
+        },
+    )
+    .await;
+    let outcome = app.cfg.auction.run(&ctx).await;
+    let started = outcome.timings.started_at;
+    let eligible = outcome
+        .buyers
+        .iter()
+        .filter(|b| matches!(b.eligibility, Eligibility::Eligible))
+        .count() as u32;
+    let excluded = outcome.buyers.len() as u32 - eligible;
+    app.log(
+        &call,
+        started,
+        format!("auction-{attempt}"),
+        CallEventKind::AuctionStarted {
+            zip: form.zip,
+            service: form.service.clone(),
+            eligible,
+            excluded,
+        },
+    )
+    .await;
+    let mut bids = Vec::new();
+    for rec in &outcome.buyers {
+        let latency_ms = rec
+            .latency
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (reply, price, reason) = match &rec.reply {
+            BuyerReply::NotPinged => (
+                "not_pinged",
+                None,
+                match &rec.eligibility {
+                    Eligibility::Excluded { rule, reason } => Some(format!("{rule}: {reason}")),
+                    _ => None,
+                },
+            ),
+            BuyerReply::Bid { bid } => ("bid", Some(bid.price), None),
+            BuyerReply::InvalidBid { bid, reason } => {
+                ("invalid_bid", Some(bid.price), Some(reason.clone()))
+            }
+            BuyerReply::NoBid { reason } => ("no_bid", None, Some(reason.clone())),
+            BuyerReply::Failed { kind, message } => {
+                ("failed", None, Some(format!("{kind}: {message}")))
+            }
+            BuyerReply::TimedOut => ("timed_out", None, Some("timed out".into())),
+            BuyerReply::Cancelled => ("cancelled", None, Some("cancelled".into())),
+            _ => ("other", None, None),
+        };
+        let accept_note = match &rec.accept {
+            Some(AcceptRecord::Refused { reason }) => Some(format!("accept refused: {reason}")),
+            Some(AcceptRecord::Failed { message, .. }) => Some(format!("accept failed: {message}")),
+            _ => None,
+        };
+        if matches!(rec.eligibility, Eligibility::Eligible) {
+            app.log(
+                &call,
+                started,
+                format!("ping-{attempt}-{}", rec.buyer),
+                CallEventKind::PingResult {
+                    buyer: rec.buyer.clone(),
+                    latency_ms: latency_ms.unwrap_or(0),
+                    price: if reply == "bid" { price } else { None },
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+        }
+        bids.push(BidView {
+            buyer: rec.buyer.to_string(),
+            reply,
+            price: price.map(|p| p.amount.to_string()),
+            currency: price.map(|p| p.currency.as_str().to_string()),
+            score: rec.score.as_ref().map(|s| s.score.to_string()),
+            reason: reason.or(accept_note),
+            latency_ms,
+        });
+    }
+    let now = Utc::now();
+    let auto = match outcome.winner() {
+        Some(w) => {
+            app.log(
+                &call,
+                now,
+                format!("winner-{attempt}"),
+                CallEventKind::Winner {
+                    buyer: w.buyer.clone(),
+                    price: w.bid.price,
+                    score: w.score.score,
+                },
+            )
+            .await;
+            app.log(
+                &call,
+                now,
+                format!("accepted-{attempt}"),
+                CallEventKind::Accepted {
+                    buyer: w.buyer.clone(),
+                    destination: w.destination.clone(),
+                },
+            )
+            .await;
+            app.update_session(&id, |s| {
+                s.bids = bids;
+                s.status = SessionStatus::Won;
+                s.winner = Some(WinnerView {
+                    buyer: w.buyer.to_string(),
+                    price: w.bid.price.amount.to_string(),
+                    currency: w.bid.price.currency.as_str().to_string(),
+                    score: w.score.score.to_string(),
+                    destination: w.destination.to_string(),
+                });
+                s.destination = Some(w.destination.clone());
+                s.buyer_id = Some(w.buyer.clone());
+                s.holds = w.holds.clone();
+            });
+            form.mode == Mode::Auto
+        }
+        None => {
+            let reason = outcome
+                .no_buyer_reason()
+                .map_or_else(|| "no buyer".to_string(), |r| r.to_string());
+            app.log(
+                &call,
+                now,
+                format!("no-buyer-{attempt}"),
+                CallEventKind::Fallback {
+                    kind: "agent".into(),
+                    reason: format!("no buyer: {reason}"),
+                },
+            )
+            .await;
+            app.update_session(&id, |s| {
+                s.bids = bids;
+                s.status = SessionStatus::NoBuyer;
+                s.no_buyer_reason = Some(reason);
+            });
+            false
+        }
+    };
+    if auto {
+        if let Err(e) = bridge(&app, &id).await {
+            eprintln!("agent_assist: auto forward of {id} failed: {}", e.1);
+        }
+    }
+}
+
+/// The TwiML that moves the caller to the buyer.
+pub fn bridge_twiml(destination: &Destination, public_url: Option<&str>) -> String {
+    let mut dial = Dial::new().timeout(DIAL_TIMEOUT).answer_on_bridge(true);
+    if let Some(base) = public_url {
+        dial = dial.action(format!("{}/twilio/dial-status", base.trim_end_matches('/')));
+    }
+    let dial = match destination {
+        Destination::Sip(uri) => dial.sip(Sip::new(uri.to_string())),
+        other => dial.number(Number::new(other.to_string())),
+    };
+    VoiceResponse::new().dial(dial).to_xml()
+}
+
+/// Bridges a won session's call; on failure returns the HTTP status and message.
+async fn bridge(app: &App, id: &str) -> Result<Session, (StatusCode, String)> {
+    // Claim the session: only a won (or failed) one can be forwarded, once at a time.
+    let (call_sid, destination, buyer, attempt) = {
+        let mut map = app.sessions.lock().map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "session table poisoned".to_string(),
+            )
+        })?;
+        let s = map
+            .get_mut(id)
+            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no auction {id:?}")))?;
+        let (Some(dest), Some(buyer)) = (s.destination.clone(), s.buyer_id.clone()) else {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("auction {id} has no winner to forward to ({:?})", s.status),
+            ));
+        };
+        if !matches!(s.status, SessionStatus::Won | SessionStatus::ForwardFailed) {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("auction {id} cannot be forwarded now ({:?})", s.status),
+            ));
+        }
+        s.status = SessionStatus::Forwarding;
+        (s.call_sid.clone(), dest, buyer, s.attempt)
+    };
+    let twiml = bridge_twiml(&destination, app.cfg.public_url.as_deref());
+    let result = app
+        .cfg
+        .twilio
+        .calls()
+        .update(&call_sid, &UpdateCall::twiml(twiml.clone()))
+        .await;
+    match result {
+        Ok(_) => {
+            if let Ok(call) = CallId::new(&call_sid) {
+                app.log(
+                    &call,
+                    Utc::now(),
+                    format!("forwarded-{attempt}"),
+                    CallEventKind::Forwarded { buyer, destination },
+                )
+                .await;
+            }
+            if let Ok(mut f) = app.forwarded.lock() {
+                f.insert(call_sid.clone(), id.to_string());
+            }
+            app.update_session(id, |s| {
+                s.status = SessionStatus::Forwarded;
+                s.error = None;
+                s.twiml = Some(twiml);
+            })
+            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no auction {id:?}")))
+        }
+        Err(e) => {
+            let message = format!("Twilio refused the call update: {e}");
+            app.update_session(id, |s| {
+                s.status = SessionStatus::ForwardFailed;
+                s.error = Some(message.clone());
+            });
+            Err((StatusCode::BAD_GATEWAY, message))
+        }
+    }
+}
+
+async fn forward(State(app): State<Shared>, Path(id): Path<String>) -> Response {
+    match bridge(&app, &id).await {
+        Ok(s) => Json(s).into_response(),
+        Err((status, message)) => {
+            let session = app.session(&id);
+            (
+                status,
+                Json(json!({ "error": message, "auction": session })),
+            )
+                .into_response()
+        }
+    }
+}

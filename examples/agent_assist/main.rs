@@ -1,0 +1,264 @@
+//! Agent-assisted routing (seed 002, Option 2): calls ring an agent; while talking, the
+//! agent enters ZIP, service and campaign/source on `/agent`, buyers bid live, and the
+//! call is bridged to the winner through Twilio's REST API (a Forward click, or at once
+//! in auto mode). The operator dashboard is served at `/`.
+//!
+//! ```sh
+//! # Everything local: demo buyer network, SQLite file, built-in fake of Twilio's Calls
+//! # update endpoint (no credentials set), unsigned webhooks for curl:
+//! cargo run --example agent_assist -- --insecure-skip-signature
+//! curl -d CallSid=CA0123456789abcdef0123456789abcdef --data-urlencode From=+15125550123 \
+//!      --data-urlencode To=+18005550100 -d AccountSid=AC00000000000000000000000000000000 \
+//!      http://127.0.0.1:3100/twilio/voice
+//! # then open http://127.0.0.1:3100/agent, ping buyers, press Forward.
+//!
+//! # Against the Prism mock of Twilio's API (see .ci/twilio.sh):
+//! cargo run --example agent_assist -- --insecure-skip-signature \
+//!     --twilio-api-url "$TWILIO_PRISM_API_URL" \
+//!     --account-sid AC0123456789abcdef0123456789abcdef --auth-token test
+//!
+//! # Real Twilio: TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN set, signatures checked:
+//! cargo run --example agent_assist -- --public-url https://agent.example.com \
+//!     --agent client:alice --buyers buyers.toml --database-url sqlite://calls.db
+//! ```
+
+#[path = "../common/dashboard.rs"]
+mod dashboard;
+#[path = "../common/mock_network.rs"]
+mod mock_network;
+
+mod app;
+mod fake_twilio;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use callbid::buyers::BuyersLoader;
+use callbid::core::auction::{Auction, Strategy};
+use callbid::store::Store;
+use callbid::twilio::rest::Client as TwilioClient;
+use callbid::twilio::signature::WebhookVerifier;
+use clap::Parser;
+
+use app::{AgentConfig, AgentTarget, Mode};
+
+/// Agent-assisted pay-per-call routing over Twilio.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3100")]
+    listen: SocketAddr,
+    /// The public base URL Twilio calls (signatures are computed over it; also used for
+    /// the `<Dial action>` of forwarded calls). Required unless --insecure-skip-signature.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Do NOT check X-Twilio-Signature. Only for local curl experiments.
+    #[arg(long)]
+    insecure_skip_signature: bool,
+    /// Who answers calls: `client:IDENTITY` (Twilio Client) or an E.164 number.
+    #[arg(long, default_value = "client:agent")]
+    agent: String,
+    /// buyers.toml; default: the demo buyer network started in-process.
+    #[arg(long)]
+    buyers: Option<PathBuf>,
+    /// Seed of the demo buyer network.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Call log store: sqlite://PATH, a path, sqlite::memory: or postgres://….
+    #[arg(long, default_value = "sqlite://agent_assist.db")]
+    database_url: String,
+    /// Twilio REST API base URL (e.g. the Prism mock's $TWILIO_PRISM_API_URL).
+    #[arg(long)]
+    twilio_api_url: Option<String>,
+    /// Twilio account SID (default $TWILIO_ACCOUNT_SID).
+    #[arg(long)]
+    account_sid: Option<String>,
+    /// Twilio auth token (default $TWILIO_AUTH_TOKEN); also verifies webhooks.
+    #[arg(long)]
+    auth_token: Option<String>,
+    /// The form's default forwarding mode: manual or auto.
+    #[arg(long, default_value = "manual")]
+    mode: String,
+    /// Auction deadline in milliseconds (pings and accept).
+    #[arg(long, default_value_t = 2500)]
+    deadline_ms: u64,
+    /// Page title.
+    #[arg(long, default_value = "callbid agent desk")]
+    title: String,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mode = Mode::parse("--mode", &args.mode).map_err(|e| e.to_string())?;
+    let agent = AgentTarget::parse(&args.agent).map_err(|e| format!("--agent: {e}"))?;
+    if !(100..=60_000).contains(&args.deadline_ms) {
+        return Err(format!(
+            "invalid --deadline-ms {}: must be 100 to 60000",
+            args.deadline_ms
+        ));
+    }
+    let account_sid = non_empty(args.account_sid.clone())
+        .or_else(|| non_empty(std::env::var("TWILIO_ACCOUNT_SID").ok()));
+    let auth_token = non_empty(args.auth_token.clone())
+        .or_else(|| non_empty(std::env::var("TWILIO_AUTH_TOKEN").ok()));
+
+    // Webhook signatures.
+    let verifier = if args.insecure_skip_signature {
+        eprintln!("{}", "!".repeat(78));
+        eprintln!("!! --insecure-skip-signature: Twilio signatures are NOT checked. Anyone who");
+        eprintln!("!! can reach this server can fake calls. Use it only for local curl.");
+        eprintln!("{}", "!".repeat(78));
+        None
+    } else {
+        let public = args.public_url.as_deref().ok_or(
+            "--public-url is required to check Twilio signatures (or pass --insecure-skip-signature for local curl)",
+        )?;
+        let token = auth_token.as_deref().ok_or(
+            "checking Twilio signatures needs the auth token: set TWILIO_AUTH_TOKEN or --auth-token (or pass --insecure-skip-signature for local curl)",
+        )?;
+        Some(WebhookVerifier::new(public, token).map_err(|e| format!("--public-url: {e}"))?)
+    };
+
+    // The REST client: real credentials (Twilio or a mock at --twilio-api-url), or the
+    // built-in fake of the Calls update endpoint.
+    let mut fake = None;
+    let twilio = match (&account_sid, &auth_token) {
+        (Some(sid), Some(token)) => {
+            let mut b = TwilioClient::builder(sid.clone()).auth_token(token.clone());
+            if let Some(url) = &args.twilio_api_url {
+                b = b.api_base_url(url.clone());
+            }
+            let c = b.build().map_err(|e| format!("Twilio client: {e}"))?;
+            eprintln!(
+                "Twilio REST API: {}",
+                args.twilio_api_url
+                    .as_deref()
+                    .unwrap_or("https://api.twilio.com")
+            );
+            c
+        }
+        _ => {
+            if args.twilio_api_url.is_some() {
+                return Err("--twilio-api-url needs --account-sid and --auth-token (or TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)".into());
+            }
+            let sid = "AC00000000000000000000000000000000";
+            let token = "fake-auth-token";
+            let f = fake_twilio::FakeTwilio::start(
+                "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+                sid,
+                token,
+            )
+            .await
+            .map_err(|e| format!("cannot start the fake Twilio API: {e}"))?;
+            eprintln!(
+                "no Twilio credentials: call updates go to a built-in fake at {} (see {}/fake/requests)",
+                f.base_url, f.base_url
+            );
+            let c = TwilioClient::builder(sid)
+                .auth_token(token)
+                .api_base_url(f.base_url.clone())
+                .build()
+                .map_err(|e| format!("Twilio client: {e}"))?;
+            fake = Some(f);
+            c
+        }
+    };
+
+    let store = Store::open(&args.database_url)
+        .await
+        .map_err(|e| format!("cannot open --database-url: {e}"))?;
+    let handles = store.handles();
+    let loader = BuyersLoader::new(handles.caps.clone(), handles.seen.clone());
+    let mut network = None;
+    let entries = match &args.buyers {
+        Some(path) => loader
+            .load_file(path)
+            .map_err(|e| format!("invalid --buyers {}: {e}", path.display()))?,
+        None => {
+            let net = mock_network::MockNetwork::start(
+                "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+                mock_network::demo_buyers(8),
+                args.seed,
+            )
+            .await
+            .map_err(|e| format!("cannot start the demo buyer network: {e}"))?;
+            let keys: Vec<(String, String)> = net
+                .buyers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("MOCK_SD_KEY_{i}"), b.api_key.clone()))
+                .collect();
+            let entries = loader
+                .with_env(keys)
+                .load_str(&net.buyers_toml())
+                .map_err(|e| format!("demo buyers.toml: {e}"))?;
+            eprintln!(
+                "demo buyer network: {} buyers at {}",
+                net.buyers.len(),
+                net.base_url()
+            );
+            network = Some(net);
+            entries
+        }
+    };
+    let auction = Auction::builder()
+        .buyers(entries)
+        .strategy(Strategy::HighestScore)
+        .deadline(Duration::from_millis(args.deadline_ms))
+        .build()
+        .map_err(|e| format!("auction: {e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on --listen {}: {e}", args.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listener: {e}"))?;
+    let public_url = args
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_string());
+    let app = app::router(AgentConfig {
+        store,
+        auction,
+        twilio,
+        verifier,
+        public_url,
+        agent,
+        default_mode: mode,
+        title: args.title.clone(),
+    });
+    eprintln!("agent desk:          http://{local}/agent");
+    eprintln!("operator dashboard:  http://{local}/");
+    eprintln!("Twilio voice webhook: POST /twilio/voice");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    if let Some(n) = network {
+        n.stop();
+    }
+    if let Some(f) = fake {
+        f.stop();
+    }
+    served.map_err(|e| format!("server: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent_assist: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
