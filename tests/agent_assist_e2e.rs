@@ -1,0 +1,543 @@
+//! examples/agent_assist end to end: a signed voice webhook rings the agent, the agent's
+//! form starts an auction, bids arrive, Forward (manual) or the win itself (auto)
+//! updates the live call through the REST client with `<Dial>` TwiML — checked on the
+//! built-in fake of Twilio's Calls endpoint, and against the Prism mock of Twilio's API
+//! when `TWILIO_PRISM_API_URL` is set (`source .ci/twilio.sh`; required under CI).
+
+#[path = "../examples/common/dashboard.rs"]
+mod dashboard;
+
+#[path = "../examples/agent_assist/app.rs"]
+mod app;
+#[path = "../examples/agent_assist/fake_twilio.rs"]
+mod fake_twilio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::{AgentConfig, AgentTarget, Mode};
+use callbid::core::auction::{Auction, Strategy};
+use callbid::core::inprocess::InProcessBuyer;
+use callbid::core::state::{CallLog, CallStatus};
+use callbid::core::{BuyerEntry, BuyerId, CallId, Destination, Money};
+use callbid::store::Store;
+use callbid::twilio::rest::Client as TwilioClient;
+use callbid::twilio::signature::{RequestValidator, WebhookVerifier};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const REST_TOKEN: &str = "rest-token";
+const WEBHOOK_TOKEN: &str = "webhook-token";
+
+fn buyer(id: &str, cents: i64, dest: &str) -> BuyerEntry {
+    BuyerEntry::new(Arc::new(InProcessBuyer::new(
+        BuyerId::new(id).unwrap(),
+        Money::usd(Decimal::new(cents, 2)),
+        Destination::parse(dest).unwrap(),
+    )))
+}
+
+struct Running {
+    base: String,
+    store: Store,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the app over a temporary SQLite store with three in-process buyers; the best
+/// (bolt, $35.00) answers on a SIP URI when `sip_winner`, else on a DID.
+async fn start(twilio: TwilioClient, sip_winner: bool) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("calls.db").display()
+    ))
+    .await
+    .unwrap();
+    let best = if sip_winner {
+        "sip:intake@bolt.example.com"
+    } else {
+        "+15125550177"
+    };
+    let auction = Auction::builder()
+        .buyer(buyer("acme", 2000, "+15125550111"))
+        .buyer(buyer("bolt", 3500, best))
+        .buyer(buyer("cedar", 3000, "+15125550133"))
+        .strategy(Strategy::HighestBid)
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app::router(AgentConfig {
+        store: store.clone(),
+        auction,
+        twilio,
+        verifier: Some(WebhookVerifier::new(base.as_str(), WEBHOOK_TOKEN).unwrap()),
+        public_url: Some(base.clone()),
+        agent: AgentTarget::parse("client:alice").unwrap(),
+        default_mode: Mode::Manual,
+        title: "Agent desk".into(),
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Running {
+        base,
+        store,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Running {
+    /// POSTs a webhook signed like Twilio signs it (or unsigned).
+    async fn webhook(&self, path: &str, params: &[(&str, &str)], sign: bool) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.post(&url).form(params);
+        if sign {
+            let sig = RequestValidator::new(WEBHOOK_TOKEN).compute_signature(&url, params);
+            req = req.header("X-Twilio-Signature", sig);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    async fn post_form(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    /// Polls an auction until its status is one of `want` (5 s).
+    async fn wait_status(&self, id: &str, want: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (st, s) = self.get(&format!("/agent/api/auctions/{id}")).await;
+            assert_eq!(st, 200, "{s}");
+            if want.iter().any(|w| s["status"] == *w) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "auction {id} stuck: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn event_types(&self, sid: &str) -> Vec<String> {
+        CallLog::events(&self.store, &CallId::new(sid).unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.type_name().to_string())
+            .collect()
+    }
+}
+
+fn voice_params(sid: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("CallSid", sid),
+        ("AccountSid", ACCOUNT),
+        ("From", "+15125550123"),
+        ("To", "+18005550100"),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ]
+}
+
+async fn fake() -> (fake_twilio::FakeTwilio, TwilioClient) {
+    let fake = fake_twilio::FakeTwilio::start("127.0.0.1:0".parse().unwrap(), ACCOUNT, REST_TOKEN)
+        .await
+        .unwrap();
+    let client = TwilioClient::builder(ACCOUNT)
+        .auth_token(REST_TOKEN)
+        .api_base_url(fake.base_url.clone())
+        .build()
+        .unwrap();
+    (fake, client)
+}
+
+#[tokio::test]
+async fn manual_forward_updates_the_live_call_with_dial_twiml() {
+    let (fake, client) = fake().await;
+    let r = start(client, false).await;
+    let sid = "CA00000000000000000000000000000a01";
+
+    // The voice webhook: unsigned is refused, signed rings the agent.
+    let (st, _) = r.webhook("/twilio/voice", &voice_params(sid), false).await;
+    assert_eq!(st, 403);
+    let (st, twiml) = r.webhook("/twilio/voice", &voice_params(sid), true).await;
+    assert_eq!(st, 200, "{twiml}");
+    assert!(
+        twiml.contains(r#"<Dial timeout="30"><Client>alice</Client></Dial>"#),
+        "{twiml}"
+    );
+    let (_, live) = r.get("/agent/api/live-calls").await;
+    assert_eq!(live[0]["call_sid"], sid);
+    assert_eq!(live[0]["from"], "+15125550123");
+
+    // The form is validated field by field.
+    for (params, field, value) in [
+        (
+            vec![
+                ("call_sid", "CA12"),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+            ],
+            "call_sid",
+            "CA12",
+        ),
+        (
+            vec![("call_sid", sid), ("zip", "7870"), ("service", "plumbing")],
+            "zip",
+            "7870",
+        ),
+        (
+            vec![
+                ("call_sid", sid),
+                ("zip", "78701"),
+                ("service", "plumb ing!"),
+            ],
+            "service",
+            "plumb ing!",
+        ),
+        (
+            vec![
+                ("call_sid", sid),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+                ("mode", "sometimes"),
+            ],
+            "mode",
+            "sometimes",
+        ),
+        (vec![("call_sid", sid), ("zip", "78701")], "service", ""),
+    ] {
+        let (st, body) = r.post_form("/agent/api/auctions", &params).await;
+        assert_eq!(st, 400, "{params:?}: {body}");
+        assert_eq!(body["field"], field, "{body}");
+        assert_eq!(body["value"], value, "{body}");
+    }
+
+    // Start the auction (manual).
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", sid),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+                ("campaign", "fall-promo"),
+                ("source", "google"),
+                ("mode", "manual"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+    assert_eq!(id, format!("{sid}-1"));
+    let s = r.wait_status(&id, &["won", "no_buyer"]).await;
+    assert_eq!(s["status"], "won", "{s}");
+    assert_eq!(s["winner"]["buyer"], "bolt");
+    assert_eq!(s["winner"]["price"], "35.00");
+    assert_eq!(s["winner"]["destination"], "+15125550177");
+    let mut bidders: Vec<&str> = s["bids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["reply"] == "bid")
+        .map(|b| b["buyer"].as_str().unwrap())
+        .collect();
+    bidders.sort();
+    assert_eq!(bidders, ["acme", "bolt", "cedar"]);
+
+    // Manual: nothing is bridged until Forward; a second auction for the call is refused
+    // only while one is running or forwarded.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+
+    // Forward: one Calls update of the live call with exactly this TwiML.
+    let (st, s) = r
+        .post_form(&format!("/agent/api/auctions/{id}/forward"), &[])
+        .await;
+    assert_eq!(st, 200, "{s}");
+    assert_eq!(s["status"], "forwarded");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(
+        reqs[0].path,
+        format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json")
+    );
+    let want = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="{}/twilio/dial-status" answerOnBridge="true" timeout="30"><Number>+15125550177</Number></Dial></Response>"#,
+        r.base
+    );
+    assert_eq!(reqs[0].param("Twiml"), Some(want.as_str()));
+    assert_eq!(reqs[0].form.len(), 1, "only Twiml is sent: {reqs:?}");
+
+    // Forwarding twice is refused; so is another auction for a forwarded call.
+    let (st, body) = r
+        .post_form(&format!("/agent/api/auctions/{id}/forward"), &[])
+        .await;
+    assert_eq!(st, 409, "{body}");
+    let (st, body) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")],
+        )
+        .await;
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(fake.requests().len(), 1);
+
+    // The buyer leg ends: the call log has the whole story.
+    let dial = [
+        ("CallSid", sid),
+        ("AccountSid", ACCOUNT),
+        ("DialCallSid", "CA00000000000000000000000000000b01"),
+        ("DialCallStatus", "completed"),
+        ("DialCallDuration", "127"),
+    ];
+    let (st, body) = r.webhook("/twilio/dial-status", &dial, true).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("<Hangup />"));
+    let rec = CallLog::record(&r.store, &CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.status, CallStatus::Completed);
+    assert_eq!(rec.buyer.as_ref().map(|b| b.as_str()), Some("bolt"));
+    assert_eq!(rec.price, Some(Money::usd(Decimal::new(3500, 2))));
+    assert_eq!(rec.duration_secs, Some(127));
+    assert_eq!(
+        rec.campaign.as_ref().map(|c| c.as_str()),
+        Some("fall-promo")
+    );
+    assert_eq!(rec.source.as_ref().map(|c| c.as_str()), Some("google"));
+    assert_eq!(
+        rec.zip.map(|z| z.as_str().to_string()).as_deref(),
+        Some("78701")
+    );
+    assert_eq!(rec.bids, 3);
+    let types = r.event_types(sid).await;
+    for t in [
+        "incoming",
+        "auction_started",
+        "ping_result",
+        "winner",
+        "accepted",
+        "forwarded",
+        "connected",
+        "completed",
+    ] {
+        assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
+    }
+    assert_eq!(types.iter().filter(|t| *t == "ping_result").count(), 3);
+
+    // The operator dashboard is served by the same app and lists the call.
+    let (st, page) = r.get("/api/calls?status=completed").await;
+    assert_eq!(st, 200);
+    assert_eq!(page["rows"][0]["call_id"], sid);
+}
+
+#[tokio::test]
+async fn auto_mode_bridges_at_once_and_twilio_errors_are_reported() {
+    let (fake, client) = fake().await;
+    let r = start(client, true).await;
+    let sid = "CA00000000000000000000000000000a02";
+    let (st, _) = r.webhook("/twilio/voice", &voice_params(sid), true).await;
+    assert_eq!(st, 200);
+
+    // Twilio refuses the first update: the auction shows the error and can be retried.
+    fake.fail_next(fake_twilio::InjectedError {
+        status: 400,
+        code: 21220,
+        message: "Call is not in-progress. Cannot redirect.".into(),
+    });
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", sid),
+                ("zip", "10001"),
+                ("service", "roofing"),
+                ("mode", "auto"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+    let s = r.wait_status(&id, &["forward_failed", "forwarded"]).await;
+    assert_eq!(s["status"], "forward_failed", "{s}");
+    let err = s["error"].as_str().unwrap();
+    assert!(
+        err.contains("21220") && err.contains("Cannot redirect"),
+        "{err}"
+    );
+    assert!(!r.event_types(sid).await.iter().any(|t| t == "forwarded"));
+
+    // Retry by hand: a SIP winner is dialled with <Sip>.
+    let (st, s) = r
+        .post_form(&format!("/agent/api/auctions/{id}/forward"), &[])
+        .await;
+    assert_eq!(st, 200, "{s}");
+    assert_eq!(s["status"], "forwarded");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    let want = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial action="{}/twilio/dial-status" answerOnBridge="true" timeout="30"><Sip>sip:intake@bolt.example.com</Sip></Dial></Response>"#,
+        r.base
+    );
+    for req in &reqs {
+        assert_eq!(req.call_sid, sid);
+        assert_eq!(req.param("Twiml"), Some(want.as_str()));
+    }
+
+    // The buyer did not answer: missed.
+    let dial = [
+        ("CallSid", sid),
+        ("AccountSid", ACCOUNT),
+        ("DialCallSid", "CA00000000000000000000000000000b02"),
+        ("DialCallStatus", "no-answer"),
+        ("DialCallDuration", "0"),
+    ];
+    let (st, _) = r.webhook("/twilio/dial-status", &dial, true).await;
+    assert_eq!(st, 200);
+    let rec = CallLog::record(&r.store, &CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.status, CallStatus::Missed);
+}
+
+#[tokio::test]
+async fn no_buyer_keeps_the_caller_with_the_agent_and_is_logged() {
+    let (fake, client) = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
+        .await
+        .unwrap();
+    // The only bid is under the floor: it is refused and nobody buys.
+    let auction = Auction::builder()
+        .buyer(buyer("acme", 500, "+15125550111"))
+        .floor(Money::usd(Decimal::new(1000, 2)))
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app::router(AgentConfig {
+        store: store.clone(),
+        auction,
+        twilio: client,
+        verifier: None,
+        public_url: None,
+        agent: AgentTarget::parse("+15125550100").unwrap(),
+        default_mode: Mode::Auto,
+        title: "Agent desk".into(),
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let r = Running {
+        base,
+        store,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    };
+    let sid = "CA00000000000000000000000000000a03";
+    // Without a verifier (--insecure-skip-signature) unsigned webhooks are accepted.
+    let (st, twiml) = r.webhook("/twilio/voice", &voice_params(sid), false).await;
+    assert_eq!(st, 200);
+    assert!(twiml.contains("<Number>+15125550100</Number>"), "{twiml}");
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    assert_eq!(s["mode"], "auto", "the configured default mode applies");
+    let s = r
+        .wait_status(s["id"].as_str().unwrap(), &["no_buyer", "won", "forwarded"])
+        .await;
+    assert_eq!(s["status"], "no_buyer", "{s}");
+    assert_eq!(s["bids"][0]["reply"], "invalid_bid");
+    let (st, _) = r
+        .post_form(&format!("/agent/api/auctions/{sid}-1/forward"), &[])
+        .await;
+    assert_eq!(st, 409);
+    assert!(fake.requests().is_empty());
+    let rec = CallLog::record(&r.store, &CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.status, CallStatus::Fallback);
+    assert_eq!(rec.fallback.as_deref(), Some("agent"));
+    // A retry after no buyer is a new attempt.
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    assert_eq!(s["attempt"], 2);
+}
+
+#[tokio::test]
+async fn forward_is_a_valid_calls_update_for_twilios_openapi_mock() {
+    let Some(api) = std::env::var("TWILIO_PRISM_API_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        let why = "TWILIO_PRISM_API_URL not set (source .ci/twilio.sh)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but the Prism mock is unavailable: {why}");
+        }
+        eprintln!("skipping: {why}");
+        return;
+    };
+    let client = TwilioClient::builder(ACCOUNT)
+        .auth_token(REST_TOKEN)
+        .api_base_url(api)
+        .build()
+        .unwrap();
+    let r = start(client, false).await;
+    let sid = "CA00000000000000000000000000000a04";
+    let (st, _) = r.webhook("/twilio/voice", &voice_params(sid), true).await;
+    assert_eq!(st, 200);
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+    r.wait_status(&id, &["won"]).await;
+    // Prism validates the request against Twilio's OpenAPI description (path, SID
+    // patterns, form fields) and answers 422 when it does not conform.
+    let (st, s) = r
+        .post_form(&format!("/agent/api/auctions/{id}/forward"), &[])
+        .await;
+    assert_eq!(st, 200, "Prism refused the Calls update: {s}");
+    assert_eq!(s["status"], "forwarded");
+}
