@@ -72,15 +72,16 @@ fn memory_stores() -> (Stores, Arc<MemoryCallLog>, Arc<MemoryDurationHistory>) {
     (stores, log, history)
 }
 
-fn ivr_config(fallback: &str) -> IvrConfig {
+fn ivr_config(base: &str, fallback: &str) -> IvrConfig {
     IvrConfig {
+        public_url: base.to_owned(),
         menu: Menu::parse("1=Plumbing,2=Pest Control,3=Roofing").unwrap(),
         campaigns: Campaigns::demo(),
         fallback: FallbackChain::parse(
             fallback,
             None,
             ivr_fallback::DEFAULT_MESSAGE,
-            "/ivr/fallback",
+            &format!("{base}/ivr/fallback"),
         )
         .unwrap(),
         payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
@@ -121,7 +122,7 @@ impl Harness {
         )
         .unwrap();
         let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
-        let app = App::new(ivr_config(fallback), stores, auction, Some(verifier));
+        let app = App::new(ivr_config(&base, fallback), stores, auction, Some(verifier));
         let router = app::router(app.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
@@ -680,7 +681,10 @@ async fn a_failing_store_still_answers_fallback_twiml() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("something went wrong"), "{body}");
     assert!(
-        body.contains("<Record action=\"/ivr/fallback/voicemail?step=0\""),
+        body.contains(&format!(
+            "<Record action=\"{}/ivr/fallback/voicemail?step=0\"",
+            h.base
+        )),
         "{body}"
     );
     // The caller is never left in silence: the whole simulated call completes.
@@ -854,4 +858,68 @@ async fn simulation_over_the_demo_network_summarizes_from_the_log() {
         "{text}"
     );
     net.stop();
+}
+
+/// The accepted-call flow on PostgreSQL (`DATABASE_URL`; required when `CI=true`).
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn accepted_call_on_postgresql() {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "CI=true but DATABASE_URL is unset: source .ci/postgres.sh"
+            );
+            eprintln!("skipping accepted_call_on_postgresql: DATABASE_URL is not set");
+            return;
+        }
+    };
+    let store = Store::open(&url).await.unwrap();
+    let sh = store.handles();
+    let stores = Stores {
+        log: sh.log.clone(),
+        caps: sh.caps.clone(),
+        history: sh.history.clone(),
+    };
+    // Unique ids: the database is shared with other tests and earlier runs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let buyer_id = format!("pg-acme-{nanos}");
+    let h = Harness::start(
+        vec![entry(buyer(&buyer_id, 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = format!("CA{:032x}", nanos);
+    h.sim
+        .run(
+            script(&sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::answered(3, 120)),
+        )
+        .await
+        .unwrap();
+    let r = h.record(&sid).await;
+    assert_eq!(r.status, CallStatus::Completed);
+    assert_eq!(r.buyer.as_ref().unwrap().as_str(), buyer_id);
+    assert_eq!(
+        (r.billable, r.revenue, r.payout),
+        (Some(true), Some(usd(4200)), Some(usd(2940)))
+    );
+    let key = HistoryKey {
+        buyer: BuyerId::new(&buyer_id).unwrap(),
+        area: AreaKey::Any,
+        hour_of_week: None,
+    };
+    assert_eq!(
+        h.app.stores.history.stats(&[key]).await.unwrap()[0].calls,
+        1
+    );
 }

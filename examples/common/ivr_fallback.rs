@@ -143,6 +143,15 @@ impl FallbackChain {
         })
     }
 
+    /// Uses `prefix` for the action URLs instead (e.g. an absolute
+    /// `https://ivr.example.com/app/ivr/fallback`, so the chain works behind a proxy that
+    /// mounts the app under a path).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.trim_end_matches('/').to_owned();
+        self
+    }
+
     /// The steps, in order.
     pub fn steps(&self) -> &[FallbackStep] {
         &self.steps

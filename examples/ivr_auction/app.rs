@@ -65,6 +65,9 @@ pub const MAX_ATTEMPTS: u8 = 3;
 /// What the IVR says and how it routes.
 #[derive(Debug, Clone)]
 pub struct IvrConfig {
+    /// The public base URL Twilio calls (no trailing slash): TwiML action URLs are
+    /// absolute under it, so they survive a proxy that mounts the app under a path.
+    pub public_url: String,
     /// Digit → service.
     pub menu: Menu,
     /// Tracking number → campaign / source.
@@ -134,8 +137,18 @@ pub struct App {
     /// `None`: signatures are not checked (`--insecure-skip-signature`).
     pub verifier: Option<WebhookVerifier>,
     calls: Mutex<HashMap<String, LiveCall>>,
-    latencies: Mutex<Vec<Duration>>,
+    latencies: Mutex<Latencies>,
 }
+
+/// The most recent auction latencies (bounded), and how many auctions ran in total.
+#[derive(Debug, Default)]
+struct Latencies {
+    recent: std::collections::VecDeque<Duration>,
+    total: u64,
+}
+
+/// How many recent auction latencies are kept.
+pub const LATENCY_WINDOW: usize = 10_000;
 
 impl App {
     /// A new app.
@@ -151,13 +164,34 @@ impl App {
             auction,
             verifier,
             calls: Mutex::new(HashMap::new()),
-            latencies: Mutex::new(Vec::new()),
+            latencies: Mutex::new(Latencies::default()),
         })
     }
 
-    /// Total time of every auction run so far, in order.
-    pub fn auction_latencies(&self) -> Vec<Duration> {
-        self.latencies.lock().map(|l| l.clone()).unwrap_or_default()
+    /// How many auctions have run (a mark for [`App::auction_latencies_since`]).
+    pub fn auctions_run(&self) -> u64 {
+        self.latencies.lock().map(|l| l.total).unwrap_or(0)
+    }
+
+    /// Total time of the auctions run after `mark` (at most the last
+    /// [`LATENCY_WINDOW`]), in order.
+    pub fn auction_latencies_since(&self, mark: u64) -> Vec<Duration> {
+        let Ok(l) = self.latencies.lock() else {
+            return Vec::new();
+        };
+        let n = usize::try_from(l.total.saturating_sub(mark)).unwrap_or(usize::MAX);
+        let skip = l.recent.len().saturating_sub(n);
+        l.recent.iter().skip(skip).copied().collect()
+    }
+
+    fn note_latency(&self, d: Duration) {
+        if let Ok(mut l) = self.latencies.lock() {
+            if l.recent.len() == LATENCY_WINDOW {
+                l.recent.pop_front();
+            }
+            l.recent.push_back(d);
+            l.total += 1;
+        }
     }
 
     /// Calls with state in memory (between webhooks).
@@ -435,7 +469,7 @@ fn zip_prompt(app: &App, attempt: u8, intro: Option<&str>) -> Twiml {
     if let Some(t) = intro {
         r = r.say(say(app, t));
     }
-    let action = format!("/ivr/zip?attempt={attempt}");
+    let action = format!("{}/ivr/zip?attempt={attempt}", app.config.public_url);
     r.gather(
         Gather::new()
             .input(GatherInput::Dtmf)
@@ -458,7 +492,11 @@ fn service_prompt(app: &App, zip: &Zip, attempt: u8, intro: Option<&str>) -> Twi
     if let Some(t) = intro {
         r = r.say(say(app, t));
     }
-    let action = format!("/ivr/service?zip={}&attempt={attempt}", zip.as_str());
+    let action = format!(
+        "{}/ivr/service?zip={}&attempt={attempt}",
+        app.config.public_url,
+        zip.as_str()
+    );
     r.gather(
         Gather::new()
             .input(GatherInput::Dtmf)
@@ -757,9 +795,7 @@ async fn service_step(
     .await?;
 
     let outcome = app.auction.run(&ctx).await;
-    if let Ok(mut l) = app.latencies.lock() {
-        l.push(outcome.timings.total);
-    }
+    app.note_latency(outcome.timings.total);
     let routed = match outcome.result.clone() {
         AuctionResult::Won(w) => {
             let w = *w;
@@ -829,7 +865,7 @@ async fn service_step(
 fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &str) -> IvrResult {
     let cfg = &app.config;
     let mut dial = Dial::new()
-        .action("/ivr/dial-result")
+        .action(format!("{}/ivr/dial-result", cfg.public_url))
         .timeout(cfg.dial_timeout)
         .answer_on_bridge(true);
     if let Some(id) = ctx.caller.as_ref().or(ctx.dialed.as_ref()) {
@@ -838,7 +874,7 @@ fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &s
     if cfg.record {
         dial = dial
             .record(DialRecord::RecordFromAnswer)
-            .recording_status_callback("/ivr/recording");
+            .recording_status_callback(format!("{}/ivr/recording", cfg.public_url));
     }
     dial = match dest {
         Destination::Phone(p) => dial.number(Number::new(p.as_str())),

@@ -104,9 +104,17 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--simulate cannot be combined with --public-url or --insecure-skip-signature");
     }
 
-    let store = Store::open(&args.database_url)
-        .await
-        .with_context(|| format!("cannot open --database-url {}", redact(&args.database_url)))?;
+    let store = Store::open(&args.database_url).await.with_context(|| {
+        let hint = if args.database_url.starts_with("postgres") && !cfg!(feature = "postgres") {
+            " (PostgreSQL needs `cargo run --example ivr_auction --features postgres`)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot open --database-url {}{hint}",
+            redact(&args.database_url)
+        )
+    })?;
     let handles = store.handles();
 
     // Buyers: a buyers.toml, or the demo network on loopback.
@@ -180,7 +188,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
 
+    let public_url = public_url.trim_end_matches('/').to_owned();
+    let fallback = fallback.with_prefix(&format!("{public_url}/ivr/fallback"));
     let config = IvrConfig {
+        public_url: public_url.clone(),
         menu: menu.clone(),
         campaigns: campaigns.clone(),
         fallback,

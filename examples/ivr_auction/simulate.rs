@@ -127,7 +127,7 @@ pub async fn run(app: &App, opts: &SimOptions) -> anyhow::Result<SimReport> {
         .account_sid(format!("AC{:032x}", opts.seed));
     let run_id = u32::try_from(chrono::Utc::now().timestamp().rem_euclid(1 << 32)).unwrap_or(0);
     let scripts = scripts(opts, run_id);
-    let latencies_before = app.auction_latencies().len();
+    let mark = app.auctions_run();
     let bar = if opts.progress {
         let bar = indicatif::ProgressBar::new(scripts.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -170,8 +170,7 @@ pub async fn run(app: &App, opts: &SimOptions) -> anyhow::Result<SimReport> {
             records.push(r);
         }
     }
-    let mut all = app.auction_latencies();
-    let latencies = all.split_off(latencies_before.min(all.len()));
+    let latencies = app.auction_latencies_since(mark);
     Ok(SimReport {
         transcripts,
         errors,
