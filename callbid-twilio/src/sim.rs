@@ -13,6 +13,23 @@
 //! `<Gather>` or `<Record>` without `action` posts to the current URL. Time is
 //! virtual: a Dial answered after 5 s lasting 2 minutes adds 125 s to the call's
 //! clock without sleeping.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), callbid_twilio::sim::SimError> {
+//! use callbid_twilio::sim::{CallScript, DialOutcome, Simulator};
+//!
+//! // An IVR running locally, verifying signatures made with "auth-token".
+//! let sim = Simulator::new("http://127.0.0.1:3000", "auth-token")?.status_callback("/status");
+//! let transcript = sim
+//!     .run(
+//!         CallScript::new("+15125550000", "+18005551212")
+//!             .press("78701") // ZIP at the first <Gather>
+//!             .dial(DialOutcome::answered(5, 120)), // the buyer answers after 5 s, talks 2 min
+//!     )
+//!     .await?;
+//! println!("{}", transcript.render());
+//! # Ok(()) }
+//! ```
 
 use crate::signature::{RequestValidator, SIGNATURE_HEADER};
 use crate::twiml::parse::{parse, Element, TwimlParseError};
