@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// IVR auto-routing server: Twilio webhooks → ZIP and service menu → auction → <Dial>
 /// the winning buyer, or the fallback chain.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ivr_auction", version, about, long_about = None)]
+#[command(name = "ivr_auction", version)]
 pub struct Args {
     /// Address to listen on (port 0: any free port). Default 127.0.0.1:3000, or a free
     /// loopback port with --simulate.
@@ -58,7 +58,8 @@ pub struct Args {
     pub menu: String,
 
     /// Tracking numbers → campaign/source, a TOML file (`["+18005550100"]` tables with
-    /// `campaign` and `source`). Default: three demo tracking numbers.
+    /// `campaign` and `source`; see examples/ivr_auction/campaigns.toml). Default: the
+    /// three demo tracking numbers of that file.
     #[arg(long)]
     pub campaigns: Option<PathBuf>,
 
@@ -307,6 +308,13 @@ mod tests {
             let e = Menu::parse(bad).unwrap_err();
             assert!(!e.to_string().is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_sample_campaigns_file_is_the_demo_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/ivr_auction/campaigns.toml");
+        assert_eq!(Campaigns::load(&path).unwrap(), Campaigns::demo());
     }
 
     #[test]

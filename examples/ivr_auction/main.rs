@@ -96,6 +96,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.dial_timeout
         );
     }
+    if args.concurrency == 0 {
+        bail!("invalid --concurrency 0: must be at least 1");
+    }
     if args.simulate == Some(0) {
         bail!("invalid --simulate 0: simulate at least one call");
     }
