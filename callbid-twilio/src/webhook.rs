@@ -85,8 +85,9 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
-/// Deserializes an optional number that arrives as a form string.
-fn opt_num<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+/// Deserializes an optional number that arrives as a form string; errors name
+/// the parameter and the value.
+fn opt_num<'de, D, T>(d: D, name: &'static str) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
@@ -98,7 +99,54 @@ where
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("invalid number `{v}`: {e}"))),
+            .map_err(|e| serde::de::Error::custom(format!("{name}: invalid number `{v}`: {e}"))),
+    }
+}
+
+/// One deserializer per numeric parameter, so errors can name it.
+mod num {
+    use super::*;
+
+    pub(super) fn confidence<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        opt_num(d, "Confidence")
+    }
+
+    pub(super) fn dial_call_duration<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        opt_num(d, "DialCallDuration")
+    }
+
+    pub(super) fn recording_duration<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        opt_num(d, "RecordingDuration")
+    }
+
+    pub(super) fn call_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        opt_num(d, "CallDuration")
+    }
+
+    pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        opt_num(d, "Duration")
+    }
+
+    pub(super) fn sequence_number<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        opt_num(d, "SequenceNumber")
+    }
+
+    pub(super) fn sip_response_code<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u16>, D::Error> {
+        opt_num(d, "SipResponseCode")
+    }
+
+    pub(super) fn recording_channels<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u8>, D::Error> {
+        opt_num(d, "RecordingChannels")
     }
 }
 
@@ -155,7 +203,7 @@ pub struct GatherRequest {
     /// `SpeechResult` (speech input).
     pub speech_result: Option<String>,
     /// `Confidence` of the speech result, 0.0–1.0.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::confidence")]
     pub confidence: Option<f64>,
     /// Common call parameters.
     #[serde(flatten)]
@@ -175,7 +223,7 @@ pub struct DialActionRequest {
     /// `DialCallSid` of the dialled leg.
     pub dial_call_sid: Option<String>,
     /// `DialCallDuration` in seconds.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::dial_call_duration")]
     pub dial_call_duration: Option<u64>,
     /// `RecordingUrl`, when the Dial was recorded.
     pub recording_url: Option<String>,
@@ -197,7 +245,7 @@ pub struct RecordActionRequest {
     /// `RecordingSid`.
     pub recording_sid: Option<String>,
     /// `RecordingDuration` in seconds.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::recording_duration")]
     pub recording_duration: Option<u64>,
     /// `Digits`: the key that ended the recording, or `hangup`.
     pub digits: Option<String>,
@@ -215,20 +263,20 @@ pub struct RecordActionRequest {
 #[non_exhaustive]
 pub struct StatusCallbackRequest {
     /// `CallDuration` in seconds (on `completed`).
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::call_duration")]
     pub call_duration: Option<u64>,
     /// `Duration` in minutes (rounded up, legacy).
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::duration")]
     pub duration: Option<u64>,
     /// `Timestamp` (RFC 2822).
     pub timestamp: Option<String>,
     /// `CallbackSource`, e.g. `call-progress-events`.
     pub callback_source: Option<String>,
     /// `SequenceNumber` of this event.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::sequence_number")]
     pub sequence_number: Option<u64>,
     /// `SipResponseCode`.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::sip_response_code")]
     pub sip_response_code: Option<u16>,
     /// Common call parameters.
     #[serde(flatten)]
@@ -254,10 +302,10 @@ pub struct RecordingStatusRequest {
     /// `RecordingStatus`.
     pub recording_status: RecordingStatus,
     /// `RecordingDuration` in seconds.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::recording_duration")]
     pub recording_duration: Option<u64>,
     /// `RecordingChannels`.
-    #[serde(default, deserialize_with = "opt_num")]
+    #[serde(default, deserialize_with = "num::recording_channels")]
     pub recording_channels: Option<u8>,
     /// `RecordingSource`, e.g. `DialVerb`, `RecordVerb`.
     pub recording_source: Option<String>,
@@ -350,7 +398,7 @@ mod tests {
         let e = parse_form::<StatusCallbackRequest>(b"CallSid=CA1&AccountSid=AC1&CallDuration=abc")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("abc"), "{e}");
+        assert!(e.contains("CallDuration") && e.contains("`abc`"), "{e}");
         let e = parse_form::<VoiceRequest>(b"AccountSid=AC1")
             .unwrap_err()
             .to_string();
