@@ -224,7 +224,7 @@ async fn api_filters_sorts_paginates_and_names_bad_input() {
         .iter()
         .filter(|s| s.outcome == "completed" && s.service == "plumbing")
         .collect();
-    want.sort_by(|a, b| b.at.cmp(&a.at));
+    want.sort_by_key(|s| std::cmp::Reverse(s.at));
     let want: Vec<String> = want.iter().map(|s| s.id.clone()).collect();
     assert!(!want.is_empty());
     assert_eq!(ids(&body), want);
@@ -632,7 +632,7 @@ async fn browser_filters_and_exports_csv() {
 
     // Everything seeded is listed, newest first; markup in data stays text.
     let mut all: Vec<&Seed> = r.seeds.iter().collect();
-    all.sort_by(|a, b| b.at.cmp(&a.at));
+    all.sort_by_key(|s| std::cmp::Reverse(s.at));
     let all: Vec<String> = all.iter().map(|s| s.id.clone()).collect();
     assert_eq!(shown_ids(&c).await, all);
     assert_eq!(
@@ -763,7 +763,7 @@ async fn browser_filters_and_exports_csv() {
         .iter()
         .filter(|s| s.outcome == "completed" && s.zip == "78701")
         .collect();
-    want.sort_by(|a, b| b.at.cmp(&a.at));
+    want.sort_by_key(|s| std::cmp::Reverse(s.at));
     let want: Vec<String> = want.iter().map(|s| s.id.clone()).collect();
     assert!(!want.is_empty() && want.len() < all.len());
     let shown = eventually(
