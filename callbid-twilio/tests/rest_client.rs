@@ -375,3 +375,37 @@ async fn bad_arguments_are_rejected_before_sending() {
         .unwrap_or_default()
         .is_empty());
 }
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error_after_retries() {
+    // Bind and drop a listener to get a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let c = Client::builder(AC)
+        .auth_token("t")
+        .api_base_url(format!("http://127.0.0.1:{port}"))
+        .retry(
+            RetryConfig::default().with_backoff(Duration::from_millis(1), Duration::from_millis(2)),
+        )
+        .build()
+        .unwrap();
+    let params = CreateCall::new(
+        "+15551230000",
+        "+15557650000",
+        CallInstructions::Url("https://x/v".into()),
+    );
+    let err = c.calls().create(&params).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RestError::Transport {
+                operation: "calls.create",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+}
