@@ -436,6 +436,47 @@ async fn invalid_zip_reprompts_twice_then_falls_back() {
 }
 
 #[tokio::test]
+async fn buyers_excluded_by_rules_are_logged_with_the_rule() {
+    let (stores, _, _) = memory_stores();
+    let roofing_only =
+        callbid::core::rules::ServiceRule::new([
+            callbid::core::ServiceType::new("roofing").unwrap()
+        ]);
+    let entries = vec![
+        entry(buyer("roofer", 9000, "+15125550101")).with_rule(Arc::new(roofing_only)),
+        entry(buyer("plumber", 3000, "+15125550102")),
+    ];
+    let h = Harness::start(entries, stores, "message", Strategy::HighestBid).await;
+    let sid = "CA00000000000000000000000000000012";
+    let t = h
+        .sim
+        .run(
+            script(sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::answered(1, 70)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.dials()[0].0, ["+15125550102".to_owned()]);
+    let events = h.events(sid).await;
+    let roofer = events.iter().find_map(|e| match &e.kind {
+        CallEventKind::PingResult { buyer, reason, .. } if buyer.as_str() == "roofer" => {
+            reason.clone()
+        }
+        _ => None,
+    });
+    assert!(
+        roofer
+            .as_deref()
+            .is_some_and(|r| r.starts_with("not pinged: ")),
+        "{roofer:?}"
+    );
+    let r = h.record(sid).await;
+    assert_eq!((r.pinged, r.bids), (1, 1));
+}
+
+#[tokio::test]
 async fn invalid_menu_choice_reprompts_then_routes() {
     let (stores, _, _) = memory_stores();
     let h = Harness::start(

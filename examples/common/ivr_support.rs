@@ -97,7 +97,7 @@ pub async fn log(
 }
 
 /// Writes an auction's outcome to the call log: `auction_started`, one `ping_result`
-/// per pinged buyer, `winner`, `accept_failed` for each failed accept, `accepted`.
+/// per buyer (excluded ones with the rule that excluded them), `winner`, `accept_failed` for each failed accept, `accepted`.
 /// (Re-running it for the same call records nothing twice.)
 pub async fn log_auction(
     calls: &dyn CallLog,
@@ -124,7 +124,13 @@ pub async fn log_auction(
     calls.append(&started).await?;
     for b in &outcome.buyers {
         let (price, reason) = match &b.reply {
-            BuyerReply::NotPinged => continue,
+            BuyerReply::NotPinged => match &b.eligibility {
+                // Not pinged: record which rule excluded it, for review.
+                Eligibility::Excluded { rule, reason } => {
+                    (None, Some(format!("not pinged: {rule}: {reason}")))
+                }
+                _ => (None, Some("not pinged".to_owned())),
+            },
             BuyerReply::Bid { bid } => (Some(bid.price), None),
             BuyerReply::InvalidBid { bid, reason } => {
                 (None, Some(format!("invalid bid {}: {reason}", bid.price)))
