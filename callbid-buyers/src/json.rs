@@ -66,27 +66,53 @@ fn excerpt(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// A parsed (syntax-checked) JSON document.
+/// A parsed JSON document. The structure is parsed once; a number that is not a plain
+/// integer is read back from its own token in the source text, so no digit is lost to
+/// `f64`.
 #[derive(Debug)]
-pub struct Doc(Box<RawValue>);
+pub struct Doc {
+    text: String,
+    value: serde_json::Value,
+}
 
 impl Doc {
     /// Parses and syntax-checks a whole body.
     pub fn parse(body: &[u8]) -> Result<Doc, String> {
         let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
-        serde_json::from_str::<Box<RawValue>>(text)
-            .map(Doc)
-            .map_err(|e| format!("malformed JSON: {e}"))
+        let value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+        Ok(Doc {
+            text: text.to_string(),
+            value,
+        })
     }
 
     /// The value at an RFC 6901 pointer (`""` is the whole document), or `None` when the
     /// path does not exist.
     pub fn pointer(&self, pointer: &str) -> Result<Option<Leaf>, String> {
-        let mut cur: &RawValue = &self.0;
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return Err(format!("JSON pointer {pointer:?} must start with '/'"));
+        }
+        let Some(v) = self.value.pointer(pointer) else {
+            return Ok(None);
+        };
+        use serde_json::Value;
+        Ok(Some(match v {
+            Value::Null => Leaf::Null,
+            Value::Bool(b) => Leaf::Bool(*b),
+            Value::String(s) => Leaf::String(s.clone()),
+            Value::Number(n) if n.is_u64() || n.is_i64() => Leaf::Number(n.to_string()),
+            Value::Number(_) => Leaf::Number(self.raw_token(pointer)?),
+            Value::Object(_) => Leaf::Object(excerpt(&v.to_string(), 200)),
+            Value::Array(_) => Leaf::Array(excerpt(&v.to_string(), 200)),
+        }))
+    }
+
+    /// The source text of the value at `pointer` (walks the raw text; used for numbers
+    /// that are not plain integers).
+    fn raw_token(&self, pointer: &str) -> Result<String, String> {
+        let mut cur: &RawValue =
+            serde_json::from_str(&self.text).map_err(|e| format!("malformed JSON: {e}"))?;
         if !pointer.is_empty() {
-            if !pointer.starts_with('/') {
-                return Err(format!("JSON pointer {pointer:?} must start with '/'"));
-            }
             for token in pointer[1..].split('/') {
                 let token = token.replace("~1", "/").replace("~0", "~");
                 let text = cur.get().trim_start();
@@ -97,34 +123,18 @@ impl Doc {
                 } else if text.starts_with('[') {
                     let items: Vec<&RawValue> =
                         serde_json::from_str(cur.get()).map_err(|e| e.to_string())?;
-                    match token.parse::<usize>() {
-                        Ok(i) if token == "0" || !token.starts_with('0') => items.get(i).copied(),
-                        _ => None,
-                    }
+                    token
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| items.get(i).copied())
                 } else {
                     None
                 };
-                match next {
-                    Some(n) => cur = n,
-                    None => return Ok(None),
-                }
+                cur = next.ok_or_else(|| format!("{pointer}: not found in the source text"))?;
             }
         }
-        leaf(cur).map(Some)
+        Ok(cur.get().trim().to_string())
     }
-}
-
-fn leaf(raw: &RawValue) -> Result<Leaf, String> {
-    let t = raw.get().trim();
-    Ok(match t.as_bytes().first() {
-        Some(b'n') => Leaf::Null,
-        Some(b't') => Leaf::Bool(true),
-        Some(b'f') => Leaf::Bool(false),
-        Some(b'"') => Leaf::String(serde_json::from_str(t).map_err(|e| e.to_string())?),
-        Some(b'{') => Leaf::Object(t.to_string()),
-        Some(b'[') => Leaf::Array(t.to_string()),
-        _ => Leaf::Number(t.to_string()),
-    })
 }
 
 /// Parses a decimal amount from a JSON number token or a numeric string. Rejects

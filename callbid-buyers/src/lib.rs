@@ -65,7 +65,7 @@
 //! - `thiserror`, `bytes`, `chrono`, `chrono-tz`: errors, bodies, expiry times and
 //!   buyers' time zones.
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod adapter;
 pub mod config;

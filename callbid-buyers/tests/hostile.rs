@@ -62,7 +62,8 @@ async fn hostile_endpoints_do_not_hold_the_auction() {
         ("slow-5s", bid("90.00").set_delay(Duration::from_secs(5))),
         (
             "malformed",
-            ResponseTemplate::new(200).set_body_raw(b"{\"result\": {\"payout\": ".to_vec(), "application/json"),
+            ResponseTemplate::new(200)
+                .set_body_raw(b"{\"result\": {\"payout\": ".to_vec(), "application/json"),
         ),
     ] {
         Mock::given(method("POST"))
@@ -85,13 +86,37 @@ async fn hostile_endpoints_do_not_hold_the_auction() {
     .map(|(id, w)| (id.to_string(), good.uri(), w))
     .collect();
     for (id, how, want) in [
-        ("hang-after-headers", Misbehaviour::HangAfterHeaders, Want::TimedOut),
-        ("hang-before-headers", Misbehaviour::HangBeforeHeaders, Want::TimedOut),
+        (
+            "hang-after-headers",
+            Misbehaviour::HangAfterHeaders,
+            Want::TimedOut,
+        ),
+        (
+            "hang-before-headers",
+            Misbehaviour::HangBeforeHeaders,
+            Want::TimedOut,
+        ),
         ("trickle", Misbehaviour::Trickle, Want::TimedOut),
-        ("ten-mb-chunked", Misbehaviour::TenMegabytesChunked, Want::Failed(BuyerErrorKind::BadResponse)),
-        ("ten-mb-sized", Misbehaviour::TenMegabytesSized, Want::Failed(BuyerErrorKind::BadResponse)),
-        ("close-mid-body", Misbehaviour::CloseMidBody, Want::Failed(BuyerErrorKind::BadResponse)),
-        ("garbage", Misbehaviour::Garbage, Want::Failed(BuyerErrorKind::BadResponse)),
+        (
+            "ten-mb-chunked",
+            Misbehaviour::TenMegabytesChunked,
+            Want::Failed(BuyerErrorKind::BadResponse),
+        ),
+        (
+            "ten-mb-sized",
+            Misbehaviour::TenMegabytesSized,
+            Want::Failed(BuyerErrorKind::BadResponse),
+        ),
+        (
+            "close-mid-body",
+            Misbehaviour::CloseMidBody,
+            Want::Failed(BuyerErrorKind::BadResponse),
+        ),
+        (
+            "garbage",
+            Misbehaviour::Garbage,
+            Want::Failed(BuyerErrorKind::BadResponse),
+        ),
     ] {
         let addr = misbehaving(how).await;
         cases.push((id.to_string(), format!("http://{addr}"), want));
@@ -103,12 +128,22 @@ async fn hostile_endpoints_do_not_hold_the_auction() {
     ));
     assert_eq!(cases.len(), 16);
 
-    let toml: String = cases.iter().map(|(id, base, _)| buyer_toml(id, base)).collect();
-    let entries = BuyersLoader::new(Arc::new(MemoryCapStore::new()), Arc::new(MemorySeenCallers::new()))
-        .load_str(&toml)
-        .unwrap();
+    let toml: String = cases
+        .iter()
+        .map(|(id, base, _)| buyer_toml(id, base))
+        .collect();
+    let entries = BuyersLoader::new(
+        Arc::new(MemoryCapStore::new()),
+        Arc::new(MemorySeenCallers::new()),
+    )
+    .load_str(&toml)
+    .unwrap();
     let deadline = Duration::from_millis(800);
-    let auction = Auction::builder().buyers(entries).deadline(deadline).build().unwrap();
+    let auction = Auction::builder()
+        .buyers(entries)
+        .deadline(deadline)
+        .build()
+        .unwrap();
 
     for round in 0..3 {
         let call = CallContext::new(
@@ -121,7 +156,10 @@ async fn hostile_endpoints_do_not_hold_the_auction() {
         let started = std::time::Instant::now();
         let outcome = auction.run(&call).await;
         let took = started.elapsed();
-        assert!(took <= deadline + Duration::from_millis(500), "round {round}: took {took:?}");
+        assert!(
+            took <= deadline + Duration::from_millis(500),
+            "round {round}: took {took:?}"
+        );
 
         let winner = outcome.winner().expect("the best good buyer wins");
         assert_eq!(winner.buyer.as_str(), "good-50");
@@ -136,10 +174,20 @@ async fn hostile_endpoints_do_not_hold_the_auction() {
                 (BuyerReply::NoBid { .. }, Want::NoBid) => true,
                 (BuyerReply::Failed { kind, .. }, Want::Failed(k)) => kind == k,
                 (BuyerReply::TimedOut, Want::TimedOut) => true,
-                (BuyerReply::Failed { kind: BuyerErrorKind::Timeout, .. }, Want::TimedOut) => true,
+                (
+                    BuyerReply::Failed {
+                        kind: BuyerErrorKind::Timeout,
+                        ..
+                    },
+                    Want::TimedOut,
+                ) => true,
                 _ => false,
             };
-            assert!(ok, "round {round}: {id}: expected {want:?}, got {:?}", rec.reply);
+            assert!(
+                ok,
+                "round {round}: {id}: expected {want:?}, got {:?}",
+                rec.reply
+            );
         }
     }
 }

@@ -140,6 +140,9 @@ struct CompiledAccept {
     response: AcceptResponseSpec,
 }
 
+/// Values kept from a ping reply for the accept step, with when they were kept.
+type Kept = (Instant, BTreeMap<String, String>);
+
 /// The generic ping-post adapter.
 pub struct PingPost {
     description: String,
@@ -152,7 +155,7 @@ pub struct PingPost {
     response: PingResponseSpec,
     accept: Option<CompiledAccept>,
     currency: Currency,
-    kept: Mutex<HashMap<String, (Instant, BTreeMap<String, String>)>>,
+    kept: Mutex<HashMap<String, Kept>>,
 }
 
 impl fmt::Debug for PingPost {
