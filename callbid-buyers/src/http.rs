@@ -96,25 +96,31 @@ impl HttpRequest {
         self
     }
 
-    /// Sets a JSON body and `Content-Type: application/json`.
+    /// Sets a JSON body and `Content-Type: application/json` (unless a content type is
+    /// already set).
     pub fn with_json(mut self, body: &serde_json::Value) -> Self {
         self.body = Bytes::from(body.to_string());
-        self.headers
-            .push(("Content-Type".into(), "application/json".into()));
+        if self.header("content-type").is_none() {
+            self.headers
+                .push(("Content-Type".into(), "application/json".into()));
+        }
         self
     }
 
-    /// Sets a form body (`application/x-www-form-urlencoded`).
+    /// Sets a form body (`application/x-www-form-urlencoded`, unless a content type is
+    /// already set).
     pub fn with_form(mut self, pairs: &[(String, String)]) -> Self {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in pairs {
             ser.append_pair(k, v);
         }
         self.body = Bytes::from(ser.finish());
-        self.headers.push((
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        ));
+        if self.header("content-type").is_none() {
+            self.headers.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
+        }
         self
     }
 
