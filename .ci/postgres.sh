@@ -14,8 +14,9 @@
 # - Exports DATABASE_URL=postgres://postgres@127.0.0.1:PORT/callbid_test,
 #   CALLBID_PGDATA (the data directory) and CALLBID_PGBIN.
 # - If DATABASE_URL is already set it is left alone and nothing is started.
-# Safe to source from a script running with `set -euo pipefail`: it returns non-zero
-# (and prints why) on failure instead of exiting the caller's shell itself.
+# Works when sourced from a script running with `set -euo pipefail`. On failure it
+# prints why and returns non-zero (which, under `set -e`, stops the caller: CI fails
+# rather than silently skipping the PostgreSQL tests).
 
 callbid_pg_start() {
     local bin ver port data log runas

@@ -41,7 +41,7 @@
 //!
 //! - [`Store`]: opens `sqlite://PATH`, a plain path, `sqlite::memory:` or
 //!   `postgres://…` ([`StoreUrl`]) and implements every trait.
-//! - [`SqliteStore`], [`PgStore`] (feature `postgres`): the backends.
+//! - [`SqliteStore`], `PgStore` (feature `postgres`): the backends.
 //! - [`report`]: [`ReportFilter`] (date range, ZIP, service, buyer, status,
 //!   campaign/source, price range, currency), [`ReportQuery`] (sort + key-set
 //!   pagination), [`GroupBy`] aggregates (calls, accept rate, fallback rate, revenue,

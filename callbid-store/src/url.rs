@@ -98,6 +98,7 @@ impl fmt::Debug for StoreUrl {
 
 /// The URL with any password replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
+    let url = &redact_query_password(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -112,6 +113,21 @@ pub(crate) fn redact(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// Replaces the value of a `password=` query parameter.
+fn redact_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", parts.join("&"))
 }
 
 #[cfg(test)]
@@ -165,5 +181,9 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=p&sslmode=disable"),
+            "postgres://h/db?user=u&password=***&sslmode=disable"
+        );
     }
 }

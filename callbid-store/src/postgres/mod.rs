@@ -189,6 +189,16 @@ impl PgStore {
         .get(0))
     }
 
+    /// Refreshes the planner's statistics (`ANALYZE`) of the store's tables; useful after
+    /// a bulk load such as [`PgStore::copy_from_sqlite`].
+    pub async fn analyze(&self) -> Result<()> {
+        const OP: &str = "analyze";
+        let c = self.client(OP).await?;
+        c.batch_execute("ANALYZE calls; ANALYZE call_events; ANALYZE cap_increments")
+            .await
+            .map_err(pg(OP))
+    }
+
     /// Appends an event (see [`CallLog::append`]), with this crate's error type.
     pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
         const OP: &str = "append";
