@@ -447,7 +447,10 @@ impl HttpAdapter for ServiceDirect {
         bid: &Bid,
         sold: &Money,
     ) -> Result<Option<HttpRequest>, AdapterError> {
-        let price = RawValue::from_string(sold.round_dp(2).amount.to_string())
+        // Cents, written exactly (`30.50`), never through a float.
+        let mut cents = sold.round_dp(2).amount;
+        cents.rescale(2);
+        let price = RawValue::from_string(cents.to_string())
             .map_err(|e| AdapterError::config(format!("sold price {sold}: {e}")))?;
         let body = SoldPriceBody {
             sd_api_key: self.api_key.expose(),
