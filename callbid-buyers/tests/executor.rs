@@ -135,7 +135,7 @@ async fn deadline_bounds_hangs_and_trickles() {
         let e = r.unwrap_err();
         assert_eq!(e.kind, BuyerErrorKind::Timeout, "{how:?}: {e}");
         assert!(
-            took >= Duration::from_millis(380) && took < Duration::from_millis(700),
+            took >= Duration::from_millis(380) && took < Duration::from_millis(1500),
             "{how:?}: {took:?}"
         );
     }
@@ -153,7 +153,7 @@ async fn deadline_bounds_hangs_and_trickles() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, BuyerErrorKind::Timeout);
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_millis(1500));
     // A deadline already passed sends nothing.
     let (r, _) = send_for(&ex, &get(&format!("http://{addr}/")), 0).await;
     assert!(r
@@ -180,5 +180,5 @@ async fn broken_answers_are_bad_responses_and_refusals_transport() {
     let e = r.unwrap_err();
     assert_eq!(e.kind, BuyerErrorKind::Transport, "{e}");
     assert!(e.message.contains("connection failed"), "{e}");
-    assert!(took < Duration::from_millis(500));
+    assert!(took < Duration::from_millis(1500));
 }
