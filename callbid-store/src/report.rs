@@ -246,11 +246,11 @@ pub enum SortKey {
     /// When the call arrived.
     #[default]
     ReceivedAt,
-    /// The winning price (calls without one sort last).
+    /// The winning price (calls without one sort as the smallest).
     Price,
-    /// Buyer revenue (calls without one sort last).
+    /// Buyer revenue (calls without one sort as the smallest).
     Revenue,
-    /// Talk time (calls without one sort last).
+    /// Talk time (calls without one sort as the smallest).
     Duration,
 }
 
@@ -672,23 +672,33 @@ pub(crate) fn page_sql(dialect: Dialect, q: &ReportQuery) -> Result<Sql> {
         SortOrder::Asc => (">", "ASC"),
         SortOrder::Desc => ("<", "DESC"),
     };
+    // Calls without a value (no price, no revenue, no duration) sort as the smallest
+    // values: first ascending, last descending. That is SQLite's native order, so its
+    // indexes serve both directions; PostgreSQL's indexes on those columns are built
+    // `NULLS FIRST` to match.
+    let nullable = q.sort.nullable();
     if let Some(c) = &q.after {
         let id = sql.bind(Param::Text(c.call_id.clone()));
-        match (c.value, q.sort.nullable()) {
-            (Some(v), false) => {
+        match (c.value, nullable, q.order) {
+            (Some(v), false, _) | (Some(v), true, SortOrder::Asc) => {
                 let v = sql.bind(Param::Int(v));
                 conds.push(format!("({col}, call_id) {cmp} ({v}, {id})"));
             }
-            (Some(v), true) => {
+            (Some(v), true, SortOrder::Desc) => {
                 let v = sql.bind(Param::Int(v));
-                conds.push(format!(
-                    "(({col}, call_id) {cmp} ({v}, {id}) OR {col} IS NULL)"
-                ));
+                conds.push(format!("(({col}, call_id) < ({v}, {id}) OR {col} IS NULL)"));
             }
-            (None, _) => conds.push(format!("({col} IS NULL AND call_id {cmp} {id})")),
+            (None, _, SortOrder::Asc) => conds.push(format!(
+                "(({col} IS NULL AND call_id > {id}) OR {col} IS NOT NULL)"
+            )),
+            (None, _, SortOrder::Desc) => conds.push(format!("({col} IS NULL AND call_id < {id})")),
         }
     }
-    let nulls = if q.sort.nullable() { " NULLS LAST" } else { "" };
+    let nulls = match (nullable, dialect, q.order) {
+        (true, Dialect::Postgres, SortOrder::Asc) => " NULLS FIRST",
+        (true, Dialect::Postgres, SortOrder::Desc) => " NULLS LAST",
+        _ => "",
+    };
     let limit = sql.bind(Param::Int(i64::from(q.limit) + 1));
     sql.text = format!(
         "SELECT record FROM calls{} ORDER BY {col} {dir}{nulls}, call_id {dir} LIMIT {limit}",

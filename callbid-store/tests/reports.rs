@@ -50,14 +50,10 @@ fn oracle(records: &[CallRecord], q: &ReportQuery) -> Vec<String> {
     let mut v: Vec<&CallRecord> = records.iter().filter(|r| matches(&q.filter, r)).collect();
     v.sort_by(|a, b| {
         let (va, vb) = (sort_value(q.sort, a), sort_value(q.sort, b));
-        let by_value = match (va, vb) {
-            (None, None) => std::cmp::Ordering::Equal,
-            (None, Some(_)) => std::cmp::Ordering::Greater, // nulls last either way
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (Some(x), Some(y)) => match q.order {
-                SortOrder::Asc => x.cmp(&y),
-                SortOrder::Desc => y.cmp(&x),
-            },
+        // No value sorts as the smallest: first ascending, last descending.
+        let by_value = match q.order {
+            SortOrder::Asc => va.cmp(&vb),
+            SortOrder::Desc => vb.cmp(&va),
         };
         let by_id = match q.order {
             SortOrder::Asc => a.call_id.cmp(&b.call_id),
@@ -349,6 +345,23 @@ async fn filtered_pages_use_an_index() {
         let plan = s.explain_page(&q).await.unwrap();
         assert!(plan.contains(index), "{index}: {plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{index}: {plan}");
+    }
+    // Sorted by price, both directions, with and without a buyer.
+    for order in [SortOrder::Desc, SortOrder::Asc] {
+        for (pairs, index) in [
+            (
+                vec![("buyer", "b"), ("zip", "78701")],
+                "calls_by_buyer_price",
+            ),
+            (vec![], "calls_by_price"),
+        ] {
+            let q = ReportQuery::new(ReportFilter::from_pairs(pairs).unwrap())
+                .sorted_by(SortKey::Price, order)
+                .after(Some("price:100:CA1".parse().unwrap()));
+            let plan = s.explain_page(&q).await.unwrap();
+            assert!(plan.contains(index), "{index} {order:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{index} {order:?}: {plan}");
+        }
     }
 }
 

@@ -35,7 +35,10 @@ use crate::report::{
 use crate::sqlite::merge_increments;
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_nulls_first_buyer_price.sql"),
+];
 
 /// Advisory lock key serializing migrations across processes.
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_6269_6431; // "callbid1"
