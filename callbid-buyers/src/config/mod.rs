@@ -2,6 +2,27 @@
 //! and retry wrappers) and their routing rules (hours, geo, services, bid bounds,
 //! duplicate-caller window, caps).
 //!
+//! ## Schema (see `examples/buyers.toml` for a complete file)
+//! - `[http]`: the shared executor ([`ExecutorConfig`]): `max_body_bytes`,
+//!   `follow_redirects`, `capture`, `connect_timeout_ms`, `pool_max_idle_per_host`.
+//! - `[defaults]`: `time_zone`, `currency`, `timeout_ms`, `min_duration_secs`.
+//! - `[[buyer]]`: `id`, `adapter` (`service_direct` | `ping_post`), `enabled`,
+//!   `priority`, `weight`, `time_zone`, `currency`, `timeout_ms`, `min_duration_secs`,
+//!   `services`, `floor`, `ceiling` (decimal strings), `duplicate_caller_days`,
+//!   `hours` (`monday`…`sunday`, `weekdays`, `weekend`, `every_day`: lists of
+//!   `"HH:MM-HH:MM"`, optional `time_zone`), `geo` (`allow_`/`deny_` + `zips`, `states`,
+//!   `area_codes`), `caps` (`hourly`, `daily`, `monthly`, `total` counts; the same with
+//!   `_spend` as decimal strings; `concurrency`), `rate_limit` (`pings`, `per_secs`),
+//!   `retry` (`max_retries`, `backoff_ms`);
+//! - `[buyer.service_direct]`: `api_key_env`, `base_url`, `source`, `test_mode`,
+//!   `caller_id_in_post`, `suppress_response_codes`, `categories` (slug → id);
+//! - `[buyer.ping_post]`: `preset` or an inline `ping` (+ optional `accept`,
+//!   `capabilities`), `base_url`, `params`, `headers`, `auth` (`header` | `basic` |
+//!   `query`), `api_key_env` (see [`crate::ping_post`]).
+//!
+//! Secrets are never written in the file: fields ending in `_env` name environment
+//! variables, read when the file is loaded.
+//!
 //! Every invalid field is reported with the buyer, the field and the value:
 //!
 //! ```
