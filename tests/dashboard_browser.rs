@@ -466,13 +466,40 @@ fn urlencode(s: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // The page in a real browser.
 
-/// Kills chromedriver when the test ends, however it ends.
-struct ChildGuard(std::process::Child);
+/// Kills chromedriver when the test ends, however it ends, and every browser process
+/// that uses this test's profile directory (Chromium outlives a killed chromedriver, so a
+/// failing test would otherwise leave a browser running).
+struct ChildGuard {
+    driver: std::process::Child,
+    profile: std::path::PathBuf,
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let marker = format!("--user-data-dir={}", self.profile.display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let pids: Vec<String> = procs
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.bytes().all(|b| b.is_ascii_digit()).then_some(name)
+            })
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&marker))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if !pids.is_empty() {
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .args(&pids)
+                .status();
+        }
     }
 }
 
@@ -508,7 +535,7 @@ fn browser_binaries() -> Option<(String, String)> {
     None
 }
 
-async fn start_chromedriver(driver: &str) -> (ChildGuard, String) {
+async fn start_chromedriver(driver: &str, profile: &std::path::Path) -> (ChildGuard, String) {
     let port = free_port();
     let child = std::process::Command::new(driver)
         .arg(format!("--port={port}"))
@@ -516,7 +543,10 @@ async fn start_chromedriver(driver: &str) -> (ChildGuard, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {driver}: {e}"));
-    let guard = ChildGuard(child);
+    let guard = ChildGuard {
+        driver: child,
+        profile: profile.to_path_buf(),
+    };
     let url = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -621,7 +651,7 @@ async fn browser_filters_and_exports_csv() {
     let base = format!("http://{}", r.addr);
     let profile = tempfile::tempdir().unwrap();
     let downloads = tempfile::tempdir().unwrap();
-    let (_driver, driver_url) = start_chromedriver(&driver).await;
+    let (_driver, driver_url) = start_chromedriver(&driver, profile.path()).await;
     let c = connect(&driver_url, &chromium, profile.path(), downloads.path()).await;
 
     c.goto(&format!("{base}/")).await.unwrap();

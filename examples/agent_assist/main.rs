@@ -30,6 +30,7 @@ mod mock_network;
 mod app;
 mod fake_twilio;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -237,18 +238,47 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!("agent desk:          http://{local}/agent");
     eprintln!("operator dashboard:  http://{local}/");
     eprintln!("Twilio voice webhook: POST /twilio/voice");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    // Graceful shutdown on Ctrl-C; live feeds (SSE) never end by themselves, so give
+    // open connections a few seconds and then stop anyway.
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .into_future();
+    let served = tokio::select! {
+        r = server => r.map_err(|e| format!("server: {e}")),
+        _ = async {
+            shutdown_signal().await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        } => {
+            eprintln!("agent_assist: connections still open after 3 s; stopping");
+            Ok(())
+        }
+    };
     if let Some(n) = network {
         n.stop();
     }
     if let Some(f) = fake {
         f.stop();
     }
-    served.map_err(|e| format!("server: {e}"))
+    served
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                eprintln!("agent_assist: cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 #[tokio::main]

@@ -7,7 +7,7 @@
   const FILTER_FIELDS = [
     ["from", "f-from"], ["to", "f-to"], ["service", "f-service"], ["zip", "f-zip"],
     ["buyer", "f-buyer"], ["campaign", "f-campaign"], ["source", "f-source"],
-    ["min_price", "f-min-price"], ["max_price", "f-max-price"],
+    ["min_price", "f-min-price"], ["max_price", "f-max-price"], ["currency", "f-currency"],
   ];
   const STATUS_COLORS = {
     incoming: "#8a94a6", forwarded: "#2f6fde", completed: "#1f9d55",
