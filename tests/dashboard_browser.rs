@@ -674,6 +674,17 @@ async fn browser_filters_and_exports_csv() {
             .unwrap(),
         "Ops <dashboard> & co"
     );
+    // Everything fits on one page: no "Load more", no empty note, no error banner.
+    for hidden in ["load-more", "empty", "error", "detail"] {
+        let shown = c
+            .find(Locator::Id(hidden))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap();
+        assert!(!shown, "#{hidden} should be hidden");
+    }
     assert!(c
         .find_all(Locator::Css("#calls tbody b"))
         .await
