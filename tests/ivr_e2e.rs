@@ -964,3 +964,83 @@ async fn accepted_call_on_postgresql() {
         1
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_webhooks_finish_and_log_everything() {
+    let (stores, log, _) = memory_stores();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let slow = buyer("slow", 4200, "+15125550199").with_latency(Duration::from_millis(400));
+    let auction = ivr_support::build_auction(
+        vec![entry(slow)],
+        stores.history.clone(),
+        Strategy::HighestScore,
+        Duration::from_millis(1500),
+    )
+    .unwrap();
+    let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
+    let app = App::new(
+        ivr_config(&base, "message"),
+        stores,
+        auction,
+        Some(verifier),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve_gracefully(
+        listener,
+        app::router(app.clone()),
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let sim = Simulator::new(&base, TOKEN).unwrap();
+    let sid = "CA00000000000000000000000000000013";
+    let call = tokio::spawn(async move {
+        sim.run(
+            script(sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::answered(1, 90)),
+        )
+        .await
+    });
+    // Wait until the service step is in flight (its auction takes 400 ms), then stop.
+    let id = CallId::new(sid).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = log.events(&id).await.unwrap();
+        if kinds(&events).iter().filter(|k| **k == "ivr_input").count() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "service step never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop_tx.send(()).unwrap();
+    let drained = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stopped")
+        .unwrap()
+        .unwrap();
+    assert!(
+        drained,
+        "the in-flight request finished before the server stopped"
+    );
+    // Everything the in-flight webhook did is in the log.
+    let events = log.events(&id).await.unwrap();
+    let k = kinds(&events);
+    for expected in [
+        "auction_started",
+        "ping_result",
+        "winner",
+        "accepted",
+        "forwarded",
+    ] {
+        assert!(k.contains(&expected), "{expected} missing from {k:?}");
+    }
+    // The server is gone: the caller's next webhook cannot be delivered.
+    assert!(call.await.unwrap().is_err());
+}

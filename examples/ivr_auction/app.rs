@@ -437,6 +437,37 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Serves `router` on `listener` until `stop` resolves, then stops accepting and lets
+/// in-flight requests finish (every event they log is committed before they answer).
+/// Requests still open `drain` after the signal (endless streams such as the
+/// dashboard's live feed) are dropped. Returns whether everything finished in time.
+pub async fn serve_gracefully(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<bool> {
+    use std::future::IntoFuture;
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        stop.await;
+        let _ = tx.send(true);
+    };
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::select! {
+        r = server => r.map(|()| true),
+        _ = async {
+            if rx.wait_for(|s| *s).await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => Ok(false),
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Helpers
 

@@ -241,12 +241,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // Shutdown: Ctrl-C, SIGTERM, or the end of --simulate.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut signal_rx = stop_rx.clone();
+    let (stop_tx, mut signal_rx) = watch::channel(false);
     let shutdown = async move {
         tokio::select! {
             _ = os_signal() => eprintln!("shutting down: finishing in-flight requests…"),
-            _ = signal_rx.wait_for(|s| *s) => {}
+            Ok(_) = signal_rx.wait_for(|s| *s) => {}
         }
     };
     let sweeper = {
@@ -262,11 +261,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
     };
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let server = tokio::spawn(app::serve_gracefully(
+        listener,
+        router,
+        shutdown,
+        Duration::from_secs(10),
+    ));
 
     let mut code = ExitCode::SUCCESS;
     if let Some(n) = args.simulate {
@@ -297,24 +297,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Wait for the server to drain; streams that never end (the dashboard's live feed)
     // get 10 s after the shutdown signal.
-    let mut stopping = stop_rx.clone();
-    let result = tokio::select! {
-        r = &mut server => Some(r),
-        _ = async {
-            let _ = stopping.wait_for(|s| *s).await;
-            tokio::time::sleep(Duration::from_secs(10)).await;
-        } => None,
-    };
-    match result {
-        Some(Ok(Ok(()))) => {}
-        Some(Ok(Err(e))) => eprintln!("error: server: {e}"),
-        Some(Err(e)) => eprintln!("error: server task: {e}"),
-        None => {
-            eprintln!("warning: requests still open 10 s after shutdown; closing them");
-            server.abort();
+    match server.await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            eprintln!("warning: requests still open 10 s after shutdown were closed")
         }
+        Ok(Err(e)) => eprintln!("error: server: {e}"),
+        Err(e) => eprintln!("error: server task: {e}"),
     }
     sweeper.abort();
+    let _ = sweeper.await; // its clone of the app is dropped once it has stopped
     if let Some(net) = &network {
         net.stop();
     }
@@ -323,6 +315,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let live = app.live_calls();
     drop(app);
     drop(auction);
+    drop(handles);
     drop(store);
     if live > 0 && args.simulate.is_none() {
         eprintln!("note: {live} calls were still between webhooks at shutdown (their state is in the call log)");
