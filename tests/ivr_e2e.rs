@@ -1044,3 +1044,67 @@ async fn shutdown_lets_in_flight_webhooks_finish_and_log_everything() {
     // The server is gone: the caller's next webhook cannot be delivered.
     assert!(call.await.unwrap().is_err());
 }
+
+#[tokio::test]
+async fn callbacks_are_idempotent_and_abandoned_calls_are_missed() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000014";
+    let base = [
+        ("AccountSid", "AC1"),
+        ("CallSid", sid),
+        ("From", CALLER),
+        ("To", TRACKING),
+    ];
+    let (status, _) = h.post("/voice", &base, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The caller hangs up at the ZIP prompt; Twilio delivers the status callback twice.
+    let mut done = base.to_vec();
+    done.extend([("CallStatus", "completed"), ("CallDuration", "9")]);
+    for _ in 0..2 {
+        let (status, body) = h.post("/ivr/status", &done, Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Missed);
+    let events = h.events(sid).await;
+    assert_eq!(kinds(&events), ["incoming", "missed"]);
+    assert!(matches!(&events[1].kind,
+        CallEventKind::Missed { reason } if reason.contains("during the IVR")));
+    // A recording callback delivered twice is one event.
+    let rec = [
+        ("AccountSid", "AC1"),
+        ("CallSid", sid),
+        ("RecordingSid", "RE1"),
+        (
+            "RecordingUrl",
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+        ),
+        ("RecordingStatus", "completed"),
+        ("RecordingDuration", "12"),
+    ];
+    for _ in 0..2 {
+        let (status, body) = h.post("/ivr/recording", &rec, Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    assert_eq!(
+        kinds(&h.events(sid).await),
+        ["incoming", "missed", "recording"]
+    );
+    // An unknown status value is refused naming it (400: retrying cannot help).
+    let mut bad = base.to_vec();
+    bad.push(("CallStatus", "exploded"));
+    let (status, body) = h.post("/ivr/status", &bad, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("exploded"), "{body}");
+    // The same malformed field on a TwiML route still gets fallback TwiML.
+    let (status, body) = h.post("/voice", &bad, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.ends_with("<Hangup /></Response>"), "{body}");
+}

@@ -299,11 +299,15 @@ struct Failure(String);
 
 impl IntoResponse for IvrError {
     fn into_response(self) -> Response {
-        let reason = format!("{:#}", self.0);
-        let mut r = (StatusCode::INTERNAL_SERVER_ERROR, reason.clone()).into_response();
-        r.extensions_mut().insert(Failure(reason));
-        r
+        failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{:#}", self.0))
     }
+}
+
+/// A failure answer: `status` with the reason, tagged for the guards.
+fn failure(status: StatusCode, reason: String) -> Response {
+    let mut r = (status, reason.clone()).into_response();
+    r.extensions_mut().insert(Failure(reason));
+    r
 }
 
 type IvrResult<T = Twiml> = Result<T, IvrError>;
@@ -341,14 +345,17 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
                 return Err((StatusCode::FORBIDDEN, "invalid Twilio signature").into_response());
             }
         }
+        // Signed but malformed: 400 naming the field (the TwiML guard still answers
+        // fallback TwiML to the caller).
         parse_form::<T>(&bytes)
             .map(Signed)
-            .map_err(|e| IvrError(anyhow::anyhow!("{path_and_query}: {e}")).into_response())
+            .map_err(|e| failure(StatusCode::BAD_REQUEST, format!("{path_and_query}: {e}")))
     }
 }
 
-/// Wraps the TwiML routes: errors (5xx) and panics become fallback TwiML with status 200,
-/// so the caller never hears dead air or Twilio's "application error".
+/// Wraps the TwiML routes: errors (5xx, or a malformed webhook) and panics become
+/// fallback TwiML with status 200, so the caller never hears dead air or Twilio's
+/// "application error". A refused signature stays `403`.
 async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let (parts, body) = req.into_parts();
@@ -363,7 +370,11 @@ async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     let call_sid = call_sid_of(&bytes);
     let req = Request::from_parts(parts, Body::from(bytes));
     match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-        Ok(res) if !res.status().is_server_error() => res,
+        Ok(res)
+            if !res.status().is_server_error() && res.extensions().get::<Failure>().is_none() =>
+        {
+            res
+        }
         Ok(res) => {
             let reason = res
                 .extensions()
@@ -378,16 +389,20 @@ async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     }
 }
 
-/// Wraps the status / recording callbacks: a panic becomes `500` (Twilio may retry;
-/// every callback event has an idempotency key, so a retry is recorded once).
+/// Wraps the status / recording callbacks: a store failure or panic is `500` (Twilio may
+/// retry; every callback event has an idempotency key, so a retry is recorded once); a
+/// malformed callback is `400` naming the field.
 async fn callback_guard(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(res) => {
-            if res.status().is_server_error() {
-                if let Some(f) = res.extensions().get::<Failure>() {
-                    eprintln!("ERROR ivr: {path} failed (Twilio may retry): {}", f.0);
-                }
+            if let Some(f) = res.extensions().get::<Failure>() {
+                let retry = if res.status().is_server_error() {
+                    " (Twilio may retry)"
+                } else {
+                    ""
+                };
+                eprintln!("ERROR ivr: {path} failed{retry}: {}", f.0);
             }
             res
         }
