@@ -432,6 +432,8 @@ async fn invalid_zip_reprompts_twice_then_falls_back() {
         })
         .collect();
     assert_eq!(invalid, ["12", "(nothing)", "7870"]);
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        CallEventKind::Rejected { reason } if reason == "no valid ZIP code after 3 attempts")));
     assert!(!kinds(&events).contains(&"auction_started"));
 }
 
@@ -1107,4 +1109,37 @@ async fn callbacks_are_idempotent_and_abandoned_calls_are_missed() {
     let (status, body) = h.post("/voice", &bad, Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.ends_with("<Hangup /></Response>"), "{body}");
+}
+
+#[tokio::test]
+async fn no_eligible_buyer_is_rejected_then_falls_back() {
+    let (stores, _, _) = memory_stores();
+    let roofing_only =
+        callbid::core::rules::ServiceRule::new([
+            callbid::core::ServiceType::new("roofing").unwrap()
+        ]);
+    let entries =
+        vec![entry(buyer("roofer", 9000, "+15125550101")).with_rule(Arc::new(roofing_only))];
+    let h = Harness::start(entries, stores, "message", Strategy::HighestScore).await;
+    let sid = "CA00000000000000000000000000000015";
+    let t = h
+        .sim
+        .run(script(sid).press("78701").press("1"))
+        .await
+        .unwrap();
+    assert!(t.dials().is_empty());
+    let events = h.events(sid).await;
+    let k = kinds(&events);
+    let rejected = k
+        .iter()
+        .position(|k| *k == "rejected")
+        .expect("rejected logged");
+    let fallback = k
+        .iter()
+        .position(|k| *k == "fallback")
+        .expect("fallback logged");
+    assert!(rejected < fallback, "{k:?}");
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Fallback);
+    assert_eq!((r.pinged, r.bids), (0, 0));
 }

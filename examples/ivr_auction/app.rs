@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use callbid::core::auction::{Auction, AuctionResult};
+use callbid::core::auction::{Auction, AuctionResult, NoBuyerReason};
 use callbid::core::billing::PayoutRule;
 use callbid::core::rules::Hold;
 use callbid::core::state::{
@@ -556,6 +556,21 @@ fn service_prompt(app: &App, zip: &Zip, attempt: u8, intro: Option<&str>) -> Twi
     .into()
 }
 
+/// Logs that the call was refused (invalid input, no eligible buyer); the fallback
+/// chain still answers the caller.
+async fn reject(app: &App, call: &CallId, reason: &str) -> IvrResult<()> {
+    log(
+        app.stores.log.as_ref(),
+        call,
+        "rejected",
+        CallEventKind::Rejected {
+            reason: reason.to_owned(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Enters the fallback chain at step 0 and logs it.
 async fn enter_fallback(
     app: &App,
@@ -751,10 +766,12 @@ async fn zip_step(
             )
             .await?;
             if attempt >= MAX_ATTEMPTS {
+                let reason = format!("no valid ZIP code after {attempt} attempts");
+                reject(&app, &call, &reason).await?;
                 enter_fallback(
                     &app,
                     &call,
-                    format!("no valid ZIP code after {attempt} attempts"),
+                    reason,
                     Some("Sorry, we could not understand your ZIP code."),
                 )
                 .await
@@ -812,10 +829,12 @@ async fn service_step(
         )
         .await?;
         return if q.attempt >= MAX_ATTEMPTS {
+            let reason = format!("no valid service choice after {} attempts", q.attempt);
+            reject(&app, &call, &reason).await?;
             enter_fallback(
                 &app,
                 &call,
-                format!("no valid service choice after {} attempts", q.attempt),
+                reason,
                 Some("Sorry, we could not understand your choice."),
             )
             .await
@@ -891,6 +910,10 @@ async fn service_step(
         }
         AuctionResult::NoBuyer { reason } => {
             log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
+            if reason == NoBuyerReason::NoEligibleBuyers {
+                // Nobody could even be asked (rules, caps, hours): a rejected call.
+                reject(&app, &call, &format!("no buyer: {reason}")).await?;
+            }
             enter_fallback(
                 &app,
                 &call,
