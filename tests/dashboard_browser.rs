@@ -894,3 +894,215 @@ async fn browser_filters_and_exports_csv() {
 
     c.close().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// The agent desk of examples/agent_assist in the browser: the form starts an auction,
+// bids appear, Forward bridges the live call through the (fake) Calls endpoint.
+
+#[path = "../examples/agent_assist/app.rs"]
+mod app;
+#[path = "../examples/agent_assist/fake_twilio.rs"]
+mod fake_twilio;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
+    use fantoccini::Locator;
+    let Some((driver, chromium)) = browser_binaries() else {
+        return;
+    };
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    let fake = fake_twilio::FakeTwilio::start("127.0.0.1:0".parse().unwrap(), ACCOUNT, "tok")
+        .await
+        .unwrap();
+    let twilio = callbid::twilio::rest::Client::builder(ACCOUNT)
+        .auth_token("tok")
+        .api_base_url(fake.base_url.clone())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app::router(app::AgentConfig {
+        store,
+        auction: auction(),
+        twilio,
+        verifier: None,
+        public_url: None,
+        agent: app::AgentTarget::parse("client:alice").unwrap(),
+        default_mode: app::Mode::Manual,
+        title: "Agent <desk>".into(),
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let sid = "CA0000000000000000000000000000a0b1";
+    let res = reqwest::Client::new()
+        .post(format!("{base}/twilio/voice"))
+        .form(&[
+            ("CallSid", sid),
+            ("AccountSid", ACCOUNT),
+            ("From", "+15125550123"),
+            ("To", "+18005550100"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, driver_url) = start_chromedriver(&driver, profile.path()).await;
+    let c = connect(&driver_url, &chromium, profile.path(), downloads.path()).await;
+    c.goto(&format!("{base}/agent")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap();
+    assert_eq!(c.title().await.unwrap(), "Agent <desk> · agent");
+    // The live call is listed and prefilled.
+    let sid_input = c.find(Locator::Id("call_sid")).await.unwrap();
+    assert_eq!(sid_input.prop("value").await.unwrap().as_deref(), Some(sid));
+    let live = c
+        .find(Locator::Id("live-calls"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        live.contains(sid) && live.contains("+15125550123"),
+        "{live}"
+    );
+    assert!(!c
+        .find(Locator::Id("forward"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+
+    // A bad ZIP is refused by the server, named.
+    c.find(Locator::Id("zip"))
+        .await
+        .unwrap()
+        .send_keys("7870")
+        .await
+        .unwrap();
+    c.find(Locator::Id("service"))
+        .await
+        .unwrap()
+        .send_keys("plumbing")
+        .await
+        .unwrap();
+    c.find(Locator::Id("start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = eventually(
+        "error banner",
+        || async {
+            c.find(Locator::Id("error"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |t: &String| !t.is_empty(),
+    )
+    .await;
+    assert!(err.contains("zip") && err.contains("7870"), "{err}");
+
+    // The real auction: three bids, the best wins, Forward appears.
+    let zip = c.find(Locator::Id("zip")).await.unwrap();
+    zip.clear().await.unwrap();
+    zip.send_keys("78701").await.unwrap();
+    c.find(Locator::Id("campaign"))
+        .await
+        .unwrap()
+        .send_keys("tv-spot")
+        .await
+        .unwrap();
+    c.find(Locator::Id("start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let result = eventually(
+        "winner shown",
+        || async {
+            c.find(Locator::Id("result"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |t: &String| t.contains("Winner"),
+    )
+    .await;
+    // In-process buyers bid 20.00, 21.00 and 22.00: the third wins.
+    assert!(
+        result.contains("Winner: cedar<b>x</b>&co at $22.00"),
+        "{result}"
+    );
+    let rows = c.find_all(Locator::Css("#bids tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), BUYERS.len());
+    assert!(fake.requests().is_empty(), "manual mode waits for Forward");
+
+    c.find(Locator::Id("forward"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let sent = eventually(
+        "TwiML shown",
+        || async {
+            c.find(Locator::Id("twiml"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |t: &String| t.contains("<Dial"),
+    )
+    .await;
+    let want = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial answerOnBridge="true" timeout="30"><Number>+15125550199</Number></Dial></Response>"#;
+    assert!(sent.ends_with(want), "{sent}");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0].call_sid, sid);
+    assert_eq!(reqs[0].param("Twiml"), Some(want));
+    let state = c
+        .find(Locator::Id("state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        state.starts_with("forwarded to cedar<b>x</b>&co"),
+        "{state}"
+    );
+    assert!(!c
+        .find(Locator::Id("forward"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+
+    if let Ok(path) = std::env::var("AGENT_SCREENSHOT") {
+        std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+        eprintln!("screenshot: {path}");
+    }
+    c.close().await.unwrap();
+}
