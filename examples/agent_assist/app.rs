@@ -54,6 +54,9 @@ const AGENT_JS: &str = include_str!("agent.js");
 /// How many recent inbound calls the agent page lists.
 const LIVE_CALLS: usize = 50;
 
+/// How many finished auctions are kept in memory (the call log keeps everything).
+const KEPT_SESSIONS: usize = 1_000;
+
 /// Seconds the buyer's side may ring.
 pub const DIAL_TIMEOUT: u32 = 30;
 
@@ -697,8 +700,14 @@ async fn start_auction(
             holds: Vec::new(),
         };
         map.insert(s.id.clone(), s.clone());
+        prune(&mut map);
         s
     };
+    if let Ok(mut f) = app.forwarded.lock() {
+        if let Ok(map) = app.sessions.lock() {
+            f.retain(|_, id| map.contains_key(id));
+        }
+    }
     let mut ctx = CallContext::new(
         form.call_sid.clone(),
         form.zip,
@@ -721,6 +730,24 @@ async fn start_auction(
         run_auction(a, id, attempt, ctx, form).await;
     });
     Ok((StatusCode::ACCEPTED, Json(session)).into_response())
+}
+
+/// Forgets the oldest settled auctions beyond [`KEPT_SESSIONS`] (running and forwarding
+/// ones stay).
+fn prune(map: &mut HashMap<String, Session>) {
+    if map.len() <= KEPT_SESSIONS {
+        return;
+    }
+    let mut settled: Vec<(DateTime<Utc>, String)> = map
+        .values()
+        .filter(|s| !matches!(s.status, SessionStatus::Running | SessionStatus::Forwarding))
+        .map(|s| (s.started_at, s.id.clone()))
+        .collect();
+    settled.sort();
+    let excess = map.len() - KEPT_SESSIONS;
+    for (_, id) in settled.into_iter().take(excess) {
+        map.remove(&id);
+    }
 }
 
 /// Runs the auction, logs every step, and forwards at once in auto mode.
