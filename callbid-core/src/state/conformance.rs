@@ -179,6 +179,25 @@ pub async fn cap_store(store: &dyn CapStore, prefix: &str) -> Result<(), String>
         "release must give the spend back"
     );
 
+    // A counter named twice in one request counts both amounts: 1 + 1 > 1.
+    let k4 = format!("{prefix}|twice");
+    let r = store
+        .reserve(&req(
+            &format!("{prefix}-f"),
+            &[(&k4, one, one), (&k4, one, one)],
+            None,
+        ))
+        .await
+        .map_err(err)?;
+    ensure!(
+        matches!(r, ReserveOutcome::Exceeded { .. }),
+        "a counter listed twice must be checked against the sum, got {r:?}"
+    );
+    ensure!(
+        store.usage(&k4, now).await.map_err(err)? == Decimal::ZERO,
+        "a refused request must take nothing"
+    );
+
     // Expiry: a live-call reservation that expired no longer counts.
     let k3 = format!("{prefix}|live");
     let r = store

@@ -65,13 +65,23 @@ impl CapStore for MemoryCapStore {
         if map.contains_key(&request.id) {
             return Ok(ReserveOutcome::Reserved);
         }
+        // A counter named more than once in one request is checked against the sum of
+        // its amounts, and the strictest of its limits.
+        let mut wanted: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
         for inc in &request.increments {
-            let used = usage_of(&map, &inc.key, request.now);
-            if used + inc.amount > inc.limit {
+            let e = wanted
+                .entry(inc.key.as_str())
+                .or_insert((Decimal::ZERO, inc.limit));
+            e.0 += inc.amount;
+            e.1 = e.1.min(inc.limit);
+        }
+        for (key, (amount, limit)) in wanted {
+            let used = usage_of(&map, key, request.now);
+            if used + amount > limit {
                 return Ok(ReserveOutcome::Exceeded {
-                    key: inc.key.clone(),
+                    key: key.to_string(),
                     used,
-                    limit: inc.limit,
+                    limit,
                 });
             }
         }
