@@ -507,6 +507,17 @@ impl Auction {
         now: DateTime<Utc>,
     ) -> Result<(Destination, Vec<Hold>), AcceptRecord> {
         let entry = &self.inner.entries[idx];
+        // Bids were validated on arrival; one may lapse while earlier candidates were tried.
+        if let Some(exp) = bid.expires_at {
+            if exp <= self.inner.clock.now() {
+                return Err(AcceptRecord::Refused {
+                    reason: format!(
+                        "bid expired at {} before it could be accepted",
+                        exp.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                });
+            }
+        }
         let rules: Vec<&Arc<dyn RoutingRule>> =
             self.inner.rules.iter().chain(entry.rules.iter()).collect();
         let mut holds: Vec<Hold> = Vec::new();

@@ -28,13 +28,66 @@ fn poisoned(operation: &'static str) -> StateError {
 #[derive(Debug)]
 struct Held {
     increments: Vec<(String, Decimal)>,
-    expires_at: Option<DateTime<Utc>>,
 }
 
-/// [`CapStore`] in memory. One mutex makes `reserve` atomic.
+/// One reservation's share of a counter: who, how much, until when.
+type Share = (ReservationId, Decimal, Option<DateTime<Utc>>);
+
+#[derive(Debug, Default)]
+struct CapInner {
+    /// Every live reservation.
+    held: HashMap<ReservationId, Held>,
+    /// Per counter key, the reservations that add to it: usage reads only these.
+    by_key: HashMap<String, Vec<Share>>,
+}
+
+impl CapInner {
+    /// Usage of `key` at `now`; drops reservations that expired by then, so a counter's
+    /// list holds only what can still count (one process, one clock: an expired
+    /// reservation never counts again).
+    fn usage(&mut self, key: &str, now: DateTime<Utc>) -> Decimal {
+        let Some(list) = self.by_key.get_mut(key) else {
+            return Decimal::ZERO;
+        };
+        let mut expired = Vec::new();
+        list.retain(|(id, _, exp)| {
+            let live = exp.is_none_or(|e| e > now);
+            if !live {
+                expired.push(id.clone());
+            }
+            live
+        });
+        let used = list.iter().map(|(_, a, _)| *a).sum();
+        if list.is_empty() {
+            self.by_key.remove(key);
+        }
+        for id in expired {
+            self.remove(&id);
+        }
+        used
+    }
+
+    fn remove(&mut self, id: &ReservationId) -> bool {
+        let Some(h) = self.held.remove(id) else {
+            return false;
+        };
+        for (key, _) in &h.increments {
+            if let Some(list) = self.by_key.get_mut(key) {
+                list.retain(|(rid, _, _)| rid != id);
+                if list.is_empty() {
+                    self.by_key.remove(key);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// [`CapStore`] in memory. One mutex makes `reserve` atomic; usage reads only the
+/// reservations of the counter asked for, and expired ones are dropped as they are met.
 #[derive(Debug, Default)]
 pub struct MemoryCapStore {
-    inner: Mutex<BTreeMap<ReservationId, Held>>,
+    inner: Mutex<CapInner>,
 }
 
 impl MemoryCapStore {
@@ -44,25 +97,16 @@ impl MemoryCapStore {
     }
 }
 
-fn usage_of(map: &BTreeMap<ReservationId, Held>, key: &str, now: DateTime<Utc>) -> Decimal {
-    map.values()
-        .filter(|h| h.expires_at.is_none_or(|e| e > now))
-        .flat_map(|h| h.increments.iter())
-        .filter(|(k, _)| k == key)
-        .map(|(_, a)| *a)
-        .sum()
-}
-
 #[async_trait]
 impl CapStore for MemoryCapStore {
     async fn usage(&self, key: &str, now: DateTime<Utc>) -> Result<Decimal, StateError> {
-        let map = self.inner.lock().map_err(|_| poisoned("usage"))?;
-        Ok(usage_of(&map, key, now))
+        let mut inner = self.inner.lock().map_err(|_| poisoned("usage"))?;
+        Ok(inner.usage(key, now))
     }
 
     async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, StateError> {
-        let mut map = self.inner.lock().map_err(|_| poisoned("reserve"))?;
-        if map.contains_key(&request.id) {
+        let mut inner = self.inner.lock().map_err(|_| poisoned("reserve"))?;
+        if inner.held.contains_key(&request.id) {
             return Ok(ReserveOutcome::Reserved);
         }
         // A counter named more than once in one request is checked against the sum of
@@ -76,7 +120,7 @@ impl CapStore for MemoryCapStore {
             e.1 = e.1.min(inc.limit);
         }
         for (key, (amount, limit)) in wanted {
-            let used = usage_of(&map, key, request.now);
+            let used = inner.usage(key, request.now);
             if used + amount > limit {
                 return Ok(ReserveOutcome::Exceeded {
                     key: key.to_string(),
@@ -85,7 +129,14 @@ impl CapStore for MemoryCapStore {
                 });
             }
         }
-        map.insert(
+        for inc in &request.increments {
+            inner.by_key.entry(inc.key.clone()).or_default().push((
+                request.id.clone(),
+                inc.amount,
+                request.expires_at,
+            ));
+        }
+        inner.held.insert(
             request.id.clone(),
             Held {
                 increments: request
@@ -93,15 +144,14 @@ impl CapStore for MemoryCapStore {
                     .iter()
                     .map(|i| (i.key.clone(), i.amount))
                     .collect(),
-                expires_at: request.expires_at,
             },
         );
         Ok(ReserveOutcome::Reserved)
     }
 
     async fn release(&self, id: &ReservationId) -> Result<bool, StateError> {
-        let mut map = self.inner.lock().map_err(|_| poisoned("release"))?;
-        Ok(map.remove(id).is_some())
+        let mut inner = self.inner.lock().map_err(|_| poisoned("release"))?;
+        Ok(inner.remove(id))
     }
 }
 
