@@ -443,3 +443,56 @@ fn builder_validation() {
         Err(AuctionConfigError::ProfileMismatch { .. })
     ));
 }
+
+/// A clock that jumps 10 s after its first reading.
+#[derive(Debug, Default)]
+struct JumpingClock(std::sync::atomic::AtomicBool);
+impl Clock for JumpingClock {
+    fn now(&self) -> DateTime<Utc> {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 0).unwrap();
+        if self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            t0 + chrono::Duration::seconds(10)
+        } else {
+            t0
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ShortLived(BuyerId);
+#[async_trait::async_trait]
+impl crate::buyer::Buyer for ShortLived {
+    fn id(&self) -> &BuyerId {
+        &self.0
+    }
+    async fn ping(
+        &self,
+        _: &CallContext,
+        _: Deadline,
+    ) -> Result<PingReply, crate::buyer::BuyerError> {
+        let at = Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 5).unwrap();
+        Ok(PingReply::Bid(
+            Bid::new(self.0.clone(), Money::usd(dec!(50)))
+                .with_destination(dest(3))
+                .with_expiry(at),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_bid_that_lapses_before_its_accept_is_not_sold() {
+    let auction = Auction::builder()
+        .buyer(BuyerEntry::new(Arc::new(ShortLived(
+            BuyerId::new("short").unwrap(),
+        ))))
+        .buyer(entry(buyer("steady", dec!(20))))
+        .clock(Arc::new(JumpingClock::default()))
+        .build()
+        .unwrap();
+    let out = auction.run(&call("CA1")).await;
+    assert_eq!(out.winner().unwrap().buyer.as_str(), "steady");
+    match &out.record(&BuyerId::new("short").unwrap()).unwrap().accept {
+        Some(AcceptRecord::Refused { reason }) => assert!(reason.contains("expired"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
