@@ -264,6 +264,9 @@
     }
   }
 
+  /** The one pending feed-triggered refresh (debounced). */
+  let feedRefreshTimer = null;
+
   function connectFeed() {
     if (!window.EventSource) return;
     const src = new EventSource("/api/auctions/stream");
@@ -284,8 +287,10 @@
       feed.prepend(li);
       while (feed.children.length > 200) feed.lastChild.remove();
       if (ev.kind && (ev.kind.event === "won" || ev.kind.event === "no_buyer")) {
-        // A finished auction usually means new call-log rows soon.
-        setTimeout(refresh, 800);
+        // A finished auction usually means new call-log rows soon; a burst of them
+        // collapses into one refresh (one pending timer, re-armed on each event).
+        clearTimeout(feedRefreshTimer);
+        feedRefreshTimer = setTimeout(() => { feedRefreshTimer = null; refresh(); }, 800);
       }
     });
     src.addEventListener("lagged", (m) => {
