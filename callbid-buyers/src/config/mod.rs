@@ -317,6 +317,27 @@ impl BuyersLoader {
                 Arc::new(hb)
             }
         };
+        // The rate limit wraps the buyer itself, so every HTTP attempt a retry makes
+        // counts against it; a rate-limit refusal is `Refused`, which is never retried.
+        if let Some(r) = &b.rate_limit {
+            if r.pings == 0 {
+                return Err(invalid(name, "rate_limit.pings", "0", "must be at least 1"));
+            }
+            if r.per_secs == 0 || r.per_secs > 86_400 {
+                return Err(invalid(
+                    name,
+                    "rate_limit.per_secs",
+                    &r.per_secs.to_string(),
+                    "must be between 1 and 86400",
+                ));
+            }
+            buyer = Arc::new(RateLimit::new(
+                buyer,
+                r.pings,
+                Duration::from_secs(r.per_secs),
+            ));
+        }
+
         if let Some(r) = &b.retry {
             if r.max_retries > 5 {
                 return Err(invalid(
@@ -340,25 +361,6 @@ impl BuyersLoader {
                 Duration::from_millis(r.backoff_ms),
             ));
         }
-        if let Some(r) = &b.rate_limit {
-            if r.pings == 0 {
-                return Err(invalid(name, "rate_limit.pings", "0", "must be at least 1"));
-            }
-            if r.per_secs == 0 || r.per_secs > 86_400 {
-                return Err(invalid(
-                    name,
-                    "rate_limit.per_secs",
-                    &r.per_secs.to_string(),
-                    "must be between 1 and 86400",
-                ));
-            }
-            buyer = Arc::new(RateLimit::new(
-                buyer,
-                r.pings,
-                Duration::from_secs(r.per_secs),
-            ));
-        }
-
         let mut entry = BuyerEntry::new(buyer).with_profile(profile);
         if let Some(t) = timeout {
             entry = entry.with_timeout(t);

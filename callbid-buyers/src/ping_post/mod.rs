@@ -518,7 +518,11 @@ impl PingPost {
     fn remember(&self, key: String, values: BTreeMap<String, String>) {
         if let Ok(mut m) = self.kept.lock() {
             let now = Instant::now();
-            m.retain(|_, (at, _)| now.duration_since(*at) < KEEP_FOR);
+            // Sweep only when full: `recall` checks the age itself, so stale entries
+            // below the bound do no harm, and a ping does not scan the map every time.
+            if m.len() >= KEEP_MAX {
+                m.retain(|_, (at, _)| now.duration_since(*at) < KEEP_FOR);
+            }
             if m.len() >= KEEP_MAX {
                 if let Some(oldest) = m
                     .iter()
@@ -533,10 +537,11 @@ impl PingPost {
     }
 
     fn recall(&self, key: &str) -> Option<BTreeMap<String, String>> {
-        self.kept
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key).map(|(_, v)| v.clone()))
+        self.kept.lock().ok().and_then(|m| {
+            m.get(key)
+                .filter(|(at, _)| at.elapsed() < KEEP_FOR)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     fn find_destination(
@@ -845,9 +850,22 @@ impl HttpAdapter for PingPost {
         let Some(a) = &self.accept else {
             return Ok(None);
         };
-        let reply = self
-            .recall(&Self::keep_key(call, bid.bid_id.as_deref()))
-            .unwrap_or_default();
+        let reply = match self.recall(&Self::keep_key(call, bid.bid_id.as_deref())) {
+            Some(values) => values,
+            None if self.response.keep.is_empty() => BTreeMap::new(),
+            // Sending the accept with every `{reply.X}` empty would post garbage.
+            None => {
+                return Err(AdapterError::new(
+                    BuyerErrorKind::Refused,
+                    format!(
+                        "values kept from the ping reply of call {} bid {:?} are gone (older than {} s or evicted); cannot build the accept request",
+                        call.call_id,
+                        bid.bid_id.as_deref().unwrap_or(""),
+                        KEEP_FOR.as_secs()
+                    ),
+                ))
+            }
+        };
         self.build(&a.request, &self.vars(call, Some(bid), Some(&reply)))
             .map(Some)
     }
