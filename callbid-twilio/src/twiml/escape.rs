@@ -9,15 +9,28 @@
 
 use std::borrow::Cow;
 
-/// Escapes a text node: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`.
+/// Whether XML 1.0 allows `c` at all. Control characters other than TAB, LF and CR,
+/// and U+FFFE / U+FFFF, make the document invalid (Twilio then fails the call with an
+/// application error), so the escapers drop them; twilio-python would emit them raw.
+fn xml_char_ok(c: char) -> bool {
+    !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// Escapes a text node: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`; characters XML 1.0
+/// forbids are dropped.
 pub fn escape_text(text: &str) -> Cow<'_, str> {
-    quick_xml::escape::partial_escape(text)
+    if text.chars().all(xml_char_ok) {
+        return quick_xml::escape::partial_escape(text);
+    }
+    let clean: String = text.chars().filter(|c| xml_char_ok(*c)).collect();
+    Cow::Owned(quick_xml::escape::partial_escape(&clean).into_owned())
 }
 
 /// Escapes an attribute value as ElementTree does: the text escapes plus
 /// `"` → `&quot;`, `\r` → `&#13;`, `\n` → `&#10;`, `\t` → `&#09;`.
 pub fn escape_attr(value: &str) -> Cow<'_, str> {
-    let needs = |c: char| matches!(c, '&' | '<' | '>' | '"' | '\r' | '\n' | '\t');
+    let needs =
+        |c: char| matches!(c, '&' | '<' | '>' | '"' | '\r' | '\n' | '\t') || !xml_char_ok(c);
     if !value.contains(needs) {
         return Cow::Borrowed(value);
     }
@@ -38,6 +51,7 @@ pub(crate) fn push_escaped_attr(out: &mut String, value: &str) {
             '\r' => "&#13;",
             '\n' => "&#10;",
             '\t' => "&#09;",
+            c if !xml_char_ok(c) => "",
             _ => continue,
         };
         out.push_str(&value[last..i]);
@@ -51,6 +65,13 @@ pub(crate) fn push_escaped_attr(out: &mut String, value: &str) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn characters_xml_forbids_are_dropped() {
+        assert_eq!(escape_text("a\u{0}b\u{1b}c\u{ffff}<"), "abc&lt;");
+        assert_eq!(escape_attr("x\u{7}y\t"), "xy&#09;");
+        assert_eq!(escape_text("tab\tnl\ncr\r"), "tab\tnl\ncr\r");
+    }
 
     #[test]
     fn text_escapes_only_three_characters() {
