@@ -69,6 +69,7 @@
       result.hidden = false;
     }
     if (s.error) result.appendChild(el("div", s.error, "muted"));
+    for (const e of s.log_errors || []) result.appendChild(el("div", "Call log not written: " + e, "muted"));
     const fwd = $("forward");
     fwd.hidden = !(s.status === "won" || s.status === "forward_failed");
     fwd.disabled = false;

@@ -232,6 +232,8 @@ pub struct Session {
     pub error: Option<String>,
     /// The TwiML sent to bridge the call.
     pub twiml: Option<String>,
+    /// Call-log writes that failed for this auction (the call went on regardless).
+    pub log_errors: Vec<String>,
     /// When the agent started it.
     pub started_at: DateTime<Utc>,
     #[serde(skip)]
@@ -310,15 +312,34 @@ pub fn router(cfg: AgentConfig) -> Router {
 // Call-log helpers
 
 impl App {
-    async fn log(&self, call: &CallId, at: DateTime<Utc>, key: String, kind: CallEventKind) {
+    /// Appends one event to the call log; the error names the event and the call.
+    async fn log(
+        &self,
+        call: &CallId,
+        at: DateTime<Utc>,
+        key: String,
+        kind: CallEventKind,
+    ) -> Result<(), String> {
         let ev = CallEvent::new(call.clone(), at, key, kind);
-        if let Err(e) = CallLog::append(&self.cfg.store, &ev).await {
-            // The call itself must go on; the failure is reported loudly.
-            eprintln!(
-                "agent_assist: cannot log {} for {}: {e}",
-                ev.kind.type_name(),
-                call
-            );
+        CallLog::append(&self.cfg.store, &ev)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot log {} for {call}: {e}", ev.kind.type_name()))
+    }
+
+    /// Like [`App::log`] for the agent's auction path: the call goes on, and a failure
+    /// is printed and kept on the session so the agent page shows it.
+    async fn log_for_session(
+        &self,
+        id: &str,
+        call: &CallId,
+        at: DateTime<Utc>,
+        key: String,
+        kind: CallEventKind,
+    ) {
+        if let Err(e) = self.log(call, at, key, kind).await {
+            eprintln!("agent_assist: {e}");
+            self.update_session(id, |s| s.log_errors.push(e));
         }
     }
 
@@ -383,18 +404,23 @@ async fn voice(app: &App, req: VoiceRequest) -> Response {
         .to
         .as_deref()
         .and_then(|t| PhoneNumber::parse(t).ok());
-    app.log(
-        &call,
-        now,
-        "incoming".into(),
-        CallEventKind::Incoming {
-            caller,
-            dialed,
-            campaign: None,
-            source: None,
-        },
-    )
-    .await;
+    if let Err(e) = app
+        .log(
+            &call,
+            now,
+            "incoming".into(),
+            CallEventKind::Incoming {
+                caller,
+                dialed,
+                campaign: None,
+                source: None,
+            },
+        )
+        .await
+    {
+        // The caller must still reach the agent; the failure is reported loudly.
+        eprintln!("agent_assist: {e}");
+    }
     if let Ok(mut live) = app.live.lock() {
         if !live.iter().any(|c| c.call_sid == req.call.call_sid) {
             live.insert(
@@ -457,24 +483,30 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
         .and_then(|m| m.get(&req.call.call_sid).cloned());
     let session = session_id.as_deref().and_then(|id| app.session(id));
     let buyer = session.as_ref().and_then(|s| s.buyer_id.clone());
-    match (req.dial_call_status, req.dial_call_duration) {
+    let logged = match (req.dial_call_status, req.dial_call_duration) {
         (Some(DialCallStatus::Completed), Some(secs)) if secs > 0 => {
-            app.log(
-                &call,
-                now,
-                format!("connected:{leg}"),
-                CallEventKind::Connected { buyer },
-            )
-            .await;
-            app.log(
-                &call,
-                now,
-                format!("completed:{leg}"),
-                CallEventKind::Completed {
-                    duration_secs: secs,
-                },
-            )
-            .await;
+            match app
+                .log(
+                    &call,
+                    now,
+                    format!("connected:{leg}"),
+                    CallEventKind::Connected { buyer },
+                )
+                .await
+            {
+                Ok(()) => {
+                    app.log(
+                        &call,
+                        now,
+                        format!("completed:{leg}"),
+                        CallEventKind::Completed {
+                            duration_secs: secs,
+                        },
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
         }
         (status, _) => {
             let reason = status.map_or_else(|| "unknown".to_string(), |s| s.to_string());
@@ -484,9 +516,9 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
                 format!("missed:{leg}"),
                 CallEventKind::Missed { reason },
             )
-            .await;
+            .await
         }
-    }
+    };
     if let Some(s) = session {
         for h in s.holds.iter().filter(|h| h.live) {
             if let Err(e) = h.release().await {
@@ -496,6 +528,12 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
                 );
             }
         }
+    }
+    if let Err(e) = logged {
+        // 500 so Twilio retries the callback; every event has an idempotency key, so a
+        // retry records nothing twice.
+        eprintln!("agent_assist: dial status of {call}: {e} (Twilio may retry)");
+        return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response();
     }
     twiml_response(VoiceResponse::new().hangup().to_xml())
 }
@@ -694,6 +732,7 @@ async fn start_auction(
             no_buyer_reason: None,
             error: None,
             twiml: None,
+            log_errors: Vec::new(),
             started_at: Utc::now(),
             destination: None,
             buyer_id: None,
@@ -753,7 +792,8 @@ fn prune(map: &mut HashMap<String, Session>) {
 /// Runs the auction, logs every step, and forwards at once in auto mode.
 async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, form: AuctionForm) {
     let call = ctx.call_id.clone();
-    app.log(
+    app.log_for_session(
+        &id,
         &call,
         ctx.received_at,
         format!("agent-form-{attempt}"),
@@ -773,7 +813,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
         .filter(|b| matches!(b.eligibility, Eligibility::Eligible))
         .count() as u32;
     let excluded = outcome.buyers.len() as u32 - eligible;
-    app.log(
+    app.log_for_session(
+        &id,
         &call,
         started,
         format!("auction-{attempt}"),
@@ -817,7 +858,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
             _ => None,
         };
         if matches!(rec.eligibility, Eligibility::Eligible) {
-            app.log(
+            app.log_for_session(
+                &id,
                 &call,
                 started,
                 format!("ping-{attempt}-{}", rec.buyer),
@@ -843,7 +885,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
     let now = Utc::now();
     let auto = match outcome.winner() {
         Some(w) => {
-            app.log(
+            app.log_for_session(
+                &id,
                 &call,
                 now,
                 format!("winner-{attempt}"),
@@ -854,7 +897,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
                 },
             )
             .await;
-            app.log(
+            app.log_for_session(
+                &id,
                 &call,
                 now,
                 format!("accepted-{attempt}"),
@@ -884,7 +928,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
             let reason = outcome
                 .no_buyer_reason()
                 .map_or_else(|| "no buyer".to_string(), |r| r.to_string());
-            app.log(
+            app.log_for_session(
+                &id,
                 &call,
                 now,
                 format!("no-buyer-{attempt}"),
@@ -960,7 +1005,8 @@ async fn bridge(app: &App, id: &str) -> Result<Session, (StatusCode, String)> {
     match result {
         Ok(_) => {
             if let Ok(call) = CallId::new(&call_sid) {
-                app.log(
+                app.log_for_session(
+                    id,
                     &call,
                     Utc::now(),
                     format!("forwarded-{attempt}"),
