@@ -418,8 +418,11 @@ async fn auto_mode_bridges_at_once_and_twilio_errors_are_reported() {
         ("DialCallStatus", "no-answer"),
         ("DialCallDuration", "0"),
     ];
-    let (st, _) = r.webhook("/twilio/dial-status", &dial, true).await;
+    let (st, body) = r.webhook("/twilio/dial-status", &dial, true).await;
     assert_eq!(st, 200);
+    // The caller hears why before the hangup.
+    assert!(body.contains("<Say>"), "{body}");
+    assert!(body.contains("<Hangup />"), "{body}");
     let rec = CallLog::record(&r.store, &CallId::new(sid).unwrap())
         .await
         .unwrap()

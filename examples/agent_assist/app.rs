@@ -483,8 +483,10 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
         .and_then(|m| m.get(&req.call.call_sid).cloned());
     let session = session_id.as_deref().and_then(|id| app.session(id));
     let buyer = session.as_ref().and_then(|s| s.buyer_id.clone());
+    let mut completed = false;
     let logged = match (req.dial_call_status, req.dial_call_duration) {
         (Some(DialCallStatus::Completed), Some(secs)) if secs > 0 => {
+            completed = true;
             match app
                 .log(
                     &call,
@@ -535,7 +537,18 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
         eprintln!("agent_assist: dial status of {call}: {e} (Twilio may retry)");
         return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response();
     }
-    twiml_response(VoiceResponse::new().hangup().to_xml())
+    if completed {
+        return twiml_response(VoiceResponse::new().hangup().to_xml());
+    }
+    // Busy, no answer, failed: tell the caller before hanging up.
+    twiml_response(
+        VoiceResponse::new()
+            .say(Say::new(
+                "Sorry, we could not connect your call to the provider. Please call again later. Goodbye.",
+            ))
+            .hangup()
+            .to_xml(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
