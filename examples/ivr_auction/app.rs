@@ -637,6 +637,28 @@ fn context(
     ctx
 }
 
+/// The prefix of a `forwarded` event's idempotency key that carries the winning bid's
+/// own minimum duration (the event kinds have no field for it), so that [`recover`]
+/// bills by the bid's terms, not the profile default, after a restart.
+const FORWARDED_MIN_DURATION: &str = "forwarded:min_duration_ms=";
+
+/// The idempotency key of the `forwarded` event for `bid`: `forwarded`, or
+/// `forwarded:min_duration_ms=N` when the bid named its own minimum duration.
+fn forwarded_key(bid: &Bid) -> String {
+    match bid.min_duration {
+        Some(d) => format!("{FORWARDED_MIN_DURATION}{}", d.as_millis()),
+        None => "forwarded".to_owned(),
+    }
+}
+
+/// The bid's minimum duration recorded in a `forwarded` event's key, if any.
+fn min_duration_of_forwarded_key(key: &str) -> Option<Duration> {
+    key.strip_prefix(FORWARDED_MIN_DURATION)?
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_millis)
+}
+
 /// Rebuilds a forwarded call's context and winning bid from the call log (after a
 /// restart lost the in-memory state).
 async fn recover(app: &App, call: &CallId) -> IvrResult<Option<(CallContext, Bid)>> {
@@ -646,6 +668,7 @@ async fn recover(app: &App, call: &CallId) -> IvrResult<Option<(CallContext, Bid
     };
     let (mut caller, mut dialed, mut campaign, mut source) = (None, None, None, None);
     let (mut zip, mut service, mut bid) = (None, None, None);
+    let mut min_duration = None;
     for e in &events {
         match &e.kind {
             CallEventKind::Incoming {
@@ -664,12 +687,16 @@ async fn recover(app: &App, call: &CallId) -> IvrResult<Option<(CallContext, Bid
             CallEventKind::Winner { buyer, price, .. } => {
                 bid = Some(Bid::new(buyer.clone(), *price))
             }
+            CallEventKind::Forwarded { .. } => {
+                min_duration = min_duration_of_forwarded_key(&e.idempotency_key);
+            }
             _ => {}
         }
     }
-    let (Some(zip), Some(service), Some(bid)) = (zip, service, bid) else {
+    let (Some(zip), Some(service), Some(mut bid)) = (zip, service, bid) else {
         return Ok(None);
     };
+    bid.min_duration = min_duration;
     let mut ctx = CallContext::new(call.clone(), zip, service, first.at);
     ctx.caller = caller;
     ctx.dialed = dialed;
@@ -870,7 +897,7 @@ async fn service_step(
                 log(
                     app.stores.log.as_ref(),
                     &call,
-                    "forwarded",
+                    forwarded_key(&w.bid),
                     CallEventKind::Forwarded {
                         buyer: w.buyer.clone(),
                         destination: w.destination.clone(),
@@ -1227,4 +1254,25 @@ async fn recording_callback(
     );
     app.stores.log.append(&e).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbid::core::Money;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn forwarded_key_carries_the_bids_min_duration() {
+        let buyer = BuyerId::new("acme").expect("valid buyer id");
+        let bid = Bid::new(buyer, Money::usd(Decimal::new(4500, 2)));
+        assert_eq!(forwarded_key(&bid), "forwarded");
+        assert_eq!(min_duration_of_forwarded_key("forwarded"), None);
+        let bid = bid.with_min_duration(Duration::from_millis(90_500));
+        let key = forwarded_key(&bid);
+        assert_eq!(
+            min_duration_of_forwarded_key(&key),
+            Some(Duration::from_millis(90_500))
+        );
+    }
 }
