@@ -1143,3 +1143,107 @@ async fn no_eligible_buyer_is_rejected_then_falls_back() {
     assert_eq!(r.status, CallStatus::Fallback);
     assert_eq!((r.pinged, r.bids), (0, 0));
 }
+
+/// A call log whose `billing` appends fail while `down` is set (the database went away
+/// right after the bridge).
+#[derive(Debug, Default)]
+struct BillingDownLog {
+    log: MemoryCallLog,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl CallLog for BillingDownLog {
+    async fn append(&self, e: &CallEvent) -> Result<AppendOutcome, StateError> {
+        let down = self.down.load(std::sync::atomic::Ordering::SeqCst);
+        if down && matches!(e.kind, CallEventKind::Billing { .. }) {
+            return Err(StateError::Unavailable {
+                store: "test",
+                operation: "append",
+                message: "disk unplugged".into(),
+            });
+        }
+        self.log.append(e).await
+    }
+    async fn events(&self, c: &CallId) -> Result<Vec<CallEvent>, StateError> {
+        self.log.events(c).await
+    }
+    async fn record(&self, c: &CallId) -> Result<Option<CallRecord>, StateError> {
+        self.log.record(c).await
+    }
+}
+
+#[tokio::test]
+async fn failed_settlement_says_goodbye_and_the_status_callback_settles_later() {
+    let (mut stores, _, history) = memory_stores();
+    let log = Arc::new(BillingDownLog::default());
+    log.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    stores.log = log.clone();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "voicemail,message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000077";
+    // Status callbacks are posted by hand below.
+    let sim = Simulator::new(&h.base, TOKEN).unwrap().voice_path("/voice");
+    let t = sim
+        .run(
+            script(sid)
+                .press("78701")
+                .press("1")
+                .dial(DialOutcome::answered(2, 120)),
+        )
+        .await
+        .unwrap();
+    // The caller was served: goodbye, never the fallback chain.
+    assert!(
+        t.said().last().is_some_and(|s| s.contains("Goodbye")),
+        "{:?}",
+        t.said()
+    );
+    assert!(!recorded(&t), "{t:#?}");
+    let r = h.record(sid).await;
+    assert_eq!(r.status, CallStatus::Completed, "{r:#?}");
+    assert_eq!(r.billable, None);
+    assert!(!kinds(&h.events(sid).await).contains(&"fallback"));
+
+    // The status callback cannot settle either while the store is down: 500, so
+    // Twilio retries it.
+    let params = [
+        ("AccountSid", "AC1"),
+        ("CallSid", sid),
+        ("CallStatus", "completed"),
+        ("CallDuration", "130"),
+    ];
+    let (status, _) = h.post("/ivr/status", &params, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // The store is back; Twilio's retry settles the call.
+    log.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = h.post("/ivr/status", &params, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let r = h.record(sid).await;
+    assert_eq!(r.billable, Some(true), "{r:#?}");
+    assert_eq!(r.revenue, Some(usd(4200)));
+    // A second retry records nothing twice; history counts the call once.
+    let (status, _) = h.post("/ivr/status", &params, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let events = h.events(sid).await;
+    assert_eq!(
+        kinds(&events).iter().filter(|k| **k == "billing").count(),
+        1
+    );
+    assert_eq!(
+        kinds(&events).iter().filter(|k| **k == "completed").count(),
+        1
+    );
+    let key = HistoryKey {
+        buyer: BuyerId::new("acme").unwrap(),
+        area: AreaKey::Any,
+        hour_of_week: None,
+    };
+    let stats = history.stats(&[key]).await.unwrap();
+    assert_eq!((stats[0].calls, stats[0].billable), (1, 1));
+}

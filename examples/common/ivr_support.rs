@@ -211,8 +211,12 @@ pub fn profile_of(auction: &Auction, buyer: &BuyerId) -> BuyerProfile {
 }
 
 /// Settles a bridged call that talked for `duration` with the buyer of `bid`:
-/// `connected`, `completed`, then duration history (once, even when Twilio retries) and
-/// `billing`. Returns the settlement.
+/// `connected`, `completed`, then duration history and `billing`. Returns the
+/// settlement.
+///
+/// Safe to call again for the same call (Twilio retries, or the status callback
+/// finishing a settlement that failed half-way): the events are idempotent, and the
+/// duration history is recorded once, right after `billing` is first recorded.
 pub async fn settle_call(
     calls: &dyn CallLog,
     history: &dyn DurationHistory,
@@ -231,7 +235,7 @@ pub async fn settle_call(
         },
     )
     .await?;
-    let fresh = log(
+    log(
         calls,
         &call.call_id,
         "completed",
@@ -240,12 +244,8 @@ pub async fn settle_call(
         },
     )
     .await?;
-    let min = bid.min_duration.unwrap_or(profile.default_min_duration);
-    if fresh {
-        record_outcome(history, &bid.buyer, profile.time_zone, call, duration, min).await?;
-    }
     let s = settle(bid, profile, duration, payout)?;
-    log(
+    let billed_now = log(
         calls,
         &call.call_id,
         "billing",
@@ -256,6 +256,12 @@ pub async fn settle_call(
         },
     )
     .await?;
+    // History follows the billing event, so a retried settlement counts the call once
+    // (if this write fails after `billing`, the call stays out of the history).
+    if billed_now {
+        let min = bid.min_duration.unwrap_or(profile.default_min_duration);
+        record_outcome(history, &bid.buyer, profile.time_zone, call, duration, min).await?;
+    }
     Ok(s)
 }
 

@@ -1036,7 +1036,7 @@ async fn dial_result(
     if connected(req.dial_call_status) {
         let duration = Duration::from_secs(req.dial_call_duration.unwrap_or(0));
         let profile = profile_of(&app.auction, &bid.buyer);
-        let s = settle_call(
+        let settled = settle_call(
             logs,
             app.stores.history.as_ref(),
             &ctx,
@@ -1045,9 +1045,9 @@ async fn dial_result(
             duration,
             &app.config.payout,
         )
-        .await?;
-        if app.config.log_calls {
-            eprintln!(
+        .await;
+        match settled {
+            Ok(s) if app.config.log_calls => eprintln!(
                 "INFO ivr: call {sid} with {} lasted {}s: billable={} revenue={:.2} {} payout={:.2} {}",
                 bid.buyer,
                 duration.as_secs(),
@@ -1056,7 +1056,15 @@ async fn dial_result(
                 s.revenue.currency,
                 s.payout.amount,
                 s.payout.currency
-            );
+            ),
+            Ok(_) => {}
+            // The caller was served: say goodbye rather than the fallback chain. The
+            // status callback settles the call later (it retries on store failures).
+            Err(e) => eprintln!(
+                "ERROR ivr: cannot settle call {sid} with {} ({}s); the status callback retries: {e:#}",
+                bid.buyer,
+                duration.as_secs()
+            ),
         }
         Ok(VoiceResponse::new()
             .say(say(&app, "Thank you for calling. Goodbye."))
@@ -1207,6 +1215,37 @@ async fn status_callback(
             .map(|w| w.holds.clone())
             .unwrap_or_default();
         release_live(&app, &call, buyer, &holds).await;
+    }
+    // A bridged call whose settlement failed at the Dial action: settle it now (a
+    // store failure answers 500, so Twilio retries; idempotency keys keep it single).
+    let unbilled = matches!(record.status, LogStatus::Completed) && record.billable.is_none();
+    if let (true, Some(secs)) = (unbilled, record.duration_secs) {
+        let memory = live.as_ref().and_then(|c| {
+            let won = c.won.as_ref()?;
+            Some((c.ctx.clone()?, won.bid.clone()))
+        });
+        let found = match memory {
+            Some(found) => Some(found),
+            None => recover(&app, &call).await?,
+        };
+        match found {
+            Some((ctx, bid)) => {
+                let profile = profile_of(&app.auction, &bid.buyer);
+                settle_call(
+                    app.stores.log.as_ref(),
+                    app.stores.history.as_ref(),
+                    &ctx,
+                    &bid,
+                    &profile,
+                    Duration::from_secs(secs),
+                    &app.config.payout,
+                )
+                .await?;
+            }
+            None => eprintln!(
+                "WARN ivr: call {call} completed without billing and cannot be recovered from the log"
+            ),
+        }
     }
     let reason = match record.status {
         LogStatus::Incoming => Some(format!(
