@@ -66,9 +66,12 @@ pub(crate) fn bound_to_micros(field: &'static str, amount: Decimal) -> Result<i6
 pub(crate) fn from_micros(micros: i128) -> Decimal {
     // i128 sums of i64 values fit Decimal's 96-bit mantissa for any realistic total;
     // saturate instead of panicking if they ever do not.
-    Decimal::from_i128_with_scale(micros, 6)
-        .checked_add(Decimal::ZERO)
-        .unwrap_or(Decimal::MAX)
+    Decimal::try_from_i128_with_scale(micros, 6)
+        .unwrap_or(if micros < 0 {
+            Decimal::MIN
+        } else {
+            Decimal::MAX
+        })
         .normalize()
 }
 

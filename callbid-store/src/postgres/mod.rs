@@ -137,7 +137,7 @@ impl PgStore {
     async fn migrate(&self) -> Result<()> {
         const OP: &str = "migrate";
         let mut c = self.client(OP).await?;
-        let tx = c.transaction().await.map_err(pg(OP))?;
+        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(pg(OP))?;
@@ -206,7 +206,7 @@ impl PgStore {
     pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
         const OP: &str = "append";
         let mut c = self.client(OP).await?;
-        let tx = c.transaction().await.map_err(pg(OP))?;
+        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
         let out = append_in(&tx, event, &mut None, false).await?;
         tx.commit().await.map_err(pg(OP))?;
         Ok(out)
@@ -221,7 +221,7 @@ impl PgStore {
     {
         const OP: &str = "import";
         let mut c = self.client(OP).await?;
-        let tx = c.transaction().await.map_err(pg(OP))?;
+        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
         let mut cache = None;
         let mut new = 0;
         for e in events {
@@ -258,7 +258,7 @@ impl PgStore {
         let mut keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
         let mut c = self.client(OP).await?;
-        let tx = c.transaction().await.map_err(pg(OP))?;
+        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
         for k in &keys {
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -280,7 +280,8 @@ impl PgStore {
         }
         for (key, (amount, limit)) in &incs {
             let used = usage_in(&*tx, key, now).await?;
-            if used + amount > *limit {
+            // An overflowing sum can only exceed the limit.
+            if used.checked_add(*amount).is_none_or(|total| total > *limit) {
                 return Ok(ReserveOutcome::Exceeded {
                     key: key.clone(),
                     used,
@@ -678,7 +679,7 @@ impl DurationHistory for PgStore {
         async {
             let b = i64::from(billable);
             let mut c = self.client(OP).await?;
-            let tx = c.transaction().await.map_err(pg(OP))?;
+            let tx = read_committed(&mut c).await.map_err(pg(OP))?;
             let st = tx
                 .prepare(
                     "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
@@ -769,7 +770,7 @@ impl PgStore {
     pub async fn copy_from_sqlite(&self, source: &crate::SqliteStore) -> Result<CopyStats> {
         const OP: &str = "copy_from_sqlite";
         let mut c = self.client(OP).await?;
-        let tx = c.transaction().await.map_err(pg(OP))?;
+        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(pg(OP))?;
@@ -936,4 +937,17 @@ async fn insert_many(
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
         .collect();
     tx.execute(&sql, &refs).await.map_err(pg(OP))
+}
+
+/// Opens a transaction at READ COMMITTED whatever the server's default is: cap
+/// reservations take an advisory lock and then read usage, which must see what the
+/// previous holder of the lock committed (under REPEATABLE READ the snapshot would be
+/// taken before the lock was granted).
+async fn read_committed(
+    c: &mut deadpool_postgres::ClientWrapper,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -126,13 +126,6 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
-fn poisoned(operation: &'static str) -> StoreError {
-    StoreError::Task {
-        operation,
-        message: "connection lock poisoned by a panic in another thread".into(),
-    }
-}
-
 fn configure(conn: &Connection, o: &SqliteOptions, file: bool) -> Result<()> {
     const OP: &str = "open";
     let e = StoreError::sqlite;
@@ -239,7 +232,9 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut c = inner.writer.lock().map_err(|_| poisoned(operation))?;
+            // A panic inside a closure unwinds through its open transaction, which rolls
+            // back on drop: the connection is consistent, so a poisoned lock is taken over.
+            let mut c = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut c)
         })
         .await
@@ -257,11 +252,13 @@ impl SqliteStore {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             if inner.readers.is_empty() {
-                let c = inner.writer.lock().map_err(|_| poisoned(operation))?;
+                let c = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
                 return f(&c);
             }
             let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
-            let c = inner.readers[i].lock().map_err(|_| poisoned(operation))?;
+            let c = inner.readers[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             f(&c)
         })
         .await
@@ -295,7 +292,11 @@ impl SqliteStore {
         I: IntoIterator<Item = CallEvent>,
     {
         const OP: &str = "import";
-        let mut c = self.inner.writer.lock().map_err(|_| poisoned(OP))?;
+        let mut c = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // A bigger page cache while the indexes grow (256 MiB), back to the default after.
         c.execute_batch("PRAGMA cache_size = -262144")
             .map_err(StoreError::sqlite(OP))?;
@@ -531,7 +532,8 @@ impl SqliteStore {
             }
             for (key, (amount, limit)) in &incs {
                 let used = usage_in(&tx, key, now)?;
-                if used + amount > *limit {
+                // An overflowing sum can only exceed the limit.
+                if used.checked_add(*amount).is_none_or(|total| total > *limit) {
                     return Ok(ReserveOutcome::Exceeded {
                         key: key.clone(),
                         used,
@@ -568,7 +570,7 @@ pub(crate) fn merge_increments(request: &ReservationRequest) -> Vec<(String, (De
     for i in &request.increments {
         match m.get_mut(&i.key) {
             Some((a, l)) => {
-                *a += i.amount;
+                *a = a.checked_add(i.amount).unwrap_or(Decimal::MAX);
                 *l = (*l).min(i.limit);
             }
             None => {
