@@ -11,6 +11,8 @@ mod dashboard;
 mod app;
 #[path = "../examples/agent_assist/fake_twilio.rs"]
 mod fake_twilio;
+#[path = "../examples/common/ivr_support.rs"]
+mod ivr_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,19 +62,25 @@ async fn start(twilio: TwilioClient, sip_winner: bool) -> Running {
     } else {
         "+15125550177"
     };
-    let auction = Auction::builder()
-        .buyer(buyer("acme", 2000, "+15125550111"))
-        .buyer(buyer("bolt", 3500, best))
-        .buyer(buyer("cedar", 3000, "+15125550133"))
-        .strategy(Strategy::HighestBid)
-        .deadline(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    // As the server builds it: scored over the store's duration history.
+    let auction = ivr_support::build_auction(
+        vec![
+            buyer("acme", 2000, "+15125550111"),
+            buyer("bolt", 3500, best),
+            buyer("cedar", 3000, "+15125550133"),
+        ],
+        store.handles().history.clone(),
+        Strategy::HighestBid,
+        Duration::from_secs(2),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = app::router(AgentConfig {
         store: store.clone(),
         auction,
+        history: store.handles().history.clone(),
+        payout: ivr_support::parse_payout("70%").unwrap(),
         twilio,
         verifier: Some(WebhookVerifier::new(base.as_str(), WEBHOOK_TOKEN).unwrap()),
         public_url: Some(base.clone()),
@@ -326,6 +334,10 @@ async fn manual_forward_updates_the_live_call_with_dial_twiml() {
     assert_eq!(rec.buyer.as_ref().map(|b| b.as_str()), Some("bolt"));
     assert_eq!(rec.price, Some(Money::usd(Decimal::new(3500, 2))));
     assert_eq!(rec.duration_secs, Some(127));
+    // Settled: billed at the winning bid, publisher paid 70%.
+    assert_eq!(rec.billable, Some(true));
+    assert_eq!(rec.revenue, Some(Money::usd(Decimal::new(3500, 2))));
+    assert_eq!(rec.payout, Some(Money::usd(Decimal::new(2450, 2))));
     assert_eq!(
         rec.campaign.as_ref().map(|c| c.as_str()),
         Some("fall-promo")
@@ -346,6 +358,7 @@ async fn manual_forward_updates_the_live_call_with_dial_twiml() {
         "forwarded",
         "connected",
         "completed",
+        "billing",
     ] {
         assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
     }
@@ -449,6 +462,8 @@ async fn no_buyer_keeps_the_caller_with_the_agent_and_is_logged() {
     let app = app::router(AgentConfig {
         store: store.clone(),
         auction,
+        history: store.handles().history.clone(),
+        payout: ivr_support::parse_payout("70%").unwrap(),
         twilio: client,
         verifier: None,
         public_url: None,

@@ -903,6 +903,8 @@ async fn browser_filters_and_exports_csv() {
 mod app;
 #[path = "../examples/agent_assist/fake_twilio.rs"]
 mod fake_twilio;
+#[path = "../examples/common/ivr_support.rs"]
+mod ivr_support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
@@ -926,6 +928,8 @@ async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = app::router(app::AgentConfig {
+        history: store.handles().history.clone(),
+        payout: callbid::core::billing::PayoutRule::PercentOfRevenue(70.into()),
         store,
         auction: auction(),
         twilio,

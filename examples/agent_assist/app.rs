@@ -15,13 +15,15 @@
 //!    call (`calls().update(sid, Twiml=<Dial>…)`) that moves the caller from the agent to
 //!    the buyer's DID or SIP URI; the call log gets `forwarded`.
 //! 4. Twilio posts the buyer leg's end to `/twilio/dial-status`: `completed` with the
-//!    talk time, or `missed`.
+//!    talk time, settled like the IVR's calls (duration history and `billing`), or
+//!    `missed`.
 //!
 //! The operator dashboard (call log, filters, exports, chart, live feed) is mounted at `/`.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRef, Path, State};
@@ -30,10 +32,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use callbid::core::auction::{AcceptRecord, Auction, BuyerReply, Eligibility};
+use callbid::core::billing::PayoutRule;
 use callbid::core::rules::Hold;
-use callbid::core::state::{CallEvent, CallEventKind, CallLog};
+use callbid::core::state::{CallEvent, CallEventKind, CallLog, DurationHistory};
 use callbid::core::{
-    CallContext, CallId, CampaignId, Destination, PhoneNumber, ServiceType, SourceId,
+    Bid, CallContext, CallId, CampaignId, Destination, PhoneNumber, ServiceType, SourceId,
     ValidationError, Zip,
 };
 use callbid::store::Store;
@@ -47,6 +50,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::dashboard::{self, ApiError, DashboardState};
+use crate::ivr_support::{profile_of, settle_leg};
 
 const AGENT_HTML: &str = include_str!("agent.html");
 const AGENT_JS: &str = include_str!("agent.js");
@@ -120,8 +124,13 @@ impl Mode {
 pub struct AgentConfig {
     /// The call log and reports.
     pub store: Store,
-    /// The auction (its events feed the live bids).
+    /// The auction (its events feed the live bids); build it with
+    /// `ivr_support::build_auction` over `history` so scoring uses settled calls.
     pub auction: Auction,
+    /// Duration history, fed by every settled (completed) buyer leg.
+    pub history: Arc<dyn DurationHistory>,
+    /// Publisher payout per billable call.
+    pub payout: PayoutRule,
     /// The Twilio REST client used to bridge live calls.
     pub twilio: TwilioClient,
     /// Checks webhook signatures; `None` only for local curl (`--insecure-skip-signature`).
@@ -242,6 +251,12 @@ pub struct Session {
     buyer_id: Option<callbid::core::BuyerId>,
     #[serde(skip)]
     holds: Vec<Hold>,
+    /// The winning bid (its terms bill the call).
+    #[serde(skip)]
+    bid: Option<Bid>,
+    /// The auctioned call (settlement records duration history against it).
+    #[serde(skip)]
+    ctx: Option<CallContext>,
 }
 
 /// Shared state.
@@ -487,27 +502,50 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
     let logged = match (req.dial_call_status, req.dial_call_duration) {
         (Some(DialCallStatus::Completed), Some(secs)) if secs > 0 => {
             completed = true;
-            match app
-                .log(
-                    &call,
-                    now,
-                    format!("connected:{leg}"),
-                    CallEventKind::Connected { buyer },
-                )
-                .await
-            {
-                Ok(()) => {
-                    app.log(
-                        &call,
-                        now,
-                        format!("completed:{leg}"),
-                        CallEventKind::Completed {
-                            duration_secs: secs,
-                        },
+            let won = session
+                .as_ref()
+                .and_then(|s| Some((s.ctx.clone()?, s.bid.clone()?)));
+            match won {
+                // Settle: connected, completed, duration history and billing.
+                Some((ctx, bid)) => {
+                    let profile = profile_of(&app.cfg.auction, &bid.buyer);
+                    settle_leg(
+                        &app.cfg.store,
+                        app.cfg.history.as_ref(),
+                        &ctx,
+                        &bid,
+                        &profile,
+                        Duration::from_secs(secs),
+                        &app.cfg.payout,
+                        Some(&leg),
                     )
                     .await
+                    .map(|_| ())
+                    .map_err(|e| format!("cannot settle {call}: {e:#}"))
                 }
-                Err(e) => Err(e),
+                // Not forwarded by this process (e.g. after a restart): log the leg.
+                None => match app
+                    .log(
+                        &call,
+                        now,
+                        format!("connected:{leg}"),
+                        CallEventKind::Connected { buyer },
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        app.log(
+                            &call,
+                            now,
+                            format!("completed:{leg}"),
+                            CallEventKind::Completed {
+                                duration_secs: secs,
+                            },
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                },
             }
         }
         (status, _) => {
@@ -750,6 +788,8 @@ async fn start_auction(
             destination: None,
             buyer_id: None,
             holds: Vec::new(),
+            bid: None,
+            ctx: None,
         };
         map.insert(s.id.clone(), s.clone());
         prune(&mut map);
@@ -934,6 +974,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
                 s.destination = Some(w.destination.clone());
                 s.buyer_id = Some(w.buyer.clone());
                 s.holds = w.holds.clone();
+                s.bid = Some(w.bid.clone());
+                s.ctx = Some(ctx.clone());
             });
             form.mode == Mode::Auto
         }

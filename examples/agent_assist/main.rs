@@ -24,6 +24,8 @@
 
 #[path = "../common/dashboard.rs"]
 mod dashboard;
+#[path = "../common/ivr_support.rs"]
+mod ivr_support;
 #[path = "../common/mock_network.rs"]
 mod mock_network;
 
@@ -37,7 +39,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use callbid::buyers::BuyersLoader;
-use callbid::core::auction::{Auction, Strategy};
+use callbid::core::auction::Strategy;
 use callbid::store::Store;
 use callbid::twilio::rest::Client as TwilioClient;
 use callbid::twilio::signature::WebhookVerifier;
@@ -86,6 +88,10 @@ struct Args {
     /// Auction deadline in milliseconds (pings and accept).
     #[arg(long, default_value_t = 2500)]
     deadline_ms: u64,
+    /// Publisher payout per billable call: a percentage of revenue (70%) or a fixed
+    /// USD amount (12.50).
+    #[arg(long, default_value = "70%")]
+    payout: String,
     /// Page title.
     #[arg(long, default_value = "callbid agent desk")]
     title: String,
@@ -97,6 +103,8 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let mode = Mode::parse("--mode", &args.mode).map_err(|e| e.to_string())?;
+    let payout =
+        ivr_support::parse_payout(&args.payout).map_err(|e| format!("invalid --payout: {e}"))?;
     let agent = AgentTarget::parse(&args.agent).map_err(|e| format!("--agent: {e}"))?;
     if !(100..=60_000).contains(&args.deadline_ms) {
         return Err(format!(
@@ -208,12 +216,14 @@ async fn run(args: Args) -> Result<(), String> {
             entries
         }
     };
-    let auction = Auction::builder()
-        .buyers(entries)
-        .strategy(Strategy::HighestScore)
-        .deadline(Duration::from_millis(args.deadline_ms))
-        .build()
-        .map_err(|e| format!("auction: {e}"))?;
+    // Scored over the store's duration history, which settled calls feed.
+    let auction = ivr_support::build_auction(
+        entries,
+        handles.history.clone(),
+        Strategy::HighestScore,
+        Duration::from_millis(args.deadline_ms),
+    )
+    .map_err(|e| format!("auction: {e:#}"))?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -228,6 +238,8 @@ async fn run(args: Args) -> Result<(), String> {
     let app = app::router(AgentConfig {
         store,
         auction,
+        history: handles.history.clone(),
+        payout,
         twilio,
         verifier,
         public_url,

@@ -212,11 +212,7 @@ pub fn profile_of(auction: &Auction, buyer: &BuyerId) -> BuyerProfile {
 
 /// Settles a bridged call that talked for `duration` with the buyer of `bid`:
 /// `connected`, `completed`, then duration history and `billing`. Returns the
-/// settlement.
-///
-/// Safe to call again for the same call (Twilio retries, or the status callback
-/// finishing a settlement that failed half-way): the events are idempotent, and the
-/// duration history is recorded once, right after `billing` is first recorded.
+/// settlement. (See [`settle_leg`].)
 pub async fn settle_call(
     calls: &dyn CallLog,
     history: &dyn DurationHistory,
@@ -226,10 +222,32 @@ pub async fn settle_call(
     duration: Duration,
     payout: &PayoutRule,
 ) -> anyhow::Result<Settlement> {
+    settle_leg(calls, history, call, bid, profile, duration, payout, None).await
+}
+
+/// [`settle_call`] for one buyer leg of a call that may be bridged more than once
+/// (agent-assisted calls): with `leg`, the events' idempotency keys end in `:{leg}`
+/// (`connected:{leg}`, `completed:{leg}`, `billing:{leg}`).
+///
+/// Safe to call again for the same call (Twilio retries, or the status callback
+/// finishing a settlement that failed half-way): the events are idempotent, and the
+/// duration history is recorded once, right after `billing` is first recorded.
+#[allow(clippy::too_many_arguments)]
+pub async fn settle_leg(
+    calls: &dyn CallLog,
+    history: &dyn DurationHistory,
+    call: &CallContext,
+    bid: &Bid,
+    profile: &BuyerProfile,
+    duration: Duration,
+    payout: &PayoutRule,
+    leg: Option<&str>,
+) -> anyhow::Result<Settlement> {
+    let key = |base: &str| leg.map_or_else(|| base.to_owned(), |l| format!("{base}:{l}"));
     log(
         calls,
         &call.call_id,
-        "connected",
+        key("connected"),
         CallEventKind::Connected {
             buyer: Some(bid.buyer.clone()),
         },
@@ -238,7 +256,7 @@ pub async fn settle_call(
     log(
         calls,
         &call.call_id,
-        "completed",
+        key("completed"),
         CallEventKind::Completed {
             duration_secs: duration.as_secs(),
         },
@@ -248,7 +266,7 @@ pub async fn settle_call(
     let billed_now = log(
         calls,
         &call.call_id,
-        "billing",
+        key("billing"),
         CallEventKind::Billing {
             billable: s.billable,
             revenue: s.revenue,
