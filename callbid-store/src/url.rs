@@ -96,29 +96,39 @@ impl fmt::Debug for StoreUrl {
     }
 }
 
-/// The URL with any password replaced by `***`.
+/// The URL (or `key=value` connection string) with any password replaced by `***`.
+///
+/// Written to never leak, not to follow one URL grammar: people paste passwords with raw
+/// `/`, `?`, `#`, `@` or `:` in them. tokio-postgres ends the credentials at the *first*
+/// `@`, but a password with a raw `@` would then leak its tail through the error about
+/// the host it produced, so here the credentials run to the *last* `@`: everything
+/// between the first `:` after the user name and that `@` is masked. (A URL whose query
+/// has an `@` in it gets more masked than needed, never less.) The `url` crate is no help
+/// here: it reads `postgres://u:12/x@h` as host `u`, port `12`, and would print the
+/// password `12/x` that tokio-postgres uses.
 pub(crate) fn redact(url: &str) -> String {
-    let url = &redact_query_password(url);
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return redact_key_values(url);
     };
-    let (auth, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    let (head, rest) = url.split_at(start);
+    let (rest, after) = match rest.rfind('@') {
+        Some(at) => {
+            let (cred, tail) = rest.split_at(at);
+            let cred = match cred.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => cred.to_string(),
+            };
+            (tail, cred)
+        }
+        None => (rest, String::new()),
     };
-    match auth.rsplit_once('@') {
-        Some((cred, host)) => match cred.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+    format!("{head}{after}{}", redact_query_password(rest))
 }
 
-/// Replaces the value of a `password=` query parameter.
-fn redact_query_password(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_string();
+/// Replaces the value of a `password=` query parameter (in what follows the host).
+fn redact_query_password(rest: &str) -> String {
+    let Some((base, query)) = rest.split_once('?') else {
+        return rest.to_string();
     };
     let parts: Vec<String> = query
         .split('&')
@@ -128,6 +138,50 @@ fn redact_query_password(url: &str) -> String {
         })
         .collect();
     format!("{base}?{}", parts.join("&"))
+}
+
+/// Masks `password=…` in a libpq `key=value` connection string (which tokio-postgres
+/// also accepts), quoted (`'…'`, with `\'` escapes) or not.
+fn redact_key_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let Some(i) = lower.find("password") else {
+            out.push_str(rest);
+            return out;
+        };
+        let key_start = i == 0 || rest[..i].ends_with(|c: char| c.is_whitespace());
+        let after_key = rest[i + "password".len()..].trim_start();
+        if !key_start || !after_key.starts_with('=') {
+            let step = i + "password".len();
+            out.push_str(&rest[..step]);
+            rest = &rest[step..];
+            continue;
+        }
+        let value = after_key[1..].trim_start();
+        out.push_str(&rest[..i]);
+        out.push_str("password=***");
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut escaped = false;
+            let mut close = quoted.len();
+            for (j, c) in quoted.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '\'' => {
+                        close = j + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            1 + close
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        rest = &value[end..];
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +239,50 @@ mod tests {
             redact("postgres://h/db?user=u&password=p&sslmode=disable"),
             "postgres://h/db?user=u&password=***&sslmode=disable"
         );
+    }
+
+    #[test]
+    fn redaction_of_passwords_with_url_delimiters() {
+        for (url, want) in [
+            ("postgres://u:a/b@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:12/x@h:5432/db", "postgres://u:***@h:5432/db"),
+            ("postgres://u:a?b=c@h/db?x=1", "postgres://u:***@h/db?x=1"),
+            ("postgres://u:a#b@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p%40ss%2F@h/db", "postgres://u:***@h/db"),
+            ("postgresql://u:s3:cr/e?t#@@h", "postgresql://u:***@h"),
+            ("postgres://u:/?#@@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=a/b?c#d&x=1",
+                "postgres://u@h/db?password=***&x=1",
+            ),
+        ] {
+            assert_eq!(redact(url), want, "{url}");
+        }
+        // Whatever the shape, no piece of the password survives.
+        for secret in ["a/b", "x?y", "p@q", "h#i", "s3:cr/e?t#@"] {
+            let url = format!("postgres://user:{secret}@db.internal:5432/callbid?sslmode=disable");
+            let shown = redact(&url);
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(
+                shown.ends_with("@db.internal:5432/callbid?sslmode=disable"),
+                "{shown}"
+            );
+            let e = StoreUrl::parse(&url).unwrap().to_string();
+            assert!(!e.contains(secret), "{e}");
+        }
+    }
+
+    #[test]
+    fn redaction_of_key_value_strings() {
+        assert_eq!(
+            redact("host=h user=u password=s/e?c@r#t dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        assert_eq!(
+            redact("host=h password = 'a b\\' c' dbname=d"),
+            "host=h password=*** dbname=d"
+        );
+        assert_eq!(redact("host=h passwordless=1"), "host=h passwordless=1");
     }
 }
