@@ -359,10 +359,29 @@ impl FromStr for Cursor {
             return Err(bad().into());
         };
         let sort = k.parse::<SortKey>().map_err(|_| bad())?;
-        let value = if v == "~" {
-            None
-        } else {
-            Some(v.parse::<i64>().map_err(|_| bad())?)
+        let value = match v {
+            "" => {
+                return Err(ValidationError::new(
+                    "cursor",
+                    s,
+                    format!("the {} value is missing", sort.as_str()),
+                )
+                .into())
+            }
+            // `~` marks a row without a value, which only a nullable sort has.
+            "~" if !sort.nullable() => {
+                return Err(ValidationError::new(
+                    "cursor",
+                    s,
+                    format!(
+                        "the {} value is missing, and every call has one",
+                        sort.as_str()
+                    ),
+                )
+                .into())
+            }
+            "~" => None,
+            v => Some(v.parse::<i64>().map_err(|_| bad())?),
         };
         if id.is_empty() {
             return Err(bad().into());
@@ -506,6 +525,13 @@ impl GroupBy {
     }
 }
 
+impl GroupBy {
+    /// Whether the group is a text column (ordered by bytes on every backend).
+    fn text(self) -> bool {
+        !matches!(self, GroupBy::Total | GroupBy::Day)
+    }
+}
+
 impl FromStr for GroupBy {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self> {
@@ -592,6 +618,16 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The `i`-th (1-based) bind placeholder.
+    pub(crate) fn placeholder(self, i: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{i}"),
+            Dialect::Postgres => format!("${i}"),
+        }
+    }
+}
+
 /// A statement and its parameters.
 #[derive(Debug, Clone)]
 pub(crate) struct Sql {
@@ -610,10 +646,7 @@ impl Sql {
     }
     fn bind(&mut self, p: Param) -> String {
         self.params.push(p);
-        match self.dialect {
-            Dialect::Sqlite => format!("?{}", self.params.len()),
-            Dialect::Postgres => format!("${}", self.params.len()),
-        }
+        self.dialect.placeholder(self.params.len())
     }
     fn in_list<T: AsRef<str>>(&mut self, conds: &mut Vec<String>, col: &str, values: &[T]) {
         if values.is_empty() {
@@ -737,7 +770,18 @@ pub(crate) fn aggregate_sql(dialect: Dialect, f: &ReportFilter, g: GroupBy) -> R
     f.validate()?;
     let mut sql = Sql::new(dialect);
     let conds = sql.filter(f)?;
-    let e = g.expr();
+    // Groups come back in SQLite's order on both backends: text by bytes (PostgreSQL
+    // would otherwise sort, and MIN, by the database's collation, e.g. `a` before `B`
+    // under en_US), and calls without a value first.
+    let (e, nulls) = match (dialect, g.text()) {
+        (Dialect::Postgres, true) => (format!("{} COLLATE \"C\"", g.expr()), " NULLS FIRST"),
+        (Dialect::Postgres, false) => (g.expr().to_string(), " NULLS FIRST"),
+        (Dialect::Sqlite, _) => (g.expr().to_string(), ""),
+    };
+    let currency = match dialect {
+        Dialect::Postgres => "currency COLLATE \"C\"",
+        Dialect::Sqlite => "currency",
+    };
     let group_text = if g == GroupBy::Total {
         "CAST(NULL AS TEXT)".to_string()
     } else {
@@ -746,7 +790,7 @@ pub(crate) fn aggregate_sql(dialect: Dialect, f: &ReportFilter, g: GroupBy) -> R
     let (group_by, order_by) = if g == GroupBy::Total {
         (String::new(), String::new())
     } else {
-        (format!(" GROUP BY {e}"), format!(" ORDER BY {e}"))
+        (format!(" GROUP BY {e}"), format!(" ORDER BY {e}{nulls}"))
     };
     sql.text = format!(
         "SELECT {group_text}, COUNT(*), COUNT(CASE WHEN accepted = 1 THEN 1 END), \
@@ -754,7 +798,7 @@ pub(crate) fn aggregate_sql(dialect: Dialect, f: &ReportFilter, g: GroupBy) -> R
          COUNT(price_micros), CAST(COALESCE(SUM(price_micros), 0) AS TEXT), \
          CAST(COALESCE(SUM(revenue_micros), 0) AS TEXT), \
          CAST(COALESCE(SUM(payout_micros), 0) AS TEXT), \
-         COUNT(DISTINCT currency), MIN(currency) \
+         COUNT(DISTINCT {currency}), MIN({currency}) \
          FROM calls{}{group_by}{order_by}",
         where_clause(&conds)
     );
@@ -921,6 +965,20 @@ mod tests {
                 "{bad}"
             );
         }
+        // A missing value: empty, or `~` on a sort every call has a value for.
+        for bad in ["received_at:~:CA1", "received_at::CA1", "price::CA1"] {
+            match bad.parse::<Cursor>() {
+                Err(StoreError::Invalid(e)) => {
+                    assert_eq!(e.field, "cursor");
+                    let shown = e.to_string();
+                    assert!(shown.contains(bad) && shown.contains("missing"), "{shown}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for nullable in ["price:~:CA1", "revenue:~:CA1", "duration:~:CA1"] {
+            assert!(nullable.parse::<Cursor>().is_ok(), "{nullable}");
+        }
     }
 
     #[test]
@@ -949,6 +1007,28 @@ mod tests {
         assert_eq!(s.params.len(), 5);
         let p = page_sql(Dialect::Postgres, &q).unwrap();
         assert!(p.text.contains("status IN ($1)") && p.text.contains("LIMIT $5"));
+    }
+
+    #[test]
+    fn postgres_aggregates_order_text_by_bytes_nulls_first() {
+        let f = ReportFilter::new();
+        let pg = aggregate_sql(Dialect::Postgres, &f, GroupBy::Buyer)
+            .unwrap()
+            .text;
+        assert!(pg.contains("GROUP BY buyer COLLATE \"C\""), "{pg}");
+        assert!(
+            pg.contains("ORDER BY buyer COLLATE \"C\" NULLS FIRST"),
+            "{pg}"
+        );
+        assert!(pg.contains("MIN(currency COLLATE \"C\")"), "{pg}");
+        let day = aggregate_sql(Dialect::Postgres, &f, GroupBy::Day)
+            .unwrap()
+            .text;
+        assert!(day.contains("ORDER BY day NULLS FIRST"), "{day}");
+        let lite = aggregate_sql(Dialect::Sqlite, &f, GroupBy::Buyer)
+            .unwrap()
+            .text;
+        assert!(lite.ends_with("GROUP BY buyer ORDER BY buyer"), "{lite}");
     }
 
     #[test]
