@@ -16,6 +16,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::error::{Result, StoreError};
+use crate::report::Dialect;
 
 /// Nanoseconds since the epoch.
 pub(crate) fn to_ns(field: &'static str, at: DateTime<Utc>) -> Result<i64> {
@@ -150,6 +151,33 @@ pub(crate) const CALL_COLUMNS: [&str; 28] = [
     "record",
 ];
 
+/// One column value of a [`CallRow`], owned, for either backend to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SqlValue {
+    /// An integer column (`BIGINT` / `INTEGER`), possibly NULL.
+    Int(Option<i64>),
+    /// A text column, possibly NULL.
+    Text(Option<String>),
+}
+
+/// `INSERT INTO calls (…) VALUES (…) ON CONFLICT (call_id) DO UPDATE SET …` over
+/// [`CALL_COLUMNS`], with the dialect's placeholders.
+pub(crate) fn upsert_sql(dialect: Dialect) -> String {
+    let cols = CALL_COLUMNS.join(", ");
+    let ph: Vec<String> = (1..=CALL_COLUMNS.len())
+        .map(|i| dialect.placeholder(i))
+        .collect();
+    let set: Vec<String> = CALL_COLUMNS[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO calls ({cols}) VALUES ({}) ON CONFLICT (call_id) DO UPDATE SET {}",
+        ph.join(", "),
+        set.join(", ")
+    )
+}
+
 /// Nanoseconds per day.
 pub(crate) const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
@@ -205,6 +233,44 @@ impl CallRow {
     }
 }
 
+impl CallRow {
+    /// The row's values in [`CALL_COLUMNS`] order: the one place the column list is
+    /// spelled out for binding (both backends, appends, imports and copies).
+    pub(crate) fn into_values(self) -> [SqlValue; 28] {
+        use SqlValue::{Int, Text};
+        [
+            Text(Some(self.call_id)),
+            Int(Some(self.received_ns)),
+            Int(Some(self.day)),
+            Text(Some(self.status.to_string())),
+            Text(self.caller),
+            Text(self.dialed),
+            Text(self.campaign),
+            Text(self.source),
+            Text(self.zip),
+            Text(self.service),
+            Text(self.buyer),
+            Text(self.currency),
+            Text(self.price),
+            Int(self.price_micros),
+            Text(self.revenue),
+            Int(self.revenue_micros),
+            Text(self.payout),
+            Int(self.payout_micros),
+            Int(self.billable),
+            Int(Some(self.accepted)),
+            Int(self.duration_secs),
+            Text(self.fallback),
+            Text(self.destination),
+            Text(self.recording_url),
+            Int(Some(self.pinged)),
+            Int(Some(self.bids)),
+            Int(Some(self.events)),
+            Text(Some(self.record)),
+        ]
+    }
+}
+
 /// Parses a stored record.
 pub(crate) fn parse_record(operation: &'static str, json: &str) -> Result<CallRecord> {
     serde_json::from_str(json).map_err(|e| StoreError::corrupt(operation, e))
@@ -236,6 +302,50 @@ mod tests {
             1_100_000
         );
         assert!(to_micros("p", Decimal::MAX).is_err());
+    }
+
+    #[test]
+    fn upsert_sql_covers_every_column_in_order() {
+        for (d, first, last) in [
+            (Dialect::Sqlite, "?1", "?28"),
+            (Dialect::Postgres, "$1", "$28"),
+        ] {
+            let s = upsert_sql(d);
+            assert!(
+                s.starts_with("INSERT INTO calls (call_id, received_ns, day, status,"),
+                "{s}"
+            );
+            assert!(s.contains(&format!("VALUES ({first}, ")), "{s}");
+            assert!(
+                s.contains(&format!(", {last}) ON CONFLICT (call_id)")),
+                "{s}"
+            );
+            assert!(s.ends_with("record = excluded.record"), "{s}");
+            assert!(!s.contains("call_id = excluded"), "{s}");
+        }
+    }
+
+    #[test]
+    fn values_follow_the_column_order() {
+        let mut r = CallRecord::new(
+            callbid_core::CallId::new("CA1").unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 1).unwrap(),
+        );
+        r.recording_url = Some("https://rec".into());
+        let row = CallRow::from_record(&r).unwrap();
+        let v = row.clone().into_values();
+        let at = |name: &str| CALL_COLUMNS.iter().position(|c| *c == name).unwrap();
+        assert_eq!(v[at("call_id")], SqlValue::Text(Some("CA1".into())));
+        assert_eq!(v[at("received_ns")], SqlValue::Int(Some(row.received_ns)));
+        assert_eq!(v[at("day")], SqlValue::Int(Some(row.day)));
+        assert_eq!(v[at("status")], SqlValue::Text(Some(row.status.into())));
+        assert_eq!(
+            v[at("recording_url")],
+            SqlValue::Text(Some("https://rec".into()))
+        );
+        assert_eq!(v[at("events")], SqlValue::Int(Some(row.events)));
+        assert_eq!(v[at("record")], SqlValue::Text(Some(row.record)));
+        assert_eq!(v[at("price_micros")], SqlValue::Int(None));
     }
 
     #[test]

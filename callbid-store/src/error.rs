@@ -26,6 +26,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A SQLite database file could not be opened, configured or migrated.
+    #[error("cannot open sqlite database {}: {source}", path.display())]
+    Open {
+        /// The file path as given.
+        path: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<StoreError>,
+    },
     /// PostgreSQL failed.
     #[cfg(feature = "postgres")]
     #[error("postgres error during {operation}: {message}")]
@@ -85,7 +94,7 @@ impl StoreError {
     /// The backend name, for [`StateError`].
     fn store_name(&self) -> &'static str {
         match self {
-            StoreError::Sqlite { .. } => "sqlite",
+            StoreError::Sqlite { .. } | StoreError::Open { .. } => "sqlite",
             #[cfg(feature = "postgres")]
             StoreError::Postgres { .. } => "postgres",
             _ => "callbid-store",

@@ -89,6 +89,7 @@ pub mod error;
 pub mod export;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod prune;
 pub mod report;
 pub mod sqlite;
 mod store;

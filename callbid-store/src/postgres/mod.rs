@@ -7,11 +7,18 @@
 //!   two reservations never deadlock), then reads usage, checks limits and inserts; every
 //!   process reserving on the same counter queues on the same lock;
 //! - an append takes an advisory lock on its call id, so a call's events get their
-//!   sequence numbers in the order they are folded into the `calls` row.
+//!   sequence numbers in the order they are folded into the `calls` row; a bulk
+//!   [`PgStore::import`] takes one `SHARE ROW EXCLUSIVE` lock on `call_events` and
+//!   `calls` instead (one lock for any number of calls).
+//!
+//! The pool has a connect timeout and an acquire timeout ([`PgOptions`]); reserving
+//! prunes expired reservations as it goes (bounded; see the crate docs).
 //!
 //! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid_core::state::{
@@ -21,23 +28,30 @@ use callbid_core::state::{
 use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
-use crate::codec::{area_text, from_ns, hour_value, parse_record, to_ns, CallRow, CALL_COLUMNS};
+use crate::codec::{
+    area_text, from_ns, hour_value, parse_record, to_ns, upsert_sql, CallRow, SqlValue,
+    CALL_COLUMNS,
+};
 use crate::error::{Result, StoreError};
+use crate::prune::{self, PruneGate};
 use crate::report::{
     aggregate_sql, finish_page, page_sql, AggregateRow, CallReports, Dialect, GroupBy, Param,
     RawAggregate, ReportFilter, ReportPage, ReportQuery,
 };
-use crate::sqlite::merge_increments;
+use crate::sqlite::{merge_increments, Dump, StateDump};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_nulls_first_buyer_price.sql"),
+    include_str!("../../migrations/postgres/0003_reservation_expiry.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.
@@ -59,12 +73,22 @@ fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
 pub struct PgOptions {
     /// Maximum pooled connections.
     pub max_connections: usize,
+    /// How long opening one connection may take, TCP connect and PostgreSQL's startup
+    /// handshake together (also the limit for checking a pooled connection before
+    /// reuse). Default 10 s. A `connect_timeout` in the URL applies to the TCP connect
+    /// as well.
+    pub connect_timeout: Duration,
+    /// How long an operation waits for a free pooled connection when all
+    /// [`max_connections`](Self::max_connections) are busy. Default 30 s.
+    pub acquire_timeout: Duration,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
             max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -75,6 +99,16 @@ impl PgOptions {
         self.max_connections = n.max(1);
         self
     }
+    /// Sets the connect timeout (see [`PgOptions::connect_timeout`]).
+    pub fn with_connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// Sets the acquire timeout (see [`PgOptions::acquire_timeout`]).
+    pub fn with_acquire_timeout(mut self, t: Duration) -> Self {
+        self.acquire_timeout = t;
+        self
+    }
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on PostgreSQL.
@@ -82,6 +116,8 @@ impl PgOptions {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    options: PgOptions,
+    prune: Arc<PruneGate>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -104,10 +140,14 @@ impl PgStore {
 
     /// Connects with options.
     pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self> {
-        let cfg = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::InvalidUrl {
-            url: crate::url::redact(url),
-            reason: e.to_string(),
-        })?;
+        let mut cfg =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                url: crate::url::redact(url),
+                reason: e.to_string(),
+            })?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(options.connect_timeout);
+        }
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -117,20 +157,39 @@ impl PgStore {
         );
         let pool = Pool::builder(mgr)
             .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .wait_timeout(Some(options.acquire_timeout))
             .build()
             .map_err(|e| StoreError::Postgres {
                 operation: "connect",
                 message: e.to_string(),
             })?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            options,
+            prune: Arc::new(PruneGate::default()),
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self, operation: &'static str) -> Result<Object> {
-        self.pool.get().await.map_err(|e| StoreError::Postgres {
-            operation,
-            message: e.to_string(),
+        self.pool.get().await.map_err(|e| {
+            let message = match &e {
+                PoolError::Timeout(TimeoutType::Wait) => format!(
+                    "no pooled connection became free within the acquire timeout of {:?} \
+                     (all {} in use)",
+                    self.options.acquire_timeout, self.options.max_connections
+                ),
+                PoolError::Timeout(_) => format!(
+                    "connecting did not finish within the connect timeout of {:?}",
+                    self.options.connect_timeout
+                ),
+                other => other.to_string(),
+            };
+            StoreError::Postgres { operation, message }
         })
     }
 
@@ -207,13 +266,20 @@ impl PgStore {
         const OP: &str = "append";
         let mut c = self.client(OP).await?;
         let tx = read_committed(&mut c).await.map_err(pg(OP))?;
-        let out = append_in(&tx, event, &mut None, false).await?;
+        let out = append_in(&tx, event, &mut None, Mode::Append).await?;
         tx.commit().await.map_err(pg(OP))?;
         Ok(out)
     }
 
     /// Appends many events in one transaction with prepared statements (imports,
     /// backfills, benchmarks). Returns how many were new; nothing is committed on error.
+    ///
+    /// Instead of an advisory lock per call (which fills PostgreSQL's shared lock table,
+    /// `max_locks_per_transaction × max_connections` entries, after some thousands of
+    /// calls), the import takes one lock on `call_events` and `calls` in `SHARE ROW
+    /// EXCLUSIVE` mode for its transaction: any number of calls, and concurrent appends
+    /// and imports wait for it to commit (reads go on), which keeps each call's events
+    /// folded in sequence order.
     pub async fn import<I>(&self, events: I) -> Result<u64>
     where
         I: IntoIterator<Item = CallEvent> + Send,
@@ -222,10 +288,13 @@ impl PgStore {
         const OP: &str = "import";
         let mut c = self.client(OP).await?;
         let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+        tx.batch_execute("LOCK TABLE call_events, calls IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(pg(OP))?;
         let mut cache = None;
         let mut new = 0;
         for e in events {
-            if append_in(&tx, &e, &mut cache, true).await? == AppendOutcome::Recorded {
+            if append_in(&tx, &e, &mut cache, Mode::Import).await? == AppendOutcome::Recorded {
                 new += 1;
             }
         }
@@ -250,6 +319,8 @@ impl PgStore {
     async fn reserve_inner(&self, request: &ReservationRequest) -> Result<ReserveOutcome> {
         const OP: &str = "reserve";
         let now = to_ns("now", request.now)?;
+        // Out of range only for instants near 1677, where there is nothing to prune.
+        let prune_before = to_ns("now", prune::cutoff(request.now)).ok();
         let expires = request
             .expires_at
             .map(|t| to_ns("expires_at", t))
@@ -278,10 +349,28 @@ impl PgStore {
         if exists {
             return Ok(ReserveOutcome::Reserved);
         }
+        if let Some(before) = prune_before {
+            if self.prune.claim() {
+                // SKIP LOCKED: rows another transaction is deleting are left to it, so
+                // two pruning processes never wait on (or deadlock with) each other.
+                let n = tx
+                    .execute(
+                        "DELETE FROM cap_reservations WHERE id IN (SELECT id FROM cap_reservations \
+                         WHERE expires_ns IS NOT NULL AND expires_ns <= $1 \
+                         ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                        &[&before, &prune::BATCH],
+                    )
+                    .await
+                    .map_err(pg(OP))?;
+                self.prune.done(n);
+            }
+        }
         for (key, (amount, limit)) in &incs {
             let used = usage_in(&*tx, key, now).await?;
             // An overflowing sum can only exceed the limit.
             if used.checked_add(*amount).is_none_or(|total| total > *limit) {
+                // Commits what pruning deleted (nothing else was written).
+                tx.commit().await.map_err(pg(OP))?;
                 return Ok(ReserveOutcome::Exceeded {
                     key: key.clone(),
                     used,
@@ -299,6 +388,7 @@ impl PgStore {
         if inserted == 0 {
             // The same id was reserved concurrently on counters we did not lock: it is
             // held, which is what the caller asked for.
+            tx.commit().await.map_err(pg(OP))?;
             return Ok(ReserveOutcome::Reserved);
         }
         let st = tx
@@ -337,20 +427,30 @@ async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
         .map_err(pg(OP))
 }
 
-/// Inserts an event and folds it into the call's row; see the SQLite twin. With `defer`
-/// the row is written when the next event is for another call (or by [`flush`]).
+/// How [`append_in`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One event: lock its call (advisory lock), write the call's row at once.
+    Append,
+    /// Inside [`PgStore::import`], which holds a table lock: no per-call lock, and a
+    /// call's row is written when the next event is for another call (or by [`flush`]).
+    Import,
+}
+
+/// Inserts an event and folds it into the call's row; see the SQLite twin.
 async fn append_in(
     tx: &Transaction<'_>,
     e: &CallEvent,
     cache: &mut Option<(CallRecord, bool)>,
-    defer: bool,
+    mode: Mode,
 ) -> Result<AppendOutcome> {
+    let defer = mode == Mode::Import;
     const OP: &str = "append";
     let at = to_ns("at", e.at)?;
     let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
     let call_id = e.call_id.as_str();
     let cached = matches!(cache, Some((r, _)) if r.call_id == e.call_id);
-    if !cached {
+    if mode == Mode::Append && !cached {
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
             &[&call_id],
@@ -391,7 +491,7 @@ async fn append_in(
     };
     record.apply(e);
     if !defer {
-        upsert_call(tx, &CallRow::from_record(&record)?).await?;
+        upsert_call(tx, CallRow::from_record(&record)?).await?;
     }
     *cache = Some((record, defer));
     Ok(AppendOutcome::Recorded)
@@ -400,61 +500,36 @@ async fn append_in(
 /// Writes a deferred `calls` row.
 async fn flush(tx: &Transaction<'_>, cached: Option<(CallRecord, bool)>) -> Result<()> {
     match cached {
-        Some((r, true)) => upsert_call(tx, &CallRow::from_record(&r)?).await,
+        Some((r, true)) => upsert_call(tx, CallRow::from_record(&r)?).await,
         _ => Ok(()),
     }
 }
 
-fn upsert_sql() -> String {
-    let cols = CALL_COLUMNS.join(", ");
-    let ph: Vec<String> = (1..=CALL_COLUMNS.len()).map(|i| format!("${i}")).collect();
-    let set: Vec<String> = CALL_COLUMNS[1..]
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    format!(
-        "INSERT INTO calls ({cols}) VALUES ({}) ON CONFLICT (call_id) DO UPDATE SET {}",
-        ph.join(", "),
-        set.join(", ")
-    )
+async fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
+    const OP: &str = "append";
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| upsert_sql(Dialect::Postgres));
+    let st = tx.prepare_cached(sql).await.map_err(pg(OP))?;
+    let params: Vec<Boxed> = r.into_values().into_iter().map(pg_value).collect();
+    tx.execute(&st, &boxed_refs(&params))
+        .await
+        .map_err(pg(OP))?;
+    Ok(())
 }
 
-async fn upsert_call(tx: &Transaction<'_>, r: &CallRow) -> Result<()> {
-    const OP: &str = "append";
-    let st = tx.prepare_cached(&upsert_sql()).await.map_err(pg(OP))?;
-    let status = r.status.to_string();
-    let p: [&(dyn ToSql + Sync); 28] = [
-        &r.call_id,
-        &r.received_ns,
-        &r.day,
-        &status,
-        &r.caller,
-        &r.dialed,
-        &r.campaign,
-        &r.source,
-        &r.zip,
-        &r.service,
-        &r.buyer,
-        &r.currency,
-        &r.price,
-        &r.price_micros,
-        &r.revenue,
-        &r.revenue_micros,
-        &r.payout,
-        &r.payout_micros,
-        &r.billable,
-        &r.accepted,
-        &r.duration_secs,
-        &r.fallback,
-        &r.destination,
-        &r.recording_url,
-        &r.pinged,
-        &r.bids,
-        &r.events,
-        &r.record,
-    ];
-    tx.execute(&st, &p).await.map_err(pg(OP))?;
-    Ok(())
+/// A `calls` column value as PostgreSQL binds it (`BIGINT` or `TEXT`, possibly NULL).
+fn pg_value(v: SqlValue) -> Boxed {
+    match v {
+        SqlValue::Int(i) => Box::new(i),
+        SqlValue::Text(s) => Box::new(s),
+    }
+}
+
+fn boxed_refs(params: &[Boxed]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 /// Owned parameters for a built statement.
@@ -794,119 +869,92 @@ impl PgStore {
             }
         }
         let mut stats = CopyStats::default();
-
-        // call_events, in seq order.
-        let mut after = i64::MIN;
-        loop {
-            let rows = source.dump_events(after, COPY_BATCH).await?;
-            let Some(last) = rows.last() else { break };
-            after = last.0;
-            let params: Vec<Boxed> = rows
-                .into_iter()
-                .flat_map(|(_, call, key, at, kind, event)| {
-                    [
-                        Box::new(call) as Boxed,
-                        Box::new(key),
-                        Box::new(at),
-                        Box::new(kind),
-                        Box::new(event),
-                    ]
-                })
-                .collect();
-            stats.events += insert_many(
-                &tx,
-                "call_events (call_id, idempotency_key, at_ns, kind, event)",
-                5,
-                &params,
-            )
-            .await?;
-        }
-
-        // calls, re-derived from their stored records.
-        let mut after = String::new();
-        loop {
-            let recs = source.dump_records(&after, COPY_BATCH).await?;
-            let Some(last) = recs.last() else { break };
-            after = last.call_id.as_str().to_string();
-            let mut params: Vec<Boxed> = Vec::with_capacity(recs.len() * CALL_COLUMNS.len());
-            for r in &recs {
-                let r = CallRow::from_record(r)?;
-                params.extend([
-                    Box::new(r.call_id) as Boxed,
-                    Box::new(r.received_ns),
-                    Box::new(r.day),
-                    Box::new(r.status.to_string()),
-                    Box::new(r.caller),
-                    Box::new(r.dialed),
-                    Box::new(r.campaign),
-                    Box::new(r.source),
-                    Box::new(r.zip),
-                    Box::new(r.service),
-                    Box::new(r.buyer),
-                    Box::new(r.currency),
-                    Box::new(r.price),
-                    Box::new(r.price_micros),
-                    Box::new(r.revenue),
-                    Box::new(r.revenue_micros),
-                    Box::new(r.payout),
-                    Box::new(r.payout_micros),
-                    Box::new(r.billable),
-                    Box::new(r.accepted),
-                    Box::new(r.duration_secs),
-                    Box::new(r.fallback),
-                    Box::new(r.destination),
-                    Box::new(r.recording_url),
-                    Box::new(r.pinged),
-                    Box::new(r.bids),
-                    Box::new(r.events),
-                    Box::new(r.record),
-                ]);
+        // One read transaction on the source: a consistent snapshot even while it is
+        // being written to.
+        let mut snapshot = source.dump_snapshot(COPY_BATCH);
+        while let Some(item) = snapshot.recv().await {
+            match item? {
+                // call_events, in seq order.
+                Dump::Events(rows) => {
+                    let params: Vec<Boxed> = rows
+                        .into_iter()
+                        .flat_map(|(_, call, key, at, kind, event)| {
+                            [
+                                Box::new(call) as Boxed,
+                                Box::new(key),
+                                Box::new(at),
+                                Box::new(kind),
+                                Box::new(event),
+                            ]
+                        })
+                        .collect();
+                    stats.events += insert_many(
+                        &tx,
+                        "call_events (call_id, idempotency_key, at_ns, kind, event)",
+                        5,
+                        &params,
+                    )
+                    .await?;
+                }
+                // calls, re-derived from their stored records.
+                Dump::Records(recs) => {
+                    let mut params: Vec<Boxed> =
+                        Vec::with_capacity(recs.len() * CALL_COLUMNS.len());
+                    for r in &recs {
+                        params.extend(CallRow::from_record(r)?.into_values().map(pg_value));
+                    }
+                    let cols = format!("calls ({})", CALL_COLUMNS.join(", "));
+                    stats.calls += insert_many(&tx, &cols, CALL_COLUMNS.len(), &params).await?;
+                }
+                // Small tables in one go each.
+                Dump::State(state) => copy_state(&tx, state, &mut stats).await?,
             }
-            let cols = format!("calls ({})", CALL_COLUMNS.join(", "));
-            stats.calls += insert_many(&tx, &cols, CALL_COLUMNS.len(), &params).await?;
-        }
-
-        // Small tables in one go each.
-        let state = source.dump_state().await?;
-        for (id, expires, incs) in state.reservations {
-            tx.execute(
-                "INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2)",
-                &[&id, &expires],
-            )
-            .await
-            .map_err(pg(OP))?;
-            for (counter, amount) in incs {
-                tx.execute(
-                    "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES ($1, $2, $3)",
-                    &[&id, &counter, &amount],
-                )
-                .await
-                .map_err(pg(OP))?;
-            }
-            stats.reservations += 1;
-        }
-        for (buyer, caller, at) in state.seen {
-            tx.execute(
-                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES ($1, $2, $3)",
-                &[&buyer, &caller, &at],
-            )
-            .await
-            .map_err(pg(OP))?;
-            stats.seen_callers += 1;
-        }
-        for (buyer, area, hour, calls, billable) in state.history {
-            tx.execute(
-                "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&buyer, &area, &hour, &calls, &billable],
-            )
-            .await
-            .map_err(pg(OP))?;
-            stats.history_buckets += 1;
         }
         tx.commit().await.map_err(pg(OP))?;
         Ok(stats)
     }
+}
+
+/// Copies the small state tables of a snapshot.
+async fn copy_state(tx: &Transaction<'_>, state: StateDump, stats: &mut CopyStats) -> Result<()> {
+    const OP: &str = "copy_from_sqlite";
+    for (id, expires, incs) in state.reservations {
+        tx.execute(
+            "INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2)",
+            &[&id, &expires],
+        )
+        .await
+        .map_err(pg(OP))?;
+        for (counter, amount) in incs {
+            tx.execute(
+                "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES ($1, $2, $3)",
+                &[&id, &counter, &amount],
+            )
+            .await
+            .map_err(pg(OP))?;
+        }
+        stats.reservations += 1;
+    }
+    for (buyer, caller, at) in state.seen {
+        tx.execute(
+            "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES ($1, $2, $3)",
+            &[&buyer, &caller, &at],
+        )
+        .await
+        .map_err(pg(OP))?;
+        stats.seen_callers += 1;
+    }
+    for (buyer, area, hour, calls, billable) in state.history {
+        tx.execute(
+            "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&buyer, &area, &hour, &calls, &billable],
+        )
+        .await
+        .map_err(pg(OP))?;
+        stats.history_buckets += 1;
+    }
+    Ok(())
 }
 
 /// One multi-row `INSERT INTO target VALUES (…), (…)` of `params.len() / width` rows.
@@ -932,11 +980,7 @@ async fn insert_many(
         }
         sql.push(')');
     }
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    tx.execute(&sql, &refs).await.map_err(pg(OP))
+    tx.execute(&sql, &boxed_refs(params)).await.map_err(pg(OP))
 }
 
 /// Opens a transaction at READ COMMITTED whatever the server's default is: cap

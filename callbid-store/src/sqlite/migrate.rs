@@ -13,6 +13,7 @@ use crate::error::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_buyer_price.sql"),
+    include_str!("../../migrations/sqlite/0003_reservation_expiry.sql"),
 ];
 
 /// The schema version after every migration.

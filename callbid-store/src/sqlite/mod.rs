@@ -28,8 +28,11 @@ use rusqlite::{
 };
 use rust_decimal::Decimal;
 
-use crate::codec::{area_text, from_ns, hour_value, parse_record, to_ns, CallRow, CALL_COLUMNS};
+use crate::codec::{
+    area_text, from_ns, hour_value, parse_record, to_ns, upsert_sql, CallRow, SqlValue,
+};
 use crate::error::{Result, StoreError};
+use crate::prune::{self, PruneGate};
 use crate::report::{
     aggregate_sql, finish_page, page_sql, AggregateRow, CallReports, Dialect, GroupBy, Param,
     RawAggregate, ReportFilter, ReportPage, ReportQuery,
@@ -42,6 +45,18 @@ pub(crate) type RawEvent = (i64, String, String, i64, String, String);
 
 /// A reservation row: id, expires_ns, and its (counter, amount) increments.
 pub(crate) type RawReservation = (String, Option<i64>, Vec<(String, Decimal)>);
+
+/// One item of [`SqliteStore::dump_snapshot`].
+#[derive(Debug)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) enum Dump {
+    /// Call events, by sequence number.
+    Events(Vec<RawEvent>),
+    /// Call records, by call id.
+    Records(Vec<CallRecord>),
+    /// The small state tables, last.
+    State(StateDump),
+}
 
 /// The small state tables, whole.
 #[derive(Debug, Default)]
@@ -114,6 +129,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     path: Option<PathBuf>,
+    prune: PruneGate,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
@@ -152,6 +168,29 @@ fn configure(conn: &Connection, o: &SqliteOptions, file: bool) -> Result<()> {
     Ok(())
 }
 
+/// Refuses names SQLite would not treat as a plain, shared database file.
+fn check_file_path(path: &Path) -> Result<()> {
+    let shown = path.display().to_string();
+    let refuse = |reason: &str| -> Result<()> {
+        Err(callbid_core::ValidationError::new("path", &shown, reason).into())
+    };
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.len() >= 5 && bytes[..5].eq_ignore_ascii_case(b"file:") {
+        return refuse(
+            "SQLite URIs are not accepted (their parameters, e.g. nolock=1, immutable=1 or \
+             mode=memory, would break cross-process locking); give a plain file path \
+             (write ./file:… for a file really named so)",
+        );
+    }
+    if bytes.is_empty() || bytes == b":memory:" {
+        return refuse(
+            "not a database file (each connection would get its own private database); \
+             use sqlite::memory: / SqliteStore::open_in_memory",
+        );
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` with default options,
     /// applying the embedded migrations. Blocking: call it before starting to serve, or
@@ -161,31 +200,44 @@ impl SqliteStore {
     }
 
     /// Opens the database file at `path` with `options`.
+    ///
+    /// `path` is always a file name, never an SQLite URI: a path starting with `file:`
+    /// is refused (its query could say `nolock=1`, `immutable=1` or `mode=memory`, which
+    /// would break the cross-process locking caps rely on), and so are `:memory:` and
+    /// the empty path (use [`SqliteStore::open_in_memory`]). Prefix a relative file that
+    /// really is named `file:…` with `./`. Every error names the path.
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
-        const OP: &str = "open";
         let path = path.as_ref().to_path_buf();
+        check_file_path(&path)?;
+        Self::open_file(&path, &options).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    fn open_file(path: &Path, options: &SqliteOptions) -> Result<Self> {
+        const OP: &str = "open";
+        // No SQLITE_OPEN_URI; the bundled SQLite is built with SQLITE_USE_URI, which is
+        // why `check_file_path` refuses `file:` names before they get here.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut writer =
-            Connection::open_with_flags(&path, flags).map_err(StoreError::sqlite(OP))?;
-        configure(&writer, &options, true)?;
+            Connection::open_with_flags(path, flags).map_err(StoreError::sqlite(OP))?;
+        configure(&writer, options, true)?;
         migrate::apply(&mut writer)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
             let c = Connection::open_with_flags(
-                &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_URI,
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(StoreError::sqlite(OP))?;
             c.busy_timeout(options.busy_timeout)
                 .map_err(StoreError::sqlite(OP))?;
             readers.push(Mutex::new(c));
         }
-        Ok(Self::from_parts(writer, readers, Some(path)))
+        Ok(Self::from_parts(writer, readers, Some(path.to_path_buf())))
     }
 
     /// A private in-memory database (one connection; lost when the last clone drops).
@@ -207,6 +259,7 @@ impl SqliteStore {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 path,
+                prune: PruneGate::default(),
             }),
         }
     }
@@ -388,115 +441,59 @@ impl SqliteStore {
         .await
     }
 
-    /// Up to `limit` events after sequence number `after`, in order, as raw columns
-    /// (seq, call id, key, at, kind, JSON): for copying to another store.
+    /// Streams the whole database for copying to another store, read in **one** read
+    /// transaction, so the copy is one consistent snapshot even while this store keeps
+    /// taking writes: batches of up to `batch` events (by sequence number), then of
+    /// call records (by id), then the small state tables once. A file database is read
+    /// on a connection of its own (writers go on meanwhile; WAL keeps the snapshot); an
+    /// in-memory one holds its only connection, so its writes wait until the stream ends
+    /// or is dropped.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) async fn dump_events(&self, after: i64, limit: usize) -> Result<Vec<RawEvent>> {
-        const OP: &str = "dump_events";
-        self.read(OP, move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT seq, call_id, idempotency_key, at_ns, kind, event FROM call_events \
-                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )
-                .map_err(StoreError::sqlite(OP))?;
-            let rows = st
-                .query_map(params![after, limit as i64], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })
-                .map_err(StoreError::sqlite(OP))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(StoreError::sqlite(OP))
-        })
-        .await
-    }
-
-    /// Up to `limit` call records with ids after `after`, by id.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) async fn dump_records(&self, after: &str, limit: usize) -> Result<Vec<CallRecord>> {
-        const OP: &str = "dump_records";
-        let after = after.to_string();
-        self.read(OP, move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT record FROM calls WHERE call_id > ?1 ORDER BY call_id LIMIT ?2",
-                )
-                .map_err(StoreError::sqlite(OP))?;
-            let rows = st
-                .query_map(params![after, limit as i64], |r| r.get::<_, String>(0))
-                .map_err(StoreError::sqlite(OP))?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(parse_record(OP, &r.map_err(StoreError::sqlite(OP))?)?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    /// Caps, seen callers and history, whole (small tables).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) async fn dump_state(&self) -> Result<StateDump> {
-        const OP: &str = "dump_state";
-        self.read(OP, move |c| {
-            let e = StoreError::sqlite;
-            let mut d = StateDump::default();
-            let mut st = c
-                .prepare("SELECT id, expires_ns FROM cap_reservations ORDER BY id")
-                .map_err(e(OP))?;
-            let res = st
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
-                })
-                .map_err(e(OP))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(e(OP))?;
-            let mut inc = c
-                .prepare("SELECT counter, amount FROM cap_increments WHERE reservation_id = ?1")
-                .map_err(e(OP))?;
-            for (id, exp) in res {
-                let mut incs = Vec::new();
-                let rows = inc
-                    .query_map([&id], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(e(OP))?;
-                for row in rows {
-                    let (counter, amount) = row.map_err(e(OP))?;
-                    let amount = Decimal::from_str_exact(&amount)
-                        .map_err(|err| StoreError::corrupt(OP, format!("{amount:?}: {err}")))?;
-                    incs.push((counter, amount));
+    pub(crate) fn dump_snapshot(&self, batch: usize) -> tokio::sync::mpsc::Receiver<Result<Dump>> {
+        const OP: &str = "snapshot";
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let inner = self.inner.clone();
+        let batch = batch.max(1);
+        tokio::task::spawn_blocking(move || {
+            let run = |c: &Connection| -> Result<()> {
+                // Ends (rolls back) when dropped; the first read pins the snapshot.
+                let snap = c.unchecked_transaction().map_err(StoreError::sqlite(OP))?;
+                let mut after = i64::MIN;
+                loop {
+                    let rows = dump_events(&snap, after, batch)?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.0;
+                    if tx.blocking_send(Ok(Dump::Events(rows))).is_err() {
+                        return Ok(());
+                    }
                 }
-                d.reservations.push((id, exp, incs));
+                let mut after = String::new();
+                loop {
+                    let recs = dump_records(&snap, &after, batch)?;
+                    let Some(last) = recs.last() else { break };
+                    after = last.call_id.as_str().to_string();
+                    if tx.blocking_send(Ok(Dump::Records(recs))).is_err() {
+                        return Ok(());
+                    }
+                }
+                let _ = tx.blocking_send(Ok(Dump::State(dump_state(&snap)?)));
+                Ok(())
+            };
+            let result = match &inner.path {
+                Some(path) => Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .and_then(|c| c.busy_timeout(Duration::from_secs(30)).map(|()| c))
+                .map_err(StoreError::sqlite(OP))
+                .and_then(|c| run(&c)),
+                None => run(&inner.writer.lock().unwrap_or_else(PoisonError::into_inner)),
+            };
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
             }
-            let mut st = c
-                .prepare("SELECT buyer, caller, last_seen_ns FROM seen_callers")
-                .map_err(e(OP))?;
-            d.seen = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(e(OP))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(e(OP))?;
-            let mut st = c
-                .prepare("SELECT buyer, area, hour_of_week, calls, billable FROM duration_history")
-                .map_err(e(OP))?;
-            d.history = st
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .map_err(e(OP))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(e(OP))?;
-            Ok(d)
-        })
-        .await
+        });
+        rx
     }
 
     /// Number of calls in the summary table.
@@ -516,8 +513,11 @@ impl SqliteStore {
             .expires_at
             .map(|t| to_ns("expires_at", t))
             .transpose()?;
+        // Out of range only for instants near 1677, where there is nothing to prune.
+        let prune_before = to_ns("now", prune::cutoff(request.now)).ok();
         let id = request.id.0.clone();
         let incs = merge_increments(request);
+        let inner = self.inner.clone();
         self.write(OP, move |c| {
             let e = StoreError::sqlite(OP);
             let tx = c
@@ -530,10 +530,18 @@ impl SqliteStore {
             if exists {
                 return Ok(ReserveOutcome::Reserved);
             }
+            if let Some(before) = prune_before {
+                if inner.prune.claim() {
+                    let n = prune_in(&tx, before, prune::BATCH)?;
+                    inner.prune.done(n);
+                }
+            }
             for (key, (amount, limit)) in &incs {
                 let used = usage_in(&tx, key, now)?;
                 // An overflowing sum can only exceed the limit.
                 if used.checked_add(*amount).is_none_or(|total| total > *limit) {
+                    // Commits what pruning deleted (nothing else was written).
+                    tx.commit().map_err(StoreError::sqlite(OP))?;
                     return Ok(ReserveOutcome::Exceeded {
                         key: key.clone(),
                         used,
@@ -562,6 +570,33 @@ impl SqliteStore {
     }
 }
 
+/// Deletes up to `limit` reservations that expired at or before `before` (oldest
+/// first), with their increments. Returns how many.
+fn prune_in(tx: &Transaction<'_>, before: i64, limit: i64) -> Result<u64> {
+    const OP: &str = "prune";
+    let ids = tx
+        .prepare_cached(
+            "SELECT id FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= ?1 \
+             ORDER BY expires_ns LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![before, limit], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(StoreError::sqlite(OP))?;
+    let mut incs = tx
+        .prepare_cached("DELETE FROM cap_increments WHERE reservation_id = ?1")
+        .map_err(StoreError::sqlite(OP))?;
+    let mut res = tx
+        .prepare_cached("DELETE FROM cap_reservations WHERE id = ?1")
+        .map_err(StoreError::sqlite(OP))?;
+    for id in &ids {
+        incs.execute([id]).map_err(StoreError::sqlite(OP))?;
+        res.execute([id]).map_err(StoreError::sqlite(OP))?;
+    }
+    Ok(ids.len() as u64)
+}
+
 /// The increments of a request per counter, with a counter listed twice counted as the
 /// sum of its amounts (and the smallest limit), in request order of first appearance.
 pub(crate) fn merge_increments(request: &ReservationRequest) -> Vec<(String, (Decimal, Decimal))> {
@@ -583,6 +618,102 @@ pub(crate) fn merge_increments(request: &ReservationRequest) -> Vec<(String, (De
         .into_iter()
         .filter_map(|k| m.remove(&k).map(|v| (k, v)))
         .collect()
+}
+
+/// Up to `limit` events after sequence number `after`, in order, as raw columns
+/// (seq, call id, key, at, kind, JSON): for copying to another store.
+fn dump_events(c: &Connection, after: i64, limit: usize) -> Result<Vec<RawEvent>> {
+    const OP: &str = "dump_events";
+    let mut st = c
+        .prepare_cached(
+            "SELECT seq, call_id, idempotency_key, at_ns, kind, event FROM call_events \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .map_err(StoreError::sqlite(OP))?;
+    let rows = st
+        .query_map(params![after, limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .map_err(StoreError::sqlite(OP))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(StoreError::sqlite(OP))
+}
+
+/// Up to `limit` call records with ids after `after`, by id.
+fn dump_records(c: &Connection, after: &str, limit: usize) -> Result<Vec<CallRecord>> {
+    const OP: &str = "dump_records";
+    let mut st = c
+        .prepare_cached("SELECT record FROM calls WHERE call_id > ?1 ORDER BY call_id LIMIT ?2")
+        .map_err(StoreError::sqlite(OP))?;
+    let rows = st
+        .query_map(params![after, limit as i64], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sqlite(OP))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(parse_record(OP, &r.map_err(StoreError::sqlite(OP))?)?);
+    }
+    Ok(out)
+}
+
+/// Caps, seen callers and history, whole (small tables).
+fn dump_state(c: &Connection) -> Result<StateDump> {
+    const OP: &str = "dump_state";
+    let e = StoreError::sqlite;
+    let mut d = StateDump::default();
+    let mut st = c
+        .prepare("SELECT id, expires_ns FROM cap_reservations ORDER BY id")
+        .map_err(e(OP))?;
+    let res = st
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+        })
+        .map_err(e(OP))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(e(OP))?;
+    let mut inc = c
+        .prepare("SELECT counter, amount FROM cap_increments WHERE reservation_id = ?1")
+        .map_err(e(OP))?;
+    for (id, exp) in res {
+        let mut incs = Vec::new();
+        let rows = inc
+            .query_map([&id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(e(OP))?;
+        for row in rows {
+            let (counter, amount) = row.map_err(e(OP))?;
+            let amount = Decimal::from_str_exact(&amount)
+                .map_err(|err| StoreError::corrupt(OP, format!("{amount:?}: {err}")))?;
+            incs.push((counter, amount));
+        }
+        d.reservations.push((id, exp, incs));
+    }
+    let mut st = c
+        .prepare("SELECT buyer, caller, last_seen_ns FROM seen_callers")
+        .map_err(e(OP))?;
+    d.seen = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(e(OP))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(e(OP))?;
+    let mut st = c
+        .prepare("SELECT buyer, area, hour_of_week, calls, billable FROM duration_history")
+        .map_err(e(OP))?;
+    d.history = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(e(OP))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(e(OP))?;
+    Ok(d)
 }
 
 fn usage_in(c: &Connection, key: &str, now: i64) -> Result<Decimal> {
@@ -660,7 +791,7 @@ fn append_in(
     };
     record.apply(e);
     if !defer {
-        upsert_call(tx, &CallRow::from_record(&record)?)?;
+        upsert_call(tx, CallRow::from_record(&record)?)?;
     }
     *cache = Some((record, defer));
     Ok(AppendOutcome::Recorded)
@@ -669,64 +800,30 @@ fn append_in(
 /// Writes a deferred `calls` row.
 fn flush(tx: &Transaction<'_>, cached: Cached) -> Result<()> {
     match cached {
-        Some((r, true)) => upsert_call(tx, &CallRow::from_record(&r)?),
+        Some((r, true)) => upsert_call(tx, CallRow::from_record(&r)?),
         _ => Ok(()),
     }
 }
 
-fn upsert_sql() -> String {
-    let cols = CALL_COLUMNS.join(", ");
-    let ph: Vec<String> = (1..=CALL_COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    let set: Vec<String> = CALL_COLUMNS[1..]
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    format!(
-        "INSERT INTO calls ({cols}) VALUES ({}) ON CONFLICT (call_id) DO UPDATE SET {}",
-        ph.join(", "),
-        set.join(", ")
-    )
-}
-
-fn upsert_call(tx: &Transaction<'_>, r: &CallRow) -> Result<()> {
+fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
     const OP: &str = "append";
     thread_local! {
-        static SQL: String = upsert_sql();
+        static SQL: String = upsert_sql(Dialect::Sqlite);
     }
     let sql = SQL.with(Clone::clone);
     let mut st = tx.prepare_cached(&sql).map_err(StoreError::sqlite(OP))?;
-    st.execute(params![
-        r.call_id,
-        r.received_ns,
-        r.day,
-        r.status,
-        r.caller,
-        r.dialed,
-        r.campaign,
-        r.source,
-        r.zip,
-        r.service,
-        r.buyer,
-        r.currency,
-        r.price,
-        r.price_micros,
-        r.revenue,
-        r.revenue_micros,
-        r.payout,
-        r.payout_micros,
-        r.billable,
-        r.accepted,
-        r.duration_secs,
-        r.fallback,
-        r.destination,
-        r.recording_url,
-        r.pinged,
-        r.bids,
-        r.events,
-        r.record,
-    ])
-    .map_err(StoreError::sqlite(OP))?;
+    st.execute(rusqlite::params_from_iter(r.into_values().map(sql_value)))
+        .map_err(StoreError::sqlite(OP))?;
     Ok(())
+}
+
+/// A `calls` column value as SQLite binds it.
+fn sql_value(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Int(Some(i)) => Value::Integer(i),
+        SqlValue::Text(Some(s)) => Value::Text(s),
+        SqlValue::Int(None) | SqlValue::Text(None) => Value::Null,
+    }
 }
 
 fn values(params: Vec<Param>) -> Vec<Value> {
@@ -1058,6 +1155,214 @@ mod tests {
             s.reserve(&r).await.unwrap(),
             ReserveOutcome::Exceeded { .. }
         ));
+    }
+
+    #[test]
+    fn sqlite_uris_and_private_names_are_refused_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for query in [
+            "?nolock=1",
+            "?immutable=1",
+            "?mode=memory",
+            "?vfs=unix-none",
+            "",
+        ] {
+            for scheme in ["file:", "FILE:"] {
+                let path = format!("{scheme}{}/x.db{query}", dir.path().display());
+                match SqliteStore::open(&path) {
+                    Err(StoreError::Invalid(e)) => {
+                        assert_eq!(e.field, "path");
+                        let shown = e.to_string();
+                        assert!(shown.contains(&path) && shown.contains("URI"), "{shown}");
+                    }
+                    other => panic!("{path}: {other:?}"),
+                }
+            }
+        }
+        for path in [":memory:", ""] {
+            assert!(
+                matches!(SqliteStore::open(path), Err(StoreError::Invalid(e)) if e.field == "path"),
+                "{path:?}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing created"
+        );
+        // A file really named `file:…` opens when written as a relative path.
+        let named = dir.path().join("file:y.db");
+        let s = SqliteStore::open(&named).unwrap();
+        assert_eq!(s.path(), Some(named.as_path()));
+        assert!(named.exists());
+    }
+
+    #[test]
+    fn open_and_migrate_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/dir/calls.db");
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+        let newer = dir.path().join("newer.db");
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        for (path, why) in [
+            (&missing, "unable to open"),
+            (&garbage, "not a database"),
+            (&newer, "newer than this build"),
+        ] {
+            let e = SqliteStore::open(path).unwrap_err();
+            assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+            let shown = e.to_string();
+            assert!(
+                shown.contains(&path.display().to_string()) && shown.contains(why),
+                "{shown}"
+            );
+            // The path survives the mapping to core's error too.
+            let state = e.into_state("open").to_string();
+            assert!(state.contains(&path.display().to_string()), "{state}");
+        }
+    }
+
+    fn count(s: &SqliteStore, table: &'static str) -> i64 {
+        let c = s.inner.writer.lock().unwrap();
+        c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reserve_prunes_expired_reservations_in_bounded_batches() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 1, 12, 0, 0).unwrap();
+        let hour = chrono::Duration::hours(1);
+        let req = |id: String, key: &str, limit, now, expires_at| ReservationRequest {
+            id: ReservationId(id),
+            increments: vec![CounterIncrement {
+                key: key.into(),
+                amount: dec!(1),
+                limit,
+            }],
+            expires_at,
+            now,
+        };
+        // 300 live-call reservations that all ended an hour before `t`.
+        for i in 0..300 {
+            let r = req(
+                format!("old{i}"),
+                "live",
+                dec!(1000),
+                t - hour * 2,
+                Some(t - hour),
+            );
+            assert_eq!(s.reserve(&r).await.unwrap(), ReserveOutcome::Reserved);
+        }
+        // The first of them claimed the gate (nothing had expired yet): closed since.
+        assert_eq!(count(&s, "cap_reservations"), 300);
+        assert_eq!(usage_at(&s, "live", t).await, dec!(0));
+
+        // Open again: a reservation deletes one full batch, oldest first...
+        s.inner.prune.reopen();
+        let r = req("new1".into(), "live", dec!(1000), t, Some(t + hour));
+        assert_eq!(s.reserve(&r).await.unwrap(), ReserveOutcome::Reserved);
+        assert_eq!(count(&s, "cap_reservations"), 300 - prune::BATCH + 1);
+        // ...a full batch leaves the gate open, and a refused reservation prunes too...
+        let r = req("over".into(), "full", dec!(0), t, None);
+        assert!(matches!(
+            s.reserve(&r).await.unwrap(),
+            ReserveOutcome::Exceeded { .. }
+        ));
+        assert_eq!(count(&s, "cap_reservations"), 1);
+        assert_eq!(count(&s, "cap_increments"), 1);
+        // ...and after a partial batch the gate stays shut for the interval.
+        let r = req(
+            "old-again".into(),
+            "live",
+            dec!(1000),
+            t - hour * 2,
+            Some(t - hour),
+        );
+        s.reserve(&r).await.unwrap();
+        let r = req("new2".into(), "live", dec!(1000), t, Some(t + hour));
+        s.reserve(&r).await.unwrap();
+        assert_eq!(count(&s, "cap_reservations"), 3);
+        assert_eq!(usage_at(&s, "live", t).await, dec!(2));
+        // Never a reservation still inside the grace period, even when asked for later.
+        s.inner.prune.reopen();
+        let now = Utc::now();
+        let r = req(
+            "fresh".into(),
+            "x",
+            dec!(5),
+            now - hour,
+            Some(now - chrono::Duration::seconds(1)),
+        );
+        s.reserve(&r).await.unwrap();
+        let r = req("later".into(), "x", dec!(5), now + hour * 24, None);
+        s.reserve(&r).await.unwrap();
+        assert_eq!(
+            usage_at(&s, "x", now - chrono::Duration::seconds(30)).await,
+            dec!(2)
+        );
+    }
+
+    async fn usage_at(s: &SqliteStore, key: &str, now: DateTime<Utc>) -> Decimal {
+        CapStore::usage(s, key, now).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_ignores_writes_made_after_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("snap.db")).unwrap();
+        for call in ["CA1", "CA2", "CA3"] {
+            for key in ["a", "b"] {
+                s.append_event(&ev(call, key, CallEventKind::Recording { url: key.into() }))
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut rx = s.dump_snapshot(1);
+        let first = rx.recv().await.unwrap().unwrap();
+        assert!(matches!(&first, Dump::Events(e) if e.len() == 1));
+        // Written while the copy is under way: not part of it.
+        s.append_event(&ev(
+            "CA4",
+            "a",
+            CallEventKind::Recording { url: "u".into() },
+        ))
+        .await
+        .unwrap();
+        s.append_event(&ev(
+            "CA1",
+            "c",
+            CallEventKind::Recording { url: "u".into() },
+        ))
+        .await
+        .unwrap();
+        let r = ReservationRequest {
+            id: ReservationId("r".into()),
+            increments: vec![CounterIncrement {
+                key: "k".into(),
+                amount: dec!(1),
+                limit: dec!(1),
+            }],
+            expires_at: None,
+            now: Utc::now(),
+        };
+        s.reserve(&r).await.unwrap();
+        let (mut events, mut records, mut reservations) = (1, Vec::new(), None);
+        while let Some(item) = rx.recv().await {
+            match item.unwrap() {
+                Dump::Events(e) => events += e.len(),
+                Dump::Records(r) => records.extend(r),
+                Dump::State(st) => reservations = Some(st.reservations.len()),
+            }
+        }
+        assert_eq!(events, 6);
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|r| r.events == 2), "{records:?}");
+        assert_eq!(reservations, Some(0));
     }
 
     #[tokio::test]
