@@ -1,6 +1,7 @@
 //! The `Buyer` trait: who we ask for a price, and what they answer.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,6 +54,15 @@ pub struct Bid {
     pub expires_at: Option<DateTime<Utc>>,
     /// Minimum call duration for the call to be billable.
     pub min_duration: Option<Duration>,
+    /// Opaque data the buyer's adapter keeps with its own bid, for its accept or loss
+    /// report step (e.g. values from the ping reply that the post request must echo).
+    ///
+    /// Only the adapter that made the bid reads it; the auction and rules never look
+    /// inside. It is behind an `Arc`, so cloning a bid stays cheap. It is process-local:
+    /// not serialized (a deserialized bid has `None`), so adapters must treat a missing
+    /// value as "this bid did not come from my ping" rather than assume it is there.
+    #[serde(skip)]
+    pub adapter_data: Option<Arc<serde_json::Value>>,
 }
 
 impl Bid {
@@ -65,6 +75,7 @@ impl Bid {
             bid_id: None,
             expires_at: None,
             min_duration: None,
+            adapter_data: None,
         }
     }
 
@@ -89,6 +100,12 @@ impl Bid {
     /// Sets the minimum billable duration.
     pub fn with_min_duration(mut self, d: Duration) -> Self {
         self.min_duration = Some(d);
+        self
+    }
+
+    /// Attaches the adapter's opaque data (see [`Bid::adapter_data`]).
+    pub fn with_adapter_data(mut self, data: impl Into<Arc<serde_json::Value>>) -> Self {
+        self.adapter_data = Some(data.into());
         self
     }
 }
@@ -177,6 +194,36 @@ impl fmt::Display for BuyerErrorKind {
     }
 }
 
+/// Whether a failed request may have reached the buyer, which decides whether sending
+/// it again is safe (a second ping may be billed or counted against us; a second accept
+/// may sell the call twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The request certainly did not reach the buyer: it was refused locally, or the
+    /// connection was never established. Sending it again cannot make the buyer see it
+    /// twice.
+    NotSent,
+    /// The request may have reached the buyer: it was (or may have been) written and the
+    /// answer timed out, broke off or could not be used, or nobody knows.
+    #[default]
+    MaybeDelivered,
+}
+
+impl Delivery {
+    /// What [`BuyerError::new`] assumes for `kind` when the caller does not say:
+    /// [`Transport`](BuyerErrorKind::Transport) (a connection-level failure) and
+    /// [`Refused`](BuyerErrorKind::Refused) (refused locally before sending) did not
+    /// reach the buyer; every other kind may have.
+    pub fn assumed_for(kind: BuyerErrorKind) -> Delivery {
+        match kind {
+            BuyerErrorKind::Transport | BuyerErrorKind::Refused => Delivery::NotSent,
+            _ => Delivery::MaybeDelivered,
+        }
+    }
+}
+
 /// A buyer failed: which buyer, at which step, what kind, and the detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("buyer {buyer} {step} failed ({kind}): {message}")]
@@ -192,10 +239,17 @@ pub struct BuyerError {
     pub message: String,
     /// The raw response body, when it could not be parsed (truncated by the adapter).
     pub raw_body: Option<String>,
+    /// Whether the request may have reached the buyer (see
+    /// [`BuyerError::may_have_reached_buyer`]). Records without it read as
+    /// [`Delivery::MaybeDelivered`].
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 impl BuyerError {
-    /// A new error.
+    /// A new error. Its [`delivery`](BuyerError::delivery) is what
+    /// [`Delivery::assumed_for`] `kind` says; set it with [`BuyerError::with_delivery`]
+    /// when the failing code knows better (an HTTP client knows whether it connected).
     pub fn new(
         buyer: BuyerId,
         step: BuyerStep,
@@ -208,7 +262,27 @@ impl BuyerError {
             kind,
             message: message.into(),
             raw_body: None,
+            delivery: Delivery::assumed_for(kind),
         }
+    }
+
+    /// Says whether the request may have reached the buyer.
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Whether the request may have reached the buyer. When `true`, sending it again
+    /// is not safe: the buyer may see it twice.
+    pub fn may_have_reached_buyer(&self) -> bool {
+        self.delivery != Delivery::NotSent
+    }
+
+    /// Whether sending the request again is safe and could help: the failure is a
+    /// connection failure or a timeout ([`BuyerErrorKind::is_retryable`]) and the
+    /// request did not reach the buyer.
+    pub fn is_safe_to_retry(&self) -> bool {
+        self.kind.is_retryable() && !self.may_have_reached_buyer()
     }
 
     /// Attaches the raw body of an unparseable response.
@@ -369,5 +443,82 @@ impl BuyerProfile {
     pub fn with_default_min_duration(mut self, d: Duration) -> Self {
         self.default_min_duration = d;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> BuyerId {
+        BuyerId::new("b").unwrap()
+    }
+
+    #[test]
+    fn delivery_defaults_by_kind_and_decides_retry_safety() {
+        let e = |k| BuyerError::new(id(), BuyerStep::Ping, k, "x");
+        assert!(!e(BuyerErrorKind::Transport).may_have_reached_buyer());
+        assert!(!e(BuyerErrorKind::Refused).may_have_reached_buyer());
+        for k in [
+            BuyerErrorKind::Timeout,
+            BuyerErrorKind::BadResponse,
+            BuyerErrorKind::Rejected,
+            BuyerErrorKind::Panicked,
+            BuyerErrorKind::Config,
+        ] {
+            assert!(e(k).may_have_reached_buyer(), "{k}");
+        }
+        assert!(e(BuyerErrorKind::Transport).is_safe_to_retry());
+        // A timeout after the request was written: the buyer may have it.
+        assert!(!e(BuyerErrorKind::Timeout).is_safe_to_retry());
+        // A timeout while connecting: it never left.
+        assert!(e(BuyerErrorKind::Timeout)
+            .with_delivery(Delivery::NotSent)
+            .is_safe_to_retry());
+        // A connection reset after the request was written.
+        assert!(!e(BuyerErrorKind::Transport)
+            .with_delivery(Delivery::MaybeDelivered)
+            .is_safe_to_retry());
+        // Refused locally: not sent, but retrying cannot help.
+        assert!(!e(BuyerErrorKind::Refused).is_safe_to_retry());
+    }
+
+    #[test]
+    fn delivery_serializes_and_defaults_when_absent() {
+        let err = BuyerError::new(id(), BuyerStep::Accept, BuyerErrorKind::Timeout, "slow")
+            .with_delivery(Delivery::NotSent);
+        let text = serde_json::to_string(&err).unwrap();
+        assert!(text.contains(r#""delivery":"not_sent""#), "{text}");
+        assert_eq!(serde_json::from_str::<BuyerError>(&text).unwrap(), err);
+        let old = r#"{"buyer":"b","step":"ping","kind":"transport","message":"m","raw_body":null}"#;
+        let back: BuyerError = serde_json::from_str(old).unwrap();
+        assert!(
+            back.may_have_reached_buyer(),
+            "unknown means maybe delivered"
+        );
+    }
+
+    #[test]
+    fn adapter_data_is_shared_on_clone_and_not_serialized() {
+        let data = serde_json::json!({"token": "t-1"});
+        let bid = Bid::new(id(), Money::usd(10.into())).with_adapter_data(data.clone());
+        let copy = bid.clone();
+        let (a, b) = (
+            bid.adapter_data.as_ref().unwrap(),
+            copy.adapter_data.as_ref().unwrap(),
+        );
+        assert!(Arc::ptr_eq(a, b), "cloning a bid must not copy the data");
+        assert_eq!(**a, data);
+        let text = serde_json::to_string(&bid).unwrap();
+        assert!(!text.contains("t-1"), "{text}");
+        let back: Bid = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.adapter_data, None);
+        assert_eq!(
+            back,
+            Bid {
+                adapter_data: None,
+                ..bid
+            }
+        );
     }
 }
