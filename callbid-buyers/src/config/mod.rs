@@ -66,9 +66,7 @@ pub use schema::{
 use crate::adapter::HttpBuyer;
 use crate::http::{ExecutorConfig, HttpExecutor};
 use crate::layers::{RateLimit, Retry};
-use crate::ping_post::{
-    preset, preset_names, Auth, AuthSpec, PingPost, PingPostSettings, ProtocolSpec,
-};
+use crate::ping_post::{load_preset, Auth, AuthSpec, PingPost, PingPostSettings, ProtocolSpec};
 use crate::secret::Secret;
 use crate::service_direct::ServiceDirect;
 
@@ -441,17 +439,7 @@ impl BuyersLoader {
                         "a preset cannot be combined with inline ping/accept/capabilities",
                     ));
                 }
-                preset(p).ok_or_else(|| {
-                    invalid(
-                        name,
-                        "ping_post.preset",
-                        p,
-                        format!(
-                            "unknown preset (known: {})",
-                            preset_names().collect::<Vec<_>>().join(", ")
-                        ),
-                    )
-                })?
+                load_preset(p).map_err(|e| invalid(name, "ping_post.preset", p, e.to_string()))?
             }
             None => {
                 let ping = c.ping.clone().ok_or_else(|| {
