@@ -8,7 +8,9 @@
 //!   `suppress_response_codes` the real status is read from `x-original-status-code`;
 //! - accept: `POST {base}request/{request_id}/accept` → `{"data":{"phone_number":"5125550123"}}`
 //!   (10-digit NANP, turned into E.164);
-//! - loss: `POST {base}request/{request_id}/sold_price` with `sold_price` and `duration`.
+//! - loss: `POST {base}request/{request_id}/sold_price` with `sold_price` (US dollars; a
+//!   sale in another currency is not reported, the step fails as `Refused`) and
+//!   `duration`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,6 +102,16 @@ impl ServiceDirect {
         if !matches!(u.scheme(), "http" | "https") {
             return Err(AdapterError::config(format!(
                 "base_url {base:?}: scheme must be http or https"
+            )));
+        }
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err(AdapterError::config(format!(
+                "base_url {base:?}: has no host"
+            )));
+        }
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err(AdapterError::config(format!(
+                "base_url {base:?}: must not have a query or fragment"
             )));
         }
         self.base = u;
@@ -447,6 +459,23 @@ impl HttpAdapter for ServiceDirect {
         bid: &Bid,
         sold: &Money,
     ) -> Result<Option<HttpRequest>, AdapterError> {
+        // `sold_price` is in US dollars: another currency's amount must not be sent as if
+        // it were dollars. Refused before anything is sent; the error says why (the
+        // auction logs failed loss reports).
+        if sold.currency != Currency::USD {
+            tracing::warn!(
+                sold = %sold,
+                request_id = bid.bid_id.as_deref().unwrap_or(""),
+                "Service Direct loss report not sent: sold price is not in USD"
+            );
+            return Err(AdapterError::new(
+                BuyerErrorKind::Refused,
+                format!(
+                    "sold price {sold} is in {}, but Service Direct's sold_price is in USD; loss report not sent",
+                    sold.currency
+                ),
+            ));
+        }
         // Cents, written exactly (`30.50`), never through a float.
         let mut cents = sold.round_dp(2).amount;
         cents.rescale(2);
@@ -529,5 +558,26 @@ mod tests {
             sd.parse_ping(&b, &call(), &suppressed).unwrap(),
             PingReply::NoBid { .. }
         ));
+    }
+
+    #[test]
+    fn loss_report_refuses_a_non_usd_price() {
+        let sd = ServiceDirect::new(Secret::new("key"))
+            .with_base_url("http://127.0.0.1:9/partners")
+            .unwrap();
+        let bid = Bid::new(BuyerId::new("sd").unwrap(), Money::usd(dec!(30))).with_bid_id("7");
+        let eur = Money::new(dec!(30.5), Currency::parse("EUR").unwrap());
+        let e = sd.loss_request(&call(), &bid, &eur).unwrap_err();
+        assert_eq!(e.kind, BuyerErrorKind::Refused);
+        assert!(
+            e.message.contains("EUR") && e.message.contains("USD"),
+            "{e}"
+        );
+        let req = sd
+            .loss_request(&call(), &bid, &Money::usd(dec!(30.5)))
+            .unwrap()
+            .unwrap();
+        let body = String::from_utf8(req.body.to_vec()).unwrap();
+        assert!(body.contains(r#""sold_price":30.50"#), "{body}");
     }
 }
