@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use callbid_core::buyer::Delivery;
 use callbid_core::{
     Bid, Buyer, BuyerError, BuyerErrorKind, BuyerId, BuyerStep, CallContext, Capabilities,
     Deadline, Destination, Money, PingReply,
@@ -53,7 +54,9 @@ impl AdapterError {
         Self::new(BuyerErrorKind::Config, message)
     }
 
-    /// Attaches the buyer and step.
+    /// Attaches the buyer and step. The error's delivery is what its kind suggests
+    /// ([`Delivery::assumed_for`]); [`HttpBuyer`] sets it exactly (not sent when building
+    /// the request failed, maybe delivered when the answer could not be used).
     pub fn into_buyer_error(self, buyer: &BuyerId, step: BuyerStep) -> BuyerError {
         let e = BuyerError::new(buyer.clone(), step, self.kind, self.message);
         match self.raw_body {
@@ -185,17 +188,18 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
 
     async fn ping(&self, call: &CallContext, deadline: Deadline) -> Result<PingReply, BuyerError> {
         let step = BuyerStep::Ping;
-        let req = self
-            .adapter
-            .ping_request(call)
-            .map_err(|e| e.into_buyer_error(&self.id, step))?;
+        let req = self.adapter.ping_request(call).map_err(|e| {
+            e.into_buyer_error(&self.id, step)
+                .with_delivery(Delivery::NotSent)
+        })?;
         let resp = self
             .executor
             .send(&self.id, step, &req, deadline, self.timeout)
             .await?;
-        self.adapter
-            .parse_ping(&self.id, call, &resp)
-            .map_err(|e| e.into_buyer_error(&self.id, step))
+        self.adapter.parse_ping(&self.id, call, &resp).map_err(|e| {
+            e.into_buyer_error(&self.id, step)
+                .with_delivery(Delivery::MaybeDelivered)
+        })
     }
 
     async fn accept(
@@ -205,10 +209,10 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
         deadline: Deadline,
     ) -> Result<Destination, BuyerError> {
         let step = BuyerStep::Accept;
-        let req = self
-            .adapter
-            .accept_request(call, bid)
-            .map_err(|e| e.into_buyer_error(&self.id, step))?;
+        let req = self.adapter.accept_request(call, bid).map_err(|e| {
+            e.into_buyer_error(&self.id, step)
+                .with_delivery(Delivery::NotSent)
+        })?;
         let Some(req) = req else {
             return bid.destination.clone().ok_or_else(|| {
                 BuyerError::new(
@@ -223,9 +227,10 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
             .executor
             .send(&self.id, step, &req, deadline, self.timeout)
             .await?;
-        self.adapter
-            .parse_accept(call, bid, &resp)
-            .map_err(|e| e.into_buyer_error(&self.id, step))
+        self.adapter.parse_accept(call, bid, &resp).map_err(|e| {
+            e.into_buyer_error(&self.id, step)
+                .with_delivery(Delivery::MaybeDelivered)
+        })
     }
 
     async fn report_loss(
@@ -235,10 +240,10 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
         sold: &Money,
     ) -> Result<(), BuyerError> {
         let step = BuyerStep::ReportLoss;
-        let req = self
-            .adapter
-            .loss_request(call, bid, sold)
-            .map_err(|e| e.into_buyer_error(&self.id, step))?;
+        let req = self.adapter.loss_request(call, bid, sold).map_err(|e| {
+            e.into_buyer_error(&self.id, step)
+                .with_delivery(Delivery::NotSent)
+        })?;
         let Some(req) = req else { return Ok(()) };
         // Loss reports are not on the caller's clock; give them a few seconds.
         let deadline = Deadline::after(Duration::from_secs(5));
@@ -246,9 +251,10 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
             .executor
             .send(&self.id, step, &req, deadline, self.timeout)
             .await?;
-        self.adapter
-            .parse_loss(&resp)
-            .map_err(|e| e.into_buyer_error(&self.id, step))
+        self.adapter.parse_loss(&resp).map_err(|e| {
+            e.into_buyer_error(&self.id, step)
+                .with_delivery(Delivery::MaybeDelivered)
+        })
     }
 }
 

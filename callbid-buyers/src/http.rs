@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use callbid_core::buyer::Delivery;
 use callbid_core::{BuyerError, BuyerErrorKind, BuyerId, BuyerStep, Deadline};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -336,6 +337,9 @@ pub struct ExchangeError {
     pub kind: BuyerErrorKind,
     /// Detail.
     pub message: String,
+    /// Whether the request may have reached the buyer: `NotSent` only when the
+    /// connection was never established (or the deadline passed before sending).
+    pub delivery: Delivery,
 }
 
 /// Sends adapters' requests. Cheap to clone; clones share the connection pool and capture.
@@ -430,6 +434,7 @@ impl HttpExecutor {
                 return Err(ExchangeError {
                     kind: BuyerErrorKind::Timeout,
                     message: "deadline passed before the request was sent".into(),
+                    delivery: Delivery::NotSent,
                 });
             }
             match tokio::time::timeout_at(until, self.exchange(request)).await {
@@ -440,6 +445,9 @@ impl HttpExecutor {
                         "no complete answer within {} ms",
                         until.saturating_duration_since(started).as_millis()
                     ),
+                    // Still connecting, or waiting after the request was written: we
+                    // cannot tell which, so the buyer may have it.
+                    delivery: Delivery::MaybeDelivered,
                 }),
             }
         }
@@ -459,7 +467,10 @@ impl HttpExecutor {
             }
             Err(e) => tracing::debug!(parent: &span, error = %e, "buyer exchange failed"),
         }
-        result.map_err(|e| BuyerError::new(buyer.clone(), step, e.kind, request.redact(&e.message)))
+        result.map_err(|e| {
+            BuyerError::new(buyer.clone(), step, e.kind, request.redact(&e.message))
+                .with_delivery(e.delivery)
+        })
     }
 
     async fn exchange(&self, request: &HttpRequest) -> Result<HttpResponse, ExchangeError> {
@@ -492,6 +503,7 @@ impl HttpExecutor {
                     message: format!(
                         "response body of {len} bytes exceeds the {cap}-byte limit (status {status})"
                     ),
+                    delivery: Delivery::MaybeDelivered,
                 });
             }
         }
@@ -505,6 +517,7 @@ impl HttpExecutor {
                             message: format!(
                                 "response body exceeds the {cap}-byte limit (status {status}); stopped reading"
                             ),
+                            delivery: Delivery::MaybeDelivered,
                         });
                     }
                     body.extend_from_slice(&chunk);
@@ -515,6 +528,7 @@ impl HttpExecutor {
                         return Err(ExchangeError {
                             kind: BuyerErrorKind::Timeout,
                             message: format!("timed out reading the body: {e}"),
+                            delivery: Delivery::MaybeDelivered,
                         });
                     }
                     return Err(ExchangeError {
@@ -524,6 +538,7 @@ impl HttpExecutor {
                             body.len(),
                             error_chain(&e)
                         ),
+                        delivery: Delivery::MaybeDelivered,
                     });
                 }
             }
@@ -602,30 +617,40 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// Maps a send error: connection failures are `Transport` (the request did not arrive,
-/// a retry is safe); timeouts are `Timeout`; anything after the request may have been
-/// written is `BadResponse` (it may have been received: never retried).
+/// Maps a send error: connection failures are `Transport` and `NotSent` (the request did
+/// not arrive, a retry is safe); timeouts are `Timeout`, `NotSent` only when connecting
+/// timed out; anything after the request may have been written is `BadResponse` and
+/// `MaybeDelivered` (it may have been received: never retried).
 fn classify(e: &reqwest::Error, request: &HttpRequest) -> ExchangeError {
     let detail = request.redact(&error_chain(e));
     if e.is_timeout() {
         ExchangeError {
             kind: BuyerErrorKind::Timeout,
             message: format!("timed out: {detail}"),
+            // reqwest's connect timeout: the request never left.
+            delivery: if e.is_connect() {
+                Delivery::NotSent
+            } else {
+                Delivery::MaybeDelivered
+            },
         }
     } else if e.is_connect() {
         ExchangeError {
             kind: BuyerErrorKind::Transport,
             message: format!("connection failed: {detail}"),
+            delivery: Delivery::NotSent,
         }
     } else if e.is_builder() {
         ExchangeError {
             kind: BuyerErrorKind::Config,
             message: format!("invalid request: {detail}"),
+            delivery: Delivery::NotSent,
         }
     } else {
         ExchangeError {
             kind: BuyerErrorKind::BadResponse,
             message: format!("no usable answer (the request may have been received): {detail}"),
+            delivery: Delivery::MaybeDelivered,
         }
     }
 }

@@ -304,6 +304,12 @@ const ADAPTER_CASES: &[(&str, &str, &str)] = &[
     ("adapter = \"ping_post\"\nping_post = { preset = \"ringba\", params = { rtb_id = \"x\" }, headers = { \"X-Ok\" = \"{nope}\" } }", "ping_post.headers.X-Ok", "{nope}"),
     ("adapter = \"ping_post\"\nping_post = { preset = \"ringba\", params = { rtb_id = \"x\" }, ping = { request = { url = \"x\" }, response = { price = \"/p\" } } }", "ping_post.preset", "ringba"),
     ("adapter = \"ping_post\"\nping_post = { base_url = \"http://127.0.0.1:1\" }", "ping_post.ping", "(missing)"),
+    // base_url is checked even when no template uses {base} (yet).
+    ("adapter = \"ping_post\"\nping_post = { base_url = \"ftp://files.example\", ping = { request = { url = \"http://127.0.0.1:9/p\" }, response = { price = \"/p\", destination = [\"/d\"] } } }", "ping_post.base_url", "ftp://files.example"),
+    ("adapter = \"ping_post\"\nping_post = { base_url = \"not a url\", ping = { request = { url = \"http://127.0.0.1:9/p\" }, response = { price = \"/p\", destination = [\"/d\"] } } }", "ping_post.base_url", "not a url"),
+    ("adapter = \"ping_post\"\nping_post = { base_url = \"\", ping = { request = { url = \"http://127.0.0.1:9/p\" }, response = { price = \"/p\", destination = [\"/d\"] } } }", "ping_post.base_url", ""),
+    ("adapter = \"ping_post\"\nping_post = { preset = \"ringba\", params = { rtb_id = \"x\" }, base_url = \"https://rtb.example/?key=1\" }", "ping_post.base_url", "?key=1"),
+    ("adapter = \"service_direct\"\nservice_direct = { api_key_env = \"SD_API_KEY\", base_url = \"https://api.example/partners/?x=1\" }", "service_direct.base_url", "?x=1"),
 ];
 
 #[test]
@@ -339,6 +345,12 @@ const INLINE_CASES: &[(&str, &str, &str, &str)] = &[
     ("request = { url = \"{base}/p\" }\nresponse = { price = \"/p\", destination = [\"/d\"], expires_in = \"seconds\" }", "", "ping_post.ping.response.expires_in", "seconds"),
     ("request = { url = \"{base}/p\" }\nresponse = { price = \"/p\", destination = [\"/d\"], pricee = \"/x\" }", "", "ping_post.ping.response.pricee", "/x"),
     ("request = { url = \"{base}/p\", query = { k = \"{attr.}\" } }\nresponse = { price = \"/p\", destination = [\"/d\"] }", "", "ping_post.ping.request.query.k", "{attr.}"),
+    // Placeholders that may have no value for a call cannot be in a URL (they would
+    // render as an empty path segment); the query table leaves them out instead.
+    ("request = { url = \"{base}/c/{campaign}\" }\nresponse = { price = \"/p\", destination = [\"/d\"] }", "", "ping_post.ping.request.url", "{base}/c/{campaign}"),
+    ("request = { url = \"{base}/p?sub={source}\" }\nresponse = { price = \"/p\", destination = [\"/d\"] }", "", "ping_post.ping.request.url", "{source}"),
+    ("request = { url = \"{base}/p/{attr.tier}\" }\nresponse = { price = \"/p\", destination = [\"/d\"] }", "", "ping_post.ping.request.url", "{attr.tier}"),
+    ("request = { url = \"{base}/p/{caller}\" }\nresponse = { price = \"/p\", destination = [\"/d\"] }", "", "ping_post.ping.request.url", "{caller}"),
 ];
 
 #[test]
@@ -358,9 +370,39 @@ fn invalid_inline_mappings_name_the_field() {
         "ping_post.accept.response.destination",
         "[]",
     );
-    // A valid inline mapping with an accept step loads.
+    // An accept URL may use {bid_id} only when the ping answer names one.
+    let text = inline(
+        "request = { url = \"{base}/p\" }\nresponse = { price = \"/p\" }",
+        "accept = { request = { url = \"{base}/a/{bid_id}\" }, response = { destination = [\"/d\"] } }",
+    );
+    assert_invalid(
+        &load(&text).unwrap_err(),
+        "inl",
+        "ping_post.accept.request.url",
+        "{bid_id}",
+    );
+    // A {reply.NAME} that `keep` does not keep could never have a value.
+    let text = inline(
+        "request = { url = \"{base}/p\" }\nresponse = { price = \"/p\", bid_id = \"/id\", keep = { t = \"/t\" } }",
+        "accept = { request = { url = \"{base}/a/{bid_id}\", json = { x = \"{reply.x}\" } }, response = { destination = [\"/d\"] } }",
+    );
+    assert_invalid(
+        &load(&text).unwrap_err(),
+        "inl",
+        "ping_post.accept.request",
+        "{reply.x}",
+    );
+    // A URL with only placeholders that always have a value loads: {caller} with
+    // needs_caller_id, {bid_id} with a bid_id pointer, a kept {reply.NAME}.
     let ok = inline(
-        "request = { url = \"{base}/p\", form = { z = \"{zip}\" } }\nresponse = { price = \"/p\", bid_id = \"/id\" }",
+        "request = { url = \"{base}/p/{zip}/{caller}\" }\nresponse = { price = \"/p\", bid_id = \"/id\", keep = { t = \"/t\" } }",
+        "capabilities = { needs_caller_id = true }\naccept = { request = { url = \"{base}/a/{bid_id}/{reply.t}\" }, response = { destination = [\"/d\"] } }",
+    );
+    load(&ok).unwrap();
+    // A valid inline mapping with an accept step loads. (Its `keep` is needed since
+    // `{reply.NAME}` must name a kept value.)
+    let ok = inline(
+        "request = { url = \"{base}/p\", form = { z = \"{zip}\" } }\nresponse = { price = \"/p\", bid_id = \"/id\", keep = { t = \"/t\" } }",
         "accept = { request = { url = \"{base}/a/{bid_id}\", json = { t = \"{reply.t}\" } }, response = { destination = [\"/d\"] } }",
     );
     let e = load(&ok).unwrap();

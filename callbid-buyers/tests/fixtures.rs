@@ -64,6 +64,9 @@ struct Step {
     step: String,
     #[serde(default)]
     sold: Option<String>,
+    /// The sold price's currency (default USD).
+    #[serde(default)]
+    sold_currency: Option<String>,
     expected_requests: Vec<ExpectedRequest>,
     #[serde(default)]
     response: Option<CannedResponse>,
@@ -79,6 +82,9 @@ struct ExpectedRequest {
     query: Option<BTreeMap<String, String>>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Headers that must not be sent at all.
+    #[serde(default)]
+    headers_absent: Vec<String>,
     #[serde(default)]
     json: Option<Value>,
     #[serde(default)]
@@ -173,6 +179,13 @@ fn check_requests(ctx: &str, got: &[wiremock::Request], want: &[ExpectedRequest]
                 .get(k.as_str())
                 .map(|h| h.to_str().unwrap_or("").to_string());
             assert_eq!(got_h.as_deref(), Some(v.as_str()), "{ctx}: header {k}");
+        }
+        for k in &w.headers_absent {
+            assert!(
+                g.headers.get(k.as_str()).is_none(),
+                "{ctx}: header {k} must not be sent, got {:?}",
+                g.headers.get(k.as_str())
+            );
         }
         if let Some(j) = &w.json {
             let body: Value = serde_json::from_slice(&g.body).unwrap_or_else(|e| {
@@ -363,8 +376,10 @@ async fn run_fixture(path: &Path, exemplary: bool) {
             }
             "report_loss" => {
                 let bid = last_bid.clone().unwrap_or_else(|| panic!("{ctx}: no bid"));
+                let currency = Currency::parse(step.sold_currency.as_deref().unwrap_or("USD"))
+                    .unwrap_or_else(|e| panic!("{ctx}: sold_currency: {e}"));
                 let sold =
-                    Money::parse_amount("sold", step.sold.as_deref().unwrap_or("1"), Currency::USD)
+                    Money::parse_amount("sold", step.sold.as_deref().unwrap_or("1"), currency)
                         .unwrap();
                 let r = buyer.report_loss(&call, &bid, &sold).await;
                 match (r, expect) {

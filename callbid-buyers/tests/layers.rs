@@ -8,21 +8,32 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid_buyers::layers::{Fault, FaultInjection, RateLimit, Retry};
+use callbid_core::buyer::Delivery;
 use callbid_core::{
     Bid, Buyer, BuyerError, BuyerErrorKind, BuyerId, BuyerStep, CallContext, CallId, Deadline,
     Destination, Money, PingReply, ServiceType,
 };
 
+/// One scripted answer: success, or an error kind with what the error says about
+/// delivery (`None`: what `BuyerError::new` assumes for the kind).
+type Step = Option<(BuyerErrorKind, Option<Delivery>)>;
+
 #[derive(Debug)]
 struct Scripted {
     id: BuyerId,
-    script: Mutex<Vec<Option<BuyerErrorKind>>>,
+    script: Mutex<Vec<Step>>,
     calls: AtomicU32,
     accepts: AtomicU32,
 }
 
 impl Scripted {
     fn new(script: Vec<Option<BuyerErrorKind>>) -> Arc<Self> {
+        Self::delivering(script.into_iter().map(|k| k.map(|k| (k, None))).collect())
+    }
+
+    /// Errors that say whether the request reached the buyer (`None`: what `new`
+    /// assumes for the kind).
+    fn delivering(script: Vec<Step>) -> Arc<Self> {
         Arc::new(Scripted {
             id: BuyerId::new("scripted").unwrap(),
             script: Mutex::new(script),
@@ -36,7 +47,10 @@ impl Scripted {
         let r = if s.is_empty() { None } else { s.remove(0) };
         match r {
             None => Ok(()),
-            Some(k) => Err(BuyerError::new(self.id.clone(), step, k, "scripted")),
+            Some((k, None)) => Err(BuyerError::new(self.id.clone(), step, k, "scripted")),
+            Some((k, Some(d))) => {
+                Err(BuyerError::new(self.id.clone(), step, k, "scripted").with_delivery(d))
+            }
         }
     }
 }
@@ -161,6 +175,94 @@ async fn retry_only_connection_failures() {
     assert_eq!(inner.accepts.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn retry_only_what_never_reached_the_buyer() {
+    use BuyerErrorKind::{Timeout, Transport};
+    // A timeout while connecting never left: retried, for pings and (when asked) accepts.
+    let inner = Scripted::delivering(vec![Some((Timeout, Some(Delivery::NotSent)))]);
+    let r = Retry::new(inner.clone(), 2, Duration::from_millis(10));
+    assert!(r.ping(&call(), far()).await.is_ok());
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+
+    // A timeout after the request was written, or a connection that broke after it:
+    // the buyer may have it, so it is not sent again.
+    for (kind, delivery) in [
+        (Timeout, Some(Delivery::MaybeDelivered)),
+        (Timeout, None),
+        (Transport, Some(Delivery::MaybeDelivered)),
+    ] {
+        let inner = Scripted::delivering(vec![Some((kind, delivery))]);
+        let r = Retry::new(inner.clone(), 3, Duration::from_millis(10));
+        let e = r.ping(&call(), far()).await.unwrap_err();
+        assert_eq!((e.kind, e.may_have_reached_buyer()), (kind, true));
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1, "{kind} {delivery:?}");
+
+        // Nor an accept, even with accept retries on: it could sell the call twice.
+        let inner = Scripted::delivering(vec![None, Some((kind, delivery))]);
+        let r = Retry::new(inner.clone(), 3, Duration::from_millis(10)).with_accept_retries(true);
+        let PingReply::Bid(bid) = r.ping(&call(), far()).await.unwrap() else {
+            panic!()
+        };
+        assert!(r.accept(&call(), &bid, far()).await.is_err());
+        assert_eq!(
+            inner.accepts.load(Ordering::SeqCst),
+            1,
+            "{kind} {delivery:?}"
+        );
+    }
+
+    // An accept whose connection failed is retried when asked.
+    let inner = Scripted::delivering(vec![None, Some((Transport, Some(Delivery::NotSent)))]);
+    let r = Retry::new(inner.clone(), 3, Duration::from_millis(10)).with_accept_retries(true);
+    let PingReply::Bid(bid) = r.ping(&call(), far()).await.unwrap() else {
+        panic!()
+    };
+    assert!(r.accept(&call(), &bid, far()).await.is_ok());
+    assert_eq!(inner.accepts.load(Ordering::SeqCst), 2);
+}
+
+/// Over real HTTP: a request the buyer received and did not answer in time is sent once;
+/// a connection that could not be made is retried.
+#[tokio::test]
+async fn retry_over_http_knows_what_was_sent() {
+    use callbid_buyers::config::BuyersLoader;
+    use callbid_core::state::{MemoryCapStore, MemorySeenCallers};
+    use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
+        .mount(&server)
+        .await;
+    let toml = format!(
+        r#"
+        [[buyer]]
+        id = "slow"
+        adapter = "ping_post"
+        timeout_ms = 150
+        retry = {{ max_retries = 3, backoff_ms = 10 }}
+        [buyer.ping_post]
+        base_url = "{}"
+        ping = {{ request = {{ url = "{{base}}/p" }}, response = {{ price = "/p", destination = ["/d"] }} }}
+        "#,
+        server.uri()
+    );
+    let e = BuyersLoader::new(
+        Arc::new(MemoryCapStore::new()),
+        Arc::new(MemorySeenCallers::new()),
+    )
+    .load_str(&toml)
+    .unwrap();
+    let err = e[0].buyer.ping(&call(), far()).await.unwrap_err();
+    assert_eq!(err.kind, BuyerErrorKind::Timeout, "{err}");
+    assert!(err.may_have_reached_buyer(), "{err:?}");
+    assert!(!err.message.contains("retries"), "{err}");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "a timed-out request that reached the buyer must not be sent again"
+    );
+}
+
 #[tokio::test]
 async fn retry_over_real_refused_connections() {
     use callbid_buyers::config::BuyersLoader;
@@ -185,6 +287,7 @@ async fn retry_over_real_refused_connections() {
     .unwrap();
     let err = e[0].buyer.ping(&call(), far()).await.unwrap_err();
     assert_eq!(err.kind, BuyerErrorKind::Transport, "{err}");
+    assert!(!err.may_have_reached_buyer(), "{err:?}");
     assert!(err.message.contains("after 2 retries"), "{err}");
 }
 

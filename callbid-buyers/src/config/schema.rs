@@ -111,7 +111,7 @@ pub struct BuyerConfig {
     /// Ping rate limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
-    /// Retries of connection failures.
+    /// Retries of requests that never reached the buyer (connection failures, connect timeouts).
     #[serde(default)]
     pub retry: Option<RetryConfig>,
     /// Service Direct settings (with `adapter = "service_direct"`).
@@ -229,7 +229,7 @@ fn sixty() -> u64 {
     60
 }
 
-/// Retries of connection failures.
+/// Retries of requests that never reached the buyer (connection failures, connect timeouts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]

@@ -1,4 +1,4 @@
-//! Retries of connection failures, within the deadline.
+//! Retries of requests that never reached the buyer, within the deadline.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid_core::{
-    Bid, Buyer, BuyerError, BuyerErrorKind, BuyerId, CallContext, Capabilities, Deadline,
-    Destination, Money, PingReply,
+    Bid, Buyer, BuyerError, BuyerId, CallContext, Capabilities, Deadline, Destination, Money,
+    PingReply,
 };
 
-/// Retries a step that failed with [`BuyerErrorKind::Transport`] — the connection failed,
-/// so the request did not arrive — up to `max_retries` times, after `backoff`, and only
-/// while the deadline leaves room for the backoff. Nothing else is retried: a timeout or a
-/// broken answer may mean the buyer received the request, and a second ping (or worse, a
-/// second accept) is not safe. Accepts are retried only when
-/// [`Retry::with_accept_retries`] is set.
+/// Retries a step whose error [is safe to retry](BuyerError::is_safe_to_retry) — a
+/// connection failure or a timeout where the request never reached the buyer (the
+/// connection was never established) — up to `max_retries` times, after `backoff`, and
+/// only while the deadline leaves room for the backoff. Nothing else is retried: a
+/// request that may have reached the buyer (a timeout after it was written, a broken
+/// answer) is not sent again, because a second ping (or worse, a second accept) is not
+/// safe. Accepts are retried only when [`Retry::with_accept_retries`] is set.
 pub struct Retry {
     inner: Arc<dyn Buyer>,
     max_retries: u32,
@@ -61,12 +62,12 @@ impl Retry {
         loop {
             match f().await {
                 Err(e)
-                    if e.kind == BuyerErrorKind::Transport
+                    if e.is_safe_to_retry()
                         && attempt < self.max_retries
                         // leave at least the backoff again for the attempt itself
                         && deadline.remaining() > wait.saturating_mul(2) =>
                 {
-                    tracing::debug!(buyer = %e.buyer, attempt, error = %e, "retrying after a connection failure");
+                    tracing::debug!(buyer = %e.buyer, attempt, error = %e, "retrying: the request did not reach the buyer");
                     tokio::time::sleep(wait).await;
                     wait = wait.saturating_mul(2);
                     attempt += 1;

@@ -9,11 +9,9 @@ mod presets;
 mod spec;
 mod template;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use callbid_core::{
     Bid, BuyerErrorKind, BuyerId, CallContext, Capabilities, Currency, Destination, PingReply,
@@ -21,13 +19,13 @@ use callbid_core::{
 use chrono::Utc;
 use rust_decimal::Decimal;
 
-pub use presets::{preset, preset_names, preset_source};
+pub use presets::{load_preset, preset, preset_names, preset_source, PresetError};
 pub use spec::{
     AcceptResponseSpec, AcceptSpec, AuthSpec, CapabilitiesSpec, PingResponseSpec, PingSpec,
     Predicate, ProtocolSpec, RequestSpec,
 };
 
-use self::template::{JsonTemplate, Scope, Template, Vars};
+use self::template::{JsonTemplate, Scope, Template, Var, Vars};
 use crate::adapter::{redirect_error, require_json, AdapterError, HttpAdapter, RAW_BODY_EXCERPT};
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::json::{parse_decimal, parse_price, parse_seconds, parse_timestamp, Doc, Leaf};
@@ -35,10 +33,6 @@ use crate::secret::Secret;
 
 /// Longest bid lifetime or minimum duration accepted, in seconds (one day).
 const MAX_SECONDS: u64 = 86_400;
-/// How long values kept for an accept step are held.
-const KEEP_FOR: Duration = Duration::from_secs(600);
-/// How many pending bids' values are held at most.
-const KEEP_MAX: usize = 10_000;
 
 /// An invalid protocol description: the field (a dotted path) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,8 +134,15 @@ struct CompiledAccept {
     response: AcceptResponseSpec,
 }
 
-/// Values kept from a ping reply for the accept step, with when they were kept.
-type Kept = (Instant, BTreeMap<String, String>);
+/// An authentication header, built once when the buyer is loaded.
+#[derive(Clone)]
+struct AuthHeader {
+    name: String,
+    /// The whole header value (`Bearer …`, `Basic …`).
+    value: Secret,
+    /// What captures and errors must redact (the key, the password, the token).
+    redact: Vec<Secret>,
+}
 
 /// The generic ping-post adapter.
 pub struct PingPost {
@@ -149,13 +150,15 @@ pub struct PingPost {
     base: String,
     params: BTreeMap<String, String>,
     auth: Option<Auth>,
+    auth_header: Option<AuthHeader>,
     headers: Vec<(String, Template)>,
     capabilities: CapabilitiesSpec,
     ping: CompiledRequest,
     response: PingResponseSpec,
     accept: Option<CompiledAccept>,
+    /// `keep` names the accept URL uses: a ping reply without them is refused.
+    keep_required: BTreeSet<String>,
     currency: Currency,
-    kept: Mutex<HashMap<String, Kept>>,
 }
 
 impl fmt::Debug for PingPost {
@@ -269,6 +272,66 @@ fn check_header_name(field: &str, name: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
+fn all_templates(req: &CompiledRequest) -> Vec<&Template> {
+    let mut out = vec![&req.url];
+    out.extend(req.query.iter().chain(req.headers.iter()).map(|(_, t)| t));
+    match &req.body {
+        Body::Json(j) => out.extend(j.templates()),
+        Body::Form(f) => out.extend(f.iter().map(|(_, t)| t)),
+        Body::None => {}
+    }
+    out
+}
+
+/// A base URL must be an absolute `http`/`https` URL with a host and no query or
+/// fragment (templates append paths to it).
+fn check_base_url(base: &str) -> Result<(), SpecError> {
+    let bad = |reason: String| SpecError::new("base_url", base, reason);
+    if base.trim().is_empty() {
+        return Err(bad("must not be empty".into()));
+    }
+    let u = url::Url::parse(base).map_err(|e| bad(format!("not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "scheme {:?} must be http or https",
+            u.scheme()
+        )));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host".into()));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(bad(
+            "must not have a query or fragment (put parameters in the query table)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The authentication header, computed once (`None` for query-parameter auth).
+fn auth_header(auth: &Auth) -> Option<AuthHeader> {
+    match auth {
+        Auth::Header {
+            name,
+            prefix,
+            value,
+        } => Some(AuthHeader {
+            name: name.clone(),
+            value: Secret::new(format!("{prefix}{}", value.expose())),
+            redact: vec![value.clone()],
+        }),
+        Auth::Basic { username, password } => {
+            let token = base64(format!("{username}:{}", password.expose()).as_bytes());
+            Some(AuthHeader {
+                name: "Authorization".into(),
+                value: Secret::new(format!("Basic {token}")),
+                redact: vec![password.clone(), Secret::new(token)],
+            })
+        }
+        Auth::Query { .. } => None,
+    }
+}
+
 impl PingPost {
     /// Compiles `spec` with a buyer's `settings`, checking every template, pointer and
     /// required parameter.
@@ -278,23 +341,9 @@ impl PingPost {
             .clone()
             .or_else(|| spec.base_url.clone())
             .unwrap_or_default();
-        if spec.ping.request.url.contains("{base}") {
-            if base.is_empty() {
-                return Err(SpecError::new(
-                    "base_url",
-                    "",
-                    "this protocol needs a base_url",
-                ));
-            }
-            let u = url::Url::parse(&base)
-                .map_err(|e| SpecError::new("base_url", &base, e.to_string()))?;
-            if !matches!(u.scheme(), "http" | "https") {
-                return Err(SpecError::new(
-                    "base_url",
-                    &base,
-                    "scheme must be http or https",
-                ));
-            }
+        // Checked whenever one is given, whether or not a template uses it yet.
+        if settings.base_url.is_some() || spec.base_url.is_some() {
+            check_base_url(&base)?;
         }
         let mut params = spec.params.clone();
         params.extend(settings.params.clone());
@@ -338,6 +387,7 @@ impl PingPost {
                 ));
             }
         }
+        let keep_names: BTreeSet<&str> = r.keep.keys().map(String::as_str).collect();
         let accept = match &spec.accept {
             None => None,
             Some(a) => {
@@ -356,6 +406,19 @@ impl PingPost {
                     check_pointer("accept.response.reject_reason", p)?;
                 }
                 check_predicates("accept.response.accepted", &a.response.accepted)?;
+                if let Some(t) = all_templates(&request).into_iter().find(|t| {
+                    t.vars()
+                        .any(|v| matches!(v, Var::Reply(n) if !keep_names.contains(n.as_str())))
+                }) {
+                    return Err(SpecError::new(
+                        "accept.request",
+                        t.source(),
+                        format!(
+                            "uses a {{reply.NAME}} that ping.response.keep does not keep (kept: {})",
+                            keep_names.iter().copied().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
                 Some(CompiledAccept {
                     request,
                     response: a.response.clone(),
@@ -369,6 +432,55 @@ impl PingPost {
                 "without an accept step the ping answer must carry the destination",
             ));
         }
+        let guaranteed = |v: &Var| match v {
+            Var::Zip | Var::Service | Var::CallId | Var::Base | Var::Param(_) | Var::Price => true,
+            Var::Caller | Var::CallerNational => spec.capabilities.needs_caller_id,
+            Var::BidId => r.bid_id.is_some(),
+            Var::Reply(n) => keep_names.contains(n.as_str()),
+            _ => false,
+        };
+        let mut urls = vec![("ping.request.url", &ping.url)];
+        if let Some(a) = &accept {
+            urls.push(("accept.request.url", &a.request.url));
+        }
+        for (field, t) in &urls {
+            if let Some(v) = t.vars().find(|v| !guaranteed(v)) {
+                return Err(SpecError::new(
+                    *field,
+                    t.source(),
+                    format!(
+                        "{{{}}} may have no value for a call, and a URL cannot leave it out; move it to the query table (where an absent value drops the parameter){}",
+                        v.name(),
+                        match v {
+                            Var::Caller | Var::CallerNational => " or set capabilities.needs_caller_id",
+                            Var::BidId => " or set ping.response.bid_id",
+                            _ => "",
+                        }
+                    ),
+                ));
+            }
+            if base.is_empty() && t.vars().any(|v| *v == Var::Base) {
+                return Err(SpecError::new(
+                    "base_url",
+                    "",
+                    "this protocol needs a base_url",
+                ));
+            }
+        }
+        let keep_required: BTreeSet<String> = accept
+            .as_ref()
+            .map(|a| {
+                a.request
+                    .url
+                    .vars()
+                    .filter_map(|v| match v {
+                        Var::Reply(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let auth_header = settings.auth.as_ref().and_then(auth_header);
         let headers = settings
             .headers
             .iter()
@@ -382,26 +494,12 @@ impl PingPost {
             })
             .collect::<Result<Vec<_>, SpecError>>()?;
         // Every `{param.X}` used must have a value.
-        let mut used: Vec<(&str, &Template)> = vec![("ping.request.url", &ping.url)];
-        let mut all = vec![&ping];
+        let mut used = all_templates(&ping);
         if let Some(a) = &accept {
-            all.push(&a.request);
+            used.extend(all_templates(&a.request));
         }
-        for req in &all {
-            used.push(("url", &req.url));
-            for (_, t) in req.query.iter().chain(req.headers.iter()) {
-                used.push(("query/headers", t));
-            }
-            match &req.body {
-                Body::Json(j) => used.extend(j.templates().into_iter().map(|t| ("json", t))),
-                Body::Form(f) => used.extend(f.iter().map(|(_, t)| ("form", t))),
-                Body::None => {}
-            }
-        }
-        for (_, t) in &headers {
-            used.push(("headers", t));
-        }
-        for (_, t) in used {
+        used.extend(headers.iter().map(|(_, t)| t));
+        for t in used {
             for p in t.params() {
                 if !params.contains_key(p) {
                     return Err(SpecError::new(
@@ -417,18 +515,19 @@ impl PingPost {
             base,
             params,
             auth: settings.auth,
+            auth_header,
             headers,
             capabilities: spec.capabilities,
             ping,
             response: spec.ping.response.clone(),
             accept,
+            keep_required,
             currency: settings.currency,
-            kept: Mutex::new(HashMap::new()),
         })
     }
 
     fn build(&self, req: &CompiledRequest, vars: &Vars<'_>) -> Result<HttpRequest, AdapterError> {
-        let text = req.url.render_url(vars);
+        let text = req.url.render_url(vars).map_err(AdapterError::config)?;
         let mut url = url::Url::parse(&text)
             .map_err(|e| AdapterError::config(format!("URL {text:?}: {e}")))?;
         let mut pairs: Vec<(String, String)> = req
@@ -452,7 +551,10 @@ impl PingPost {
             http = http.with_secret(s);
         }
         for (k, t) in req.headers.iter().chain(self.headers.iter()) {
-            let v = t.render_raw(vars);
+            // A header whose value needs an absent placeholder is left out.
+            let Some(v) = t.render_value(vars) else {
+                continue;
+            };
             if v.chars().any(|c| c.is_control()) {
                 return Err(AdapterError::new(
                     BuyerErrorKind::Refused,
@@ -461,24 +563,11 @@ impl PingPost {
             }
             http = http.with_header(k.clone(), v);
         }
-        match &self.auth {
-            Some(Auth::Header {
-                name,
-                prefix,
-                value,
-            }) => {
-                http = http
-                    .with_header(name.clone(), format!("{prefix}{}", value.expose()))
-                    .with_secret(value.clone());
+        if let Some(h) = &self.auth_header {
+            http = http.with_header(h.name.clone(), h.value.expose().to_string());
+            for s in &h.redact {
+                http = http.with_secret(s.clone());
             }
-            Some(Auth::Basic { username, password }) => {
-                let token = base64(format!("{username}:{}", password.expose()).as_bytes());
-                http = http
-                    .with_header("Authorization", format!("Basic {token}"))
-                    .with_secret(password.clone())
-                    .with_secret(Secret::new(token));
-            }
-            _ => {}
         }
         if http.header("accept").is_none() {
             http = http.with_header("Accept", "application/json");
@@ -509,39 +598,6 @@ impl PingPost {
             bid,
             reply,
         }
-    }
-
-    fn keep_key(call: &CallContext, bid_id: Option<&str>) -> String {
-        format!("{}\u{0}{}", call.call_id, bid_id.unwrap_or(""))
-    }
-
-    fn remember(&self, key: String, values: BTreeMap<String, String>) {
-        if let Ok(mut m) = self.kept.lock() {
-            let now = Instant::now();
-            // Sweep only when full: `recall` checks the age itself, so stale entries
-            // below the bound do no harm, and a ping does not scan the map every time.
-            if m.len() >= KEEP_MAX {
-                m.retain(|_, (at, _)| now.duration_since(*at) < KEEP_FOR);
-            }
-            if m.len() >= KEEP_MAX {
-                if let Some(oldest) = m
-                    .iter()
-                    .min_by_key(|(_, (at, _))| *at)
-                    .map(|(k, _)| k.clone())
-                {
-                    m.remove(&oldest);
-                }
-            }
-            m.insert(key, (now, values));
-        }
-    }
-
-    fn recall(&self, key: &str) -> Option<BTreeMap<String, String>> {
-        self.kept.lock().ok().and_then(|m| {
-            m.get(key)
-                .filter(|(at, _)| at.elapsed() < KEEP_FOR)
-                .map(|(_, v)| v.clone())
-        })
     }
 
     fn find_destination(
@@ -721,7 +777,7 @@ impl HttpAdapter for PingPost {
     fn parse_ping(
         &self,
         buyer: &BuyerId,
-        call: &CallContext,
+        _call: &CallContext,
         resp: &HttpResponse,
     ) -> Result<PingReply, AdapterError> {
         let r = &self.response;
@@ -831,13 +887,23 @@ impl HttpAdapter for PingPost {
             }
         }
         if self.accept.is_some() && !r.keep.is_empty() {
-            let mut kept = BTreeMap::new();
+            // Kept on the bid itself: it lives exactly as long as the bid does.
+            let mut kept = serde_json::Map::new();
             for (k, p) in &r.keep {
-                if let Some(t) = get(p)?.and_then(|l| l.as_text()) {
-                    kept.insert(k.clone(), t);
+                match get(p)?.and_then(|l| l.as_text()) {
+                    Some(t) => {
+                        kept.insert(k.clone(), serde_json::Value::String(t));
+                    }
+                    None if self.keep_required.contains(k) => {
+                        return Err(AdapterError::bad_response(
+                            format!("keep.{k} {p} missing (the accept URL needs it)"),
+                            resp,
+                        ))
+                    }
+                    None => {}
                 }
             }
-            self.remember(Self::keep_key(call, bid.bid_id.as_deref()), kept);
+            bid = bid.with_adapter_data(serde_json::Value::Object(kept));
         }
         Ok(PingReply::Bid(bid))
     }
@@ -850,18 +916,21 @@ impl HttpAdapter for PingPost {
         let Some(a) = &self.accept else {
             return Ok(None);
         };
-        let reply = match self.recall(&Self::keep_key(call, bid.bid_id.as_deref())) {
-            Some(values) => values,
-            None if self.response.keep.is_empty() => BTreeMap::new(),
-            // Sending the accept with every `{reply.X}` empty would post garbage.
-            None => {
+        let reply: BTreeMap<String, String> = match bid.adapter_data.as_deref() {
+            Some(serde_json::Value::Object(m)) => m
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect(),
+            _ if self.response.keep.is_empty() => BTreeMap::new(),
+            // Sending the accept without the values its ping reply gave would post
+            // garbage: this bid did not come from this buyer's ping in this process.
+            _ => {
                 return Err(AdapterError::new(
                     BuyerErrorKind::Refused,
                     format!(
-                        "values kept from the ping reply of call {} bid {:?} are gone (older than {} s or evicted); cannot build the accept request",
-                        call.call_id,
+                        "bid {:?} of call {} carries no values kept from its ping reply; cannot build the accept request",
                         bid.bid_id.as_deref().unwrap_or(""),
-                        KEEP_FOR.as_secs()
+                        call.call_id,
                     ),
                 ))
             }
@@ -945,5 +1014,115 @@ mod tests {
             }
             PingPost::new(&spec, s).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    fn inline_spec(toml_text: &str) -> ProtocolSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    fn call() -> CallContext {
+        use chrono::TimeZone;
+        CallContext::new(
+            callbid_core::CallId::new("CA1").unwrap(),
+            "78701".parse().unwrap(),
+            callbid_core::ServiceType::new("plumbing").unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn basic_auth_header_is_built_once_at_load() {
+        let spec = inline_spec(
+            "[ping.request]\nurl = \"http://127.0.0.1:9/p\"\n[ping.response]\nprice = \"/p\"\ndestination = [\"/d\"]\n",
+        );
+        let pp = PingPost::new(
+            &spec,
+            PingPostSettings {
+                auth: Some(Auth::Basic {
+                    username: "user".into(),
+                    password: Secret::new("pass"),
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let h = pp
+            .auth_header
+            .as_ref()
+            .expect("computed when the buyer is loaded");
+        assert_eq!(h.name, "Authorization");
+        assert_eq!(h.value.expose(), "Basic dXNlcjpwYXNz");
+        let req = pp.ping_request(&call()).unwrap();
+        assert_eq!(req.header("authorization"), Some("Basic dXNlcjpwYXNz"));
+        // The password and the token are both redacted from captures and errors.
+        assert_eq!(
+            req.redact("dXNlcjpwYXNz pass"),
+            "[REDACTED] [REDACTED]",
+            "{req:?}"
+        );
+        assert!(!format!("{pp:?}").contains("dXNlcjpwYXNz"));
+    }
+
+    #[test]
+    fn ping_reply_values_travel_on_the_bid() {
+        let spec = inline_spec(
+            r#"
+            [ping.request]
+            url = "http://127.0.0.1:9/p"
+            [ping.response]
+            price = "/p"
+            bid_id = "/id"
+            keep = { token = "/t" }
+            [accept.request]
+            url = "http://127.0.0.1:9/a/{bid_id}"
+            json = { token = "{reply.token}" }
+            [accept.response]
+            destination = ["/d"]
+            "#,
+        );
+        let pp = PingPost::new(&spec, PingPostSettings::default()).unwrap();
+        let buyer = BuyerId::new("b").unwrap();
+        let resp = HttpResponse::new(200, vec![], r#"{"p": 10, "id": "B1", "t": "tok"}"#);
+        let PingReply::Bid(bid) = pp.parse_ping(&buyer, &call(), &resp).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            bid.adapter_data.as_deref(),
+            Some(&serde_json::json!({"token": "tok"}))
+        );
+        let req = pp.accept_request(&call(), &bid).unwrap().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body, serde_json::json!({"token": "tok"}));
+        // A bid that did not come from this buyer's ping carries nothing: refused,
+        // never posted with the reply values missing.
+        let bare = Bid::new(buyer, bid.price).with_bid_id("B1");
+        let e = pp.accept_request(&call(), &bare).unwrap_err();
+        assert_eq!(e.kind, BuyerErrorKind::Refused);
+        assert!(e.message.contains("carries no values"), "{e}");
+    }
+
+    #[test]
+    fn a_reply_without_a_value_the_accept_url_needs_is_refused_at_the_ping() {
+        let spec = inline_spec(
+            r#"
+            [ping.request]
+            url = "http://127.0.0.1:9/p"
+            [ping.response]
+            price = "/p"
+            bid_id = "/id"
+            keep = { slot = "/slot" }
+            [accept.request]
+            url = "http://127.0.0.1:9/a/{reply.slot}"
+            [accept.response]
+            destination = ["/d"]
+            "#,
+        );
+        let pp = PingPost::new(&spec, PingPostSettings::default()).unwrap();
+        let resp = HttpResponse::new(200, vec![], r#"{"p": 10, "id": "B1"}"#);
+        let e = pp
+            .parse_ping(&BuyerId::new("b").unwrap(), &call(), &resp)
+            .unwrap_err();
+        assert_eq!(e.kind, BuyerErrorKind::BadResponse);
+        assert!(e.message.contains("keep.slot"), "{e}");
     }
 }

@@ -66,18 +66,20 @@ pub struct RequestSpec {
     /// The method (default `POST`).
     #[serde(default)]
     pub method: Method,
-    /// The URL template (`{base}/…`).
+    /// The URL template (`{base}/…`); only placeholders sure to have a value may appear.
     pub url: String,
-    /// Query parameters (value templates; percent-encoded).
+    /// Query parameters (value templates; percent-encoded; a parameter whose value uses
+    /// an absent placeholder is left out).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-    /// Headers (value templates).
+    /// Headers (value templates; left out when a value is absent).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// A JSON body: a table whose string leaves are templates.
+    /// A JSON body: a table whose string leaves are templates (a string using an absent
+    /// placeholder is left out of its object, `null` in an array).
     #[serde(default)]
     pub json: Option<toml::Value>,
-    /// A form body (value templates; form-encoded).
+    /// A form body (value templates; form-encoded; left out when a value is absent).
     #[serde(default)]
     pub form: Option<BTreeMap<String, String>>,
 }

@@ -11,6 +11,20 @@
 //! form-encoded in form bodies, JSON-escaped in JSON bodies (the JSON body is built as a
 //! structure, never by pasting text), and refused in headers when they hold control
 //! characters.
+//!
+//! ## Absent values
+//! `zip`, `service`, `call_id`, `base`, `param.NAME` and `price` always have a value.
+//! The others may be absent from a call (no caller id, no campaign, no such attribute, a
+//! reply value the buyer did not send). An absent value never renders as `""`:
+//! - in the URL template (path and any query written into it) only placeholders that are
+//!   sure to have a value may appear; anything else is refused when the config is loaded
+//!   (use the `query` table instead). `caller`/`caller_national` are sure when the
+//!   protocol sets `needs_caller_id`, `bid_id` when the ping response names a `bid_id`,
+//!   `reply.NAME` because a bid whose reply lacks it is refused at the ping;
+//! - a query parameter, form field or header whose value uses an absent placeholder is
+//!   left out;
+//! - a JSON string whose value uses an absent placeholder is left out of its object
+//!   (`null` inside an array, which keeps the other elements' positions).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -81,6 +95,30 @@ pub(crate) struct Vars<'a> {
     pub base: &'a str,
     pub bid: Option<&'a Bid>,
     pub reply: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Var {
+    /// The placeholder as written.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Var::Caller => "caller".into(),
+            Var::CallerNational => "caller_national".into(),
+            Var::Zip => "zip".into(),
+            Var::State => "state".into(),
+            Var::AreaCode => "area_code".into(),
+            Var::Service => "service".into(),
+            Var::Campaign => "campaign".into(),
+            Var::Source => "source".into(),
+            Var::CallId => "call_id".into(),
+            Var::Dialed => "dialed".into(),
+            Var::Base => "base".into(),
+            Var::BidId => "bid_id".into(),
+            Var::Price => "price".into(),
+            Var::Attr(n) => format!("attr.{n}"),
+            Var::Param(n) => format!("param.{n}"),
+            Var::Reply(n) => format!("reply.{n}"),
+        }
+    }
 }
 
 impl Vars<'_> {
@@ -174,54 +212,53 @@ impl Template {
         })
     }
 
-    /// When the template is exactly one placeholder, its value (which may be absent).
-    fn single(&self, vars: &Vars<'_>) -> Option<Option<String>> {
-        match self.parts.as_slice() {
-            [Part::Var(v)] => Some(vars.value(v)),
-            _ => None,
-        }
+    /// The placeholders the template uses.
+    pub(crate) fn vars(&self) -> impl Iterator<Item = &Var> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(v),
+            Part::Lit(_) => None,
+        })
     }
 
-    /// Renders with values as they are (absent values are empty).
-    pub(crate) fn render_raw(&self, vars: &Vars<'_>) -> String {
-        self.render_with(vars, |s| s.to_string())
-    }
-
-    /// Renders for a URL: values percent-encoded, except `{base}`.
-    pub(crate) fn render_url(&self, vars: &Vars<'_>) -> String {
+    /// Renders for a URL: values percent-encoded, except `{base}`. An absent value is an
+    /// error naming the placeholder (the loader only lets placeholders that always have
+    /// a value into URL templates, so this is a last line of defence).
+    pub(crate) fn render_url(&self, vars: &Vars<'_>) -> Result<String, String> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.push_str(l),
-                Part::Var(Var::Base) => out.push_str(&vars.value(&Var::Base).unwrap_or_default()),
                 Part::Var(v) => {
-                    let val = vars.value(v).unwrap_or_default();
-                    out.extend(utf8_percent_encode(&val, COMPONENT));
+                    let val = vars.value(v).ok_or_else(|| {
+                        format!(
+                            "URL template {:?}: {{{}}} has no value for this call",
+                            self.source,
+                            v.name()
+                        )
+                    })?;
+                    if *v == Var::Base {
+                        out.push_str(&val);
+                    } else {
+                        out.extend(utf8_percent_encode(&val, COMPONENT));
+                    }
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Renders a value that is escaped later by its container (query pair, form pair,
-    /// JSON string). `None` when the template is one placeholder whose value is absent:
-    /// the field is then left out.
+    /// header, JSON string). `None` when any placeholder it uses has no value: the
+    /// field is then left out rather than sent with an empty piece.
     pub(crate) fn render_value(&self, vars: &Vars<'_>) -> Option<String> {
-        match self.single(vars) {
-            Some(v) => v,
-            None => Some(self.render_raw(vars)),
-        }
-    }
-
-    fn render_with(&self, vars: &Vars<'_>, f: impl Fn(&str) -> String) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.push_str(l),
-                Part::Var(v) => out.push_str(&f(&vars.value(v).unwrap_or_default())),
+                Part::Var(v) => out.push_str(&vars.value(v)?),
             }
         }
-        out
+        Some(out)
     }
 }
 
@@ -362,8 +399,8 @@ impl JsonTemplate {
         }
     }
 
-    /// Renders to JSON; object fields whose single placeholder is absent are left out
-    /// (`null` in arrays).
+    /// Renders to JSON; a string using an absent placeholder is left out of its object
+    /// (`null` in an array).
     pub(crate) fn render(&self, vars: &Vars<'_>) -> serde_json::Value {
         use serde_json::Value;
         match self {
@@ -425,7 +462,7 @@ mod tests {
         };
         let url = Template::parse("{base}/v1/{param.id}.json?n={attr.note}", Scope::Ping).unwrap();
         assert_eq!(
-            url.render_url(&vars),
+            url.render_url(&vars).unwrap(),
             "http://h/v1/x%2Fy%20z.json?n=a%26b%3Dc%20%22quoted%22%5C%20%2F%3F%23%0A"
         );
         let json = JsonTemplate::from_json(
@@ -438,7 +475,8 @@ mod tests {
         assert_eq!(v["note"], "a&b=c \"quoted\"\\ /?#\n");
         assert_eq!(v["cid"], "+15125550123");
         assert!(v.get("gone").is_none());
-        assert_eq!(v["mixed"], "z=78701 c=");
+        // A value built from an absent piece is absent, not "z=78701 c=".
+        assert!(v.get("mixed").is_none(), "{v}");
         let text = v.to_string();
         assert!(text.contains(r#"\"quoted\"\\ /?#\n"#), "{text}");
     }
@@ -461,6 +499,48 @@ mod tests {
             bid: None,
             reply: None,
         };
-        assert_eq!(t.render_raw(&vars), "{literal} 78701");
+        assert_eq!(t.render_value(&vars).as_deref(), Some("{literal} 78701"));
+    }
+
+    #[test]
+    fn absent_values_never_render_empty() {
+        let c = call(); // no campaign, source, dialed or attr.gone
+        let p = BTreeMap::new();
+        let vars = Vars {
+            call: &c,
+            params: &p,
+            base: "http://h",
+            bid: None,
+            reply: None,
+        };
+        // URL: an error naming the placeholder, never "http://h/c/".
+        let e = Template::parse("{base}/c/{campaign}", Scope::Ping)
+            .unwrap()
+            .render_url(&vars)
+            .unwrap_err();
+        assert!(e.contains("{campaign}"), "{e}");
+        // Values (query, form, headers): absent as a whole, even when mixed with text.
+        for t in ["{source}", "sub-{source}", "{attr.gone}", "{zip}:{dialed}"] {
+            let t = Template::parse(t, Scope::Ping).unwrap();
+            assert_eq!(t.render_value(&vars), None, "{t:?}");
+        }
+        assert_eq!(
+            Template::parse("sub-{zip}", Scope::Ping)
+                .unwrap()
+                .render_value(&vars)
+                .as_deref(),
+            Some("sub-78701")
+        );
+        // JSON: left out of objects, null in arrays; present values stay.
+        let json = JsonTemplate::from_json(
+            &serde_json::json!({"c": "{campaign}", "s": "src {source}", "list": ["{source}", "{zip}"], "z": "{zip}"}),
+            Scope::Ping,
+            "body",
+        )
+        .unwrap();
+        assert_eq!(
+            json.render(&vars),
+            serde_json::json!({"list": [null, "78701"], "z": "78701"})
+        );
     }
 }
