@@ -160,20 +160,26 @@ pub(crate) enum SqlValue {
     Text(Option<String>),
 }
 
-/// `INSERT INTO calls (…) VALUES (…) ON CONFLICT (call_id) DO UPDATE SET …` over
-/// [`CALL_COLUMNS`], with the dialect's placeholders.
-pub(crate) fn upsert_sql(dialect: Dialect) -> String {
+/// `INSERT INTO calls (…) VALUES (…), … ON CONFLICT (call_id) DO UPDATE SET …` over
+/// [`CALL_COLUMNS`] for `rows` rows (at least one), with the dialect's placeholders.
+pub(crate) fn upsert_sql(dialect: Dialect, rows: usize) -> String {
     let cols = CALL_COLUMNS.join(", ");
-    let ph: Vec<String> = (1..=CALL_COLUMNS.len())
-        .map(|i| dialect.placeholder(i))
+    let width = CALL_COLUMNS.len();
+    let values: Vec<String> = (0..rows.max(1))
+        .map(|r| {
+            let ph: Vec<String> = (1..=width)
+                .map(|i| dialect.placeholder(r * width + i))
+                .collect();
+            format!("({})", ph.join(", "))
+        })
         .collect();
     let set: Vec<String> = CALL_COLUMNS[1..]
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO calls ({cols}) VALUES ({}) ON CONFLICT (call_id) DO UPDATE SET {}",
-        ph.join(", "),
+        "INSERT INTO calls ({cols}) VALUES {} ON CONFLICT (call_id) DO UPDATE SET {}",
+        values.join(", "),
         set.join(", ")
     )
 }
@@ -310,7 +316,7 @@ mod tests {
             (Dialect::Sqlite, "?1", "?28"),
             (Dialect::Postgres, "$1", "$28"),
         ] {
-            let s = upsert_sql(d);
+            let s = upsert_sql(d, 1);
             assert!(
                 s.starts_with("INSERT INTO calls (call_id, received_ns, day, status,"),
                 "{s}"
@@ -323,6 +329,9 @@ mod tests {
             assert!(s.ends_with("record = excluded.record"), "{s}");
             assert!(!s.contains("call_id = excluded"), "{s}");
         }
+        let two = upsert_sql(Dialect::Postgres, 2);
+        assert!(two.contains(", $28), ($29, $30, "), "{two}");
+        assert!(two.contains(", $56) ON CONFLICT"), "{two}");
     }
 
     #[test]

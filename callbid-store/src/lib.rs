@@ -67,6 +67,27 @@
 //! `synchronous = FULL`). A cap reservation is one `BEGIN IMMEDIATE` transaction on
 //! SQLite (SQLite's write lock makes it atomic across processes sharing the file) and
 //! one transaction holding `pg_advisory_xact_lock` on each counter on PostgreSQL.
+//! A SQLite path is always a plain file name: `file:` URIs (whose `nolock=1`,
+//! `immutable=1` or `mode=memory` would break that cross-process locking), `:memory:`
+//! and the empty path are refused, and every open or migration error names the path.
+//!
+//! Expired cap reservations stop counting at once and are deleted by later
+//! reservations, on both backends: at most 256 per reservation, oldest first, only
+//! those expired over a minute before both the request's `now` and the local clock,
+//! and after a batch that was not full, none for 10 s. `prune_expired` remains for
+//! deleting everything at once.
+//!
+//! A bulk PostgreSQL `import` runs in one transaction holding one `SHARE ROW
+//! EXCLUSIVE` lock on `call_events` and `calls` (so any number of calls fits;
+//! concurrent appends wait for it, reads do not), three statements per 1 000 events.
+//! `copy_from_sqlite` reads the SQLite source in one read transaction: one consistent
+//! snapshot even while it is being written to.
+//!
+//! The PostgreSQL pool has a connect timeout (10 s, TCP and startup handshake) and an
+//! acquire timeout (30 s waiting for a free connection), both set in `PgOptions`.
+//! Report aggregates group and order text by bytes (`COLLATE "C"`, missing values
+//! first) on both backends, whatever the database's collation. Passwords in store
+//! URLs are never printed, even with raw `/`, `?`, `#` or `@` in them.
 //!
 //! ## Why these dependencies
 //!

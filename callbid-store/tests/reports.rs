@@ -475,5 +475,20 @@ mod pg_import {
             let want = callbid_core::state::CallRecord::from_events(c);
             assert_eq!(pg.record(&c[0].call_id).await.unwrap(), want);
         }
+        // Interleaved events of many calls, split over several import rounds, derive
+        // the same records.
+        let url = fresh_pg_database(&database_url("postgres_import").unwrap(), "import2").await;
+        let pg2 = PgStore::connect(&url).await.unwrap();
+        let calls = synthetic_calls("pj", 600, 4);
+        let longest = calls.iter().map(Vec::len).max().unwrap();
+        let interleaved: Vec<_> = (0..longest)
+            .flat_map(|i| calls.iter().filter_map(move |c| c.get(i).cloned()))
+            .collect();
+        assert!(interleaved.len() > 2_000);
+        pg2.import(interleaved).await.unwrap();
+        for c in calls.iter().step_by(7) {
+            let want = callbid_core::state::CallRecord::from_events(c);
+            assert_eq!(pg2.record(&c[0].call_id).await.unwrap(), want);
+        }
     }
 }

@@ -266,13 +266,15 @@ impl PgStore {
         const OP: &str = "append";
         let mut c = self.client(OP).await?;
         let tx = read_committed(&mut c).await.map_err(pg(OP))?;
-        let out = append_in(&tx, event, &mut None, Mode::Append).await?;
+        let out = append_in(&tx, event).await?;
         tx.commit().await.map_err(pg(OP))?;
         Ok(out)
     }
 
-    /// Appends many events in one transaction with prepared statements (imports,
-    /// backfills, benchmarks). Returns how many were new; nothing is committed on error.
+    /// Appends many events in one transaction (imports, backfills, benchmarks),
+    /// set-based: three statements per 1 000 events. Events may come in any order (a
+    /// call's events are folded in input order). Returns how many were new; nothing is
+    /// committed on error.
     ///
     /// Instead of an advisory lock per call (which fills PostgreSQL's shared lock table,
     /// `max_locks_per_transaction × max_connections` entries, after some thousands of
@@ -291,14 +293,15 @@ impl PgStore {
         tx.batch_execute("LOCK TABLE call_events, calls IN SHARE ROW EXCLUSIVE MODE")
             .await
             .map_err(pg(OP))?;
-        let mut cache = None;
         let mut new = 0;
-        for e in events {
-            if append_in(&tx, &e, &mut cache, Mode::Import).await? == AppendOutcome::Recorded {
-                new += 1;
+        let mut events = events.into_iter();
+        loop {
+            let chunk: Vec<CallEvent> = events.by_ref().take(IMPORT_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
             }
+            new += import_chunk(&tx, &chunk).await?;
         }
-        flush(&tx, cache).await?;
         tx.commit().await.map_err(pg(OP))?;
         Ok(new)
     }
@@ -427,37 +430,106 @@ async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
         .map_err(pg(OP))
 }
 
-/// How [`append_in`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// One event: lock its call (advisory lock), write the call's row at once.
-    Append,
-    /// Inside [`PgStore::import`], which holds a table lock: no per-call lock, and a
-    /// call's row is written when the next event is for another call (or by [`flush`]).
-    Import,
+/// Events per round of [`PgStore::import`]: three statements per round (≤ 28 × this
+/// parameters, under PostgreSQL's 65 535).
+const IMPORT_CHUNK: usize = 1_000;
+
+/// One round of an import, set-based: insert the events (in order, so their sequence
+/// numbers follow the input), load the records of the calls they touch, fold the new
+/// events in input order, and upsert those calls' rows. Returns how many were new.
+async fn import_chunk(tx: &Transaction<'_>, chunk: &[CallEvent]) -> Result<u64> {
+    const OP: &str = "import";
+    let mut ids = Vec::with_capacity(chunk.len());
+    let mut keys = Vec::with_capacity(chunk.len());
+    let mut ats = Vec::with_capacity(chunk.len());
+    let mut kinds = Vec::with_capacity(chunk.len());
+    let mut jsons = Vec::with_capacity(chunk.len());
+    for e in chunk {
+        ids.push(e.call_id.as_str());
+        keys.push(e.idempotency_key.as_str());
+        ats.push(to_ns("at", e.at)?);
+        kinds.push(e.kind.type_name());
+        jsons.push(serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?);
+    }
+    let inserted = tx
+        .query(
+            "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
+             SELECT c, k, a, t, e FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], \
+             $5::text[]) WITH ORDINALITY AS u (c, k, a, t, e, n) ORDER BY n \
+             ON CONFLICT (call_id, idempotency_key) DO NOTHING \
+             RETURNING call_id, idempotency_key",
+            &[&ids, &keys, &ats, &kinds, &jsons],
+        )
+        .await
+        .map_err(pg(OP))?;
+    let mut fresh = std::collections::HashSet::with_capacity(inserted.len());
+    for r in &inserted {
+        let call: String = r.try_get(0).map_err(pg(OP))?;
+        let key: String = r.try_get(1).map_err(pg(OP))?;
+        fresh.insert((call, key));
+    }
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let mut touched: Vec<&str> = chunk
+        .iter()
+        .filter(|e| fresh.contains(&(e.call_id.as_str().to_string(), e.idempotency_key.clone())))
+        .map(|e| e.call_id.as_str())
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let mut records: std::collections::HashMap<String, CallRecord> =
+        std::collections::HashMap::with_capacity(touched.len());
+    for r in tx
+        .query(
+            "SELECT call_id, record FROM calls WHERE call_id = ANY($1)",
+            &[&touched],
+        )
+        .await
+        .map_err(pg(OP))?
+    {
+        let call: String = r.try_get(0).map_err(pg(OP))?;
+        let record = parse_record(OP, r.try_get::<_, &str>(1).map_err(pg(OP))?)?;
+        records.insert(call, record);
+    }
+    let mut new = 0;
+    for e in chunk {
+        // The same (call, key) twice in one chunk is new only the first time.
+        if !fresh.remove(&(e.call_id.as_str().to_string(), e.idempotency_key.clone())) {
+            continue;
+        }
+        records
+            .entry(e.call_id.as_str().to_string())
+            .or_insert_with(|| CallRecord::new(e.call_id.clone(), e.at))
+            .apply(e);
+        new += 1;
+    }
+    let mut params: Vec<Boxed> = Vec::with_capacity(records.len() * CALL_COLUMNS.len());
+    for r in records.values() {
+        params.extend(CallRow::from_record(r)?.into_values().map(pg_value));
+    }
+    tx.execute(
+        &upsert_sql(Dialect::Postgres, records.len()),
+        &boxed_refs(&params),
+    )
+    .await
+    .map_err(pg(OP))?;
+    Ok(new)
 }
 
-/// Inserts an event and folds it into the call's row; see the SQLite twin.
-async fn append_in(
-    tx: &Transaction<'_>,
-    e: &CallEvent,
-    cache: &mut Option<(CallRecord, bool)>,
-    mode: Mode,
-) -> Result<AppendOutcome> {
-    let defer = mode == Mode::Import;
+/// Inserts one event under an advisory lock on its call, and folds it into the call's
+/// row (see the SQLite twin).
+async fn append_in(tx: &Transaction<'_>, e: &CallEvent) -> Result<AppendOutcome> {
     const OP: &str = "append";
     let at = to_ns("at", e.at)?;
     let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
     let call_id = e.call_id.as_str();
-    let cached = matches!(cache, Some((r, _)) if r.call_id == e.call_id);
-    if mode == Mode::Append && !cached {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
-            &[&call_id],
-        )
-        .await
-        .map_err(pg(OP))?;
-    }
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
+        &[&call_id],
+    )
+    .await
+    .map_err(pg(OP))?;
     let n = tx
         .execute(
             "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
@@ -475,40 +547,23 @@ async fn append_in(
     if n == 0 {
         return Ok(AppendOutcome::Duplicate);
     }
-    let mut record = match cache.take() {
-        Some((r, _)) if r.call_id == e.call_id => r,
-        other => {
-            flush(tx, other).await?;
-            match tx
-                .query_opt("SELECT record FROM calls WHERE call_id = $1", &[&call_id])
-                .await
-                .map_err(pg(OP))?
-            {
-                Some(row) => parse_record(OP, row.try_get::<_, &str>(0).map_err(pg(OP))?)?,
-                None => CallRecord::new(e.call_id.clone(), e.at),
-            }
-        }
+    let mut record = match tx
+        .query_opt("SELECT record FROM calls WHERE call_id = $1", &[&call_id])
+        .await
+        .map_err(pg(OP))?
+    {
+        Some(row) => parse_record(OP, row.try_get::<_, &str>(0).map_err(pg(OP))?)?,
+        None => CallRecord::new(e.call_id.clone(), e.at),
     };
     record.apply(e);
-    if !defer {
-        upsert_call(tx, CallRow::from_record(&record)?).await?;
-    }
-    *cache = Some((record, defer));
+    upsert_call(tx, CallRow::from_record(&record)?).await?;
     Ok(AppendOutcome::Recorded)
-}
-
-/// Writes a deferred `calls` row.
-async fn flush(tx: &Transaction<'_>, cached: Option<(CallRecord, bool)>) -> Result<()> {
-    match cached {
-        Some((r, true)) => upsert_call(tx, CallRow::from_record(&r)?).await,
-        _ => Ok(()),
-    }
 }
 
 async fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
     const OP: &str = "append";
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| upsert_sql(Dialect::Postgres));
+    let sql = SQL.get_or_init(|| upsert_sql(Dialect::Postgres, 1));
     let st = tx.prepare_cached(sql).await.map_err(pg(OP))?;
     let params: Vec<Boxed> = r.into_values().into_iter().map(pg_value).collect();
     tx.execute(&st, &boxed_refs(&params))

@@ -808,7 +808,7 @@ fn flush(tx: &Transaction<'_>, cached: Cached) -> Result<()> {
 fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
     const OP: &str = "append";
     thread_local! {
-        static SQL: String = upsert_sql(Dialect::Sqlite);
+        static SQL: String = upsert_sql(Dialect::Sqlite, 1);
     }
     let sql = SQL.with(Clone::clone);
     let mut st = tx.prepare_cached(&sql).map_err(StoreError::sqlite(OP))?;

@@ -223,13 +223,19 @@ pub fn statuses_covered(records: &[CallRecord]) -> bool {
 /// A fresh, empty PostgreSQL database next to the one `url` names; returns its URL.
 #[cfg(feature = "postgres")]
 pub async fn fresh_pg_database(url: &str, name: &str) -> String {
+    fresh_pg_database_with(url, name, "").await
+}
+
+/// [`fresh_pg_database`] with extra `CREATE DATABASE` options (e.g. a collation).
+#[cfg(feature = "postgres")]
+pub async fn fresh_pg_database_with(url: &str, name: &str, options: &str) -> String {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("connect to DATABASE_URL");
     let task = tokio::spawn(conn);
     let db = unique_prefix(name).replace('-', "_").to_lowercase();
     client
-        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .batch_execute(&format!("CREATE DATABASE {db} {options}"))
         .await
         .expect("CREATE DATABASE (the DATABASE_URL role needs CREATEDB)");
     drop(client);
