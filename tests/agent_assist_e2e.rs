@@ -20,8 +20,9 @@ use std::time::Duration;
 use app::{AgentConfig, AgentTarget, Mode};
 use callbid::core::auction::{Auction, Strategy};
 use callbid::core::inprocess::InProcessBuyer;
+use callbid::core::rules::{Cap, CapRule, CapWindow, ServiceRule};
 use callbid::core::state::{CallLog, CallStatus};
-use callbid::core::{BuyerEntry, BuyerId, CallId, Destination, Money};
+use callbid::core::{BuyerEntry, BuyerId, CallId, Destination, Money, ServiceType};
 use callbid::store::Store;
 use callbid::twilio::rest::Client as TwilioClient;
 use callbid::twilio::signature::{RequestValidator, WebhookVerifier};
@@ -47,33 +48,24 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-/// Starts the app over a temporary SQLite store with three in-process buyers; the best
-/// (bolt, $35.00) answers on a SIP URI when `sip_winner`, else on a DID.
-async fn start(twilio: TwilioClient, sip_winner: bool) -> Running {
+/// A temporary SQLite store.
+async fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("calls.db").display()
-    ))
-    .await
-    .unwrap();
-    let best = if sip_winner {
-        "sip:intake@bolt.example.com"
-    } else {
-        "+15125550177"
-    };
-    // As the server builds it: scored over the store's duration history.
-    let auction = ivr_support::build_auction(
-        vec![
-            buyer("acme", 2000, "+15125550111"),
-            buyer("bolt", 3500, best),
-            buyer("cedar", 3000, "+15125550133"),
-        ],
-        store.handles().history.clone(),
-        Strategy::HighestBid,
-        Duration::from_secs(2),
-    )
-    .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    (dir, store)
+}
+
+/// Serves the app over `store` on a free port: webhooks signed with [`WEBHOOK_TOKEN`]
+/// when `signed`, else unchecked (`--insecure-skip-signature`).
+async fn serve(
+    (dir, store): (tempfile::TempDir, Store),
+    auction: Auction,
+    twilio: TwilioClient,
+    signed: bool,
+    agent: &str,
+    default_mode: Mode,
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = app::router(AgentConfig {
@@ -82,11 +74,11 @@ async fn start(twilio: TwilioClient, sip_winner: bool) -> Running {
         history: store.handles().history.clone(),
         payout: ivr_support::parse_payout("70%").unwrap(),
         twilio,
-        verifier: Some(WebhookVerifier::new(base.as_str(), WEBHOOK_TOKEN).unwrap()),
-        public_url: Some(base.clone()),
-        agent: AgentTarget::parse("client:alice").unwrap(),
-        default_mode: Mode::Manual,
-        title: "Agent desk".into(),
+        verifier: signed.then(|| WebhookVerifier::new(base.as_str(), WEBHOOK_TOKEN).unwrap()),
+        public_url: signed.then(|| base.clone()),
+        agent: AgentTarget::parse(agent).unwrap(),
+        default_mode,
+        title: "Agent <desk> & 'co'".into(),
     });
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -97,6 +89,50 @@ async fn start(twilio: TwilioClient, sip_winner: bool) -> Running {
         http: reqwest::Client::new(),
         _dir: dir,
     }
+}
+
+/// Serves the app as the server builds it (the auction scored over the store's duration
+/// history; here the highest bid wins) with signed webhooks, agent `client:alice` and
+/// manual mode. `buyers` gets the store, for cap rules over its caps.
+async fn start_with(
+    twilio: TwilioClient,
+    buyers: impl FnOnce(&Store) -> Vec<BuyerEntry>,
+) -> Running {
+    let (dir, store) = temp_store().await;
+    let auction = ivr_support::build_auction(
+        buyers(&store),
+        store.handles().history.clone(),
+        Strategy::HighestBid,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    serve(
+        (dir, store),
+        auction,
+        twilio,
+        true,
+        "client:alice",
+        Mode::Manual,
+    )
+    .await
+}
+
+/// Three in-process buyers; the best (bolt, $35.00) answers on a SIP URI when
+/// `sip_winner`, else on a DID.
+async fn start(twilio: TwilioClient, sip_winner: bool) -> Running {
+    let best = if sip_winner {
+        "sip:intake@bolt.example.com"
+    } else {
+        "+15125550177"
+    };
+    start_with(twilio, |_| {
+        vec![
+            buyer("acme", 2000, "+15125550111"),
+            buyer("bolt", 3500, best),
+            buyer("cedar", 3000, "+15125550133"),
+        ]
+    })
+    .await
 }
 
 impl Running {
@@ -148,6 +184,29 @@ impl Running {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Starts an auction for call `sid` (ZIP 78701, the form's default mode) and waits
+    /// until it has a result.
+    async fn start_auction(&self, sid: &str, service: &str) -> Value {
+        let (st, s) = self
+            .post_form(
+                "/agent/api/auctions",
+                &[("call_sid", sid), ("zip", "78701"), ("service", service)],
+            )
+            .await;
+        assert_eq!(st, 202, "{s}");
+        self.wait_status(s["id"].as_str().unwrap(), &["won", "no_buyer"])
+            .await
+    }
+
+    /// Rings the agent with call `sid`, then [`Running::start_auction`].
+    async fn auction(&self, sid: &str, service: &str) -> Value {
+        let (st, body) = self
+            .webhook("/twilio/voice", &voice_params(sid), true)
+            .await;
+        assert_eq!(st, 200, "{body}");
+        self.start_auction(sid, service).await
     }
 
     async fn event_types(&self, sid: &str) -> Vec<String> {
@@ -368,6 +427,18 @@ async fn manual_forward_updates_the_live_call_with_dial_twiml() {
     let (st, page) = r.get("/api/calls?status=completed").await;
     assert_eq!(st, 200);
     assert_eq!(page["rows"][0]["call_id"], sid);
+    // The agent's page shows the title as text.
+    let page = r
+        .http
+        .get(format!("{}/agent", r.base))
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("<title>Agent &lt;desk&gt; &amp; &apos;co&apos; · agent</title>"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -446,10 +517,6 @@ async fn auto_mode_bridges_at_once_and_twilio_errors_are_reported() {
 #[tokio::test]
 async fn no_buyer_keeps_the_caller_with_the_agent_and_is_logged() {
     let (fake, client) = fake().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
-        .await
-        .unwrap();
     // The only bid is under the floor: it is refused and nobody buys.
     let auction = Auction::builder()
         .buyer(buyer("acme", 500, "+15125550111"))
@@ -457,29 +524,15 @@ async fn no_buyer_keeps_the_caller_with_the_agent_and_is_logged() {
         .deadline(Duration::from_secs(2))
         .build()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = app::router(AgentConfig {
-        store: store.clone(),
+    let r = serve(
+        temp_store().await,
         auction,
-        history: store.handles().history.clone(),
-        payout: ivr_support::parse_payout("70%").unwrap(),
-        twilio: client,
-        verifier: None,
-        public_url: None,
-        agent: AgentTarget::parse("+15125550100").unwrap(),
-        default_mode: Mode::Auto,
-        title: "Agent desk".into(),
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let r = Running {
-        base,
-        store,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    };
+        client,
+        false,
+        "+15125550100",
+        Mode::Auto,
+    )
+    .await;
     let sid = "CA00000000000000000000000000000a03";
     // Without a verifier (--insecure-skip-signature) unsigned webhooks are accepted.
     let (st, twiml) = r.webhook("/twilio/voice", &voice_params(sid), false).await;
@@ -558,4 +611,92 @@ async fn forward_is_a_valid_calls_update_for_twilios_openapi_mock() {
         .await;
     assert_eq!(st, 200, "Prism refused the Calls update: {s}");
     assert_eq!(s["status"], "forwarded");
+}
+
+/// The app with one buyer, `solo`: it buys only plumbing and takes one live call at a
+/// time (a concurrency cap over the store's caps), so a live-call slot that is not
+/// given back makes the next auction find no buyer.
+async fn start_capped(twilio: TwilioClient) -> Running {
+    start_with(twilio, |store| {
+        let one_at_a_time = CapRule::new(
+            store.handles().caps.clone(),
+            vec![Cap::count(CapWindow::Concurrent, 1)],
+        )
+        .unwrap();
+        let plumbing_only = ServiceRule::new([ServiceType::new("plumbing").unwrap()]);
+        vec![buyer("solo", 3000, "+15125550188")
+            .with_rule(Arc::new(plumbing_only))
+            .with_rule(Arc::new(one_at_a_time))]
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_win_never_forwarded_gives_its_live_slot_back_when_the_call_ends() {
+    let (fake, client) = fake().await;
+    let r = start_capped(client).await;
+    let (a, b) = (
+        "CA00000000000000000000000000000c01",
+        "CA00000000000000000000000000000c02",
+    );
+    let s = r.auction(a, "plumbing").await;
+    assert_eq!(s["status"], "won", "{s}");
+    // The agent never forwards call A: while it lasts, solo's one live slot is taken.
+    let s = r.auction(b, "plumbing").await;
+    assert_eq!(s["status"], "no_buyer", "{s}");
+
+    // Call A ends (the number's call status callback): its win is over.
+    let mut ended = voice_params(a);
+    ended.retain(|(k, _)| *k != "CallStatus");
+    ended.push(("CallStatus", "completed"));
+    ended.push(("CallDuration", "48"));
+    let (st, body) = r.webhook("/twilio/status", &ended, false).await;
+    assert_eq!(st, 403, "signed like every webhook: {body}");
+    let (st, body) = r.webhook("/twilio/status", &ended, true).await;
+    assert_eq!(st, 204, "{body}");
+    let (_, s) = r.get(&format!("/agent/api/auctions/{a}-1")).await;
+    assert_eq!(s["status"], "ended", "{s}");
+    let (st, body) = r
+        .post_form(&format!("/agent/api/auctions/{a}-1/forward"), &[])
+        .await;
+    assert_eq!(st, 409, "an ended call is not forwarded: {body}");
+    let (_, live) = r.get("/agent/api/live-calls").await;
+    assert!(
+        live.as_array().unwrap().iter().all(|c| c["call_sid"] != a),
+        "{live}"
+    );
+
+    // The slot is free again: call B's next auction sells.
+    let s = r.start_auction(b, "plumbing").await;
+    assert_eq!(s["id"], format!("{b}-2"));
+    assert_eq!(s["status"], "won", "{s}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_new_auction_for_the_call_gives_the_replaced_win_back() {
+    let (fake, client) = fake().await;
+    let r = start_capped(client).await;
+    let (a, b) = (
+        "CA00000000000000000000000000000d01",
+        "CA00000000000000000000000000000d02",
+    );
+    let s = r.auction(a, "plumbing").await;
+    assert_eq!(s["status"], "won", "{s}");
+    // The caller wants roofing after all: a new auction for the same call, which solo
+    // does not buy. The plumbing win it replaces can no longer be forwarded.
+    let s = r.start_auction(a, "roofing").await;
+    assert_eq!(s["id"], format!("{a}-2"));
+    assert_eq!(s["status"], "no_buyer", "{s}");
+    let (_, s) = r.get(&format!("/agent/api/auctions/{a}-1")).await;
+    assert_eq!(s["status"], "superseded", "{s}");
+    let (st, body) = r
+        .post_form(&format!("/agent/api/auctions/{a}-1/forward"), &[])
+        .await;
+    assert_eq!(st, 409, "{body}");
+
+    // Its live slot went back with it: another call sells to solo.
+    let s = r.auction(b, "plumbing").await;
+    assert_eq!(s["status"], "won", "{s}");
+    assert!(fake.requests().is_empty());
 }

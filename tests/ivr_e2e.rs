@@ -2,16 +2,22 @@
 //! call simulator: signed webhooks over real HTTP on 127.0.0.1, in-process buyers with
 //! fixed prices (or the seeded demo network), SQLite / in-memory stores. No internet.
 
+#[path = "../examples/agent_assist/app.rs"]
+mod agent_app;
 #[path = "../examples/ivr_auction/app.rs"]
 mod app;
 #[path = "../examples/ivr_auction/config.rs"]
 mod config;
+#[path = "../examples/common/dashboard.rs"]
+mod dashboard;
 #[path = "../examples/common/ivr_fallback.rs"]
 mod ivr_fallback;
 #[path = "../examples/common/ivr_support.rs"]
 mod ivr_support;
 #[path = "../examples/common/mock_network.rs"]
 mod mock_network;
+#[path = "../examples/common/serve.rs"]
+mod serve;
 #[path = "../examples/ivr_auction/simulate.rs"]
 mod simulate;
 
@@ -139,6 +145,15 @@ impl Harness {
         }
     }
 
+    /// Call `sid` from [`CALLER`]: ZIP 78701, menu 1 (plumbing), then `dial` at the
+    /// buyer's end.
+    async fn plumbing_call(&self, sid: &str, dial: DialOutcome) -> Transcript {
+        self.sim
+            .run(script(sid).press("78701").press("1").dial(dial))
+            .await
+            .unwrap()
+    }
+
     async fn record(&self, sid: &str) -> CallRecord {
         self.app
             .stores
@@ -222,16 +237,7 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
     ];
     let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestBid).await;
     let sid = "CA00000000000000000000000000000001";
-    let t = h
-        .sim
-        .run(
-            script(sid)
-                .press("78701")
-                .press("1")
-                .dial(DialOutcome::answered(3, 120)),
-        )
-        .await
-        .unwrap();
+    let t = h.plumbing_call(sid, DialOutcome::answered(3, 120)).await;
 
     let dials = t.dials();
     assert_eq!(dials.len(), 1, "{t:#?}");
@@ -450,16 +456,7 @@ async fn buyers_excluded_by_rules_are_logged_with_the_rule() {
     ];
     let h = Harness::start(entries, stores, "message", Strategy::HighestBid).await;
     let sid = "CA00000000000000000000000000000012";
-    let t = h
-        .sim
-        .run(
-            script(sid)
-                .press("78701")
-                .press("1")
-                .dial(DialOutcome::answered(1, 70)),
-        )
-        .await
-        .unwrap();
+    let t = h.plumbing_call(sid, DialOutcome::answered(1, 70)).await;
     assert_eq!(t.dials()[0].0, ["+15125550102".to_owned()]);
     let events = h.events(sid).await;
     let roofer = events.iter().find_map(|e| match &e.kind {
@@ -521,16 +518,7 @@ async fn failed_accept_moves_to_the_next_bid() {
     ];
     let h = Harness::start(entries, stores, "message", Strategy::HighestBid).await;
     let sid = "CA00000000000000000000000000000006";
-    let t = h
-        .sim
-        .run(
-            script(sid)
-                .press("78701")
-                .press("1")
-                .dial(DialOutcome::answered(2, 100)),
-        )
-        .await
-        .unwrap();
+    let t = h.plumbing_call(sid, DialOutcome::answered(2, 100)).await;
     assert_eq!(
         t.dials()[0].0,
         ["sip:inbound@second.example.com".to_owned()]
@@ -596,15 +584,7 @@ async fn live_call_slot_is_released_when_the_call_ends() {
     let h = Harness::start(entries, stores, "message", Strategy::HighestScore).await;
     for i in 0..3 {
         let sid = format!("CA0000000000000000000000000000010{i}");
-        h.sim
-            .run(
-                script(&sid)
-                    .press("78701")
-                    .press("1")
-                    .dial(DialOutcome::answered(1, 61)),
-            )
-            .await
-            .unwrap();
+        h.plumbing_call(&sid, DialOutcome::answered(1, 61)).await;
         let r = h.record(&sid).await;
         assert_eq!(r.status, CallStatus::Completed, "call {i}: {r:#?}");
         let live = CapRule::live_reservation_id(
@@ -831,25 +811,10 @@ async fn bad_webhook_fields_get_fallback_naming_the_field() {
 
 #[tokio::test]
 async fn simulation_over_the_demo_network_summarizes_from_the_log() {
-    let net = mock_network::MockNetwork::start(
-        "127.0.0.1:0".parse().unwrap(),
-        mock_network::demo_buyers(4),
-        11,
-    )
-    .await
-    .unwrap();
     let store = Store::open("sqlite::memory:").await.unwrap();
     let sh = store.handles();
-    let keys: Vec<(String, String)> = net
-        .buyers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (format!("MOCK_SD_KEY_{i}"), b.api_key.clone()))
-        .collect();
-    let entries = callbid::buyers::BuyersLoader::new(sh.caps.clone(), sh.seen.clone())
-        .with_env(keys)
-        .load_str(&net.buyers_toml())
-        .unwrap();
+    let loader = callbid::buyers::BuyersLoader::new(sh.caps.clone(), sh.seen.clone());
+    let (net, entries) = mock_network::start_demo(loader, 4, 11).await.unwrap();
     let stores = Stores {
         log: sh.log.clone(),
         caps: sh.caps.clone(),
@@ -940,15 +905,7 @@ async fn accepted_call_on_postgresql() {
     )
     .await;
     let sid = format!("CA{:032x}", nanos);
-    h.sim
-        .run(
-            script(&sid)
-                .press("78701")
-                .press("1")
-                .dial(DialOutcome::answered(3, 120)),
-        )
-        .await
-        .unwrap();
+    h.plumbing_call(&sid, DialOutcome::answered(3, 120)).await;
     let r = h.record(&sid).await;
     assert_eq!(r.status, CallStatus::Completed);
     assert_eq!(r.buyer.as_ref().unwrap().as_str(), buyer_id);
@@ -988,7 +945,7 @@ async fn shutdown_lets_in_flight_webhooks_finish_and_log_everything() {
         Some(verifier),
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app::serve_gracefully(
+    let server = tokio::spawn(serve::serve_gracefully(
         listener,
         app::router(app.clone()),
         async move {
@@ -1246,4 +1203,150 @@ async fn failed_settlement_says_goodbye_and_the_status_callback_settles_later() 
     };
     let stats = history.stats(&[key]).await.unwrap();
     assert_eq!((stats[0].calls, stats[0].billable), (1, 1));
+}
+
+/// Buyers that exercise every auction event: one excluded by a rule, one that declines,
+/// one whose accept fails (the cascade moves on) and the winner.
+fn every_reply() -> Vec<BuyerEntry> {
+    let roofing_only =
+        callbid::core::rules::ServiceRule::new([
+            callbid::core::ServiceType::new("roofing").unwrap()
+        ]);
+    vec![
+        entry(buyer("roofer", 9000, "+15125550101")).with_rule(Arc::new(roofing_only)),
+        entry(
+            buyer("top", 5000, "+15125550102")
+                .with_accept(AcceptBehavior::Fail(BuyerErrorKind::Rejected)),
+        ),
+        entry(
+            buyer("shy", 4500, "+15125550103")
+                .with_ping(PingBehavior::NoBid("no capacity today".into())),
+        ),
+        entry(buyer("second", 4000, "sip:inbound@second.example.com")),
+    ]
+}
+
+/// A call's auction events as the store keeps them: kind, idempotency key and every
+/// field (latencies zeroed: they differ from run to run).
+fn auction_events(events: &[CallEvent]) -> Vec<(&'static str, String, serde_json::Value)> {
+    events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                CallEventKind::AuctionStarted { .. }
+                    | CallEventKind::PingResult { .. }
+                    | CallEventKind::AcceptFailed { .. }
+                    | CallEventKind::Winner { .. }
+                    | CallEventKind::Accepted { .. }
+            )
+        })
+        .map(|e| {
+            let mut fields = serde_json::to_value(&e.kind).unwrap();
+            if let Some(ms) = fields.get_mut("latency_ms") {
+                *ms = 0.into();
+            }
+            (e.kind.type_name(), e.idempotency_key.clone(), fields)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn agent_assist_logs_an_auction_exactly_like_the_ivr() {
+    // The IVR: a call through the simulator.
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(every_reply(), stores, "message", Strategy::HighestBid).await;
+    let sid = "CA000000000000000000000000000000a9";
+    h.plumbing_call(sid, DialOutcome::answered(1, 70)).await;
+    let ivr = auction_events(&h.events(sid).await);
+
+    // The agent desk: the same buyers, the same call, through the agent's form.
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let auction = ivr_support::build_auction(
+        every_reply(),
+        store.handles().history.clone(),
+        Strategy::HighestBid,
+        Duration::from_millis(1500),
+    )
+    .unwrap();
+    let twilio = callbid::twilio::rest::Client::builder("AC0123456789abcdef0123456789abcdef")
+        .auth_token("unused: the call is never forwarded")
+        .api_base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
+    let agent = agent_app::router(agent_app::AgentConfig {
+        store: store.clone(),
+        auction,
+        history: store.handles().history.clone(),
+        payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
+        twilio,
+        verifier: None,
+        public_url: None,
+        agent: agent_app::AgentTarget::parse("client:alice").unwrap(),
+        default_mode: agent_app::Mode::Manual,
+        title: "Agent desk".into(),
+    });
+    let form = "call_sid=CA000000000000000000000000000000a9&zip=78701&service=plumbing";
+    let res = agent
+        .clone()
+        .oneshot(
+            Request::post("/agent/api/auctions")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let res = agent
+            .clone()
+            .oneshot(
+                Request::get(format!("/agent/api/auctions/{sid}-1"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let session: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if session["status"] != "running" {
+            assert_eq!(session["status"], "won", "{session}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{session}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let call = CallId::new(sid).unwrap();
+    let agent_events = auction_events(&CallLog::events(&store, &call).await.unwrap());
+
+    // Every kind is there, and the two servers wrote the same events, field for field.
+    let types: Vec<&str> = ivr.iter().map(|(t, _, _)| *t).collect();
+    assert_eq!(
+        types,
+        [
+            "auction_started",
+            "ping_result",
+            "ping_result",
+            "ping_result",
+            "ping_result",
+            "accept_failed",
+            "winner",
+            "accepted"
+        ],
+        "{ivr:#?}"
+    );
+    assert_eq!(agent_events, ivr);
+    // So the dashboard's row of the call agrees too.
+    let (a, i) = (
+        CallLog::record(&store, &call).await.unwrap().unwrap(),
+        h.record(sid).await,
+    );
+    assert_eq!(
+        (a.pinged, a.bids, a.buyer, a.price, a.zip, a.service),
+        (i.pinged, i.bids, i.buyer, i.price, i.zip, i.service)
+    );
 }

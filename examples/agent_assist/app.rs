@@ -26,12 +26,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use callbid::core::auction::{AcceptRecord, Auction, BuyerReply, Eligibility};
+use callbid::core::auction::{AcceptRecord, Auction, BuyerRecord, BuyerReply, Eligibility};
 use callbid::core::billing::PayoutRule;
 use callbid::core::rules::Hold;
 use callbid::core::state::{CallEvent, CallEventKind, CallLog, DurationHistory};
@@ -44,13 +44,18 @@ use callbid::twilio::extract::TwilioWebhook;
 use callbid::twilio::rest::{Client as TwilioClient, UpdateCall};
 use callbid::twilio::signature::WebhookVerifier;
 use callbid::twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
-use callbid::twilio::webhook::{parse_form, DialActionRequest, DialCallStatus, VoiceRequest};
+use callbid::twilio::webhook::{
+    parse_form, DialActionRequest, DialCallStatus, StatusCallbackRequest, VoiceRequest,
+};
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::dashboard::{self, ApiError, DashboardState};
-use crate::ivr_support::{profile_of, settle_leg};
+use crate::ivr_support::{
+    call_over, log_auction_attempt, profile_of, release_live_slot, settle_leg,
+};
 
 const AGENT_HTML: &str = include_str!("agent.html");
 const AGENT_JS: &str = include_str!("agent.js");
@@ -174,6 +179,12 @@ pub enum SessionStatus {
     Forwarded,
     /// The REST update failed (see `error`); Forward can be retried.
     ForwardFailed,
+    /// A newer auction for the same call replaced this one before it was forwarded; its
+    /// cap holds were given back.
+    Superseded,
+    /// The call ended (Twilio's call status callback) before this auction's winner was
+    /// forwarded; its cap holds were given back.
+    Ended,
 }
 
 /// One buyer's answer, for the page.
@@ -249,6 +260,9 @@ pub struct Session {
     destination: Option<Destination>,
     #[serde(skip)]
     buyer_id: Option<callbid::core::BuyerId>,
+    /// The winner's cap holds: its live-call slot is given back when the forwarded leg
+    /// ends, and every hold when the win is never forwarded (the call ends, a newer
+    /// auction replaces it, or it is forgotten).
     #[serde(skip)]
     holds: Vec<Hold>,
     /// The winning bid (its terms bill the call).
@@ -257,6 +271,35 @@ pub struct Session {
     /// The auctioned call (settlement records duration history against it).
     #[serde(skip)]
     ctx: Option<CallContext>,
+}
+
+impl Session {
+    /// The `attempt`-th auction of the form's call, started at `started_at`.
+    fn running(form: &AuctionForm, attempt: u32, started_at: DateTime<Utc>) -> Session {
+        Session {
+            id: format!("{}-{attempt}", form.call_sid),
+            call_sid: form.call_sid.to_string(),
+            attempt,
+            mode: form.mode,
+            status: SessionStatus::Running,
+            zip: form.zip.as_str().to_string(),
+            service: form.service.to_string(),
+            campaign: form.campaign.as_ref().map(|c| c.to_string()),
+            source: form.source.as_ref().map(|c| c.to_string()),
+            bids: Vec::new(),
+            winner: None,
+            no_buyer_reason: None,
+            error: None,
+            twiml: None,
+            log_errors: Vec::new(),
+            started_at,
+            destination: None,
+            buyer_id: None,
+            holds: Vec::new(),
+            bid: None,
+            ctx: None,
+        }
+    }
 }
 
 /// Shared state.
@@ -271,15 +314,29 @@ pub struct App {
 
 type Shared = Arc<App>;
 
-#[derive(Clone)]
-struct Signed {
-    app: Shared,
-    verifier: WebhookVerifier,
-}
+/// A Twilio webhook parsed into `T`. Its signature is checked with callbid-twilio's
+/// extractor (`403` when it does not match) unless the app has no verifier
+/// (`--insecure-skip-signature`).
+struct Webhook<T>(T);
 
-impl FromRef<Signed> for WebhookVerifier {
-    fn from_ref(s: &Signed) -> WebhookVerifier {
-        s.verifier.clone()
+impl<T: DeserializeOwned> FromRequest<Shared> for Webhook<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &Shared) -> Result<Self, Response> {
+        match &app.cfg.verifier {
+            Some(verifier) => TwilioWebhook::<T>::from_request(req, verifier)
+                .await
+                .map(|TwilioWebhook(t)| Webhook(t))
+                .map_err(IntoResponse::into_response),
+            None => {
+                let body = Bytes::from_request(req, app)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                parse_form(&body)
+                    .map(Webhook)
+                    .map_err(|e| bad_webhook(e.to_string()))
+            }
+        }
     }
 }
 
@@ -291,27 +348,16 @@ pub fn router(cfg: AgentConfig) -> Router {
         auction: cfg.auction.clone(),
         title: cfg.title.clone(),
     });
-    let verifier = cfg.verifier.clone();
     let app = Arc::new(App {
         cfg,
         live: Mutex::new(Vec::new()),
         sessions: Mutex::new(HashMap::new()),
         forwarded: Mutex::new(BTreeMap::new()),
     });
-    let webhooks = match verifier {
-        Some(verifier) => Router::new()
-            .route("/twilio/voice", post(voice_signed))
-            .route("/twilio/dial-status", post(dial_status_signed))
-            .with_state(Signed {
-                app: app.clone(),
-                verifier,
-            }),
-        None => Router::new()
-            .route("/twilio/voice", post(voice_unsigned))
-            .route("/twilio/dial-status", post(dial_status_unsigned))
-            .with_state(app.clone()),
-    };
     let agent = Router::new()
+        .route("/twilio/voice", post(voice))
+        .route("/twilio/dial-status", post(dial_status))
+        .route("/twilio/status", post(call_status))
         .route("/agent", get(agent_page))
         .route("/agent/assets/agent.js", get(agent_js))
         .route("/agent/api/config", get(agent_config))
@@ -320,7 +366,7 @@ pub fn router(cfg: AgentConfig) -> Router {
         .route("/agent/api/auctions/{id}", get(get_session))
         .route("/agent/api/auctions/{id}/forward", post(forward))
         .with_state(app);
-    dash.merge(webhooks).merge(agent)
+    dash.merge(agent)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -353,8 +399,7 @@ impl App {
         kind: CallEventKind,
     ) {
         if let Err(e) = self.log(call, at, key, kind).await {
-            eprintln!("agent_assist: {e}");
-            self.update_session(id, |s| s.log_errors.push(e));
+            self.session_log_error(id, e);
         }
     }
 
@@ -363,10 +408,47 @@ impl App {
     }
 
     fn update_session(&self, id: &str, f: impl FnOnce(&mut Session)) -> Option<Session> {
+        self.with_session(id, |s| {
+            f(s);
+            s.clone()
+        })
+    }
+
+    fn with_session<R>(&self, id: &str, f: impl FnOnce(&mut Session) -> R) -> Option<R> {
         let mut map = self.sessions.lock().ok()?;
-        let s = map.get_mut(id)?;
-        f(s);
-        Some(s.clone())
+        map.get_mut(id).map(f)
+    }
+
+    /// Prints a call-log write failure of the agent's auction path and keeps it on the
+    /// session so the agent page shows it.
+    fn session_log_error(&self, id: &str, e: String) {
+        eprintln!("agent_assist: {e}");
+        self.update_session(id, |s| s.log_errors.push(e));
+    }
+}
+
+/// Gives up `session`'s win if it was not forwarded: it becomes `status` and its holds
+/// are returned for [`release_holds`] (none when it was forwarded, or is being).
+fn give_up_win(session: &mut Session, status: SessionStatus) -> Vec<Hold> {
+    match session.status {
+        SessionStatus::Running | SessionStatus::Won | SessionStatus::ForwardFailed => {
+            session.status = status;
+            std::mem::take(&mut session.holds)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Gives cap holds back (idempotent); a failure is printed and the hold expires by its
+/// TTL.
+async fn release_holds(holds: &[Hold]) {
+    for h in holds {
+        if let Err(e) = h.release().await {
+            eprintln!(
+                "agent_assist: cannot release cap hold {} ({}): {e}",
+                h.reservation, h.rule
+            );
+        }
     }
 }
 
@@ -388,22 +470,8 @@ fn bad_webhook(message: String) -> Response {
 // ---------------------------------------------------------------------------------------
 // Twilio webhooks
 
-async fn voice_signed(
-    State(s): State<Signed>,
-    TwilioWebhook(req): TwilioWebhook<VoiceRequest>,
-) -> Response {
-    voice(&s.app, req).await
-}
-
-async fn voice_unsigned(State(app): State<Shared>, body: Bytes) -> Response {
-    match parse_form::<VoiceRequest>(&body) {
-        Ok(req) => voice(&app, req).await,
-        Err(e) => bad_webhook(e.to_string()),
-    }
-}
-
 /// A call arrives: log it, list it for the agent, and ring the agent.
-async fn voice(app: &App, req: VoiceRequest) -> Response {
+async fn voice(State(app): State<Shared>, Webhook(req): Webhook<VoiceRequest>) -> Response {
     let call = match CallId::new(&req.call.call_sid) {
         Ok(c) => c,
         Err(e) => return bad_webhook(e.to_string()),
@@ -466,22 +534,11 @@ async fn voice(app: &App, req: VoiceRequest) -> Response {
     )
 }
 
-async fn dial_status_signed(
-    State(s): State<Signed>,
-    TwilioWebhook(req): TwilioWebhook<DialActionRequest>,
-) -> Response {
-    dial_status(&s.app, req).await
-}
-
-async fn dial_status_unsigned(State(app): State<Shared>, body: Bytes) -> Response {
-    match parse_form::<DialActionRequest>(&body) {
-        Ok(req) => dial_status(&app, req).await,
-        Err(e) => bad_webhook(e.to_string()),
-    }
-}
-
 /// The buyer's leg ended: completed (with talk time) or missed; release live-call holds.
-async fn dial_status(app: &App, req: DialActionRequest) -> Response {
+async fn dial_status(
+    State(app): State<Shared>,
+    Webhook(req): Webhook<DialActionRequest>,
+) -> Response {
     let call = match CallId::new(&req.call.call_sid) {
         Ok(c) => c,
         Err(e) => return bad_webhook(e.to_string()),
@@ -589,16 +646,58 @@ async fn dial_status(app: &App, req: DialActionRequest) -> Response {
     )
 }
 
+/// The caller's call status callback (the number's "call status changes" webhook):
+/// when the call is over, it leaves the live list, wins never forwarded become `ended`
+/// and give every cap hold back, and forwarded ones give back their live-call slot
+/// (the dial-status callback normally did already; releasing is idempotent).
+async fn call_status(
+    State(app): State<Shared>,
+    Webhook(req): Webhook<StatusCallbackRequest>,
+) -> Response {
+    if !call_over(req.call.call_status.as_ref()) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let sid = req.call.call_sid.as_str();
+    if let Ok(mut live) = app.live.lock() {
+        live.retain(|c| c.call_sid != sid);
+    }
+    let mut holds = Vec::new();
+    if let Ok(mut map) = app.sessions.lock() {
+        for s in map.values_mut().filter(|s| s.call_sid == sid) {
+            let given_up = give_up_win(s, SessionStatus::Ended);
+            if given_up.is_empty() {
+                holds.extend(s.holds.iter().filter(|h| h.live).cloned());
+            } else {
+                holds.extend(given_up);
+            }
+        }
+    }
+    release_holds(&holds).await;
+    // A forwarded call whose auction this process no longer has (forgotten, or started
+    // before a restart): its buyer's live-call slot is found through the call log.
+    if let Ok(call) = CallId::new(sid) {
+        let buyer = CallLog::record(&app.cfg.store, &call)
+            .await
+            .map(|r| r.and_then(|r| r.buyer));
+        let released = match buyer {
+            Ok(Some(buyer)) => release_live_slot(&app.cfg.store, &call, &buyer)
+                .await
+                .map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = released {
+            eprintln!("agent_assist: cannot release the live-call slot of {call}: {e}");
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 // ---------------------------------------------------------------------------------------
 // The agent's page and API
 
 async fn agent_page(State(app): State<Shared>) -> Response {
-    let title = html_escape(&app.cfg.title);
-    (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Html(AGENT_HTML.replace("{{title}}", &title)),
-    )
-        .into_response()
+    dashboard::titled_page(AGENT_HTML, &app.cfg.title)
 }
 
 async fn agent_js() -> Response {
@@ -610,14 +709,6 @@ async fn agent_js() -> Response {
         AGENT_JS,
     )
         .into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 async fn agent_config(State(app): State<Shared>) -> Json<serde_json::Value> {
@@ -745,7 +836,7 @@ async fn start_auction(
             .find(|c| c.call_sid == call_sid)
             .and_then(|c| c.from.as_deref().and_then(|f| PhoneNumber::parse(f).ok()))
     });
-    let session = {
+    let (session, given_up) = {
         let mut map = app
             .sessions
             .lock()
@@ -768,33 +859,19 @@ async fn start_auction(
                 .into_response());
         }
         let attempt = 1 + map.values().filter(|s| s.call_sid == call_sid).count() as u32;
-        let s = Session {
-            id: format!("{call_sid}-{attempt}"),
-            call_sid: call_sid.clone(),
-            attempt,
-            mode: form.mode,
-            status: SessionStatus::Running,
-            zip: form.zip.as_str().to_string(),
-            service: form.service.to_string(),
-            campaign: form.campaign.as_ref().map(|c| c.to_string()),
-            source: form.source.as_ref().map(|c| c.to_string()),
-            bids: Vec::new(),
-            winner: None,
-            no_buyer_reason: None,
-            error: None,
-            twiml: None,
-            log_errors: Vec::new(),
-            started_at: Utc::now(),
-            destination: None,
-            buyer_id: None,
-            holds: Vec::new(),
-            bid: None,
-            ctx: None,
-        };
+        // This auction replaces the call's earlier win if it was not forwarded: that
+        // winner's holds go back before the new auction reserves (a live-call slot's id
+        // is per call and buyer, so the same buyer winning again reuses it).
+        let mut given_up = Vec::new();
+        for old in map.values_mut().filter(|s| s.call_sid == call_sid) {
+            given_up.extend(give_up_win(old, SessionStatus::Superseded));
+        }
+        let s = Session::running(&form, attempt, Utc::now());
         map.insert(s.id.clone(), s.clone());
-        prune(&mut map);
-        s
+        given_up.extend(prune(&mut map));
+        (s, given_up)
     };
+    release_holds(&given_up).await;
     if let Ok(mut f) = app.forwarded.lock() {
         if let Ok(map) = app.sessions.lock() {
             f.retain(|_, id| map.contains_key(id));
@@ -825,10 +902,12 @@ async fn start_auction(
 }
 
 /// Forgets the oldest settled auctions beyond [`KEPT_SESSIONS`] (running and forwarding
-/// ones stay).
-fn prune(map: &mut HashMap<String, Session>) {
+/// ones stay); returns the holds of forgotten wins that were never forwarded, to be
+/// released (nothing would forward them any more).
+fn prune(map: &mut HashMap<String, Session>) -> Vec<Hold> {
+    let mut given_up = Vec::new();
     if map.len() <= KEPT_SESSIONS {
-        return;
+        return given_up;
     }
     let mut settled: Vec<(DateTime<Utc>, String)> = map
         .values()
@@ -838,18 +917,67 @@ fn prune(map: &mut HashMap<String, Session>) {
     settled.sort();
     let excess = map.len() - KEPT_SESSIONS;
     for (_, id) in settled.into_iter().take(excess) {
-        map.remove(&id);
+        if let Some(mut s) = map.remove(&id) {
+            given_up.extend(give_up_win(&mut s, SessionStatus::Ended));
+        }
+    }
+    given_up
+}
+
+/// One buyer's answer as the agent page shows it.
+fn bid_view(rec: &BuyerRecord) -> BidView {
+    let latency_ms = rec
+        .latency
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (reply, price, reason) = match &rec.reply {
+        BuyerReply::NotPinged => (
+            "not_pinged",
+            None,
+            match &rec.eligibility {
+                Eligibility::Excluded { rule, reason } => Some(format!("{rule}: {reason}")),
+                _ => None,
+            },
+        ),
+        BuyerReply::Bid { bid } => ("bid", Some(bid.price), None),
+        BuyerReply::InvalidBid { bid, reason } => {
+            ("invalid_bid", Some(bid.price), Some(reason.clone()))
+        }
+        BuyerReply::NoBid { reason } => ("no_bid", None, Some(reason.clone())),
+        BuyerReply::Failed { kind, message } => {
+            ("failed", None, Some(format!("{kind}: {message}")))
+        }
+        BuyerReply::TimedOut => ("timed_out", None, Some("timed out".into())),
+        BuyerReply::Cancelled => ("cancelled", None, Some("cancelled".into())),
+        _ => ("other", None, None),
+    };
+    let accept_note = match &rec.accept {
+        Some(AcceptRecord::Refused { reason }) => Some(format!("accept refused: {reason}")),
+        Some(AcceptRecord::Failed { message, .. }) => Some(format!("accept failed: {message}")),
+        _ => None,
+    };
+    BidView {
+        buyer: rec.buyer.to_string(),
+        reply,
+        price: price.map(|p| p.amount.to_string()),
+        currency: price.map(|p| p.currency.as_str().to_string()),
+        score: rec.score.as_ref().map(|s| s.score.to_string()),
+        reason: reason.or(accept_note),
+        latency_ms,
     }
 }
 
 /// Runs the auction, logs every step, and forwards at once in auto mode.
+///
+/// The auction's events are written by `ivr_support::log_auction_attempt`, the IVR's
+/// own function: the same kinds, fields and keys (a retry's keys end in `:{attempt}`),
+/// so the dashboard shows both servers' calls alike.
 async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, form: AuctionForm) {
     let call = ctx.call_id.clone();
     app.log_for_session(
         &id,
         &call,
         ctx.received_at,
-        format!("agent-form-{attempt}"),
+        format!("agent_form:{attempt}"),
         CallEventKind::Incoming {
             caller: None,
             dialed: None,
@@ -859,111 +987,15 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
     )
     .await;
     let outcome = app.cfg.auction.run(&ctx).await;
-    let started = outcome.timings.started_at;
-    let eligible = outcome
-        .buyers
-        .iter()
-        .filter(|b| matches!(b.eligibility, Eligibility::Eligible))
-        .count() as u32;
-    let excluded = outcome.buyers.len() as u32 - eligible;
-    app.log_for_session(
-        &id,
-        &call,
-        started,
-        format!("auction-{attempt}"),
-        CallEventKind::AuctionStarted {
-            zip: form.zip,
-            service: form.service.clone(),
-            eligible,
-            excluded,
-        },
-    )
-    .await;
-    let mut bids = Vec::new();
-    for rec in &outcome.buyers {
-        let latency_ms = rec
-            .latency
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let (reply, price, reason) = match &rec.reply {
-            BuyerReply::NotPinged => (
-                "not_pinged",
-                None,
-                match &rec.eligibility {
-                    Eligibility::Excluded { rule, reason } => Some(format!("{rule}: {reason}")),
-                    _ => None,
-                },
-            ),
-            BuyerReply::Bid { bid } => ("bid", Some(bid.price), None),
-            BuyerReply::InvalidBid { bid, reason } => {
-                ("invalid_bid", Some(bid.price), Some(reason.clone()))
-            }
-            BuyerReply::NoBid { reason } => ("no_bid", None, Some(reason.clone())),
-            BuyerReply::Failed { kind, message } => {
-                ("failed", None, Some(format!("{kind}: {message}")))
-            }
-            BuyerReply::TimedOut => ("timed_out", None, Some("timed out".into())),
-            BuyerReply::Cancelled => ("cancelled", None, Some("cancelled".into())),
-            _ => ("other", None, None),
-        };
-        let accept_note = match &rec.accept {
-            Some(AcceptRecord::Refused { reason }) => Some(format!("accept refused: {reason}")),
-            Some(AcceptRecord::Failed { message, .. }) => Some(format!("accept failed: {message}")),
-            _ => None,
-        };
-        if matches!(rec.eligibility, Eligibility::Eligible) {
-            app.log_for_session(
-                &id,
-                &call,
-                started,
-                format!("ping-{attempt}-{}", rec.buyer),
-                CallEventKind::PingResult {
-                    buyer: rec.buyer.clone(),
-                    latency_ms: latency_ms.unwrap_or(0),
-                    price: if reply == "bid" { price } else { None },
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-        }
-        bids.push(BidView {
-            buyer: rec.buyer.to_string(),
-            reply,
-            price: price.map(|p| p.amount.to_string()),
-            currency: price.map(|p| p.currency.as_str().to_string()),
-            score: rec.score.as_ref().map(|s| s.score.to_string()),
-            reason: reason.or(accept_note),
-            latency_ms,
-        });
+    if let Err(e) = log_auction_attempt(&app.cfg.store, &ctx, &outcome, attempt).await {
+        app.session_log_error(&id, format!("cannot log auction {id} for {call}: {e}"));
     }
-    let now = Utc::now();
+    let bids: Vec<BidView> = outcome.buyers.iter().map(bid_view).collect();
     let auto = match outcome.winner() {
         Some(w) => {
-            app.log_for_session(
-                &id,
-                &call,
-                now,
-                format!("winner-{attempt}"),
-                CallEventKind::Winner {
-                    buyer: w.buyer.clone(),
-                    price: w.bid.price,
-                    score: w.score.score,
-                },
-            )
-            .await;
-            app.log_for_session(
-                &id,
-                &call,
-                now,
-                format!("accepted-{attempt}"),
-                CallEventKind::Accepted {
-                    buyer: w.buyer.clone(),
-                    destination: w.destination.clone(),
-                },
-            )
-            .await;
-            app.update_session(&id, |s| {
+            // A win the call ended before (or that a newer auction replaced) is given up.
+            let kept = app.with_session(&id, |s| {
                 s.bids = bids;
-                s.status = SessionStatus::Won;
                 s.winner = Some(WinnerView {
                     buyer: w.buyer.to_string(),
                     price: w.bid.price.amount.to_string(),
@@ -971,13 +1003,21 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
                     score: w.score.score.to_string(),
                     destination: w.destination.to_string(),
                 });
+                if s.status != SessionStatus::Running {
+                    return false;
+                }
+                s.status = SessionStatus::Won;
                 s.destination = Some(w.destination.clone());
                 s.buyer_id = Some(w.buyer.clone());
                 s.holds = w.holds.clone();
                 s.bid = Some(w.bid.clone());
                 s.ctx = Some(ctx.clone());
+                true
             });
-            form.mode == Mode::Auto
+            if kept != Some(true) {
+                release_holds(&w.holds).await;
+            }
+            kept == Some(true) && form.mode == Mode::Auto
         }
         None => {
             let reason = outcome
@@ -986,8 +1026,8 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
             app.log_for_session(
                 &id,
                 &call,
-                now,
-                format!("no-buyer-{attempt}"),
+                Utc::now(),
+                format!("fallback:agent:{attempt}"),
                 CallEventKind::Fallback {
                     kind: "agent".into(),
                     reason: format!("no buyer: {reason}"),
@@ -996,7 +1036,9 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
             .await;
             app.update_session(&id, |s| {
                 s.bids = bids;
-                s.status = SessionStatus::NoBuyer;
+                if s.status == SessionStatus::Running {
+                    s.status = SessionStatus::NoBuyer;
+                }
                 s.no_buyer_reason = Some(reason);
             });
             false
@@ -1100,6 +1142,76 @@ async fn forward(State(app): State<Shared>, Path(id): Path<String>) -> Response 
                 Json(json!({ "error": message, "auction": session })),
             )
                 .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbid::core::state::{CapStore, MemoryCapStore, ReservationId};
+
+    /// Auction `s{n}` (call `CA…{n}`, started `n` seconds after a fixed instant).
+    fn session(n: usize, status: SessionStatus, holds: Vec<Hold>) -> Session {
+        let pairs = [
+            ("call_sid".to_string(), format!("CA{n:032x}")),
+            ("zip".to_string(), "78701".to_string()),
+            ("service".to_string(), "plumbing".to_string()),
+        ];
+        let form = AuctionForm::parse(&pairs, Mode::Manual).unwrap();
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000 + n as i64, 0).unwrap();
+        let mut s = Session::running(&form, 1, at);
+        s.id = format!("s{n}");
+        s.status = status;
+        s.holds = holds;
+        s
+    }
+
+    #[test]
+    fn forgetting_a_win_never_forwarded_gives_its_holds_back() {
+        let caps: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
+        let hold = |id: &str| Hold::new("caps", ReservationId(id.into()), caps.clone()).live();
+        let mut map = HashMap::new();
+        // The three oldest are forgotten: a win never forwarded, a forwarded call (its
+        // slot goes back when its leg or the call ends) and a no-buyer auction.
+        for (n, status, holds) in [
+            (0, SessionStatus::Won, vec![hold("won")]),
+            (1, SessionStatus::Forwarded, vec![hold("forwarded")]),
+            (2, SessionStatus::NoBuyer, Vec::new()),
+        ] {
+            map.insert(format!("s{n}"), session(n, status, holds));
+        }
+        for n in 3..KEPT_SESSIONS + 3 {
+            map.insert(format!("s{n}"), session(n, SessionStatus::Won, Vec::new()));
+        }
+        let given_up = prune(&mut map);
+        assert_eq!(map.len(), KEPT_SESSIONS);
+        assert!(["s0", "s1", "s2"].iter().all(|id| !map.contains_key(*id)));
+        let ids: Vec<&str> = given_up.iter().map(|h| h.reservation.0.as_str()).collect();
+        assert_eq!(ids, ["won"]);
+    }
+
+    #[test]
+    fn only_a_win_not_yet_forwarded_is_given_up() {
+        let caps: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
+        let hold = Hold::new("caps", ReservationId("h".into()), caps).live();
+        for (status, given_up) in [
+            (SessionStatus::Running, true),
+            (SessionStatus::Won, true),
+            (SessionStatus::ForwardFailed, true),
+            (SessionStatus::Forwarding, false),
+            (SessionStatus::Forwarded, false),
+        ] {
+            let mut s = session(0, status, vec![hold.clone()]);
+            let holds = give_up_win(&mut s, SessionStatus::Ended);
+            assert_eq!(holds.len(), usize::from(given_up), "{status:?}");
+            let now = if given_up {
+                SessionStatus::Ended
+            } else {
+                status
+            };
+            assert_eq!(s.status, now);
+            assert_eq!(s.holds.len(), usize::from(!given_up), "{status:?}");
         }
     }
 }

@@ -28,11 +28,12 @@ mod dashboard;
 mod ivr_support;
 #[path = "../common/mock_network.rs"]
 mod mock_network;
+#[path = "../common/serve.rs"]
+mod serve;
 
 mod app;
 mod fake_twilio;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,38 +185,17 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot open --database-url: {e}"))?;
     let handles = store.handles();
     let loader = BuyersLoader::new(handles.caps.clone(), handles.seen.clone());
-    let mut network = None;
-    let entries = match &args.buyers {
-        Some(path) => loader
-            .load_file(path)
-            .map_err(|e| format!("invalid --buyers {}: {e}", path.display()))?,
-        None => {
-            let net = mock_network::MockNetwork::start(
-                "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-                mock_network::demo_buyers(8),
-                args.seed,
-            )
+    let (entries, network) =
+        mock_network::load_buyers_or_demo(loader, args.buyers.as_deref(), args.seed)
             .await
-            .map_err(|e| format!("cannot start the demo buyer network: {e}"))?;
-            let keys: Vec<(String, String)> = net
-                .buyers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (format!("MOCK_SD_KEY_{i}"), b.api_key.clone()))
-                .collect();
-            let entries = loader
-                .with_env(keys)
-                .load_str(&net.buyers_toml())
-                .map_err(|e| format!("demo buyers.toml: {e}"))?;
-            eprintln!(
-                "demo buyer network: {} buyers at {}",
-                net.buyers.len(),
-                net.base_url()
-            );
-            network = Some(net);
-            entries
-        }
-    };
+            .map_err(|e| format!("{e:#}"))?;
+    if let Some(net) = &network {
+        eprintln!(
+            "demo buyer network: {} buyers at {}",
+            net.buyers.len(),
+            net.base_url()
+        );
+    }
     // Scored over the store's duration history, which settled calls feed.
     let auction = ivr_support::build_auction(
         entries,
@@ -250,47 +230,25 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!("agent desk:          http://{local}/agent");
     eprintln!("operator dashboard:  http://{local}/");
     eprintln!("Twilio voice webhook: POST /twilio/voice");
-    // Graceful shutdown on Ctrl-C; live feeds (SSE) never end by themselves, so give
-    // open connections a few seconds and then stop anyway.
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .into_future();
-    let served = tokio::select! {
-        r = server => r.map_err(|e| format!("server: {e}")),
-        _ = async {
-            shutdown_signal().await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-        } => {
-            eprintln!("agent_assist: connections still open after 3 s; stopping");
-            Ok(())
-        }
-    };
+    // Graceful shutdown on Ctrl-C or SIGTERM; live feeds (SSE) never end by themselves,
+    // so open connections get a few seconds and are then closed.
+    let served = serve::serve_gracefully(
+        listener,
+        app,
+        serve::shutdown_signal(),
+        Duration::from_secs(3),
+    )
+    .await;
+    if let Ok(false) = served {
+        eprintln!("agent_assist: connections still open after 3 s were closed");
+    }
     if let Some(n) = network {
         n.stop();
     }
     if let Some(f) = fake {
         f.stop();
     }
-    served
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                eprintln!("agent_assist: cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    served.map(|_| ()).map_err(|e| format!("server: {e}"))
 }
 
 #[tokio::main]

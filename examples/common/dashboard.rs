@@ -422,28 +422,19 @@ impl From<&AggregateRow> for GroupView {
 // ---------------------------------------------------------------------------------------
 // Handlers
 
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-async fn index(State(s): State<Shared>) -> Response {
-    let page = INDEX_HTML.replace("{{title}}", &html_escape(&s.title));
+/// An HTML page from `template` with every `{{title}}` replaced by `title`, escaped
+/// (`&`, `<`, `>`, `"`, `'`), and not cached (it is small and names the live setup).
+pub fn titled_page(template: &str, title: &str) -> Response {
+    let page = template.replace("{{title}}", &quick_xml::escape::escape(title));
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Html(page),
     )
         .into_response()
+}
+
+async fn index(State(s): State<Shared>) -> Response {
+    titled_page(INDEX_HTML, &s.title)
 }
 
 async fn script() -> Response {

@@ -1,6 +1,7 @@
 //! Pieces an IVR or agent-assisted server shares: building the auction over a store's
-//! duration history, writing an auction's outcome to the call log event by event, and
-//! settling a finished call (duration history, billing, live-call cap release).
+//! duration history, writing an auction's outcome to the call log event by event,
+//! settling a finished call (duration history, billing, live-call cap release), and
+//! telling when Twilio's status callback says a call is over.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use callbid::core::state::{
 use callbid::core::{
     Bid, BuyerEntry, BuyerId, BuyerProfile, CallContext, CallId, Money, ValidationError,
 };
+use callbid::twilio::webhook::CallStatus;
 use chrono::Utc;
 use rust_decimal::Decimal;
 
@@ -97,13 +99,36 @@ pub async fn log(
 }
 
 /// Writes an auction's outcome to the call log: `auction_started`, one `ping_result`
-/// per buyer (excluded ones with the rule that excluded them), `winner`, `accept_failed` for each failed accept, `accepted`.
+/// per buyer (excluded ones with the rule that excluded them), `accept_failed` for each
+/// failed accept, then `winner` and `accepted`. The idempotency keys are
+/// `auction_started`, `ping:{buyer}`, `accept_failed:{buyer}`, `winner` and `accepted`.
 /// (Re-running it for the same call records nothing twice.)
 pub async fn log_auction(
     calls: &dyn CallLog,
     call: &CallContext,
     outcome: &AuctionOutcome,
 ) -> Result<(), callbid::core::StateError> {
+    log_auction_attempt(calls, call, outcome, 1).await
+}
+
+/// [`log_auction`] for the `attempt`-th auction of a call that may be auctioned more
+/// than once (agent-assisted calls): the first attempt's events are exactly
+/// [`log_auction`]'s; a later attempt's keys end in `:{attempt}` (`auction_started:2`,
+/// `ping:{buyer}:2`, …) so that its events are recorded too, with the same kinds and
+/// the same fields.
+pub async fn log_auction_attempt(
+    calls: &dyn CallLog,
+    call: &CallContext,
+    outcome: &AuctionOutcome,
+    attempt: u32,
+) -> Result<(), callbid::core::StateError> {
+    let key = |base: String| {
+        if attempt <= 1 {
+            base
+        } else {
+            format!("{base}:{attempt}")
+        }
+    };
     let eligible = outcome
         .buyers
         .iter()
@@ -113,7 +138,7 @@ pub async fn log_auction(
     let started = CallEvent::new(
         call.call_id.clone(),
         outcome.timings.started_at,
-        "auction_started",
+        key("auction_started".to_owned()),
         CallEventKind::AuctionStarted {
             zip: call.zip,
             service: call.service.clone(),
@@ -147,7 +172,7 @@ pub async fn log_auction(
         log(
             calls,
             &call.call_id,
-            format!("ping:{}", b.buyer),
+            key(format!("ping:{}", b.buyer)),
             CallEventKind::PingResult {
                 buyer: b.buyer.clone(),
                 latency_ms,
@@ -167,7 +192,7 @@ pub async fn log_auction(
         log(
             calls,
             &call.call_id,
-            format!("accept_failed:{}", b.buyer),
+            key(format!("accept_failed:{}", b.buyer)),
             CallEventKind::AcceptFailed {
                 buyer: b.buyer.clone(),
                 reason,
@@ -179,7 +204,7 @@ pub async fn log_auction(
         log(
             calls,
             &call.call_id,
-            "winner",
+            key("winner".to_owned()),
             CallEventKind::Winner {
                 buyer: w.buyer.clone(),
                 price: w.bid.price,
@@ -190,7 +215,7 @@ pub async fn log_auction(
         log(
             calls,
             &call.call_id,
-            "accepted",
+            key("accepted".to_owned()),
             CallEventKind::Accepted {
                 buyer: w.buyer.clone(),
                 destination: w.destination.clone(),
@@ -281,6 +306,21 @@ pub async fn settle_leg(
         record_outcome(history, &bid.buyer, profile.time_zone, call, duration, min).await?;
     }
     Ok(s)
+}
+
+/// Whether a call status from Twilio's status callback is final (the call is over):
+/// `completed`, `busy`, `failed`, `no-answer` or `canceled`.
+pub fn call_over(status: Option<&CallStatus>) -> bool {
+    matches!(
+        status,
+        Some(
+            CallStatus::Completed
+                | CallStatus::Busy
+                | CallStatus::Failed
+                | CallStatus::NoAnswer
+                | CallStatus::Canceled
+        )
+    )
 }
 
 /// Releases the live-call (concurrency cap) slot `buyer` holds for the call. Idempotent.

@@ -18,14 +18,18 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use callbid::buyers::BuyersLoader;
+use callbid::core::BuyerEntry;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -283,23 +287,74 @@ impl MockNetwork {
     }
 
     /// A `buyers.toml` describing this network for `callbid-buyers`. API keys are read
-    /// from environment variables named `MOCK_SD_KEY_<N>`; [`MockNetwork::export_keys`]
-    /// sets them (they are demo keys, not secrets).
+    /// from environment variables named `MOCK_SD_KEY_<N>`; [`MockNetwork::env_keys`]
+    /// lists them (they are demo keys, not secrets).
     pub fn buyers_toml(&self) -> String {
         buyers_toml(&self.base_url(), &self.buyers)
     }
 
-    /// Sets the `MOCK_SD_KEY_<N>` environment variables the generated file names.
-    pub fn export_keys(&self) {
-        for (i, b) in self.buyers.iter().enumerate() {
-            // SAFETY: called at start-up before other threads read the environment.
-            unsafe { std::env::set_var(format!("MOCK_SD_KEY_{i}"), &b.api_key) };
-        }
+    /// The `MOCK_SD_KEY_<N>` variables the generated `buyers.toml` names, with their
+    /// values, for [`BuyersLoader::with_env`] (or for printing as `export` lines).
+    pub fn env_keys(&self) -> Vec<(String, String)> {
+        self.buyers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("MOCK_SD_KEY_{i}"), b.api_key.clone()))
+            .collect()
+    }
+
+    /// This network's buyers as auction entries: its `buyers.toml` loaded through
+    /// `loader` (which supplies the cap and seen-caller stores) with the demo keys.
+    pub fn entries(&self, loader: BuyersLoader) -> anyhow::Result<Vec<BuyerEntry>> {
+        loader
+            .with_env(self.env_keys())
+            .load_str(&self.buyers_toml())
+            .context("the demo network's buyers.toml")
     }
 
     /// Stops the server.
     pub fn stop(&self) {
         self.task.abort();
+    }
+}
+
+/// The demo network ([`demo_buyers`]`(n)`, seeded with `seed`) started on a free
+/// loopback port, and its buyers loaded through `loader` as auction entries. Stop the
+/// network when the server stops.
+pub async fn start_demo(
+    loader: BuyersLoader,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<(MockNetwork, Vec<BuyerEntry>)> {
+    let net = MockNetwork::start(SocketAddr::from(([127, 0, 0, 1], 0)), demo_buyers(n), seed)
+        .await
+        .context("cannot start the demo buyer network")?;
+    let entries = net.entries(loader)?;
+    Ok((net, entries))
+}
+
+/// How many buyers the servers' demo network has.
+pub const DEMO_BUYERS: usize = 8;
+
+/// A server's buyers: the `buyers.toml` at `path`, or without one the demo network of
+/// [`DEMO_BUYERS`] buyers seeded with `seed` (see [`start_demo`]), which is returned so
+/// that the server can print where it is and stop it at shutdown.
+pub async fn load_buyers_or_demo(
+    loader: BuyersLoader,
+    path: Option<&std::path::Path>,
+    seed: u64,
+) -> anyhow::Result<(Vec<BuyerEntry>, Option<MockNetwork>)> {
+    match path {
+        Some(path) => {
+            let entries = loader
+                .load_file(path)
+                .with_context(|| format!("invalid --buyers {}", path.display()))?;
+            Ok((entries, None))
+        }
+        None => {
+            let (net, entries) = start_demo(loader, DEMO_BUYERS, seed).await?;
+            Ok((entries, Some(net)))
+        }
     }
 }
 

@@ -44,9 +44,9 @@ use callbid_twilio::twiml::{
     Dial, DialRecord, Gather, GatherInput, Number, Redirect, Say, Sip, VoiceResponse,
 };
 use callbid_twilio::webhook::{
-    form_pairs, parse_form, CallFields, CallStatus, DialActionRequest, DialCallStatus,
-    GatherRequest, RecordActionRequest, RecordingStatus, RecordingStatusRequest,
-    StatusCallbackRequest, VoiceRequest,
+    form_pairs, parse_form, CallFields, DialActionRequest, DialCallStatus, GatherRequest,
+    RecordActionRequest, RecordingStatus, RecordingStatusRequest, StatusCallbackRequest,
+    VoiceRequest,
 };
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
@@ -55,7 +55,7 @@ use serde::Deserialize;
 
 use crate::config::{Campaigns, Menu};
 use crate::ivr_fallback::FallbackChain;
-use crate::ivr_support::{log, log_auction, profile_of, release_live_slot, settle_call};
+use crate::ivr_support::{call_over, log, log_auction, profile_of, release_live_slot, settle_call};
 
 /// Largest webhook body read (Twilio's are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -450,37 +450,6 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(callbacks)
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app)
-}
-
-/// Serves `router` on `listener` until `stop` resolves, then stops accepting and lets
-/// in-flight requests finish (every event they log is committed before they answer).
-/// Requests still open `drain` after the signal (endless streams such as the
-/// dashboard's live feed) are dropped. Returns whether everything finished in time.
-pub async fn serve_gracefully(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<bool> {
-    use std::future::IntoFuture;
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        stop.await;
-        let _ = tx.send(true);
-    };
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(signal)
-        .into_future();
-    tokio::select! {
-        r = server => r.map(|()| true),
-        _ = async {
-            if rx.wait_for(|s| *s).await.is_ok() {
-                tokio::time::sleep(drain).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => Ok(false),
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -989,7 +958,7 @@ fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &s
         .into())
 }
 
-fn connected(status: Option<DialCallStatus>) -> bool {
+fn connected(status: Option<&DialCallStatus>) -> bool {
     matches!(
         status,
         Some(DialCallStatus::Completed | DialCallStatus::Answered)
@@ -1033,7 +1002,7 @@ async fn dial_result(
     }
     // The bridge is over either way: give back the buyer's live-call slot.
     release_live(&app, &call, &bid.buyer, &holds).await;
-    if connected(req.dial_call_status) {
+    if connected(req.dial_call_status.as_ref()) {
         let duration = Duration::from_secs(req.dial_call_duration.unwrap_or(0));
         let profile = profile_of(&app.auction, &bid.buyer);
         let settled = settle_call(
@@ -1162,7 +1131,7 @@ async fn fallback_next(
 ) -> IvrResult {
     let step = query(q)?.step;
     let call = call_id(&req.call)?;
-    if connected(req.dial_call_status) {
+    if connected(req.dial_call_status.as_ref()) {
         return Ok(VoiceResponse::new().hangup().into());
     }
     let status = req
@@ -1177,25 +1146,12 @@ async fn fallback_next(
     .await
 }
 
-fn terminal(status: Option<CallStatus>) -> bool {
-    matches!(
-        status,
-        Some(
-            CallStatus::Completed
-                | CallStatus::Busy
-                | CallStatus::Failed
-                | CallStatus::NoAnswer
-                | CallStatus::Canceled
-        )
-    )
-}
-
 async fn status_callback(
     State(app): State<Arc<App>>,
     Signed(req): Signed<StatusCallbackRequest>,
 ) -> IvrResult<StatusCode> {
     let call = call_id(&req.call)?;
-    if !terminal(req.call.call_status) {
+    if !call_over(req.call.call_status.as_ref()) {
         return Ok(StatusCode::NO_CONTENT);
     }
     let status = req

@@ -27,6 +27,8 @@ mod ivr_fallback;
 mod ivr_support;
 #[path = "../common/mock_network.rs"]
 mod mock_network;
+#[path = "../common/serve.rs"]
+mod serve;
 mod simulate;
 
 use std::io::IsTerminal;
@@ -122,34 +124,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Buyers: a buyers.toml, or the demo network on loopback.
     let loader = BuyersLoader::new(handles.caps.clone(), handles.seen.clone());
-    let (entries, network) = match &args.buyers {
-        Some(path) => (
-            loader
-                .load_file(path)
-                .with_context(|| format!("invalid --buyers {}", path.display()))?,
-            None,
-        ),
-        None => {
-            let net = mock_network::MockNetwork::start(
-                "127.0.0.1:0".parse()?,
-                mock_network::demo_buyers(8),
-                args.seed,
-            )
-            .await
-            .context("cannot start the demo buyer network")?;
-            let keys: Vec<(String, String)> = net
-                .buyers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (format!("MOCK_SD_KEY_{i}"), b.api_key.clone()))
-                .collect();
-            let entries = loader
-                .with_env(keys)
-                .load_str(&net.buyers_toml())
-                .context("demo buyers.toml")?;
-            (entries, Some(net))
-        }
-    };
+    let (entries, network) =
+        mock_network::load_buyers_or_demo(loader, args.buyers.as_deref(), args.seed).await?;
     let buyer_count = entries.len();
     let auction = build_auction(
         entries,
@@ -244,7 +220,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stop_tx, mut signal_rx) = watch::channel(false);
     let shutdown = async move {
         tokio::select! {
-            _ = os_signal() => eprintln!("shutting down: finishing in-flight requests…"),
+            _ = serve::shutdown_signal() => eprintln!("shutting down: finishing in-flight requests…"),
             Ok(_) = signal_rx.wait_for(|s| *s) => {}
         }
     };
@@ -261,7 +237,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
     };
-    let server = tokio::spawn(app::serve_gracefully(
+    let server = tokio::spawn(serve::serve_gracefully(
         listener,
         router,
         shutdown,
@@ -321,32 +297,4 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("note: {live} calls were still between webhooks at shutdown (their state is in the call log)");
     }
     Ok(code)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn os_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            eprintln!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                eprintln!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

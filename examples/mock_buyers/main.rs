@@ -4,11 +4,13 @@
 //! `cargo run --example mock_buyers -- --port 8089 --buyers 8 --seed 1`
 //!
 //! It prints a `buyers.toml` for `callbid-buyers` that points at itself (use it with the
-//! IVR server's `--buyers` option), and serves until Ctrl-C. `GET /stats` shows counts.
+//! IVR server's `--buyers` option), and serves until Ctrl-C or SIGTERM. `GET /stats` shows counts.
 //! With `--config FILE` the buyers come from a JSON file (an array of `MockBuyer`s).
 
 #[path = "../common/mock_network.rs"]
 mod mock_network;
+#[path = "../common/serve.rs"]
+mod serve;
 
 use std::net::SocketAddr;
 
@@ -38,13 +40,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     println!("# demo buyer network on {}", net.base_url());
     println!("# export the demo keys first:");
-    for (i, b) in net.buyers.iter().enumerate() {
+    for (b, (name, key)) in net.buyers.iter().zip(net.env_keys()) {
         if b.kind == mock_network::MockKind::ServiceDirect {
-            println!("#   export MOCK_SD_KEY_{i}={}", b.api_key);
+            println!("#   export {name}={key}");
         }
     }
     println!("{}", net.buyers_toml());
-    tokio::signal::ctrl_c().await?;
+    serve::shutdown_signal().await;
     net.stop();
     Ok(())
 }
