@@ -641,49 +641,91 @@ where
     }
 }
 
+/// A headless Chromium session and what it needs kept alive.
+struct Browser {
+    c: fantoccini::Client,
+    downloads: tempfile::TempDir,
+    _driver: ChildGuard,
+    _profile: tempfile::TempDir,
+}
+
+/// Starts chromedriver and a Chromium session with its own profile and download
+/// directory; `None` (after saying why) when the binaries are missing outside CI.
+async fn browser() -> Option<Browser> {
+    let (driver, chromium) = browser_binaries()?;
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let (guard, driver_url) = start_chromedriver(&driver, profile.path()).await;
+    let c = connect(&driver_url, &chromium, profile.path(), downloads.path()).await;
+    Some(Browser {
+        c,
+        downloads,
+        _driver: guard,
+        _profile: profile,
+    })
+}
+
+/// Opens `url` and waits until its script has marked the page ready.
+async fn open(c: &fantoccini::Client, url: &str) {
+    c.goto(url).await.unwrap();
+    c.wait()
+        .for_element(fantoccini::Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap();
+}
+
+async fn by_id(c: &fantoccini::Client, id: &str) -> fantoccini::elements::Element {
+    c.find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+}
+
+async fn click(c: &fantoccini::Client, id: &str) {
+    by_id(c, id).await.click().await.unwrap();
+}
+
+async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
+    by_id(c, id).await.send_keys(text).await.unwrap();
+}
+
+async fn text_of(c: &fantoccini::Client, id: &str) -> String {
+    by_id(c, id).await.text().await.unwrap()
+}
+
+async fn displayed(c: &fantoccini::Client, id: &str) -> bool {
+    by_id(c, id).await.is_displayed().await.unwrap()
+}
+
+/// Waits (10 s) until the text of `#id` passes `check`; returns it.
+async fn wait_text(
+    c: &fantoccini::Client,
+    id: &str,
+    what: &str,
+    check: impl Fn(&String) -> bool,
+) -> String {
+    eventually(what, || text_of(c, id), check).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_filters_and_exports_csv() {
     use fantoccini::Locator;
-    let Some((driver, chromium)) = browser_binaries() else {
+    let Some(b) = browser().await else {
         return;
     };
+    let c = &b.c;
     let r = start().await;
     let base = format!("http://{}", r.addr);
-    let profile = tempfile::tempdir().unwrap();
-    let downloads = tempfile::tempdir().unwrap();
-    let (_driver, driver_url) = start_chromedriver(&driver, profile.path()).await;
-    let c = connect(&driver_url, &chromium, profile.path(), downloads.path()).await;
-
-    c.goto(&format!("{base}/")).await.unwrap();
-    c.wait()
-        .for_element(Locator::Css("body[data-ready='true']"))
-        .await
-        .unwrap();
+    open(c, &format!("{base}/")).await;
 
     // Everything seeded is listed, newest first; markup in data stays text.
     let mut all: Vec<&Seed> = r.seeds.iter().collect();
     all.sort_by_key(|s| std::cmp::Reverse(s.at));
     let all: Vec<String> = all.iter().map(|s| s.id.clone()).collect();
-    assert_eq!(shown_ids(&c).await, all);
-    assert_eq!(
-        c.find(Locator::Id("title"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "Ops <dashboard> & co"
-    );
+    assert_eq!(shown_ids(c).await, all);
+    assert_eq!(text_of(c, "title").await, "Ops <dashboard> & co");
     // Everything fits on one page: no "Load more", no empty note, no error banner.
     for hidden in ["load-more", "empty", "error", "detail"] {
-        let shown = c
-            .find(Locator::Id(hidden))
-            .await
-            .unwrap()
-            .is_displayed()
-            .await
-            .unwrap();
-        assert!(!shown, "#{hidden} should be hidden");
+        assert!(!displayed(c, hidden).await, "#{hidden} should be hidden");
     }
     assert!(c
         .find_all(Locator::Css("#calls tbody b"))
@@ -725,18 +767,9 @@ async fn browser_filters_and_exports_csv() {
         .unwrap()
         .buyer
         .to_string();
-    let feed = eventually(
-        "feed shows the auction",
-        || async {
-            c.find(Locator::Id("feed"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
-        |t: &String| t.contains("won by"),
-    )
+    let feed = wait_text(c, "feed", "feed shows the auction", |t: &String| {
+        t.contains("won by")
+    })
     .await;
     assert!(
         feed.contains("CAlivefeed01")
@@ -752,33 +785,11 @@ async fn browser_filters_and_exports_csv() {
     }
 
     // A bad ZIP: the server's 400 is shown, naming the field and value.
-    c.find(Locator::Id("f-zip"))
-        .await
-        .unwrap()
-        .send_keys("7870")
-        .await
-        .unwrap();
-    c.find(Locator::Id("apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let err = eventually(
-        "error banner",
-        || async {
-            c.find(Locator::Id("error"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
-        |t: &String| !t.is_empty(),
-    )
-    .await;
+    type_into(c, "f-zip", "7870").await;
+    click(c, "apply").await;
+    let err = wait_text(c, "error", "error banner", |t: &String| !t.is_empty()).await;
     assert!(err.contains("zip") && err.contains("7870"), "{err}");
-    let zip_input = c.find(Locator::Id("f-zip")).await.unwrap();
+    let zip_input = by_id(c, "f-zip").await;
     assert_eq!(
         zip_input.attr("aria-invalid").await.unwrap().as_deref(),
         Some("true")
@@ -787,18 +798,8 @@ async fn browser_filters_and_exports_csv() {
     // Status completed + ZIP 78701: the rows change to exactly those calls.
     zip_input.clear().await.unwrap();
     zip_input.send_keys("78701").await.unwrap();
-    c.find(Locator::Id("status-completed"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "status-completed").await;
+    click(c, "apply").await;
     let mut want: Vec<&Seed> = r
         .seeds
         .iter()
@@ -809,31 +810,22 @@ async fn browser_filters_and_exports_csv() {
     assert!(!want.is_empty() && want.len() < all.len());
     let shown = eventually(
         "filtered rows",
-        || shown_ids(&c),
+        || shown_ids(c),
         |ids: &Vec<String>| *ids == want,
     )
     .await;
-    assert!(c
-        .find(Locator::Id("error"))
+    assert!(by_id(c, "error")
         .await
-        .unwrap()
         .attr("hidden")
         .await
         .unwrap()
         .is_some());
-    let kpi = c
-        .find(Locator::Id("k-calls"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let kpi = text_of(c, "k-calls").await;
     assert_eq!(kpi, want.len().to_string());
 
     // Times in another zone, labelled.
-    c.find(Locator::Id("tz"))
+    by_id(c, "tz")
         .await
-        .unwrap()
         .select_by_value("America/Chicago")
         .await
         .unwrap();
@@ -857,16 +849,11 @@ async fn browser_filters_and_exports_csv() {
     assert_eq!(first_time, expected);
 
     // Export CSV: a real download of exactly the rows shown.
-    c.find(Locator::Id("export-csv"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "export-csv").await;
     let file = eventually(
         "downloaded CSV",
         || async {
-            std::fs::read_dir(downloads.path())
+            std::fs::read_dir(b.downloads.path())
                 .unwrap()
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .find(|p| p.extension().is_some_and(|x| x == "csv"))
@@ -892,7 +879,7 @@ async fn browser_filters_and_exports_csv() {
         .iter()
         .all(|r| r[2] == "completed" && r[zip_col] == "78701"));
 
-    c.close().await.unwrap();
+    b.c.close().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -909,9 +896,10 @@ mod ivr_support;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
     use fantoccini::Locator;
-    let Some((driver, chromium)) = browser_binaries() else {
+    let Some(b) = browser().await else {
         return;
     };
+    let c = &b.c;
     const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
     let fake = fake_twilio::FakeTwilio::start("127.0.0.1:0".parse().unwrap(), ACCOUNT, "tok")
         .await
@@ -956,100 +944,34 @@ async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
         .unwrap();
     assert_eq!(res.status(), 200);
 
-    let profile = tempfile::tempdir().unwrap();
-    let downloads = tempfile::tempdir().unwrap();
-    let (_driver, driver_url) = start_chromedriver(&driver, profile.path()).await;
-    let c = connect(&driver_url, &chromium, profile.path(), downloads.path()).await;
-    c.goto(&format!("{base}/agent")).await.unwrap();
-    c.wait()
-        .for_element(Locator::Css("body[data-ready='true']"))
-        .await
-        .unwrap();
+    open(c, &format!("{base}/agent")).await;
     assert_eq!(c.title().await.unwrap(), "Agent <desk> · agent");
     // The live call is listed and prefilled.
-    let sid_input = c.find(Locator::Id("call_sid")).await.unwrap();
+    let sid_input = by_id(c, "call_sid").await;
     assert_eq!(sid_input.prop("value").await.unwrap().as_deref(), Some(sid));
-    let live = c
-        .find(Locator::Id("live-calls"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let live = text_of(c, "live-calls").await;
     assert!(
         live.contains(sid) && live.contains("+15125550123"),
         "{live}"
     );
-    assert!(!c
-        .find(Locator::Id("forward"))
-        .await
-        .unwrap()
-        .is_displayed()
-        .await
-        .unwrap());
+    assert!(!displayed(c, "forward").await);
 
     // A bad ZIP is refused by the server, named.
-    c.find(Locator::Id("zip"))
-        .await
-        .unwrap()
-        .send_keys("7870")
-        .await
-        .unwrap();
-    c.find(Locator::Id("service"))
-        .await
-        .unwrap()
-        .send_keys("plumbing")
-        .await
-        .unwrap();
-    c.find(Locator::Id("start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let err = eventually(
-        "error banner",
-        || async {
-            c.find(Locator::Id("error"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
-        |t: &String| !t.is_empty(),
-    )
-    .await;
+    type_into(c, "zip", "7870").await;
+    type_into(c, "service", "plumbing").await;
+    click(c, "start").await;
+    let err = wait_text(c, "error", "error banner", |t: &String| !t.is_empty()).await;
     assert!(err.contains("zip") && err.contains("7870"), "{err}");
 
     // The real auction: three bids, the best wins, Forward appears.
-    let zip = c.find(Locator::Id("zip")).await.unwrap();
+    let zip = by_id(c, "zip").await;
     zip.clear().await.unwrap();
     zip.send_keys("78701").await.unwrap();
-    c.find(Locator::Id("campaign"))
-        .await
-        .unwrap()
-        .send_keys("tv-spot")
-        .await
-        .unwrap();
-    c.find(Locator::Id("start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let result = eventually(
-        "winner shown",
-        || async {
-            c.find(Locator::Id("result"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
-        |t: &String| t.contains("Winner"),
-    )
+    type_into(c, "campaign", "tv-spot").await;
+    click(c, "start").await;
+    let result = wait_text(c, "result", "winner shown", |t: &String| {
+        t.contains("Winner")
+    })
     .await;
     // In-process buyers bid 20.00, 21.00 and 22.00: the third wins.
     assert!(
@@ -1060,53 +982,24 @@ async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
     assert_eq!(rows.len(), BUYERS.len());
     assert!(fake.requests().is_empty(), "manual mode waits for Forward");
 
-    c.find(Locator::Id("forward"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let sent = eventually(
-        "TwiML shown",
-        || async {
-            c.find(Locator::Id("twiml"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
-        |t: &String| t.contains("<Dial"),
-    )
-    .await;
+    click(c, "forward").await;
+    let sent = wait_text(c, "twiml", "TwiML shown", |t: &String| t.contains("<Dial")).await;
     let want = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial answerOnBridge="true" timeout="30"><Number>+15125550199</Number></Dial></Response>"#;
     assert!(sent.ends_with(want), "{sent}");
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     assert_eq!(reqs[0].call_sid, sid);
     assert_eq!(reqs[0].param("Twiml"), Some(want));
-    let state = c
-        .find(Locator::Id("state"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let state = text_of(c, "state").await;
     assert!(
         state.starts_with("forwarded to cedar<b>x</b>&co"),
         "{state}"
     );
-    assert!(!c
-        .find(Locator::Id("forward"))
-        .await
-        .unwrap()
-        .is_displayed()
-        .await
-        .unwrap());
+    assert!(!displayed(c, "forward").await);
 
     if let Ok(path) = std::env::var("AGENT_SCREENSHOT") {
         std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
         eprintln!("screenshot: {path}");
     }
-    c.close().await.unwrap();
+    b.c.close().await.unwrap();
 }

@@ -69,6 +69,8 @@
       result.hidden = false;
     }
     if (s.error) result.appendChild(el("div", s.error, "muted"));
+    if (s.status === "ended") result.appendChild(el("div", "The call ended before it was forwarded; the buyer's slot was given back.", "muted"));
+    if (s.status === "superseded") result.appendChild(el("div", "A newer auction for this call replaced this one.", "muted"));
     for (const e of s.log_errors || []) result.appendChild(el("div", "Call log not written: " + e, "muted"));
     const fwd = $("forward");
     fwd.hidden = !(s.status === "won" || s.status === "forward_failed");

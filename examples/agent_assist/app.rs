@@ -8,15 +8,20 @@
 //!    CallSid, ZIP, service, campaign/source, manual or auto) which posts
 //!    `/agent/api/auctions`: an auction runs for the call; bids show up live (the
 //!    operator dashboard's SSE feed `/api/auctions/stream`) and every step goes to the
-//!    call log (auction started, one ping result per buyer, winner, accepted, or the
-//!    in-house fallback when nobody buys).
+//!    call log exactly as the IVR writes it (`ivr_support::log_auction_attempt`:
+//!    auction started, one ping result per buyer, failed accepts, winner, accepted),
+//!    then the in-house fallback when nobody buys.
 //! 3. Manual mode: the agent presses Forward (`POST /agent/api/auctions/{id}/forward`);
 //!    auto mode forwards as soon as a buyer wins. Forwarding is a REST update of the live
 //!    call (`calls().update(sid, Twiml=<Dial>…)`) that moves the caller from the agent to
 //!    the buyer's DID or SIP URI; the call log gets `forwarded`.
 //! 4. Twilio posts the buyer leg's end to `/twilio/dial-status`: `completed` with the
 //!    talk time, settled like the IVR's calls (duration history and `billing`), or
-//!    `missed`.
+//!    `missed`; the buyer's live-call slot is given back.
+//! 5. The number's call status callback (`/twilio/status`): when the call is over, a win
+//!    never forwarded gives every cap hold back and can no longer be forwarded
+//!    (`ended`). A new auction for the same call does the same to the win it replaces
+//!    (`superseded`), and so does forgetting an old win.
 //!
 //! The operator dashboard (call log, filters, exports, chart, live feed) is mounted at `/`.
 #![allow(dead_code)]

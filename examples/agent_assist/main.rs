@@ -230,6 +230,7 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!("agent desk:          http://{local}/agent");
     eprintln!("operator dashboard:  http://{local}/");
     eprintln!("Twilio voice webhook: POST /twilio/voice");
+    eprintln!("call status callback: POST /twilio/status (gives unforwarded wins back)");
     // Graceful shutdown on Ctrl-C or SIGTERM; live feeds (SSE) never end by themselves,
     // so open connections get a few seconds and are then closed.
     let served = serve::serve_gracefully(

@@ -13,6 +13,9 @@
 //!   (0 with `rejectReason` when declining), `expireInSeconds`, `phoneNumber` or
 //!   `sipAddress`, `bidTerms[{callMinDuration}]`.
 //! - `GET /stats` — counts per buyer (pings, bids, accepts, failures).
+//!
+//! The servers start it with [`load_buyers_or_demo`] (or [`start_demo`]), which also
+//! loads its `buyers.toml` into auction entries.
 
 #![allow(dead_code)]
 
