@@ -340,6 +340,27 @@ async fn bad_arguments_are_rejected_before_sending() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("PhoneNumber"), "{e}");
+    for bad in ["+", "", "+0", "15108675310", "+1510867531x"] {
+        let e = c.lookups().line_type(bad).await.unwrap_err();
+        assert!(
+            matches!(&e, RestError::InvalidArgument { field: "PhoneNumber", value, .. } if value == bad),
+            "{bad}: {e}"
+        );
+        assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
+    }
+    let e = c
+        .incoming_phone_numbers()
+        .create(&IncomingPhoneNumberParams::buy(
+            "5108675310",
+            "https://app.example/voice",
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("PhoneNumber") && e.contains("`5108675310`"),
+        "{e}"
+    );
     let e = c
         .available_phone_numbers("usa")
         .local(&AvailableSearch::default())
@@ -408,4 +429,281 @@ async fn connection_refused_is_a_transport_error_after_retries() {
         "{err:?}"
     );
     assert!(err.is_transient());
+}
+
+/// A page whose `next_page_uri` leaves the API host is refused with a typed
+/// error; the other host never sees a request (nor the credentials).
+#[tokio::test]
+async fn next_page_uri_off_the_api_host_is_refused() {
+    let server = MockServer::start().await;
+    let foreign = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "calls": [], "next_page_uri": null})))
+        .mount(&foreign)
+        .await;
+    let api = url::Url::parse(&server.uri()).unwrap();
+    let foreign_port = url::Url::parse(&foreign.uri()).unwrap().port().unwrap();
+    let api_port = api.port().unwrap();
+    let page = format!("{}?Page=1&PageToken=PA1", calls_path());
+    let cases = [
+        // Absolute URL to another server.
+        format!("{}{page}", foreign.uri()),
+        // Scheme-relative, same IP, another port.
+        format!("//127.0.0.1:{foreign_port}{page}"),
+        // Scheme-relative to another host name.
+        format!("//evil.example{page}"),
+        // Same host and port, another scheme.
+        format!("https://127.0.0.1:{api_port}{page}"),
+        // Another host hidden behind user information.
+        format!("http://127.0.0.1:{api_port}@127.0.0.1:{foreign_port}{page}"),
+        // The API host itself, but with user information.
+        format!("http://user:pw@127.0.0.1:{api_port}{page}"),
+    ];
+    for next in cases {
+        server.reset().await;
+        let next_for_mock = next.clone();
+        Mock::given(method("GET"))
+            .and(path(calls_path()))
+            .respond_with(move |_: &WmRequest| {
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "calls": [call_json(CA, "completed")],
+                    "next_page_uri": next_for_mock, "page": 0, "page_size": 1}))
+            })
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut stream = client(&server).calls().list(&ListCalls::default());
+        let first = stream.try_next().await.unwrap().expect("first page's item");
+        assert_eq!(first.sid.as_deref(), Some(CA));
+        let err = stream.try_next().await.unwrap_err();
+        match &err {
+            RestError::UntrustedNextPage {
+                operation,
+                next_page_uri,
+                ..
+            } => {
+                assert_eq!(*operation, "calls.list");
+                assert_eq!(next_page_uri, &next);
+            }
+            other => panic!("{next}: expected UntrustedNextPage, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&next), "{err}");
+        assert!(
+            stream.try_next().await.unwrap().is_none(),
+            "{next}: stream ends"
+        );
+        server.verify().await;
+    }
+    assert!(
+        foreign
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "the foreign host was contacted"
+    );
+}
+
+/// A relative `next_page_uri`, or an absolute one naming the API host itself, is followed.
+#[tokio::test]
+async fn next_page_uri_on_the_api_host_is_followed() {
+    let server = MockServer::start().await;
+    let absolute_same_host = format!("{}{}?Page=1", server.uri(), calls_path());
+    Mock::given(method("GET"))
+        .and(path(calls_path()))
+        .and(query_param("Page", "1"))
+        .and(header("authorization", basic(AC, "secret-token").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "calls": [call_json("CA0000000000000000000000000000000b", "completed")],
+            "next_page_uri": null})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(calls_path()))
+        .and(query_param("PageSize", "1"))
+        .respond_with(move |_: &WmRequest| {
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "calls": [call_json("CA0000000000000000000000000000000a", "completed")],
+                "next_page_uri": absolute_same_host}))
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut filter = ListCalls::default();
+    filter.page_size = Some(1);
+    let calls: Vec<Call> = client(&server)
+        .calls()
+        .list(&filter)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 2);
+}
+
+fn capped_client(server_uri: &str, limit: usize) -> Client {
+    Client::builder(AC)
+        .auth_token("secret-token")
+        .api_base_url(server_uri)
+        .retry(RetryConfig::none())
+        .max_response_bytes(limit)
+        .build()
+        .expect("client")
+}
+
+/// Bodies over the cap fail with a typed error naming the limit, whether the
+/// status is a success or an error.
+#[tokio::test]
+async fn oversized_response_bodies_are_refused() {
+    let server = MockServer::start().await;
+    let fetch_path = format!("/2010-04-01/Accounts/{AC}/Calls/{CA}.json");
+    // Valid JSON, 2 MiB of it: only the size is wrong.
+    let padding = "x".repeat(2 << 20);
+    let big = serde_json::json!({"sid": CA, "status": "completed", "pad": padding}).to_string();
+    Mock::given(method("GET"))
+        .and(path(fetch_path.clone()))
+        .respond_with(ResponseTemplate::new(200).set_body_string(big.clone()))
+        .mount(&server)
+        .await;
+    let err = capped_client(&server.uri(), 1 << 20)
+        .calls()
+        .fetch(CA)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RestError::ResponseTooLarge {
+                operation: "calls.fetch",
+                status: 200,
+                limit: 1_048_576
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("1048576"), "{err}");
+    // The same body fits the default cap (a full page of 1,000 calls is about 2 MB).
+    let call = client(&server).calls().fetch(CA).await.unwrap();
+    assert_eq!(call.sid.as_deref(), Some(CA));
+    // Exactly at the limit is fine; one byte over is not.
+    let exact = big.len();
+    assert!(capped_client(&server.uri(), exact)
+        .calls()
+        .fetch(CA)
+        .await
+        .is_ok());
+    let err = capped_client(&server.uri(), exact - 1)
+        .calls()
+        .fetch(CA)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestError::ResponseTooLarge { .. }), "{err:?}");
+    // An error status with a huge body is capped as well.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path))
+        .respond_with(ResponseTemplate::new(500).set_body_string("e".repeat(2 << 20)))
+        .mount(&server)
+        .await;
+    let err = capped_client(&server.uri(), 64 * 1024)
+        .calls()
+        .fetch(CA)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RestError::ResponseTooLarge {
+                status: 500,
+                limit: 65_536,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), Some(500));
+}
+
+/// A chunked body with no `Content-Length` that never ends is cut off at the
+/// cap instead of being buffered.
+#[tokio::test]
+async fn endless_chunked_body_stops_at_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent_by_server = sent.clone();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let _ = sock.read(&mut buf).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if sock.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, " ".repeat(16 * 1024));
+        // Up to 256 MiB, far more than the client may keep.
+        for _ in 0..16 * 1024 {
+            if sock.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            sent_by_server.fetch_add(16 * 1024, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let started = Instant::now();
+    let err = capped_client(&format!("http://{addr}"), 256 * 1024)
+        .calls()
+        .fetch(CA)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RestError::ResponseTooLarge { limit: 262_144, .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The client stopped reading long before the server ran out of body.
+    assert!(
+        sent.load(std::sync::atomic::Ordering::Relaxed) < 64 << 20,
+        "sent {}",
+        sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+#[tokio::test]
+async fn zero_response_cap_is_a_config_error() {
+    let e = Client::builder(AC)
+        .auth_token("t")
+        .max_response_bytes(0)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_response_bytes") && e.contains("`0`"), "{e}");
+}
+
+/// The default client does not follow redirects: a 3xx is an error, and the
+/// Location's host never sees the request or the credentials.
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = MockServer::start().await;
+    let foreign = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(call_json(CA, "queued")))
+        .mount(&foreign)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/2010-04-01/Accounts/{AC}/Calls/{CA}.json")))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/x", foreign.uri())),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server).calls().fetch(CA).await.unwrap_err();
+    assert_eq!(err.status(), Some(302), "{err:?}");
+    assert!(foreign
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }

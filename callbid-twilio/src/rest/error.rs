@@ -64,6 +64,29 @@ pub enum RestError {
         #[source]
         source: serde_json::Error,
     },
+    /// A response body went over [`ClientBuilder::max_response_bytes`](super::ClientBuilder::max_response_bytes);
+    /// reading stopped there.
+    #[error("Twilio {operation}: HTTP {status} response body exceeds the {limit}-byte limit (max_response_bytes)")]
+    ResponseTooLarge {
+        /// The client operation.
+        operation: &'static str,
+        /// The HTTP status received.
+        status: u16,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// A page's `next_page_uri` would leave the configured API base URL (another
+    /// scheme, host or port, or user information); it is not followed, since the
+    /// request would carry the account's credentials.
+    #[error("Twilio {operation}: refusing next_page_uri `{next_page_uri}`: {reason}")]
+    UntrustedNextPage {
+        /// The client operation.
+        operation: &'static str,
+        /// The value the server sent.
+        next_page_uri: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// An argument to a client method is invalid (checked before sending).
     #[error("invalid {field} `{value}`: {reason}")]
     InvalidArgument {
@@ -92,7 +115,8 @@ impl RestError {
         match self {
             RestError::Api { status, .. }
             | RestError::Http { status, .. }
-            | RestError::Decode { status, .. } => Some(*status),
+            | RestError::Decode { status, .. }
+            | RestError::ResponseTooLarge { status, .. } => Some(*status),
             _ => None,
         }
     }

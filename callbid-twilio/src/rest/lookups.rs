@@ -49,6 +49,23 @@ pub struct PhoneNumberLookup {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Checks an E.164 number: `+`, then 7 to 15 digits, the first not 0.
+pub(crate) fn check_e164(field: &'static str, value: &str) -> Result<(), RestError> {
+    let digits = value.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        Err(RestError::InvalidArgument {
+            field,
+            value: value.to_owned(),
+            reason: "expected E.164: `+`, then 7 to 15 digits, the first not 0".into(),
+        })
+    }
+}
+
 /// `client.lookups()`.
 #[derive(Debug, Clone, Copy)]
 pub struct Lookups<'a> {
@@ -61,19 +78,11 @@ impl<'a> Lookups<'a> {
     }
 
     /// `GET /v2/PhoneNumbers/{number}?Fields=line_type_intelligence`.
+    ///
+    /// `phone_number` must be E.164 (`+`, a country code not starting with 0,
+    /// 7 to 15 digits in all); anything else is refused before sending.
     pub async fn line_type(&self, phone_number: &str) -> Result<PhoneNumberLookup, RestError> {
-        let ok = !phone_number.is_empty()
-            && phone_number
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c.is_ascii_digit() || (i == 0 && c == '+'));
-        if !ok {
-            return Err(RestError::InvalidArgument {
-                field: "PhoneNumber",
-                value: phone_number.to_owned(),
-                reason: "expected E.164 (`+` and digits) or national digits".into(),
-            });
-        }
+        check_e164("PhoneNumber", phone_number)?;
         let mut url = self
             .client
             .lookups_url(&["v2", "PhoneNumbers", phone_number]);
@@ -86,5 +95,42 @@ impl<'a> Lookups<'a> {
             form: None,
         };
         self.client.json(&req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_e164;
+
+    #[test]
+    fn e164_is_required() {
+        for ok in [
+            "+15108675310",
+            "+6834002",
+            "+447911123456",
+            "+123456789012345",
+        ] {
+            assert!(check_e164("PhoneNumber", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "+",
+            "++1",
+            "15108675310",
+            "+0108675310",
+            "+1 510 867 5310",
+            "+1-510-867-5310",
+            "+123456",
+            "+1234567890123456",
+            "+1510867531a",
+            "+１５１０８６７５３１０",
+            "+1510/../x",
+        ] {
+            let e = check_e164("PhoneNumber", bad).unwrap_err().to_string();
+            assert!(
+                e.contains("PhoneNumber") && e.contains(&format!("`{bad}`")),
+                "{e}"
+            );
+        }
     }
 }

@@ -5,7 +5,11 @@
 //! authentication is HTTP Basic with the auth token or an API key (`SK…`), the
 //! account SID always in the path. Failed calls return [`RestError`] with
 //! Twilio's code, message, more_info and status, or the raw body. Retries follow
-//! [`RetryConfig`]. Lists are `Stream`s that follow `next_page_uri`.
+//! [`RetryConfig`]. Lists are `Stream`s that follow `next_page_uri`, but only
+//! on the API base URL's own scheme, host and port: any other target ends the
+//! stream with [`RestError::UntrustedNextPage`] instead of sending the account's
+//! credentials elsewhere. Response bodies are read incrementally up to
+//! [`ClientBuilder::max_response_bytes`] ([`RestError::ResponseTooLarge`] past it).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), callbid_twilio::rest::RestError> {
@@ -52,6 +56,9 @@ pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 pub const DEFAULT_LOOKUPS_BASE: &str = "https://lookups.twilio.com";
 /// The API version path segment.
 pub const API_VERSION: &str = "2010-04-01";
+/// Default cap on a response body ([`ClientBuilder::max_response_bytes`]): 8 MiB,
+/// room for a full 1,000-item page (a Call is about 2 KB of JSON).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
 
 /// How requests authenticate.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,6 +95,7 @@ pub struct ClientBuilder {
     lookups_base: String,
     retry: RetryConfig,
     timeout: Duration,
+    max_response_bytes: usize,
     http: Option<reqwest::Client>,
 }
 
@@ -137,7 +145,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Use this reqwest client (its own timeout settings then apply).
+    /// Largest response body read, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]). The body is read chunk by chunk and the
+    /// request fails with [`RestError::ResponseTooLarge`] as soon as it goes over;
+    /// a larger `Content-Length` is refused before reading. Must be at least 1.
+    #[must_use]
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Use this reqwest client (its own timeout and redirect settings then apply;
+    /// the default client follows no redirects).
     #[must_use]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
@@ -172,11 +191,21 @@ impl ClientBuilder {
                 });
             }
         }
+        if self.max_response_bytes == 0 {
+            return Err(RestError::Config {
+                field: "max_response_bytes",
+                value: "0".to_owned(),
+                reason: "must be at least 1".to_owned(),
+            });
+        }
         let api_base = parse_base("api_base_url", &self.api_base)?;
         let lookups_base = parse_base("lookups_base_url", &self.lookups_base)?;
         let http = match self.http {
             Some(h) => h,
+            // Twilio's API does not redirect; following one would replay the
+            // request, credentials included, to wherever the Location points.
             None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(self.timeout)
                 .user_agent(concat!("callbid-twilio/", env!("CARGO_PKG_VERSION")))
                 .build()
@@ -194,6 +223,7 @@ impl ClientBuilder {
                 api_base,
                 lookups_base,
                 retry: self.retry,
+                max_response_bytes: self.max_response_bytes,
             }),
         })
     }
@@ -251,6 +281,7 @@ struct Inner {
     api_base: Url,
     lookups_base: Url,
     retry: RetryConfig,
+    max_response_bytes: usize,
 }
 
 /// The Twilio REST client. Cheap to clone (shared connection pool).
@@ -307,6 +338,7 @@ impl Client {
             lookups_base: DEFAULT_LOOKUPS_BASE.to_owned(),
             retry: RetryConfig::default(),
             timeout: Duration::from_secs(30),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             http: None,
         }
     }
@@ -356,20 +388,68 @@ impl Client {
         url
     }
 
-    /// Resolves a `next_page_uri` (relative to the API base).
+    /// Resolves a `next_page_uri` against the API base and refuses anything that
+    /// would leave it: the request carries the account's credentials, so only the
+    /// configured scheme, host and port are followed.
     pub(crate) fn resolve_api_uri(
         &self,
         uri: &str,
         operation: &'static str,
     ) -> Result<Url, RestError> {
-        self.inner
-            .api_base
+        let base = &self.inner.api_base;
+        let refuse = |reason: String| RestError::UntrustedNextPage {
+            operation,
+            next_page_uri: uri.to_owned(),
+            reason,
+        };
+        let url = base
             .join(uri)
-            .map_err(|e| RestError::InvalidArgument {
-                field: "next_page_uri",
-                value: uri.to_owned(),
-                reason: format!("{operation}: {e}"),
-            })
+            .map_err(|e| refuse(format!("does not resolve: {e}")))?;
+        let same_origin = url.scheme() == base.scheme()
+            && url.host() == base.host()
+            && url.port_or_known_default() == base.port_or_known_default();
+        if !same_origin {
+            return Err(refuse(format!(
+                "points outside the API base URL {}",
+                base.origin().ascii_serialization()
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse("carries user information".to_owned()));
+        }
+        Ok(url)
+    }
+
+    /// Reads a response body, refusing it once it exceeds the configured cap.
+    async fn read_body(
+        &self,
+        operation: &'static str,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, RestError> {
+        let limit = self.inner.max_response_bytes;
+        let status = resp.status().as_u16();
+        let too_large = || RestError::ResponseTooLarge {
+            operation,
+            status,
+            limit,
+        };
+        let declared = resp.content_length().unwrap_or(0);
+        if declared > u64::try_from(limit).unwrap_or(u64::MAX) {
+            return Err(too_large());
+        }
+        // Never pre-allocate more than the cap, whatever the header claims.
+        let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(limit));
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|source| RestError::Transport { operation, source })?
+        {
+            if chunk.len() > limit.saturating_sub(body.len()) {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn authorize(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -421,12 +501,9 @@ impl Client {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let bytes = resp.bytes().await.map_err(|e| RestError::Transport {
-                operation: req.operation,
-                source: e,
-            })?;
+            let bytes = self.read_body(req.operation, resp).await?;
             if status.is_success() {
-                return Ok((status.as_u16(), bytes.to_vec()));
+                return Ok((status.as_u16(), bytes));
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
                 || (status == StatusCode::SERVICE_UNAVAILABLE && idempotent);
@@ -463,39 +540,49 @@ impl Client {
         T: DeserializeOwned + Send + 'static,
     {
         let client = self.clone();
-        stream::try_unfold(Some(first), move |next| {
-            let client = client.clone();
-            async move {
-                let Some(url) = next else { return Ok(None) };
-                let req = Request {
-                    operation,
-                    method: Method::GET,
-                    url,
-                    form: None,
-                };
-                let (status, body) = client.send(&req).await?;
-                let mut page: serde_json::Value = decode(operation, status, &body)?;
-                let items: Vec<T> = serde_json::from_value(
-                    page.get_mut(key)
-                        .map(serde_json::Value::take)
-                        .unwrap_or_default(),
-                )
-                .map_err(|source| RestError::Decode {
-                    operation,
-                    status,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                    source,
-                })?;
-                let next = match page
-                    .get("next_page_uri")
-                    .and_then(serde_json::Value::as_str)
-                {
-                    Some(uri) if !uri.is_empty() => Some(client.resolve_api_uri(uri, operation)?),
-                    _ => None,
-                };
-                Ok(Some((items, next)))
-            }
-        })
+        // The state is the next page to fetch: a refused `next_page_uri` is kept
+        // as an error so the current page's items are yielded before it.
+        stream::try_unfold(
+            Some(Ok(first)),
+            move |next: Option<Result<Url, RestError>>| {
+                let client = client.clone();
+                async move {
+                    let url = match next {
+                        None => return Ok(None),
+                        Some(next) => next?,
+                    };
+                    let req = Request {
+                        operation,
+                        method: Method::GET,
+                        url,
+                        form: None,
+                    };
+                    let (status, body) = client.send(&req).await?;
+                    let mut page: serde_json::Value = decode(operation, status, &body)?;
+                    let items: Vec<T> = serde_json::from_value(
+                        page.get_mut(key)
+                            .map(serde_json::Value::take)
+                            .unwrap_or_default(),
+                    )
+                    .map_err(|source| RestError::Decode {
+                        operation,
+                        status,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                        source,
+                    })?;
+                    let next = match page
+                        .get("next_page_uri")
+                        .and_then(serde_json::Value::as_str)
+                    {
+                        Some(uri) if !uri.is_empty() => {
+                            Some(client.resolve_api_uri(uri, operation))
+                        }
+                        _ => None,
+                    };
+                    Ok(Some((items, next)))
+                }
+            },
+        )
         .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
         .try_flatten()
         .boxed()

@@ -324,6 +324,9 @@ impl<'a> IncomingPhoneNumbers<'a> {
                 reason: "set PhoneNumber or AreaCode".into(),
             });
         }
+        if let Some(number) = &params.phone_number {
+            super::lookups::check_e164("PhoneNumber", number)?;
+        }
         let req = Request {
             operation: "incoming_phone_numbers.create",
             method: Method::POST,
