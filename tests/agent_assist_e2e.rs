@@ -690,6 +690,14 @@ async fn a_new_auction_for_the_call_gives_the_replaced_win_back() {
     assert_eq!(s["status"], "no_buyer", "{s}");
     let (_, s) = r.get(&format!("/agent/api/auctions/{a}-1")).await;
     assert_eq!(s["status"], "superseded", "{s}");
+    // Both auctions of the call are in its log (the second one's keys end in `:2`).
+    let types = r.event_types(a).await;
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(
+        (count("auction_started"), count("ping_result")),
+        (2, 2),
+        "{types:?}"
+    );
     let (st, body) = r
         .post_form(&format!("/agent/api/auctions/{a}-1/forward"), &[])
         .await;

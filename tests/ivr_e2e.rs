@@ -1056,12 +1056,13 @@ async fn callbacks_are_idempotent_and_abandoned_calls_are_missed() {
         kinds(&h.events(sid).await),
         ["incoming", "missed", "recording"]
     );
-    // An unknown status value is refused naming it (400: retrying cannot help).
+    // A status value that cannot be one of Twilio's (not even a new one: `!`) is
+    // refused naming it (400: retrying cannot help).
     let mut bad = base.to_vec();
-    bad.push(("CallStatus", "exploded"));
+    bad.push(("CallStatus", "exploded!"));
     let (status, body) = h.post("/ivr/status", &bad, Some(TOKEN)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("exploded"), "{body}");
+    assert!(body.contains("exploded!"), "{body}");
     // The same malformed field on a TwiML route still gets fallback TwiML.
     let (status, body) = h.post("/voice", &bad, Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK);
