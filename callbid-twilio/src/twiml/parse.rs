@@ -6,6 +6,11 @@
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
+/// Deepest element nesting accepted. Real TwiML nests four levels or so; the
+/// limit keeps a hostile document from building a tree whose recursive drop,
+/// clone or comparison would overflow the stack.
+pub const MAX_DEPTH: usize = 128;
+
 /// Why a TwiML document could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,6 +32,14 @@ pub enum TwimlParseError {
     /// The document has no root element.
     #[error("TwiML document has no root element")]
     Empty,
+    /// Elements nested deeper than [`MAX_DEPTH`].
+    #[error("TwiML nests elements deeper than {limit} levels at byte {position}")]
+    TooDeep {
+        /// The limit ([`MAX_DEPTH`]).
+        limit: usize,
+        /// Byte offset where the limit was passed.
+        position: u64,
+    },
     /// Content after the root element.
     #[error("TwiML has content after the closing </Response> at byte {position}")]
     TrailingContent {
@@ -72,6 +85,13 @@ fn xml_err(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> TwimlParseError
     }
 }
 
+fn too_deep(reader: &Reader<&[u8]>) -> TwimlParseError {
+    TwimlParseError::TooDeep {
+        limit: MAX_DEPTH,
+        position: reader.buffer_position(),
+    }
+}
+
 fn start_element(reader: &Reader<&[u8]>, e: &BytesStart<'_>) -> Result<Element, TwimlParseError> {
     let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
     let mut attributes = Vec::new();
@@ -109,7 +129,8 @@ pub fn parse(xml: &str) -> Result<Element, TwimlParseError> {
     Ok(root)
 }
 
-/// Parses any single-rooted XML document into an element tree.
+/// Parses any single-rooted XML document into an element tree (at most
+/// [`MAX_DEPTH`] levels deep).
 pub fn parse_any(xml: &str) -> Result<Element, TwimlParseError> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
@@ -123,9 +144,15 @@ pub fn parse_any(xml: &str) -> Result<Element, TwimlParseError> {
                         position: reader.buffer_position(),
                     });
                 }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(&reader));
+                }
                 stack.push(start_element(&reader, &e)?);
             }
             Event::Empty(e) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(&reader));
+                }
                 let el = start_element(&reader, &e)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
@@ -193,6 +220,40 @@ mod tests {
             Err(TwimlParseError::Xml { .. })
         ));
         assert!(parse("<Response/><Response/>").is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |depth: usize, leaf: &str| {
+            let mut xml = "<Response>".to_owned();
+            xml.push_str(&"<Gather>".repeat(depth - 1));
+            xml.push_str(leaf);
+            xml.push_str(&"</Gather>".repeat(depth - 1));
+            xml.push_str("</Response>");
+            xml
+        };
+        // Exactly MAX_DEPTH levels parse, with an open or an empty innermost element.
+        assert!(parse(&nested(MAX_DEPTH, "")).is_ok());
+        assert!(parse(&nested(MAX_DEPTH - 1, "<Pause/>")).is_ok());
+        for xml in [
+            nested(MAX_DEPTH + 1, ""),
+            nested(MAX_DEPTH, "<Pause/>"),
+            // Deep enough that building and dropping the tree would overflow the stack.
+            nested(1_000_000, ""),
+        ] {
+            let err = parse(&xml).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    TwimlParseError::TooDeep {
+                        limit: MAX_DEPTH,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains("128"), "{err}");
+        }
     }
 
     proptest! {
