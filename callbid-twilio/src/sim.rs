@@ -14,6 +14,13 @@
 //! virtual: a Dial answered after 5 s lasting 2 minutes adds 125 s to the call's
 //! clock without sleeping.
 //!
+//! Hostile TwiML cannot hang or crash it: the virtual clock saturates instead of
+//! overflowing (`loop`, `length`, `timeout`, `maxLength` of any size), a call stops
+//! with an error after [`Simulator::max_requests`] webhook requests (redirect
+//! loops) or [`Simulator::max_steps`] verbs, response bodies over
+//! [`Simulator::max_response_bytes`] are refused, and the TwiML parser refuses
+//! documents nested deeper than [`MAX_DEPTH`](crate::twiml::parse::MAX_DEPTH).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), callbid_twilio::sim::SimError> {
 //! use callbid_twilio::sim::{CallScript, DialOutcome, Simulator};
@@ -94,6 +101,20 @@ pub enum SimError {
     #[error("more than {limit} webhook requests in one call (loop?)")]
     TooManyRequests {
         /// The limit.
+        limit: usize,
+    },
+    /// More TwiML verbs executed than [`Simulator::max_steps`] in one call.
+    #[error("more than {limit} TwiML verbs executed in one call (max_steps)")]
+    TooManySteps {
+        /// The limit.
+        limit: usize,
+    },
+    /// A webhook response body went over [`Simulator::max_response_bytes`].
+    #[error("webhook {url} answered with a body over the {limit}-byte limit (max_response_bytes)")]
+    ResponseTooLarge {
+        /// URL requested.
+        url: String,
+        /// The limit in bytes.
         limit: usize,
     },
 }
@@ -334,7 +355,7 @@ impl Transcript {
                     targets,
                     status,
                     duration,
-                } => Some((targets.as_slice(), *status, *duration)),
+                } => Some((targets.as_slice(), status.clone(), *duration)),
                 _ => None,
             })
             .collect()
@@ -364,6 +385,8 @@ pub struct Simulator {
     account_sid: String,
     validator: RequestValidator,
     max_requests: usize,
+    max_steps: usize,
+    max_response_bytes: usize,
     say_chars_per_second: u64,
     play_seconds: u64,
 }
@@ -403,6 +426,8 @@ impl Simulator {
             account_sid: random_sid("AC"),
             validator: RequestValidator::new(auth_token),
             max_requests: 100,
+            max_steps: 10_000,
+            max_response_bytes: 1 << 20,
             say_chars_per_second: 15,
             play_seconds: 3,
         })
@@ -429,6 +454,20 @@ impl Simulator {
     #[must_use]
     pub fn max_requests(mut self, n: usize) -> Self {
         self.max_requests = n;
+        self
+    }
+    /// Stop with [`SimError::TooManySteps`] after this many TwiML verbs (nested
+    /// ones included) in one call (default 10,000).
+    #[must_use]
+    pub fn max_steps(mut self, n: usize) -> Self {
+        self.max_steps = n;
+        self
+    }
+    /// Refuse webhook response bodies over this many bytes with
+    /// [`SimError::ResponseTooLarge`] (default 1 MiB).
+    #[must_use]
+    pub fn max_response_bytes(mut self, n: usize) -> Self {
+        self.max_response_bytes = n;
         self
     }
     /// Virtual speaking rate for `<Say>` (default 15 characters per second).
@@ -462,6 +501,7 @@ impl Simulator {
             clock: Duration::ZERO,
             events: Vec::new(),
             requests: 0,
+            steps: 0,
             from: script.from.clone(),
             to: script.to.clone(),
             script,
@@ -474,14 +514,14 @@ impl Simulator {
         };
         if let Some(cb) = &self.status_callback {
             let url = self.resolve(&self.base, cb, "status_callback")?;
-            let mut params = run.common_params(status);
+            let mut params = run.common_params(status.clone());
             params.push(("CallDuration".into(), duration.as_secs().to_string()));
             params.push(("CallbackSource".into(), "call-progress-events".into()));
             params.push(("SequenceNumber".into(), "0".into()));
             run.post(&url, &params, false).await?;
             run.note(SimEvent::StatusCallback {
                 url: url.to_string(),
-                status,
+                status: status.clone(),
                 duration: duration.as_secs(),
             });
         }
@@ -501,15 +541,26 @@ struct Run<'a> {
     clock: Duration,
     events: Vec<(Duration, SimEvent)>,
     requests: usize,
+    steps: usize,
     from: String,
     to: String,
     script: CallScript,
 }
 
+/// A character count as `u64` (saturating; `usize` is at most 64 bits anyway).
+fn chars_u64(s: &str) -> u64 {
+    u64::try_from(s.chars().count()).unwrap_or(u64::MAX)
+}
+
+/// A numeric attribute; absent or not a `u64` (negative, garbage) gives `default`,
+/// and a number too large for `u64` saturates.
 fn attr_u64(el: &Element, name: &str, default: u64) -> u64 {
-    el.attr(name)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+    if let Some(v) = el.attr(name).map(str::trim) {
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            return v.parse().unwrap_or(u64::MAX);
+        }
+    }
+    default
 }
 
 /// What Twilio posts for keys pressed at a `<Gather>`: input stops at the first
@@ -540,6 +591,22 @@ fn is_get(el: &Element) -> bool {
 impl Run<'_> {
     fn note(&mut self, e: SimEvent) {
         self.events.push((self.clock, e));
+    }
+
+    /// Moves the virtual clock on, saturating rather than overflowing.
+    fn advance(&mut self, by: Duration) {
+        self.clock = self.clock.saturating_add(by);
+    }
+
+    /// Counts one executed verb against [`Simulator::max_steps`].
+    fn step(&mut self) -> Result<(), SimError> {
+        self.steps = self.steps.saturating_add(1);
+        if self.steps > self.sim.max_steps {
+            return Err(SimError::TooManySteps {
+                limit: self.sim.max_steps,
+            });
+        }
+        Ok(())
     }
 
     fn common_params(&self, status: CallStatus) -> Vec<(String, String)> {
@@ -611,11 +678,7 @@ impl Run<'_> {
             source,
         })?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|source| SimError::Transport {
-            method,
-            url: shown.clone(),
-            source,
-        })?;
+        let body = self.read_body(resp, method, &shown).await?;
         if !status.is_success() {
             return Err(SimError::Http {
                 method,
@@ -625,6 +688,38 @@ impl Run<'_> {
             });
         }
         Ok(body)
+    }
+
+    /// Reads a response body chunk by chunk, refusing it past the cap.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        method: &'static str,
+        url: &str,
+    ) -> Result<String, SimError> {
+        let limit = self.sim.max_response_bytes;
+        let too_large = || SimError::ResponseTooLarge {
+            url: url.to_owned(),
+            limit,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|source| SimError::Transport {
+            method,
+            url: url.to_owned(),
+            source,
+        })? {
+            if chunk.len() > limit.saturating_sub(body.len()) {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     async fn fetch_twiml(
@@ -643,12 +738,14 @@ impl Run<'_> {
     fn speak(&mut self, el: &Element) {
         let text = el.trimmed_text().to_owned();
         let loops = attr_u64(el, "loop", 1).max(1);
-        let secs = (text.chars().count() as u64).div_ceil(self.sim.say_chars_per_second) * loops;
+        let secs = chars_u64(&text)
+            .div_ceil(self.sim.say_chars_per_second)
+            .saturating_mul(loops);
         self.note(SimEvent::Say {
             text,
             voice: el.attr("voice").map(str::to_owned),
         });
-        self.clock += Duration::from_secs(secs);
+        self.advance(Duration::from_secs(secs));
     }
 
     fn play(&mut self, el: &Element) {
@@ -658,13 +755,15 @@ impl Run<'_> {
         };
         let loops = attr_u64(el, "loop", 1).max(1);
         self.note(SimEvent::Play { url });
-        self.clock += Duration::from_secs(self.sim.play_seconds * loops);
+        self.advance(Duration::from_secs(
+            self.sim.play_seconds.saturating_mul(loops),
+        ));
     }
 
     fn pause(&mut self, el: &Element) {
         let seconds = attr_u64(el, "length", 1);
         self.note(SimEvent::Pause { seconds });
-        self.clock += Duration::from_secs(seconds);
+        self.advance(Duration::from_secs(seconds));
     }
 
     /// Follows TwiML until the call ends; returns the final status.
@@ -678,12 +777,14 @@ impl Run<'_> {
         'document: loop {
             let verbs = std::mem::take(&mut doc.children);
             for verb in verbs {
+                self.step()?;
                 match verb.name.as_str() {
                     "Say" => self.speak(&verb),
                     "Play" => self.play(&verb),
                     "Pause" => self.pause(&verb),
                     "Gather" => {
                         for child in &verb.children {
+                            self.step()?;
                             match child.name.as_str() {
                                 "Say" => self.speak(child),
                                 "Play" => self.play(child),
@@ -704,21 +805,20 @@ impl Run<'_> {
                         let mut params = self.common_params(CallStatus::InProgress);
                         match &input {
                             CallerInput::Digits(d) => {
-                                self.clock += Duration::from_secs(d.chars().count() as u64);
+                                self.advance(Duration::from_secs(chars_u64(d)));
                                 let (digits, finished_on) = gathered_digits(&verb, d);
                                 params.push(("Digits".into(), digits));
                                 params.push(("FinishedOnKey".into(), finished_on));
                             }
                             CallerInput::Speech(s) => {
-                                self.clock += Duration::from_secs(
-                                    (s.chars().count() as u64)
-                                        .div_ceil(self.sim.say_chars_per_second),
-                                );
+                                self.advance(Duration::from_secs(
+                                    chars_u64(s).div_ceil(self.sim.say_chars_per_second),
+                                ));
                                 params.push(("SpeechResult".into(), s.clone()));
                                 params.push(("Confidence".into(), "0.9".into()));
                             }
                             CallerInput::Silence => {
-                                self.clock += Duration::from_secs(attr_u64(&verb, "timeout", 5));
+                                self.advance(Duration::from_secs(attr_u64(&verb, "timeout", 5)));
                                 let post_empty = verb
                                     .attr("actionOnEmptyResult")
                                     .is_some_and(|v| v == "true");
@@ -764,15 +864,15 @@ impl Run<'_> {
                         let ring_limit = Duration::from_secs(attr_u64(&verb, "timeout", 30));
                         let (status, talk) = match outcome {
                             DialOutcome::Answered { after, duration } if after <= ring_limit => {
-                                self.clock += after;
+                                self.advance(after);
                                 (DialCallStatus::Completed, duration)
                             }
                             DialOutcome::Answered { .. } | DialOutcome::NoAnswer => {
-                                self.clock += ring_limit;
+                                self.advance(ring_limit);
                                 (DialCallStatus::NoAnswer, Duration::ZERO)
                             }
                             DialOutcome::Busy => {
-                                self.clock += Duration::from_secs(2);
+                                self.advance(Duration::from_secs(2));
                                 (DialCallStatus::Busy, Duration::ZERO)
                             }
                             DialOutcome::Failed => (DialCallStatus::Failed, Duration::ZERO),
@@ -784,10 +884,10 @@ impl Run<'_> {
                             Some(limit) => talk.min(Duration::from_secs(limit)),
                             None => talk,
                         };
-                        self.clock += talk;
+                        self.advance(talk);
                         self.note(SimEvent::Dial {
                             targets,
-                            status,
+                            status: status.clone(),
                             duration: talk.as_secs(),
                         });
                         if let Some(action) = verb.attr("action") {
@@ -815,7 +915,7 @@ impl Run<'_> {
                             .pop_front()
                             .unwrap_or(Duration::from_secs(5))
                             .min(max);
-                        self.clock += length;
+                        self.advance(length);
                         let recording_url = self.recording_url();
                         self.note(SimEvent::Record {
                             recording_url: recording_url.clone(),

@@ -5,14 +5,127 @@
 //! Twilio sends is lost. Parse a body with [`parse_form`]; get the raw pairs for
 //! signature checking with [`form_pairs`].
 
-use crate::twiml::wire_enum;
+use crate::twiml::UnknownValue;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-wire_enum! {
+/// Longest value kept in an `Other` variant.
+pub const MAX_OTHER_VALUE_LEN: usize = 64;
+
+/// Whether `s` may be kept as a value this version does not know: 1 to
+/// [`MAX_OTHER_VALUE_LEN`] ASCII letters, digits, `-`, `_` or `.`, as Twilio's
+/// own values are.
+fn plausible_wire_value(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_OTHER_VALUE_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Defines an open enum of Twilio wire strings: the known values as variants, and
+/// `Other(String)` for a value Twilio adds later, so a new value does not make a
+/// whole webhook fail to parse. Parsing maps known values to their variant, so
+/// `Other` never holds one; equality and hashing go by the wire string.
+macro_rules! open_wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $variant:ident = $wire:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        ///
+        /// Values this version does not know parse into `Other`, kept as sent
+        /// (1 to 64 ASCII letters, digits, `-`, `_` or `.`; anything else is refused).
+        /// Match with a wildcard arm: new known variants may be added.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub enum $name {
+            $( #[doc = concat!("`", $wire, "`")] $variant, )+
+            /// A value this version does not know, exactly as Twilio sent it.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every known value, in declaration order (`Other` excluded).
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value exactly as Twilio spells it on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $wire, )+
+                    $name::Other(s) => s,
+                }
+            }
+
+            /// Whether this is one of the known values (not `Other`).
+            pub fn is_known(&self) -> bool {
+                !matches!(self, $name::Other(_))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_str() == other.as_str()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl Hash for $name {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.as_str().hash(state);
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $( $wire => Ok($name::$variant), )+
+                    _ if plausible_wire_value(s) => Ok($name::Other(s.to_owned())),
+                    _ => Err(UnknownValue {
+                        kind: stringify!($name),
+                        value: s.to_owned(),
+                        expected: concat!(
+                            $($wire, " "),+,
+                            "(or a new value of 1 to 64 ASCII letters, digits, `-`, `_` or `.`)"
+                        ),
+                    }),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl crate::twiml::AttrValue for $name {
+            fn render(&self) -> String {
+                self.as_str().to_owned()
+            }
+        }
+    };
+}
+
+open_wire_enum! {
     /// A call's status, as in `CallStatus` (note the hyphens).
     pub enum CallStatus {
         Queued = "queued", Initiated = "initiated", Ringing = "ringing", InProgress = "in-progress",
@@ -21,7 +134,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+open_wire_enum! {
     /// The outcome of a `<Dial>` (`DialCallStatus` posted to its action).
     pub enum DialCallStatus {
         Completed = "completed", Answered = "answered", Busy = "busy", NoAnswer = "no-answer",
@@ -29,7 +142,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+open_wire_enum! {
     /// `Direction` of a call.
     pub enum Direction {
         Inbound = "inbound", OutboundApi = "outbound-api", OutboundDial = "outbound-dial",
@@ -37,7 +150,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+open_wire_enum! {
     /// `RecordingStatus` in a recording status callback.
     pub enum RecordingStatus {
         InProgress = "in-progress", Completed = "completed", Absent = "absent", Failed = "failed",
@@ -344,7 +457,8 @@ mod tests {
         for s in CallStatus::ALL {
             let body = format!("CallSid=CA1&AccountSid=AC1&CallStatus={s}&CallDuration=17");
             let r: StatusCallbackRequest = parse_form(body.as_bytes()).unwrap();
-            assert_eq!(r.call.call_status, Some(*s));
+            assert_eq!(r.call.call_status.as_ref(), Some(s));
+            assert!(matches!(r.call.call_status, Some(ref v) if v.is_known()));
             assert_eq!(r.call_duration, Some(17));
         }
         assert_eq!("no-answer".parse::<CallStatus>(), Ok(CallStatus::NoAnswer));
@@ -386,15 +500,28 @@ mod tests {
 
     #[test]
     fn bad_input_names_type_field_and_value() {
+        for bad in ["ringing ish", "ringing%2Fish", "", "%E2%9C%93"] {
+            let body = format!("CallSid=CA1&AccountSid=AC1&CallStatus={bad}");
+            let e = parse_form::<StatusCallbackRequest>(body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            let shown: String = form_urlencoded::parse(format!("v={bad}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            assert!(
+                e.contains("StatusCallbackRequest")
+                    && e.contains("CallStatus")
+                    && e.contains(&format!("`{shown}`")),
+                "{e}"
+            );
+        }
+        let long = "a".repeat(MAX_OTHER_VALUE_LEN + 1);
         let e = parse_form::<StatusCallbackRequest>(
-            b"CallSid=CA1&AccountSid=AC1&CallStatus=ringing-ish",
+            format!("CallSid=CA1&AccountSid=AC1&CallStatus={long}").as_bytes(),
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("StatusCallbackRequest") && e.contains("ringing-ish"),
-            "{e}"
-        );
+        assert!(e.contains(&long), "{e}");
         let e = parse_form::<StatusCallbackRequest>(b"CallSid=CA1&AccountSid=AC1&CallDuration=abc")
             .unwrap_err()
             .to_string();
@@ -422,6 +549,66 @@ mod tests {
             parse_form(serde_urlencoded::to_string(&s).unwrap().as_bytes()).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.sip_response_code, Some(486));
+    }
+
+    #[test]
+    fn values_twilio_adds_later_are_kept_not_refused() {
+        let r: StatusCallbackRequest = parse_form(
+            b"CallSid=CA1&AccountSid=AC1&CallStatus=on-hold&Direction=outbound-trunk&CallDuration=3",
+        )
+        .unwrap();
+        assert_eq!(
+            r.call.call_status,
+            Some(CallStatus::Other("on-hold".into()))
+        );
+        assert_eq!(
+            r.call.direction,
+            Some(Direction::Other("outbound-trunk".into()))
+        );
+        assert_eq!(r.call_duration, Some(3));
+        let d: DialActionRequest =
+            parse_form(b"CallSid=CA1&AccountSid=AC1&DialCallStatus=machine_answered").unwrap();
+        let status = d.dial_call_status.clone().unwrap();
+        assert!(!status.is_known());
+        assert_eq!(status.as_str(), "machine_answered");
+        let rs: RecordingStatusRequest =
+            parse_form(b"AccountSid=AC1&RecordingSid=RE1&RecordingStatus=processing.v2").unwrap();
+        assert_eq!(rs.recording_status.to_string(), "processing.v2");
+        // Unknown values go back on the wire unchanged.
+        let back: StatusCallbackRequest =
+            parse_form(serde_urlencoded::to_string(&r).unwrap().as_bytes()).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(
+            "MixedCase-1".parse::<CallStatus>().map(|s| s.to_string()),
+            Ok("MixedCase-1".to_owned())
+        );
+    }
+
+    #[test]
+    fn known_values_round_trip_and_never_land_in_other() {
+        fn check<T>(all: &[T])
+        where
+            T: FromStr<Err = UnknownValue> + fmt::Display + PartialEq + fmt::Debug + Clone,
+        {
+            for v in all {
+                let parsed: T = v.to_string().parse().unwrap();
+                assert_eq!(&parsed, v);
+                assert_eq!(parsed.to_string(), v.to_string());
+            }
+        }
+        check(CallStatus::ALL);
+        check(DialCallStatus::ALL);
+        check(Direction::ALL);
+        check(RecordingStatus::ALL);
+        for s in CallStatus::ALL {
+            assert!(s.to_string().parse::<CallStatus>().unwrap().is_known());
+        }
+        // A hand-made Other holding a known value still equals (and hashes like) it.
+        let mut set = std::collections::HashSet::new();
+        set.insert(CallStatus::Completed);
+        assert!(set.contains(&CallStatus::Other("completed".into())));
+        assert_eq!(CallStatus::Other("completed".into()), CallStatus::Completed);
+        assert_ne!(CallStatus::Other("complete".into()), CallStatus::Completed);
     }
 
     #[test]

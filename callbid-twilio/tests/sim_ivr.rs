@@ -182,7 +182,7 @@ async fn answered_call_runs_on_virtual_time() {
         ["Please enter your ZIP code", "Connecting you for 78701"]
     );
     assert_eq!(t.dials().len(), 1);
-    let (targets, st, dur) = t.dials()[0];
+    let (targets, st, dur) = t.dials()[0].clone();
     assert_eq!(targets, ["+15550001111".to_owned()]);
     assert_eq!((st, dur), (DialCallStatus::Completed, 120));
     assert_eq!(t.status, CallStatus::Completed);

@@ -1,6 +1,7 @@
 //! Any bytes as a webhook form body: parsing into every request type and
 //! verifying a signature must return errors, never panic; a signature computed
-//! over the parsed pairs must verify.
+//! over the parsed pairs must verify; a wire enum that parses a value writes it
+//! back unchanged.
 #![no_main]
 
 use callbid_twilio::signature::{RequestValidator, WebhookVerifier};
@@ -16,6 +17,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_form::<RecordingStatusRequest>(data);
 
     let pairs = form_pairs(data);
+    // Open wire enums: whatever parses writes back exactly as received.
+    for (_, v) in &pairs {
+        if let Ok(s) = v.parse::<CallStatus>() {
+            assert_eq!(s.as_str(), v);
+            assert_eq!(s.as_str().parse::<CallStatus>().ok(), Some(s));
+        }
+        if let Ok(d) = v.parse::<DialCallStatus>() {
+            assert_eq!(d.to_string(), *v);
+        }
+    }
     let url = "https://ivr.example.com/voice?x=1";
     let validator = RequestValidator::new("fuzz-token");
     let sig = validator.compute_signature(url, &pairs);

@@ -379,7 +379,7 @@ impl<'a> Calls<'a> {
             add("To", &filter.to);
             add("From", &filter.from);
             add("ParentCallSid", &filter.parent_call_sid);
-            add("Status", &filter.status.map(|s| s.to_string()));
+            add("Status", &filter.status.as_ref().map(|s| s.to_string()));
             add("StartTime", &filter.start_time);
             add("EndTime", &filter.end_time);
             add("PageSize", &filter.page_size.map(|s| s.to_string()));

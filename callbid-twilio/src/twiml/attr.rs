@@ -117,7 +117,6 @@ macro_rules! wire_enum {
         }
     };
 }
-pub(crate) use wire_enum;
 
 wire_enum! {
     /// HTTP method Twilio uses for a callback (`method`, `*Method` attributes).

@@ -14,7 +14,6 @@ mod attr;
 mod escape;
 pub mod parse;
 
-pub(crate) use attr::wire_enum;
 pub use attr::{
     AttrValue, CallProgressEvent, ConferenceBeep, ConferenceEvent, ConferenceRecord, DialRecord,
     GatherInput, MachineDetection, Method, RecordingEvent, RecordingTrack, RejectReason,
