@@ -130,9 +130,18 @@ fn summary() {
         .build()
         .unwrap();
     println!("\n== summary (one interleaved run) ==");
-    for n in SIZES {
+    // `AUCTION_SUMMARY_SIZES=64` restricts the summary to some sizes;
+    // `AUCTION_SUMMARY_ROUNDS=1000` fixes the rounds per size.
+    let sizes: Vec<usize> = std::env::var("AUCTION_SUMMARY_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| SIZES.to_vec());
+    let fixed_rounds: Option<usize> = std::env::var("AUCTION_SUMMARY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for n in sizes {
         let (auction, buyers, call) = setup(n);
-        let rounds = (200_000 / n).clamp(200, 20_000);
+        let rounds = fixed_rounds.unwrap_or((200_000 / n).clamp(200, 20_000));
         let (mut ta, mut tf) = (Duration::ZERO, Duration::ZERO);
         rt.block_on(async {
             for _ in 0..50 {
@@ -175,8 +184,13 @@ fn summary() {
 criterion_group!(benches, auction_vs_floor, scoring);
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // `AUCTION_SUMMARY_ONLY=1` skips criterion's groups and prints only the interleaved
+    // summary (used to profile one run, e.g. under `valgrind --tool=callgrind`).
+    let summary_only = std::env::var_os("AUCTION_SUMMARY_ONLY").is_some();
+    if !summary_only {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     if !std::env::args().any(|a| a == "--list" || a == "--test") {
         summary();
     }

@@ -78,7 +78,7 @@ pub mod zip;
 
 pub use buyer::{
     Bid, Buyer, BuyerError, BuyerErrorKind, BuyerProfile, BuyerStep, Capabilities, Deadline,
-    PingReply,
+    Delivery, PingReply,
 };
 pub use call::CallContext;
 pub use entry::BuyerEntry;

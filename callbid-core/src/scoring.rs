@@ -295,12 +295,10 @@ impl ScoringEngine {
         ev: DurationEvidence,
     ) -> ScoreBreakdown {
         let (geo_factor, geo_basis) = self.geo(&profile.id, facts);
-        let time_factor = self
-            .config
-            .hour_weights
-            .get(&local_hour)
-            .copied()
-            .unwrap_or(Decimal::ONE);
+        let (time_factor, time_weighted) = match self.config.hour_weights.get(&local_hour) {
+            Some(w) => (*w, true),
+            None => (Decimal::ONE, false),
+        };
         let duration_factor = if self.config.use_duration_history {
             let k = self.config.prior_strength;
             let mut p = smooth(ev.overall, k, self.config.prior);
@@ -314,10 +312,19 @@ impl ScoringEngine {
         } else {
             Decimal::ONE
         };
-        // Factors of exactly 1 (the common case) are skipped: multiplying by 1 is exact.
+        // Factors that are the default 1 (no weight configured, history off) are skipped
+        // without comparing decimals: multiplying by 1 is exact, so skipping changes nothing.
         let mut score = Some(bid.price.amount);
-        for f in [geo_factor, time_factor, duration_factor] {
-            if f != Decimal::ONE {
+        let applies = [
+            !matches!(geo_basis, GeoBasis::Default),
+            time_weighted,
+            self.config.use_duration_history,
+        ];
+        for (f, on) in [geo_factor, time_factor, duration_factor]
+            .into_iter()
+            .zip(applies)
+        {
+            if on {
                 score = score.and_then(|v| v.checked_mul(f));
             }
         }

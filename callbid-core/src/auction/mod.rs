@@ -593,7 +593,9 @@ impl Auction {
         let entries = &self.inner.entries;
         let prio = |c: &Candidate| entries[c.idx].profile.priority;
         let id = |c: &Candidate| entries[c.idx].buyer.id();
-        cands.sort_by(|a, b| id(a).cmp(id(b)));
+        // Buyer ids are unique (the builder refuses duplicates), so the two comparators
+        // below that end on the id are total orders and need no pre-sort; the weighted
+        // draw starts from the id order so that equal seeds give equal draws.
         match self.inner.strategy {
             Strategy::HighestScore | Strategy::FirstAccept => cands.sort_by(|a, b| {
                 b.score
@@ -611,7 +613,7 @@ impl Auction {
             }),
             Strategy::PriorityWeighted { seed } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(call.call_id.as_str()));
-                cands.sort_by_key(&prio);
+                cands.sort_by(|a, b| prio(a).cmp(&prio(b)).then(id(a).cmp(id(b))));
                 let mut out = Vec::with_capacity(cands.len());
                 let mut rest: Vec<Candidate> = std::mem::take(cands);
                 while !rest.is_empty() {
