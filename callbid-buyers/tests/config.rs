@@ -282,6 +282,7 @@ const ADAPTER_CASES: &[(&str, &str, &str)] = &[
     ("adapter = \"service_direct\"", "service_direct", "(missing)"),
     ("adapter = \"service_direct\"\nservice_direct = { api_key_env = \"NOPE\" }", "service_direct.api_key_env", "NOPE"),
     ("adapter = \"service_direct\"\nservice_direct = { api_key_env = \"\" }", "service_direct.api_key_env", ""),
+    ("adapter = \"service_direct\"\ncurrency = \"EUR\"\nservice_direct = { api_key_env = \"SD_API_KEY\" }", "currency", "EUR"),
     ("adapter = \"service_direct\"\nservice_direct = { key = \"inline-secret\" }", "service_direct.key", "inline-secret"),
     ("adapter = \"service_direct\"\nservice_direct = { api_key_env = \"SD_API_KEY\", base_url = \"ftp://x\" }", "service_direct.base_url", "ftp://x"),
     ("adapter = \"service_direct\"\nservice_direct = { api_key_env = \"SD_API_KEY\", base_url = \"not a url\" }", "service_direct.base_url", "not a url"),

@@ -390,6 +390,16 @@ impl BuyersLoader {
         c: &ServiceDirectConfig,
         currency: Currency,
     ) -> Result<ServiceDirect, ConfigError> {
+        // Service Direct quotes and reports prices in US dollars only: a bid read as
+        // another currency would be mispriced, and its loss reports could never be sent.
+        if currency != Currency::USD {
+            return Err(invalid(
+                name,
+                "currency",
+                &currency.to_string(),
+                "Service Direct prices are in USD; this adapter accepts only USD",
+            ));
+        }
         let key = self.secret(name, "service_direct.api_key_env", &c.api_key_env)?;
         let mut a = ServiceDirect::new(key)
             .with_test_mode(c.test_mode)
