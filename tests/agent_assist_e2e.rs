@@ -6,6 +6,8 @@
 
 #[path = "../examples/common/dashboard.rs"]
 mod dashboard;
+#[path = "../examples/common/operator_auth.rs"]
+mod operator_auth;
 
 #[path = "../examples/agent_assist/app.rs"]
 mod app;

@@ -8,6 +8,8 @@
 
 #[path = "../examples/common/dashboard.rs"]
 mod dashboard;
+#[path = "../examples/common/operator_auth.rs"]
+mod operator_auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

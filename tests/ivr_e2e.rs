@@ -16,6 +16,8 @@ mod ivr_fallback;
 mod ivr_support;
 #[path = "../examples/common/mock_network.rs"]
 mod mock_network;
+#[path = "../examples/common/operator_auth.rs"]
+mod operator_auth;
 #[path = "../examples/common/serve.rs"]
 mod serve;
 #[path = "../examples/ivr_auction/simulate.rs"]
@@ -1350,4 +1352,314 @@ async fn agent_assist_logs_an_auction_exactly_like_the_ivr() {
         (a.pinged, a.bids, a.buyer, a.price, a.zip, a.service),
         (i.pinged, i.bids, i.buyer, i.price, i.zip, i.service)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Operator access: the dashboard behind --dashboard-token, the webhooks behind signatures.
+
+const OPERATOR_TOKEN: &str = "operator-secret-6f1c2a";
+
+/// The IVR server as `main.rs` composes it: webhooks, plus the dashboard behind `auth`.
+async fn start_protected(auth: &operator_auth::OperatorAuth) -> (Harness, Store) {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let handles = store.handles();
+    let stores = Stores {
+        log: handles.log.clone(),
+        caps: handles.caps.clone(),
+        history: handles.history.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let auction = ivr_support::build_auction(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores.history.clone(),
+        Strategy::HighestBid,
+        Duration::from_millis(1500),
+    )
+    .unwrap();
+    let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
+    let mut cfg = ivr_config(&base, "message");
+    cfg.log_calls = false;
+    let app = App::new(cfg, stores, auction.clone(), Some(verifier));
+    let dash = dashboard::router(dashboard::DashboardState {
+        store: store.clone(),
+        auction,
+        title: "callbid IVR".to_owned(),
+    });
+    let router = app::router(app.clone()).merge(operator_auth::protect(dash, auth));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    let sim = Simulator::new(&base, TOKEN)
+        .unwrap()
+        .voice_path("/voice")
+        .status_callback("/ivr/status");
+    (
+        Harness {
+            app,
+            base,
+            sim,
+            server,
+        },
+        store,
+    )
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dashboard_needs_the_operator_token_and_webhooks_need_signatures() {
+    let auth = operator_auth::OperatorAuth::with_token(OPERATOR_TOKEN);
+    let (h, _store) = start_protected(&auth).await;
+    let http = no_redirects();
+    let base = h.base.clone();
+
+    // Twilio's webhooks carry no operator token: they work, signature-checked.
+    let sid = "CA000000000000000000000000000000d1";
+    h.plumbing_call(sid, DialOutcome::answered(1, 90)).await;
+    assert_eq!(h.record(sid).await.status, CallStatus::Completed);
+    let forger = Simulator::new(&base, "not-the-token").unwrap();
+    let forged = forger
+        .run(script("CA000000000000000000000000000000d2").press("78701"))
+        .await;
+    assert!(forged.is_err(), "a forged webhook was accepted: {forged:?}");
+    // A bearer operator token is no substitute for a Twilio signature.
+    let res = http
+        .post(format!("{base}/voice"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .form(&[("CallSid", "CA000000000000000000000000000000d3")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // No token: pages redirect to the login, API routes answer 401 JSON.
+    for page in ["/", "/dashboard", "/dashboard/assets/dashboard.js"] {
+        let res = http.get(format!("{base}{page}")).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{page}");
+        let to = res.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(to, format!("/login?next={page}"));
+    }
+    for api in [
+        "/api/meta",
+        "/api/calls",
+        &format!("/api/calls/{sid}"),
+        "/api/summary",
+        "/api/export.csv",
+        "/api/export.xlsx",
+        "/api/auctions/stream",
+    ] {
+        let res = http.get(format!("{base}{api}")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{api}");
+        assert!(res.headers().contains_key("www-authenticate"), "{api}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["login"], "/login", "{api}: {body}");
+        assert!(!body.to_string().contains(CALLER), "{api} leaks: {body}");
+    }
+    // A wrong bearer token or a forged cookie is no better.
+    let res = http
+        .get(format!("{base}/api/calls"))
+        .bearer_auth("operator-secret-6f1c2b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = http
+        .get(format!("{base}/api/calls"))
+        .header("cookie", format!("callbid_session={OPERATOR_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the raw token is not a session");
+
+    // The bearer token opens the API.
+    let res = http
+        .get(format!("{base}/api/calls"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["rows"][0]["caller"], CALLER, "{body}");
+
+    // The login form; a wrong token is 401 with the form again.
+    let res = http
+        .get(format!("{base}/login?next=%2Fdashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("name=\"token\"") && page.contains("value=\"/dashboard\""),
+        "{page}"
+    );
+    let res = http
+        .post(format!("{base}/login"))
+        .form(&[("token", "wrong"), ("next", "/dashboard")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get("set-cookie").is_none());
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("Wrong operator token") && page.contains("<form"),
+        "{page}"
+    );
+
+    // The right token: a session cookie (not the token), then the dashboard.
+    let res = http
+        .post(format!("{base}/login"))
+        .form(&[("token", OPERATOR_TOKEN), ("next", "/dashboard")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/dashboard");
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{attr} missing: {set}");
+    }
+    assert!(
+        !set.contains(OPERATOR_TOKEN),
+        "the cookie holds the token: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("callbid_session=") && cookie.len() > 40,
+        "{cookie}"
+    );
+
+    let res = http
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("callbid IVR"));
+    let res = http
+        .get(format!("{base}/api/export.csv"))
+        .header("cookie", format!("theme=dark; {cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(sid));
+    let res = http
+        .get(format!("{base}/api/auctions/stream"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    drop(res);
+    // Logged in, /login goes straight on; the login never redirects off the site.
+    let res = http
+        .get(format!("{base}/login?next=%2Fdashboard"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/dashboard");
+    let res = http
+        .post(format!("{base}/login"))
+        .form(&[("token", OPERATOR_TOKEN), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/");
+
+    // A session of another server (another random key) is not valid here.
+    let other = operator_auth::OperatorAuth::with_token(OPERATOR_TOKEN);
+    let (h2, _s2) = start_protected(&other).await;
+    let res = http
+        .get(format!("{}/api/calls", h2.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Logging out clears the cookie.
+    let res = http
+        .post(format!("{base}/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn without_a_token_the_loopback_dashboard_stays_open() {
+    let auth =
+        operator_auth::check_exposure("127.0.0.1:3000".parse().unwrap(), None, false).unwrap();
+    assert!(!auth.token_required());
+    let (h, _store) = start_protected(&auth).await;
+    let http = no_redirects();
+    for path in ["/", "/api/calls", "/api/export.csv"] {
+        let res = http.get(format!("{}{path}", h.base)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    // /login has nothing to do: it leads to the dashboard.
+    let res = http.get(format!("{}/login", h.base)).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/");
+}
+
+#[test]
+fn a_public_listen_address_without_a_token_is_refused() {
+    use operator_auth::{check_exposure, ExposureError};
+    for listen in ["0.0.0.0:3000", "[::]:3000", "192.0.2.10:3000"] {
+        let addr: std::net::SocketAddr = listen.parse().unwrap();
+        for token in [None, Some(""), Some("   ")] {
+            let e = check_exposure(addr, token, false).unwrap_err();
+            assert_eq!(e, ExposureError::OpenOnPublicAddress { listen: addr });
+            let msg = e.to_string();
+            assert!(
+                msg.contains("--dashboard-token")
+                    && msg.contains("CALLBID_DASHBOARD_TOKEN")
+                    && msg.contains(&addr.to_string())
+                    && msg.contains("--insecure-open-dashboard"),
+                "{msg}"
+            );
+        }
+        assert!(check_exposure(addr, Some("s3cret-token"), false)
+            .unwrap()
+            .token_required());
+        // The explicit opt-out serves it open.
+        assert!(!check_exposure(addr, None, true).unwrap().token_required());
+    }
+    for listen in [
+        "127.0.0.1:3000",
+        "127.0.0.2:0",
+        "[::1]:3000",
+        "[::ffff:127.0.0.1]:3000",
+    ] {
+        let addr: std::net::SocketAddr = listen.parse().unwrap();
+        assert!(
+            !check_exposure(addr, None, false).unwrap().token_required(),
+            "{listen}"
+        );
+        assert!(check_exposure(addr, Some("t"), false)
+            .unwrap()
+            .token_required());
+    }
 }

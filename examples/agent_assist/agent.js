@@ -30,6 +30,10 @@
     });
     let data = null;
     try { data = await res.json(); } catch (_) { data = null; }
+    if (res.status === 401) {
+      // The operator session ended (server restarted or token changed): log in again.
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    }
     if (!res.ok) {
       const e = new Error((data && data.error) || "HTTP " + res.status);
       e.field = data && data.field;

@@ -61,6 +61,7 @@ use crate::dashboard::{self, ApiError, DashboardState};
 use crate::ivr_support::{
     call_over, log_auction_attempt, profile_of, release_live_slot, settle_leg,
 };
+use crate::operator_auth::{self, OperatorAuth};
 
 const AGENT_HTML: &str = include_str!("agent.html");
 const AGENT_JS: &str = include_str!("agent.js");
@@ -345,9 +346,16 @@ impl<T: DeserializeOwned> FromRequest<Shared> for Webhook<T> {
     }
 }
 
-/// The whole server: Twilio webhooks, the agent page and API, and the operator
-/// dashboard at `/`.
+/// The whole server with the operator routes open (no token; what a loopback-only
+/// server without `--dashboard-token` serves). See [`router_with`].
 pub fn router(cfg: AgentConfig) -> Router {
+    router_with(cfg, &OperatorAuth::open())
+}
+
+/// The whole server: Twilio webhooks (signature-checked, never behind the operator
+/// token), and behind `operator` the agent page and API and the operator dashboard at
+/// `/`, with `/login` and `/logout`.
+pub fn router_with(cfg: AgentConfig, operator: &OperatorAuth) -> Router {
     let dash = dashboard::router(DashboardState {
         store: cfg.store.clone(),
         auction: cfg.auction.clone(),
@@ -359,10 +367,12 @@ pub fn router(cfg: AgentConfig) -> Router {
         sessions: Mutex::new(HashMap::new()),
         forwarded: Mutex::new(BTreeMap::new()),
     });
-    let agent = Router::new()
+    let webhooks = Router::new()
         .route("/twilio/voice", post(voice))
         .route("/twilio/dial-status", post(dial_status))
         .route("/twilio/status", post(call_status))
+        .with_state(app.clone());
+    let agent = Router::new()
         .route("/agent", get(agent_page))
         .route("/agent/assets/agent.js", get(agent_js))
         .route("/agent/api/config", get(agent_config))
@@ -371,7 +381,7 @@ pub fn router(cfg: AgentConfig) -> Router {
         .route("/agent/api/auctions/{id}", get(get_session))
         .route("/agent/api/auctions/{id}/forward", post(forward))
         .with_state(app);
-    dash.merge(agent)
+    operator_auth::protect(dash.merge(agent), operator).merge(webhooks)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ mod dashboard;
 mod ivr_support;
 #[path = "../common/mock_network.rs"]
 mod mock_network;
+#[path = "../common/operator_auth.rs"]
+mod operator_auth;
 #[path = "../common/serve.rs"]
 mod serve;
 
@@ -96,6 +98,15 @@ struct Args {
     /// Page title.
     #[arg(long, default_value = "callbid agent desk")]
     title: String,
+    /// Operator token for the dashboard, the agent desk and their APIs: API clients send
+    /// `Authorization: Bearer <token>`, browsers log in at /login. Required when --listen
+    /// is not a loopback address. Unset on loopback: they are open.
+    #[arg(long, env = "CALLBID_DASHBOARD_TOKEN", hide_env_values = true)]
+    dashboard_token: Option<String>,
+    /// DANGEROUS: serve the dashboard and the agent API (start auction, forward) without
+    /// a token on a non-loopback --listen address.
+    #[arg(long)]
+    insecure_open_dashboard: bool,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -112,6 +123,17 @@ async fn run(args: Args) -> Result<(), String> {
             "invalid --deadline-ms {}: must be 100 to 60000",
             args.deadline_ms
         ));
+    }
+    // The dashboard shows callers' numbers and the agent API moves calls: no token on a
+    // public address is refused.
+    let operator = operator_auth::check_exposure(
+        args.listen,
+        args.dashboard_token.as_deref(),
+        args.insecure_open_dashboard,
+    )
+    .map_err(|e| e.to_string())?;
+    if !operator.token_required() && !args.listen.ip().to_canonical().is_loopback() {
+        eprintln!("{}", operator_auth::insecure_warning(args.listen));
     }
     let account_sid = non_empty(args.account_sid.clone())
         .or_else(|| non_empty(std::env::var("TWILIO_ACCOUNT_SID").ok()));
@@ -215,19 +237,25 @@ async fn run(args: Args) -> Result<(), String> {
         .public_url
         .clone()
         .map(|u| u.trim_end_matches('/').to_string());
-    let app = app::router(AgentConfig {
-        store,
-        auction,
-        history: handles.history.clone(),
-        payout,
-        twilio,
-        verifier,
-        public_url,
-        agent,
-        default_mode: mode,
-        title: args.title.clone(),
-    });
+    let app = app::router_with(
+        AgentConfig {
+            store,
+            auction,
+            history: handles.history.clone(),
+            payout,
+            twilio,
+            verifier,
+            public_url,
+            agent,
+            default_mode: mode,
+            title: args.title.clone(),
+        },
+        &operator,
+    );
     eprintln!("agent desk:          http://{local}/agent");
+    if operator.token_required() {
+        eprintln!("operator token required: log in at http://{local}/login");
+    }
     eprintln!("operator dashboard:  http://{local}/");
     eprintln!("Twilio voice webhook: POST /twilio/voice");
     eprintln!("call status callback: POST /twilio/status (gives unforwarded wins back)");

@@ -110,6 +110,17 @@ pub struct Args {
     /// Do not mount the operator dashboard at /.
     #[arg(long)]
     pub no_dashboard: bool,
+
+    /// Operator token for the dashboard and its /api routes: API clients send
+    /// `Authorization: Bearer <token>`, browsers log in at /login. Required when --listen
+    /// is not a loopback address. Unset on loopback: the dashboard is open.
+    #[arg(long, env = "CALLBID_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
+
+    /// DANGEROUS: serve the dashboard (callers' numbers, exports) without a token on a
+    /// non-loopback --listen address.
+    #[arg(long)]
+    pub insecure_open_dashboard: bool,
 }
 
 /// The service menu: which digit selects which service.

@@ -27,6 +27,8 @@ mod ivr_fallback;
 mod ivr_support;
 #[path = "../common/mock_network.rs"]
 mod mock_network;
+#[path = "../common/operator_auth.rs"]
+mod operator_auth;
 #[path = "../common/serve.rs"]
 mod serve;
 mod simulate;
@@ -109,6 +111,25 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--simulate cannot be combined with --public-url or --insecure-skip-signature");
     }
 
+    let listen = args.listen.unwrap_or_else(|| {
+        let port = if args.simulate.is_some() { 0 } else { 3000 };
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    });
+    // The dashboard shows callers' numbers: no token on a public address is refused.
+    let operator = if args.no_dashboard {
+        operator_auth::OperatorAuth::open()
+    } else {
+        let auth = operator_auth::check_exposure(
+            listen,
+            args.dashboard_token.as_deref(),
+            args.insecure_open_dashboard,
+        )?;
+        if !auth.token_required() && !listen.ip().to_canonical().is_loopback() {
+            eprintln!("{}", operator_auth::insecure_warning(listen));
+        }
+        auth
+    };
+
     let store = Store::open(&args.database_url).await.with_context(|| {
         let hint = if args.database_url.starts_with("postgres") && !cfg!(feature = "postgres") {
             " (PostgreSQL needs `cargo run --example ivr_auction --features postgres`)"
@@ -134,10 +155,6 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Duration::from_millis(args.deadline_ms),
     )?;
 
-    let listen = args.listen.unwrap_or_else(|| {
-        let port = if args.simulate.is_some() { 0 } else { 3000 };
-        std::net::SocketAddr::from(([127, 0, 0, 1], port))
-    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on --listen {listen}"))?;
@@ -188,18 +205,26 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let app = App::new(config, stores, auction.clone(), verifier);
     let mut router = app::router(app.clone());
     if !args.no_dashboard {
-        router = router.merge(dashboard::router(dashboard::DashboardState {
+        let dash = dashboard::router(dashboard::DashboardState {
             store: store.clone(),
             auction: auction.clone(),
             title: "callbid IVR".to_owned(),
-        }));
+        });
+        router = router.merge(operator_auth::protect(dash, &operator));
     }
 
     println!("callbid IVR listening on http://{local}");
     println!("  Twilio voice webhook:   POST {public_url}/voice");
     println!("  status callback:        POST {public_url}/ivr/status");
     if !args.no_dashboard {
-        println!("  dashboard:              http://{local}/");
+        println!(
+            "  dashboard:              http://{local}/{}",
+            if operator.token_required() {
+                "  (operator token required: log in at /login)"
+            } else {
+                ""
+            }
+        );
     }
     println!(
         "  store: {} ({})   buyers: {buyer_count}{}   fallback: {}   payout: {}",

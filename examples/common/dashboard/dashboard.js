@@ -33,6 +33,10 @@
     const res = await fetch(url, { headers: { Accept: "application/json" } });
     let body = null;
     try { body = await res.json(); } catch (_) { body = null; }
+    if (res.status === 401) {
+      // The operator session ended (server restarted or token changed): log in again.
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    }
     if (!res.ok) {
       const err = new Error((body && body.error) || ("HTTP " + res.status));
       err.field = body && body.field;
