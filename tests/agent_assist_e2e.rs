@@ -61,27 +61,44 @@ async fn temp_store() -> (tempfile::TempDir, Store) {
 /// Serves the app over `store` on a free port: webhooks signed with [`WEBHOOK_TOKEN`]
 /// when `signed`, else unchecked (`--insecure-skip-signature`).
 async fn serve(
-    (dir, store): (tempfile::TempDir, Store),
+    store: (tempfile::TempDir, Store),
     auction: Auction,
     twilio: TwilioClient,
     signed: bool,
     agent: &str,
     default_mode: Mode,
 ) -> Running {
+    let open = operator_auth::OperatorAuth::open();
+    serve_as(store, auction, twilio, signed, agent, default_mode, &open).await
+}
+
+/// [`serve`] with the operator routes behind `operator`.
+async fn serve_as(
+    (dir, store): (tempfile::TempDir, Store),
+    auction: Auction,
+    twilio: TwilioClient,
+    signed: bool,
+    agent: &str,
+    default_mode: Mode,
+    operator: &operator_auth::OperatorAuth,
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = app::router(AgentConfig {
-        store: store.clone(),
-        auction,
-        history: store.handles().history.clone(),
-        payout: ivr_support::parse_payout("70%").unwrap(),
-        twilio,
-        verifier: signed.then(|| WebhookVerifier::new(base.as_str(), WEBHOOK_TOKEN).unwrap()),
-        public_url: signed.then(|| base.clone()),
-        agent: AgentTarget::parse(agent).unwrap(),
-        default_mode,
-        title: "Agent <desk> & 'co'".into(),
-    });
+    let app = app::router_with(
+        AgentConfig {
+            store: store.clone(),
+            auction,
+            history: store.handles().history.clone(),
+            payout: ivr_support::parse_payout("70%").unwrap(),
+            twilio,
+            verifier: signed.then(|| WebhookVerifier::new(base.as_str(), WEBHOOK_TOKEN).unwrap()),
+            public_url: signed.then(|| base.clone()),
+            agent: AgentTarget::parse(agent).unwrap(),
+            default_mode,
+            title: "Agent <desk> & 'co'".into(),
+        },
+        operator,
+    );
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -709,4 +726,144 @@ async fn a_new_auction_for_the_call_gives_the_replaced_win_back() {
     let s = r.auction(b, "plumbing").await;
     assert_eq!(s["status"], "won", "{s}");
     assert!(fake.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Operator access: the agent desk and API behind --dashboard-token.
+
+#[tokio::test]
+async fn agent_api_needs_the_operator_token_and_webhooks_do_not() {
+    const OPERATOR: &str = "agent-operator-token-91d0";
+    let (fake, client) = fake().await;
+    let (dir, store) = temp_store().await;
+    let auction = ivr_support::build_auction(
+        vec![buyer("bolt", 3500, "+15125550177")],
+        store.handles().history.clone(),
+        Strategy::HighestBid,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let auth = operator_auth::OperatorAuth::with_token(OPERATOR);
+    let mut r = serve_as(
+        (dir, store),
+        auction,
+        client,
+        true,
+        "client:alice",
+        Mode::Manual,
+        &auth,
+    )
+    .await;
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = r.base.clone();
+    let sid = "CA00000000000000000000000000000e01";
+
+    // Twilio needs no operator token: a signed voice webhook rings the agent, an
+    // unsigned one is still refused.
+    let url = format!("{base}/twilio/voice");
+    let params = voice_params(sid);
+    let sig = RequestValidator::new(WEBHOOK_TOKEN).compute_signature(&url, &params);
+    let res = anon
+        .post(&url)
+        .header("X-Twilio-Signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = anon
+        .post(&url)
+        .bearer_auth(OPERATOR)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "the operator token is no Twilio signature"
+    );
+
+    // Without the token: the desk redirects to the login, its API answers 401 and
+    // starts nothing, forwards nothing.
+    let res = anon.get(format!("{base}/agent")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login?next=/agent");
+    for path in ["/agent/api/config", "/agent/api/live-calls", "/api/calls"] {
+        let res = anon.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    let res = anon
+        .post(format!("{base}/agent/api/auctions"))
+        .form(&[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        !r.event_types(sid)
+            .await
+            .contains(&"auction_started".to_string()),
+        "an unauthenticated request started an auction"
+    );
+
+    // With the bearer token the API works: start an auction, it is won.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {OPERATOR}").parse().unwrap(),
+    );
+    r.http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let s = r.start_auction(sid, "plumbing").await;
+    assert_eq!(s["status"], "won", "{s}");
+    let id = s["id"].as_str().unwrap().to_owned();
+
+    // Forward without the token is refused and reaches no Twilio API.
+    let res = anon
+        .post(format!("{base}/agent/api/auctions/{id}/forward"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+
+    // A browser logs in and forwards with its SameSite=Strict session cookie.
+    let res = anon
+        .post(format!("{base}/login"))
+        .form(&[("token", OPERATOR), ("next", "/agent")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/agent");
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("SameSite=Strict") && set.contains("HttpOnly"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let res = anon
+        .get(format!("{base}/agent"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = anon
+        .post(format!("{base}/agent/api/auctions/{id}/forward"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "forwarded", "{body}");
+    assert_eq!(fake.requests().len(), 1);
+    fake.stop();
 }
