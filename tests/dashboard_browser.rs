@@ -170,6 +170,11 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_as(&operator_auth::OperatorAuth::open()).await
+}
+
+/// The dashboard behind `auth` (as the example servers mount it).
+async fn start_as(auth: &operator_auth::OperatorAuth) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("calls.db").display());
     let store = Store::open(&url).await.unwrap();
@@ -181,6 +186,7 @@ async fn start() -> Running {
         auction: auction.clone(),
         title: "Ops <dashboard> & co".into(),
     });
+    let app = operator_auth::protect(app, auth);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -715,8 +721,42 @@ async fn browser_filters_and_exports_csv() {
         return;
     };
     let c = &b.c;
-    let r = start().await;
+    // Behind an operator token: the browser is sent to the login form first.
+    const OPERATOR: &str = "browser-operator-token-7e2";
+    let r = start_as(&operator_auth::OperatorAuth::with_token(OPERATOR)).await;
     let base = format!("http://{}", r.addr);
+    c.goto(&format!("{base}/")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("login-token"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().as_str(),
+        format!("{base}/login?next=/")
+    );
+    // A wrong token: the form again, with the error.
+    type_into(c, "login-token", "not-the-token").await;
+    click(c, "login-submit").await;
+    let err = wait_text(c, "login-error", "login error", |t: &String| !t.is_empty()).await;
+    assert!(err.contains("Wrong operator token"), "{err}");
+    // The right one: the dashboard, with a session cookie page scripts cannot read.
+    type_into(c, "login-token", OPERATOR).await;
+    click(c, "login-submit").await;
+    c.wait()
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    let js_cookies = c.execute("return document.cookie;", vec![]).await.unwrap();
+    assert_eq!(
+        js_cookies,
+        serde_json::json!(""),
+        "the session cookie is HttpOnly"
+    );
+    let cookie = c.get_named_cookie("callbid_session").await.unwrap();
+    assert_ne!(cookie.value(), OPERATOR, "the cookie is not the token");
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    assert_eq!(cookie.http_only(), Some(true));
     open(c, &format!("{base}/")).await;
 
     // Everything seeded is listed, newest first; markup in data stays text.
