@@ -17,8 +17,10 @@
 //!     --twilio-api-url "$TWILIO_PRISM_API_URL" \
 //!     --account-sid AC0123456789abcdef0123456789abcdef --auth-token test
 //!
-//! # Real Twilio: TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN set, signatures checked:
-//! cargo run --example agent_assist -- --public-url https://agent.example.com \
+//! # Real Twilio: TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN set, signatures checked, the
+//! # agent desk and dashboard behind an operator token (log in at /login):
+//! CALLBID_DASHBOARD_TOKEN=$(openssl rand -hex 32) \
+//! cargo run --example agent_assist -- --listen 0.0.0.0:3100 --public-url https://agent.example.com \
 //!     --agent client:alice --buyers buyers.toml --database-url sqlite://calls.db
 //! ```
 

@@ -15,6 +15,9 @@
 //! | `GET /api/export.csv?…`, `GET /api/export.xlsx?…` | the filtered calls, streamed |
 //! | `GET /api/auctions/stream` | server-sent events: every [`AuctionEvent`] as JSON |
 //!
+//! The example servers put all of these behind the operator token when one is set
+//! (`operator_auth::protect`, `examples/common/operator_auth.rs`).
+//!
 //! Filter keys are the store's ([`ReportFilter::from_pairs`]): `from`, `to`, `zip`,
 //! `service`, `buyer`, `status`, `campaign`, `source`, `min_price`, `max_price`,
 //! `currency`. Dates given as `YYYY-MM-DD` are days in the selected zone (`tz`, an IANA

@@ -5,7 +5,8 @@
 //! number, recording and an action callback; nobody buying (or any internal error) goes
 //! to the fallback chain. Every step is a call-log event in SQLite (default) or
 //! PostgreSQL; completed calls feed duration history and billing. The operator
-//! dashboard is mounted at `/`.
+//! dashboard is mounted at `/`, behind `--dashboard-token` when set (required on a
+//! non-loopback `--listen` address; see `examples/common/operator_auth.rs`).
 //!
 //! ```sh
 //! cargo run --example ivr_auction                      # serve on 127.0.0.1:3000, demo buyers
