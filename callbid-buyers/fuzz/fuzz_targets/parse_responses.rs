@@ -1,6 +1,6 @@
 //! Fuzzes the response parsers: Service Direct's ping and accept parsers and the generic
 //! ping-post mapping of every preset, with arbitrary status, content type and body.
-//! Run from `callbid-buyers/`: `cargo +nightly fuzz run parse_responses`.
+//! Run from `callbid-buyers/`: `RUSTC_BOOTSTRAP=1 cargo fuzz run parse_responses`.
 #![no_main]
 
 use callbid_buyers::ping_post::{preset, preset_names, PingPost, PingPostSettings};
