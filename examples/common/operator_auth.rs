@@ -235,7 +235,10 @@ async fn guard(State(auth): State<OperatorAuth>, req: Request, next: Next) -> Re
             .path_and_query()
             .map_or(path, |pq| pq.as_str())
             .to_owned();
-        let to = format!("/login?next={}", urlencode(&target));
+        let to = format!(
+            "/login?next={}",
+            percent_encoding::utf8_percent_encode(&target, NEXT_KEEP)
+        );
         return Redirect::to(&to).into_response();
     }
     unauthorized()
@@ -259,17 +262,14 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Bytes a `next` value keeps as they are in the login redirect's query; every other
+/// byte is percent-encoded (paths stay readable: `/login?next=/agent`).
+const NEXT_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Only a local absolute path may be a redirect target (no `//host`, no scheme, no
 /// backslashes), so the login cannot become an open redirect.
