@@ -43,6 +43,9 @@
 //! - [`scoring`]: `score = price × geo × time × duration`, deterministic and explained.
 //! - [`auction`]: the concurrent ping-post auction with strategies and live events.
 //! - [`billing`]: billable or not, revenue, payout, margin.
+//! - [`campaign`]: outbound campaigns (seed 004): contacts and retries, calling windows
+//!   in the callee's zone, suppression, local caller ID, predictive pacing under the
+//!   30-day abandon ceiling, a campaign store trait and a seeded simulator.
 //! - [`state`]: async state traits (caps, duplicate callers, duration history, call log),
 //!   in-memory implementations and the conformance suite other stores run.
 //!
@@ -64,6 +67,7 @@ pub mod auction;
 pub mod billing;
 pub mod buyer;
 pub mod call;
+pub mod campaign;
 pub mod entry;
 pub mod error;
 pub mod geo;

@@ -7,6 +7,7 @@
 //! zones gets the zone libphonenumber assigns it (or, when it lists several, the zone of
 //! most of the ZIPs it serves).
 
+mod area_code_zones;
 mod area_codes;
 mod zip_ranges;
 
@@ -115,6 +116,30 @@ pub fn area_code_info(area_code: u16) -> Option<AreaCodeInfo> {
     })
 }
 
+/// Every IANA time zone a US area code reaches: one for most codes, several for the codes
+/// that cross a zone line (e.g. 208 in Idaho, 270 in Kentucky, 915/432 in west Texas). The
+/// first zone is [`AreaCodeInfo::time_zone`]; the rest come from libphonenumber's zone list
+/// and the zones of the ZIPs the code serves (`tools/gen_geo_tables.py`). Empty for codes
+/// the table does not know. Outbound calling windows check every zone, so the stricter
+/// one decides.
+pub fn area_code_zones(area_code: u16) -> Vec<Tz> {
+    let Some(info) = area_code_info(area_code) else {
+        return Vec::new();
+    };
+    let mut zones = vec![info.time_zone];
+    let table = area_code_zones::AREA_CODE_ZONES;
+    if let Ok(i) = table.binary_search_by_key(&area_code, |r| r.0) {
+        for z in table[i].1 {
+            if let Ok(tz) = z.parse::<Tz>() {
+                if !zones.contains(&tz) {
+                    zones.push(tz);
+                }
+            }
+        }
+    }
+    zones
+}
+
 /// The state a five-digit ZIP belongs to, if the shipped table knows it.
 pub fn zip_state(zip5: u32) -> Option<UsState> {
     let table = zip_ranges::ZIP_RANGES;
@@ -170,6 +195,27 @@ mod tests {
         for w in zip_ranges::ZIP_RANGES.windows(2) {
             assert!(w[0].1 < w[1].0);
         }
+        for w in area_code_zones::AREA_CODE_ZONES.windows(2) {
+            assert!(w[0].0 < w[1].0);
+        }
+        for (ac, zones) in area_code_zones::AREA_CODE_ZONES {
+            assert!(zones.len() > 1, "{ac}");
+            for tz in *zones {
+                assert!(tz.parse::<Tz>().is_ok(), "{ac} {tz}");
+            }
+        }
+    }
+
+    #[test]
+    fn split_area_codes_list_every_zone() {
+        let boise = area_code_zones(208);
+        assert_eq!(boise[0], area_code_info(208).unwrap().time_zone);
+        assert!(
+            boise.contains(&chrono_tz::America::Los_Angeles),
+            "{boise:?}"
+        );
+        assert_eq!(area_code_zones(512), vec![chrono_tz::America::Chicago]);
+        assert!(area_code_zones(100).is_empty());
     }
 
     #[test]
