@@ -30,6 +30,11 @@ pub use callbid_twilio as twilio;
 #[cfg(feature = "store")]
 pub use callbid_store as store;
 
+/// Exotel: outbound calls (`Calls/connect`), number metadata, call details, and an
+/// `OutboundProvider` for campaigns.
+#[cfg(feature = "exotel")]
+pub use callbid_exotel as exotel;
+
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

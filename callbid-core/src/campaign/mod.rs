@@ -14,6 +14,9 @@
 //!   answer rates;
 //! - [`pacer`]: progressive and predictive pacing under a 30-day abandon ceiling, the
 //!   seed's completion-rate pacing and the provider's rate limit;
+//! - [`provider`]: [`OutboundProvider`], the one trait Twilio and Exotel implement (place a
+//!   call, parse status callbacks, fetch call details), with results normalised into
+//!   [`ProviderCall`];
 //! - [`store`]: the [`CampaignStore`] trait (contacts claimed atomically, events applied
 //!   idempotently), its in-memory implementation and conformance suite;
 //! - [`sim`]: a deterministic, seeded campaign simulator that compares pacers.
@@ -23,6 +26,7 @@
 pub mod caller_id;
 pub mod contact;
 pub mod pacer;
+pub mod provider;
 pub mod sim;
 pub mod store;
 pub mod window;
@@ -44,6 +48,9 @@ pub use contact::{
 pub use pacer::{
     AbandonLedger, CompletionThrottle, Pacer, PacerConfig, PacerInput, PacingDecision, PacingMode,
     TokenBucket, ABANDON_AFTER,
+};
+pub use provider::{
+    LegDuration, OutboundCall, OutboundProvider, ProviderCall, ProviderCallStatus, ProviderError,
 };
 pub use store::{CampaignStore, ClaimedContact, MemoryCampaignStore};
 pub use window::{CallingRules, LocalWindow, WeeklyWindow, WindowVerdict};
