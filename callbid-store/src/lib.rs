@@ -105,6 +105,7 @@
 //!   `tracing`: shared with the rest of the workspace.
 #![deny(missing_docs)]
 
+mod campaign;
 mod codec;
 pub mod error;
 pub mod export;

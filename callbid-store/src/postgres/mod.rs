@@ -16,6 +16,8 @@
 //!
 //! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
 
+mod campaign;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_nulls_first_buyer_price.sql"),
     include_str!("../../migrations/postgres/0003_reservation_expiry.sql"),
+    include_str!("../../migrations/postgres/0004_campaigns.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

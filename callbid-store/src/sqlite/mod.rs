@@ -38,6 +38,7 @@ use crate::report::{
     RawAggregate, ReportFilter, ReportPage, ReportQuery,
 };
 
+mod campaign;
 mod migrate;
 
 /// An event row: seq, call id, idempotency key, at (ns), kind, JSON.
