@@ -10,6 +10,7 @@
 //! | [`signature`] | `X-Twilio-Signature` validation ([`signature::RequestValidator`]) and whole-request checks behind a proxy ([`signature::WebhookVerifier`]) |
 //! | [`rest`] | a REST client: calls, recordings, phone numbers, Lookup v2; typed errors, retries, pagination |
 //! | `extract` (feature `axum`) | an axum extractor that verifies webhooks and answers 403 |
+//! | `outbound` (feature `campaign`) | `TwilioProvider`: `Calls.create` with async AMD, call fetch and status callbacks as callbid-core's `OutboundProvider` |
 //! | `sim` (feature `sim`) | a call simulator that drives a webhook app over HTTP like Twilio does |
 //!
 //! ```
@@ -65,10 +66,14 @@
 //! - **rand**: jitter for retry backoff; random SIDs in the simulator.
 //! - **httpdate**: `Retry-After` given as an HTTP date.
 //! - **axum** (optional, feature `axum`): the webhook extractor.
+//! - **callbid-core, async-trait, rust_decimal** (optional, feature `campaign`): the
+//!   `OutboundProvider` trait the provider implements, and exact prices.
 #![deny(missing_docs)]
 
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "campaign")]
+pub mod outbound;
 pub mod rest;
 pub mod signature;
 #[cfg(feature = "sim")]

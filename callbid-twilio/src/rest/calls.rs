@@ -50,6 +50,10 @@ pub struct CreateCall {
     pub send_digits: Option<String>,
     /// `MachineDetection`: `Enable` or `DetectMessageEnd`.
     pub machine_detection: Option<String>,
+    /// `AsyncAmd`: run detection in the background, so the call flow starts at once.
+    pub async_amd: Option<bool>,
+    /// `AsyncAmdStatusCallback`: where Twilio posts `AnsweredBy` when detection ends.
+    pub async_amd_status_callback: Option<String>,
     /// `TimeLimit` in seconds.
     pub time_limit: Option<u32>,
     /// `CallerId` for SIP/client calls.
@@ -79,6 +83,8 @@ impl CreateCall {
             recording_status_callback_event: Vec::new(),
             send_digits: None,
             machine_detection: None,
+            async_amd: None,
+            async_amd_status_callback: None,
             time_limit: None,
             caller_id: None,
             fallback_url: None,
@@ -107,6 +113,8 @@ impl CreateCall {
         );
         f.opt("SendDigits", &self.send_digits);
         f.opt("MachineDetection", &self.machine_detection);
+        f.opt("AsyncAmd", &self.async_amd);
+        f.opt("AsyncAmdStatusCallback", &self.async_amd_status_callback);
         f.opt("TimeLimit", &self.time_limit);
         f.opt("CallerId", &self.caller_id);
         f.opt("FallbackUrl", &self.fallback_url);
