@@ -65,6 +65,9 @@
 //! - **rand**: jitter for retry backoff; random SIDs in the simulator.
 //! - **httpdate**: `Retry-After` given as an HTTP date.
 //! - **axum** (optional, feature `axum`): the webhook extractor.
+//! - **callbid-core**: [`webhook::CallerId`] hands callers over as core's
+//!   validated `PhoneNumber`, so the IVR puts exactly what Twilio's webhook
+//!   means (a number, or no caller ID) into a `CallContext`.
 #![deny(missing_docs)]
 
 #[cfg(feature = "axum")]
