@@ -181,11 +181,38 @@ pub enum WebhookError {
 /// assert_eq!(g.call.call_status, Some(CallStatus::InProgress));
 /// assert_eq!(g.extra["Foo"], "bar");
 /// ```
+///
+/// A parameter repeated with different values is refused, naming it and both
+/// values: Twilio's signature sorts parameters (and de-duplicates values), so
+/// it does not cover their order, and "the last one wins" would let whoever
+/// replays a signed request pick the value by reordering it.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
+    let kind = short_type_name::<T>();
+    refuse_conflicting_repeats(body)
+        .map_err(|message| WebhookError::InvalidForm { kind, message })?;
     serde_urlencoded::from_bytes(body).map_err(|e| WebhookError::InvalidForm {
-        kind: short_type_name::<T>(),
+        kind,
         message: e.to_string(),
     })
+}
+
+/// Errs when one parameter name carries two different values.
+fn refuse_conflicting_repeats(body: &[u8]) -> Result<(), String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        match seen.get(k.as_ref()) {
+            Some(first) if *first != v => {
+                return Err(format!(
+                    "parameter `{k}` is repeated with different values `{first}` and `{v}`"
+                ))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(k.into_owned(), v.into_owned());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn short_type_name<T>() -> &'static str {
@@ -398,7 +425,7 @@ fn keypad_digit(letter: u8) -> char {
 /// - absent, empty or blank: [`CallerId::Withheld`] with [`WithheldReason::Empty`];
 /// - one of the [`WithheldReason::WORDS`], any case, alone or as the user of a
 ///   `sip:`/`sips:` URI (`sip:anonymous@anonymous.invalid`, RFC 3261 §8.1.1.3):
-///   withheld with that reason;
+///   withheld with that reason (the keypad digits below also count as a SIP user);
 /// - `+` (optional) and exactly the word's [`keypad digits`](WithheldReason::keypad_digits)
 ///   (with the spaces, dots, dashes and parentheses `PhoneNumber::parse`
 ///   tolerates): withheld with that reason (none of these is a valid number of its country
@@ -532,9 +559,9 @@ fn stand_in(v: &str) -> Option<WithheldReason> {
     }
     // The same punctuation `PhoneNumber::parse` tolerates, so anything that
     // would parse to a stand-in's digits is caught here first.
-    let digits: String = v
+    let digits: String = word
         .strip_prefix('+')
-        .unwrap_or(v)
+        .unwrap_or(word)
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
         .collect();
@@ -933,6 +960,10 @@ mod tests {
                 format!("sip:{w}@anonymous.invalid"),
                 format!("SIPS:{title}@example.com;user=phone"),
                 format!("sip:{w}"),
+                format!(
+                    "sip:+{}@pstn.example;user=phone",
+                    reason.keypad_digits().unwrap()
+                ),
             ] {
                 let c = CallerId::classify(Some(&v));
                 assert_eq!(c.withheld(), Some(*reason), "{v:?}: {c:?}");
@@ -1090,6 +1121,34 @@ mod tests {
                 proptest::prop_assert!(c.withheld().is_some(), "{v:?}: {c:?}");
             }
         }
+    }
+
+    /// The signature does not cover parameter order, so a parameter repeated
+    /// with different values must not resolve to "whichever came last".
+    #[test]
+    fn parameters_repeated_with_different_values_are_refused() {
+        for body in [
+            "CallSid=CA1&AccountSid=AC1&X=1&X=2",
+            "CallSid=CA1&AccountSid=AC1&X=2&X=1",
+            "CallSid=CA1&AccountSid=AC1&From=%2B15125550123&From=Anonymous",
+            "CallSid=CA1&AccountSid=AC1&Digits=1&Digits=2",
+            "CallSid=CA1&CallSid=CA2&AccountSid=AC1",
+        ] {
+            let e = parse_form::<GatherRequest>(body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("GatherRequest") && e.contains("repeated"), "{e}");
+        }
+        let e = parse_form::<GatherRequest>(b"CallSid=CA1&AccountSid=AC1&X=1&X=2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`X`") && e.contains("`1`") && e.contains("`2`"),
+            "{e}"
+        );
+        // An exact repeat in an unnamed parameter is harmless and kept once.
+        let g: GatherRequest = parse_form(b"CallSid=CA1&AccountSid=AC1&X=1&X=1").unwrap();
+        assert_eq!(g.extra["X"], "1");
     }
 
     #[test]
