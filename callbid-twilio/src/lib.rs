@@ -66,8 +66,11 @@
 //! - **rand**: jitter for retry backoff; random SIDs in the simulator.
 //! - **httpdate**: `Retry-After` given as an HTTP date.
 //! - **axum** (optional, feature `axum`): the webhook extractor.
-//! - **callbid-core, async-trait, rust_decimal** (optional, feature `campaign`): the
-//!   `OutboundProvider` trait the provider implements, and exact prices.
+//! - **callbid-core**: [`webhook::CallerId`] hands callers over as core's
+//!   validated `PhoneNumber`, so the IVR puts exactly what Twilio's webhook
+//!   means (a number, or no caller ID) into a `CallContext`.
+//! - **async-trait, rust_decimal** (optional, feature `campaign`): the
+//!   `OutboundProvider` implementation, and exact prices.
 #![deny(missing_docs)]
 
 #[cfg(feature = "axum")]

@@ -13,6 +13,15 @@
 //! JSON bodies: Twilio appends `bodySHA256=<hex sha256 of the body>` to the query
 //! and signs the URL with no parameters; [`RequestValidator::validate_body`] also
 //! checks the hash.
+//!
+//! Which checks run depends only on what the signature covers, never on what
+//! the sender may change freely (Content-Type, the method, an empty body):
+//! [`RequestValidator::check_request`] (and so [`WebhookVerifier::verify`])
+//! goes into body mode whenever the signed URL's query has a `bodySHA256`
+//! parameter, and then always hashes the raw body — or `{}` when it is empty,
+//! as twilio-node's `validateIncomingRequest` does (`request.rawBody || "{}"`)
+//! — and compares it with every `bodySHA256` value in the query. A body the
+//! signature does not cover (no `bodySHA256`, not a form) must be empty.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -262,8 +271,12 @@ impl RequestValidator {
             .is_ok()
     }
 
-    /// Checks a JSON request: the URL's `bodySHA256` must equal the hex SHA-256
-    /// of `body`, and the signature must be valid for the URL with no parameters.
+    /// Checks a JSON request: every `bodySHA256` value in the URL's query must
+    /// equal the hex SHA-256 of `body` (of `{}` when `body` is empty, as
+    /// twilio-node hashes `rawBody || "{}"`), and the signature must be valid
+    /// for the URL with no parameters. Errors: [`SignatureError::MissingBodyHash`]
+    /// when the query has no `bodySHA256`, [`SignatureError::BodyHashMismatch`]
+    /// naming the first value that differs, [`SignatureError::Mismatch`].
     pub fn check_body(
         &self,
         url: &str,
@@ -272,22 +285,86 @@ impl RequestValidator {
         algorithm: SignatureAlgorithm,
     ) -> Result<(), SignatureError> {
         let parsed = parse_http_url(url)?;
-        let expected = parsed
-            .query_pairs()
-            .find(|(k, _)| k == "bodySHA256")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| SignatureError::MissingBodyHash {
+        let expected = body_hashes(&parsed);
+        if expected.is_empty() {
+            return Err(SignatureError::MissingBodyHash {
                 url: url.to_owned(),
-            })?;
-        let actual = body_sha256(body);
-        let hash_ok = ct_eq(&actual, &expected);
+            });
+        }
+        let actual = body_sha256(hashed_body(body));
+        // Every value is compared (constant time), so a duplicated
+        // `bodySHA256` cannot smuggle in a second, unchecked hash.
+        let mut first_bad = None;
+        for value in &expected {
+            if !bool::from(ct_eq(&actual, value)) && first_bad.is_none() {
+                first_bad = Some(value.clone());
+            }
+        }
         let sig = self.check(url, &[] as &[(&str, &str)], signature, algorithm);
-        if !bool::from(hash_ok) {
+        if let Some(expected) = first_bad {
             return Err(SignatureError::BodyHashMismatch { expected, actual });
         }
         sig
     }
+
+    /// Checks one whole request, choosing the checks from what the signature
+    /// covers only:
+    ///
+    /// 1. the URL's query has `bodySHA256` (even with an empty body, a form
+    ///    Content-Type or a GET): [`check_body`](Self::check_body);
+    /// 2. otherwise a form POST (`form_body`): the signature over the URL and
+    ///    the form parameters of `body` ([`check`](Self::check));
+    /// 3. otherwise the signature over the URL alone, and `body` must be empty
+    ///    (a body the signature does not cover is refused with
+    ///    [`SignatureError::MissingBodyHash`]).
+    ///
+    /// `form_body` (from the Content-Type) only says how to read a body the
+    /// signature covers; it never turns a check off.
+    pub fn check_request(
+        &self,
+        url: &str,
+        body: &[u8],
+        form_body: bool,
+        signature: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<(), SignatureError> {
+        let parsed = parse_http_url(url)?;
+        if !body_hashes(&parsed).is_empty() {
+            self.check_body(url, body, signature, algorithm)
+        } else if form_body {
+            let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+            self.check(url, &params, signature, algorithm)
+        } else if body.is_empty() {
+            self.check(url, &[] as &[(&str, &str)], signature, algorithm)
+        } else {
+            Err(SignatureError::MissingBodyHash {
+                url: url.to_owned(),
+            })
+        }
+    }
 }
+
+/// Every `bodySHA256` value in `url`'s query (percent-decoded), in order.
+fn body_hashes(url: &url::Url) -> Vec<String> {
+    url.query_pairs()
+        .filter(|(k, _)| k == BODY_HASH_PARAM)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// The bytes `bodySHA256` is checked against: the raw body, or `{}` when it is
+/// empty (twilio-node `validateIncomingRequest`: `request.rawBody || "{}"`).
+/// Only a truly empty body is replaced; whitespace is hashed as received.
+fn hashed_body(body: &[u8]) -> &[u8] {
+    if body.is_empty() {
+        b"{}"
+    } else {
+        body
+    }
+}
+
+/// The query parameter carrying the body's hash.
+pub const BODY_HASH_PARAM: &str = "bodySHA256";
 
 /// Hex SHA-256 of a request body, as Twilio puts in `bodySHA256`.
 pub fn body_sha256(body: &[u8]) -> String {
@@ -524,8 +601,10 @@ impl WebhookVerifier {
     /// Verifies one request. `signature` and `settings` are the
     /// `X-Twilio-Signature` and `X-Twilio-Webhooks-Signature-Settings` headers;
     /// `form_body` is `true` for `application/x-www-form-urlencoded` POSTs,
-    /// `false` for JSON bodies (checked with `bodySHA256`) and GET requests
-    /// (empty body, URL only).
+    /// `false` for JSON bodies and GET requests. Whatever `form_body` says, a
+    /// URL whose query has `bodySHA256` is checked in body mode (the raw body's
+    /// hash, even when the body is empty); see
+    /// [`RequestValidator::check_request`] for the exact rule.
     pub fn verify(
         &self,
         path_and_query: &str,
@@ -550,14 +629,7 @@ impl WebhookVerifier {
             }
         };
         let url = self.public_url(path_and_query);
-        if form_body {
-            let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-            validator.check(&url, &params, signature, algorithm)
-        } else if body.is_empty() {
-            validator.check(&url, &[] as &[(&str, &str)], signature, algorithm)
-        } else {
-            validator.check_body(&url, body, signature, algorithm)
-        }
+        validator.check_request(&url, body, form_body, signature, algorithm)
     }
 }
 
@@ -613,6 +685,190 @@ mod verifier_tests {
                 true
             )
             .is_err());
+    }
+
+    const BASE: &str = "https://ivr.example.com";
+
+    fn sign_url(url: &str) -> String {
+        RequestValidator::new("tok").compute_signature(url, &[] as &[(&str, &str)])
+    }
+
+    fn verifier() -> WebhookVerifier {
+        WebhookVerifier::new(BASE, "tok").unwrap()
+    }
+
+    /// Regression: a signed URL carrying `bodySHA256`, replayed with an empty
+    /// body, used to pass without the hash being checked.
+    #[test]
+    fn body_hash_in_the_url_is_checked_even_for_an_empty_body() {
+        let body = br#"{"CallSid":"CA1"}"#;
+        let pq = format!("/hook?bodySHA256={}", body_sha256(body));
+        let sig = sign_url(&format!("{BASE}{pq}"));
+        let v = verifier();
+        assert_eq!(v.verify(&pq, Some(&sig), None, body, false), Ok(()));
+        for form_body in [false, true] {
+            let e = v.verify(&pq, Some(&sig), None, b"", form_body).unwrap_err();
+            assert!(
+                matches!(e, SignatureError::BodyHashMismatch { .. }),
+                "form_body={form_body}: {e}"
+            );
+            // Whitespace is hashed as received, not taken for an empty body.
+            for ws in [&b" "[..], b"\n", b"\r\n", b"\t "] {
+                let e = v.verify(&pq, Some(&sig), None, ws, form_body).unwrap_err();
+                assert!(matches!(e, SignatureError::BodyHashMismatch { .. }), "{e}");
+            }
+        }
+        // The same request sent as a form still has its body hashed.
+        assert_eq!(v.verify(&pq, Some(&sig), None, body, true), Ok(()));
+    }
+
+    #[test]
+    fn an_empty_body_is_hashed_as_braces_like_twilio_node() {
+        let pq = format!("/hook?bodySHA256={}", body_sha256(b"{}"));
+        let sig = sign_url(&format!("{BASE}{pq}"));
+        let v = verifier();
+        assert_eq!(v.verify(&pq, Some(&sig), None, b"", false), Ok(()));
+        assert_eq!(v.verify(&pq, Some(&sig), None, b"{}", true), Ok(()));
+        assert!(v.verify(&pq, Some(&sig), None, b" ", false).is_err());
+        let pq = format!("/hook?bodySHA256={}", body_sha256(b" "));
+        let sig = sign_url(&format!("{BASE}{pq}"));
+        assert_eq!(v.verify(&pq, Some(&sig), None, b" ", false), Ok(()));
+        assert!(v.verify(&pq, Some(&sig), None, b"", false).is_err());
+    }
+
+    #[test]
+    fn a_form_body_under_a_body_hash_url_is_hashed_not_taken_as_params() {
+        let form = b"CallSid=CA1&From=%2B15551230000";
+        let pq = format!("/voice?bodySHA256={}", body_sha256(form));
+        let url = format!("{BASE}{pq}");
+        let v = verifier();
+        // Signed over the URL alone, as Twilio signs body-hash requests.
+        assert_eq!(
+            v.verify(&pq, Some(&sign_url(&url)), None, form, true),
+            Ok(())
+        );
+        // A signature over URL + parameters is not what Twilio sends here.
+        let params = [("CallSid", "CA1"), ("From", "+15551230000")];
+        let with_params = RequestValidator::new("tok").compute_signature(&url, &params);
+        assert!(v.verify(&pq, Some(&with_params), None, form, true).is_err());
+        // Another form body under the same URL fails the hash.
+        let e = v
+            .verify(&pq, Some(&sign_url(&url)), None, b"CallSid=CA2", true)
+            .unwrap_err();
+        assert!(matches!(e, SignatureError::BodyHashMismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn every_duplicated_body_hash_must_match() {
+        let body = br#"{"a":1}"#;
+        let good = body_sha256(body);
+        let bad = body_sha256(b"other");
+        let v = verifier();
+        for (q, ok) in [
+            (format!("bodySHA256={good}&bodySHA256={good}"), true),
+            (format!("bodySHA256={good}&bodySHA256={bad}"), false),
+            (format!("bodySHA256={bad}&bodySHA256={good}"), false),
+            (format!("bodySHA256={good}&bodySHA256="), false),
+            (format!("x=1&bodySHA256={good}&bodySHA256={bad}&y=2"), false),
+        ] {
+            let pq = format!("/hook?{q}");
+            let sig = sign_url(&format!("{BASE}{pq}"));
+            for form_body in [false, true] {
+                let r = v.verify(&pq, Some(&sig), None, body, form_body);
+                assert_eq!(r.is_ok(), ok, "{q} form_body={form_body}: {r:?}");
+                let r = v.verify(&pq, Some(&sig), None, b"", form_body);
+                assert!(r.is_err(), "{q}: empty body");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_or_malformed_body_hashes_fail() {
+        let body = br#"{"a":1}"#;
+        let good = body_sha256(body);
+        let v = verifier();
+        for value in [
+            body_sha256(b"{}"),
+            good.to_uppercase(),
+            good[..63].to_owned(),
+            format!("{good}0"),
+            String::new(),
+            "not-hex".to_owned(),
+        ] {
+            let pq = format!("/hook?bodySHA256={value}");
+            let sig = sign_url(&format!("{BASE}{pq}"));
+            let e = v.verify(&pq, Some(&sig), None, body, false).unwrap_err();
+            assert!(
+                matches!(e, SignatureError::BodyHashMismatch { .. }),
+                "{value}: {e}"
+            );
+        }
+        // A percent-encoded key is still `bodySHA256` once decoded.
+        let pq = format!("/hook?body%53HA256={}", body_sha256(b"other"));
+        let sig = sign_url(&format!("{BASE}{pq}"));
+        assert!(v.verify(&pq, Some(&sig), None, body, false).is_err());
+        assert!(v.verify(&pq, Some(&sig), None, b"", true).is_err());
+        // The right hash with a wrong signature is still refused.
+        let pq = format!("/hook?bodySHA256={good}");
+        let e = v
+            .verify(
+                &pq,
+                Some(&sign_url("https://other.example/hook")),
+                None,
+                body,
+                false,
+            )
+            .unwrap_err();
+        assert!(matches!(e, SignatureError::Mismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn body_mode_holds_on_every_port_variant() {
+        let body = br#"{"a":1}"#;
+        let v = WebhookVerifier::new("https://ivr.example.com:443", "tok").unwrap();
+        let pq = format!("/hook?bodySHA256={}", body_sha256(body));
+        for signed in [
+            format!("https://ivr.example.com{pq}"),
+            format!("https://ivr.example.com:443{pq}"),
+        ] {
+            let sig = sign_url(&signed);
+            assert_eq!(
+                v.verify(&pq, Some(&sig), None, body, false),
+                Ok(()),
+                "{signed}"
+            );
+            assert!(
+                v.verify(&pq, Some(&sig), None, b"", true).is_err(),
+                "{signed}"
+            );
+            assert!(
+                v.verify(&pq, Some(&sig), None, b"", false).is_err(),
+                "{signed}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_uncovered_body_is_refused_and_a_body_hash_name_elsewhere_is_not_body_mode() {
+        let v = verifier();
+        // No bodySHA256, not a form: the body is not covered, so it must be empty.
+        let sig = sign_url(&format!("{BASE}/hook"));
+        assert_eq!(v.verify("/hook", Some(&sig), None, b"", false), Ok(()));
+        let e = v
+            .verify("/hook", Some(&sig), None, b"{}", false)
+            .unwrap_err();
+        assert!(matches!(e, SignatureError::MissingBodyHash { .. }), "{e}");
+        // `bodySHA256` in the path or in a value is not the parameter.
+        for pq in ["/bodySHA256/x", "/x?note=bodySHA256", "/x?xbodySHA256=1"] {
+            let params = [("CallSid", "CA1")];
+            let sig =
+                RequestValidator::new("tok").compute_signature(&format!("{BASE}{pq}"), &params);
+            assert_eq!(
+                v.verify(pq, Some(&sig), None, b"CallSid=CA1", true),
+                Ok(()),
+                "{pq}"
+            );
+        }
     }
 
     #[test]

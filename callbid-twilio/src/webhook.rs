@@ -6,6 +6,7 @@
 //! signature checking with [`form_pairs`].
 
 use crate::twiml::UnknownValue;
+use callbid_core::PhoneNumber;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -180,11 +181,38 @@ pub enum WebhookError {
 /// assert_eq!(g.call.call_status, Some(CallStatus::InProgress));
 /// assert_eq!(g.extra["Foo"], "bar");
 /// ```
+///
+/// A parameter repeated with different values is refused, naming it and both
+/// values: Twilio's signature sorts parameters (and de-duplicates values), so
+/// it does not cover their order, and "the last one wins" would let whoever
+/// replays a signed request pick the value by reordering it.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
+    let kind = short_type_name::<T>();
+    refuse_conflicting_repeats(body)
+        .map_err(|message| WebhookError::InvalidForm { kind, message })?;
     serde_urlencoded::from_bytes(body).map_err(|e| WebhookError::InvalidForm {
-        kind: short_type_name::<T>(),
+        kind,
         message: e.to_string(),
     })
+}
+
+/// Errs when one parameter name carries two different values.
+fn refuse_conflicting_repeats(body: &[u8]) -> Result<(), String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        match seen.get(k.as_ref()) {
+            Some(first) if *first != v => {
+                return Err(format!(
+                    "parameter `{k}` is repeated with different values `{first}` and `{v}`"
+                ))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(k.into_owned(), v.into_owned());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn short_type_name<T>() -> &'static str {
@@ -272,8 +300,14 @@ pub struct CallFields {
     pub call_sid: String,
     /// `AccountSid`.
     pub account_sid: String,
-    /// `From` (caller).
+    /// `From` (caller), exactly as sent: an E.164 number, a withheld-caller
+    /// stand-in (`+266696687`, `Anonymous`, …), `client:…` or `sip:…`. Use
+    /// [`CallFields::caller_id`] / [`CallFields::caller_number`] instead of
+    /// parsing it: a stand-in parses as a phone number.
     pub from: Option<String>,
+    /// `Caller`: Twilio's older name for `From`, sent beside it. Read through
+    /// [`CallFields::caller_id`] like `From`.
+    pub caller: Option<String>,
     /// `To` (dialled number).
     pub to: Option<String>,
     /// `CallStatus`.
@@ -290,6 +324,270 @@ pub struct CallFields {
     pub parent_call_sid: Option<String>,
     /// `CallToken`.
     pub call_token: Option<String>,
+}
+
+/// Why a call has no caller ID, as Twilio says it in `From` / `Caller`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WithheldReason {
+    /// `Anonymous`, or its keypad digits `+266696687`.
+    Anonymous,
+    /// `Restricted` / `+7378742833`.
+    Restricted,
+    /// `Blocked` / `+2562533`.
+    Blocked,
+    /// `Unknown` / `+8656696`.
+    Unknown,
+    /// `Unavailable` / `+86282452253`.
+    Unavailable,
+    /// `Private` / `+7748283`.
+    Private,
+    /// `Withheld` / `+94844353`.
+    Withheld,
+    /// `From` and `Caller` absent or empty.
+    Empty,
+}
+
+impl WithheldReason {
+    /// Every reason that Twilio spells as a word (all but [`WithheldReason::Empty`]).
+    pub const WORDS: &'static [WithheldReason] = &[
+        WithheldReason::Anonymous,
+        WithheldReason::Restricted,
+        WithheldReason::Blocked,
+        WithheldReason::Unknown,
+        WithheldReason::Unavailable,
+        WithheldReason::Private,
+        WithheldReason::Withheld,
+    ];
+
+    /// The word, in lower case (`anonymous`, …; `empty` for [`WithheldReason::Empty`]).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WithheldReason::Anonymous => "anonymous",
+            WithheldReason::Restricted => "restricted",
+            WithheldReason::Blocked => "blocked",
+            WithheldReason::Unknown => "unknown",
+            WithheldReason::Unavailable => "unavailable",
+            WithheldReason::Private => "private",
+            WithheldReason::Withheld => "withheld",
+            WithheldReason::Empty => "empty",
+        }
+    }
+
+    /// The word as a phone keypad spells it (ITU-T E.161: `abc`→2 … `wxyz`→9),
+    /// the digits Twilio puts after `+` in place of the word, e.g. `266696687`
+    /// for `anonymous`. `None` for [`WithheldReason::Empty`].
+    pub fn keypad_digits(&self) -> Option<String> {
+        if *self == WithheldReason::Empty {
+            return None;
+        }
+        Some(self.as_str().bytes().map(keypad_digit).collect())
+    }
+}
+
+impl fmt::Display for WithheldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The E.161 keypad digit of a lower-case ASCII letter.
+fn keypad_digit(letter: u8) -> char {
+    match letter {
+        b'a'..=b'c' => '2',
+        b'd'..=b'f' => '3',
+        b'g'..=b'i' => '4',
+        b'j'..=b'l' => '5',
+        b'm'..=b'o' => '6',
+        b'p'..=b's' => '7',
+        b't'..=b'v' => '8',
+        _ => '9',
+    }
+}
+
+/// Who called, read from a webhook's `From` / `Caller`: the one place that
+/// tells a real number from the stand-ins Twilio sends when the caller ID is
+/// withheld.
+///
+/// When a caller withholds their number, Twilio does not leave `From` empty:
+/// it sends a word (`Anonymous`, `Restricted`, `Unavailable`, …) or, on many
+/// calls, the word spelled on a phone keypad as a number: `+266696687`
+/// (ANONYMOUS), `+7378742833` (RESTRICTED), `+2562533` (BLOCKED), `+8656696`
+/// (UNKNOWN), `+86282452253` (UNAVAILABLE). Several of these parse as E.164,
+/// so taken as data every withheld caller would be the same "number" (one
+/// duplicate-caller entry for all of them, a buyer that needs caller ID
+/// receiving a fake one). Twilio's changelog "Upcoming changes to withheld
+/// caller ID behavior for `<Dial>` calls" (2022-11-16) documents both forms:
+/// "where the inbound caller ID is withheld; e.g. ANONYMOUS, RESTRICTED, etc.
+/// Today Programmable Voice translates the alpha string into digits", and
+/// warns that `To`/`From` will carry the alpha string. The rule here:
+///
+/// - absent, empty or blank: [`CallerId::Withheld`] with [`WithheldReason::Empty`];
+/// - one of the [`WithheldReason::WORDS`], any case, alone or as the user of a
+///   `sip:`/`sips:` URI (`sip:anonymous@anonymous.invalid`, RFC 3261 §8.1.1.3):
+///   withheld with that reason (the keypad digits below also count as a SIP user);
+/// - `+` (optional) and exactly the word's [`keypad digits`](WithheldReason::keypad_digits)
+///   (with the spaces, dots, dashes and parentheses `PhoneNumber::parse`
+///   tolerates): withheld with that reason (none of these is a valid number of its country
+///   code: each is too short for it);
+/// - a valid E.164 number ([`PhoneNumber::parse`]): [`CallerId::Number`];
+/// - anything else (`client:alice`, a SIP URI, garbage): [`CallerId::NotANumber`].
+///
+/// Only [`CallerId::Number`] is a caller ID; everything else means "no caller ID".
+///
+/// ```
+/// use callbid_twilio::webhook::{CallerId, WithheldReason};
+/// assert_eq!(CallerId::classify(Some("+266696687")).withheld(), Some(WithheldReason::Anonymous));
+/// assert_eq!(CallerId::classify(Some("Restricted")).withheld(), Some(WithheldReason::Restricted));
+/// assert_eq!(CallerId::classify(None).number(), None);
+/// assert_eq!(CallerId::classify(Some("+15125550123")).number().unwrap().as_str(), "+15125550123");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallerId {
+    /// A real caller number.
+    Number(PhoneNumber),
+    /// No caller ID: withheld by the caller or the network, or not sent.
+    Withheld {
+        /// Which stand-in Twilio used.
+        reason: WithheldReason,
+        /// The value exactly as sent (empty when absent).
+        sent: String,
+    },
+    /// Not a phone number (`client:alice`, `sip:…`, malformed), as sent.
+    NotANumber(String),
+}
+
+impl CallerId {
+    /// Classifies one `From` or `Caller` value (see the type's rule).
+    pub fn classify(value: Option<&str>) -> CallerId {
+        let sent = value.unwrap_or_default();
+        let v = sent.trim();
+        if v.is_empty() {
+            return CallerId::Withheld {
+                reason: WithheldReason::Empty,
+                sent: sent.to_owned(),
+            };
+        }
+        if let Some(reason) = stand_in(v) {
+            return CallerId::Withheld {
+                reason,
+                sent: sent.to_owned(),
+            };
+        }
+        match PhoneNumber::parse_field("From", v) {
+            Ok(n) => CallerId::Number(n),
+            Err(_) => CallerId::NotANumber(sent.to_owned()),
+        }
+    }
+
+    /// Classifies a call from both `From` and `Caller`: withheld if either is
+    /// a withheld stand-in (a stand-in in one is never outvoted by the other);
+    /// otherwise `From`'s number, else `Caller`'s; otherwise what `From` (or
+    /// `Caller`) holds; withheld ([`WithheldReason::Empty`]) when both are absent
+    /// or empty.
+    pub fn from_fields(from: Option<&str>, caller: Option<&str>) -> CallerId {
+        let all: Vec<CallerId> = [from, caller]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| CallerId::classify(Some(v)))
+            .collect();
+        if let Some(w) = all.iter().find(|c| c.withheld().is_some()) {
+            return w.clone();
+        }
+        if let Some(n) = all.iter().find(|c| c.number().is_some()) {
+            return n.clone();
+        }
+        all.into_iter()
+            .next()
+            .unwrap_or_else(|| CallerId::classify(None))
+    }
+
+    /// The caller's number; `None` unless this is [`CallerId::Number`].
+    pub fn number(&self) -> Option<&PhoneNumber> {
+        match self {
+            CallerId::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Consumes `self` into the caller's number (for `CallContext::caller`).
+    pub fn into_number(self) -> Option<PhoneNumber> {
+        match self {
+            CallerId::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Why there is no caller ID, when it was withheld (or not sent).
+    pub fn withheld(&self) -> Option<WithheldReason> {
+        match self {
+            CallerId::Withheld { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+/// Shows what an operator should see: the number, `withheld (anonymous)`,
+/// `no caller ID` (absent or empty), or `not a number: client:alice`.
+impl fmt::Display for CallerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallerId::Number(n) => f.write_str(n.as_str()),
+            CallerId::Withheld {
+                reason: WithheldReason::Empty,
+                ..
+            } => f.write_str("no caller ID"),
+            CallerId::Withheld { reason, .. } => write!(f, "withheld ({reason})"),
+            CallerId::NotANumber(s) => write!(f, "not a number: {s}"),
+        }
+    }
+}
+
+/// The withheld-caller stand-in `v` (trimmed, non-empty) is, if any.
+fn stand_in(v: &str) -> Option<WithheldReason> {
+    let lower = v.to_ascii_lowercase();
+    let word = ["sip:", "sips:"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme))
+        .map_or(lower.as_str(), |rest| {
+            rest.split(['@', ';']).next().unwrap_or_default()
+        });
+    if let Some(r) = WithheldReason::WORDS.iter().find(|r| r.as_str() == word) {
+        return Some(*r);
+    }
+    // The same punctuation `PhoneNumber::parse` tolerates, so anything that
+    // would parse to a stand-in's digits is caught here first.
+    let digits: String = word
+        .strip_prefix('+')
+        .unwrap_or(word)
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    WithheldReason::WORDS
+        .iter()
+        .find(|r| r.keypad_digits().as_deref() == Some(digits.as_str()))
+        .copied()
+}
+
+impl CallFields {
+    /// Who called, from `From` and `Caller` ([`CallerId::from_fields`]).
+    pub fn caller_id(&self) -> CallerId {
+        CallerId::from_fields(self.from.as_deref(), self.caller.as_deref())
+    }
+
+    /// The caller's number for `CallContext::caller`: `None` for every
+    /// withheld-caller stand-in, a missing `From`, or a non-number.
+    pub fn caller_number(&self) -> Option<PhoneNumber> {
+        self.caller_id().into_number()
+    }
+
+    /// Why the caller ID is withheld, when it is (`None` for a real number and
+    /// for non-numbers such as `client:alice`).
+    pub fn caller_withheld(&self) -> Option<WithheldReason> {
+        self.caller_id().withheld()
+    }
 }
 
 /// The initial voice webhook (a call arrives).
@@ -445,10 +743,13 @@ mod tests {
         assert_eq!(r.call.call_status, Some(CallStatus::Ringing));
         assert_eq!(r.call.direction, Some(Direction::Inbound));
         assert_eq!(r.extra.get("FromCity").map(String::as_str), Some("AUSTIN"));
+        assert_eq!(r.call.caller.as_deref(), Some("+14158675309"));
+        assert!(!r.extra.contains_key("Caller"));
         assert_eq!(
-            r.extra.get("Caller").map(String::as_str),
-            Some("+14158675309")
+            r.call.caller_number().map(|n| n.as_str().to_owned()),
+            Some("+14158675309".to_owned())
         );
+        assert_eq!(r.call.caller_withheld(), None);
         assert!(!r.extra.contains_key("CallSid"));
     }
 
@@ -609,6 +910,245 @@ mod tests {
         assert!(set.contains(&CallStatus::Other("completed".into())));
         assert_eq!(CallStatus::Other("completed".into()), CallStatus::Completed);
         assert_ne!(CallStatus::Other("complete".into()), CallStatus::Completed);
+    }
+
+    /// The stand-ins Twilio documents, spelled out (not computed), so the
+    /// keypad rule is checked against the documentation.
+    const DOCUMENTED: [(&str, WithheldReason); 5] = [
+        ("+266696687", WithheldReason::Anonymous),
+        ("+7378742833", WithheldReason::Restricted),
+        ("+2562533", WithheldReason::Blocked),
+        ("+8656696", WithheldReason::Unknown),
+        ("+86282452253", WithheldReason::Unavailable),
+    ];
+
+    #[test]
+    fn documented_numeric_stand_ins_are_withheld_not_numbers() {
+        for (sent, reason) in DOCUMENTED {
+            assert_eq!(reason.keypad_digits().as_deref(), Some(&sent[1..]));
+            for v in [
+                sent.to_owned(),
+                sent[1..].to_owned(),
+                format!(" {sent} "),
+                format!("{} {}", &sent[..4], &sent[4..]),
+            ] {
+                let c = CallerId::classify(Some(&v));
+                assert_eq!(c.withheld(), Some(reason), "{v:?}: {c:?}");
+                assert_eq!(c.number(), None, "{v:?}");
+            }
+        }
+        // Regression: this one parses as E.164, which is how it was taken for a caller.
+        assert!(PhoneNumber::parse("+266696687").is_ok());
+        assert_eq!(
+            WithheldReason::Private.keypad_digits().as_deref(),
+            Some("7748283")
+        );
+        assert_eq!(WithheldReason::Empty.keypad_digits(), None);
+    }
+
+    #[test]
+    fn withheld_words_in_any_case_and_sip_form() {
+        for reason in WithheldReason::WORDS {
+            let w = reason.as_str();
+            let mut title = w.to_owned();
+            title[..1].make_ascii_uppercase();
+            for v in [
+                w.to_owned(),
+                w.to_ascii_uppercase(),
+                title.clone(),
+                format!("  {title}\t"),
+                format!("sip:{w}@anonymous.invalid"),
+                format!("SIPS:{title}@example.com;user=phone"),
+                format!("sip:{w}"),
+                format!(
+                    "sip:+{}@pstn.example;user=phone",
+                    reason.keypad_digits().unwrap()
+                ),
+            ] {
+                let c = CallerId::classify(Some(&v));
+                assert_eq!(c.withheld(), Some(*reason), "{v:?}: {c:?}");
+                assert_eq!(c.to_string(), format!("withheld ({w})"));
+            }
+        }
+        for v in [None, Some(""), Some("   "), Some("\t")] {
+            let c = CallerId::classify(v);
+            assert_eq!(c.withheld(), Some(WithheldReason::Empty), "{v:?}");
+            assert_eq!(c.to_string(), "no caller ID");
+        }
+    }
+
+    #[test]
+    fn real_numbers_and_non_numbers_are_not_taken_for_stand_ins() {
+        for v in [
+            "+15125550123",
+            "+14158675309",
+            "+442071838750",
+            "+2666966870",
+            "+72666966877",
+            "+26669668",
+        ] {
+            match CallerId::classify(Some(v)) {
+                CallerId::Number(n) => assert_eq!(n, PhoneNumber::parse(v).unwrap()),
+                other => {
+                    // Not withheld either way: a near miss is never a stand-in.
+                    assert_eq!(other.withheld(), None, "{v}: {other:?}");
+                }
+            }
+        }
+        assert_eq!(
+            CallerId::classify(Some("+15125550123")).to_string(),
+            "+15125550123"
+        );
+        for v in [
+            "client:alice",
+            "sip:alice@example.com",
+            "anonymous1",
+            "not anonymous",
+            "2666966877",
+            "+1266696687",
+        ] {
+            let c = CallerId::classify(Some(v));
+            assert_eq!(c, CallerId::NotANumber(v.to_owned()), "{v}");
+            assert_eq!(c.to_string(), format!("not a number: {v}"));
+        }
+    }
+
+    #[test]
+    fn from_and_caller_both_go_through_the_rule() {
+        let f = |from: Option<&str>, caller: Option<&str>| CallFields {
+            from: from.map(str::to_owned),
+            caller: caller.map(str::to_owned),
+            ..Default::default()
+        };
+        let real = Some("+15125550123");
+        for (sent, reason) in DOCUMENTED {
+            // A stand-in in either field is never outvoted by the other.
+            for fields in [
+                f(Some(sent), None),
+                f(None, Some(sent)),
+                f(Some(sent), Some(sent)),
+                f(real, Some(sent)),
+                f(Some(sent), real),
+                f(Some(""), Some(sent)),
+            ] {
+                assert_eq!(fields.caller_withheld(), Some(reason), "{fields:?}");
+                assert_eq!(fields.caller_number(), None, "{fields:?}");
+            }
+        }
+        assert_eq!(
+            f(real, None).caller_number(),
+            PhoneNumber::parse("+15125550123").ok()
+        );
+        assert_eq!(
+            f(None, real).caller_number(),
+            PhoneNumber::parse("+15125550123").ok()
+        );
+        assert_eq!(
+            f(Some(""), real).caller_number(),
+            PhoneNumber::parse("+15125550123").ok()
+        );
+        assert_eq!(
+            f(Some("client:alice"), real).caller_number(),
+            PhoneNumber::parse("+15125550123").ok()
+        );
+        assert_eq!(
+            f(Some("client:alice"), None).caller_id(),
+            CallerId::NotANumber("client:alice".into())
+        );
+        assert_eq!(f(None, None).caller_withheld(), Some(WithheldReason::Empty));
+        assert_eq!(
+            f(Some(""), Some(" ")).caller_withheld(),
+            Some(WithheldReason::Empty)
+        );
+    }
+
+    #[test]
+    fn every_webhook_type_reads_withheld_callers_the_same_way() {
+        let body =
+            "CallSid=CA1&AccountSid=AC1&From=%2B266696687&Caller=%2B266696687&To=%2B18005551212";
+        let calls: [CallFields; 5] = [
+            parse_form::<VoiceRequest>(body.as_bytes()).unwrap().call,
+            parse_form::<GatherRequest>(format!("{body}&Digits=1").as_bytes())
+                .unwrap()
+                .call,
+            parse_form::<DialActionRequest>(body.as_bytes())
+                .unwrap()
+                .call,
+            parse_form::<RecordActionRequest>(body.as_bytes())
+                .unwrap()
+                .call,
+            parse_form::<StatusCallbackRequest>(body.as_bytes())
+                .unwrap()
+                .call,
+        ];
+        for c in calls {
+            assert_eq!(c.caller_withheld(), Some(WithheldReason::Anonymous));
+            assert_eq!(c.caller_number(), None);
+            // The raw values are kept as sent.
+            assert_eq!(c.from.as_deref(), Some("+266696687"));
+            assert_eq!(c.caller.as_deref(), Some("+266696687"));
+        }
+        let r: VoiceRequest = parse_form(b"CallSid=CA1&AccountSid=AC1&From=Anonymous").unwrap();
+        assert_eq!(r.call.caller_id().to_string(), "withheld (anonymous)");
+        let back: VoiceRequest = parse_form(
+            serde_urlencoded::to_string(parse_form::<VoiceRequest>(body.as_bytes()).unwrap())
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(back.call.caller.as_deref(), Some("+266696687"));
+    }
+
+    proptest::proptest! {
+        /// A value is a caller number only when it parses as E.164 and is no
+        /// stand-in; a number equal to a stand-in's digits is always withheld.
+        #[test]
+        fn numbers_are_numbers_and_stand_ins_never_are(
+            v in "[+]?[0-9 ().-]{0,16}|[A-Za-z:@.]{0,14}",
+        ) {
+            let c = CallerId::classify(Some(&v));
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            let is_keypad = WithheldReason::WORDS
+                .iter()
+                .any(|r| r.keypad_digits().as_deref() == Some(digits.as_str()))
+                && v.chars().all(|ch| ch.is_ascii_digit() || "+ -.()".contains(ch))
+                && v.trim().strip_prefix('+').unwrap_or(v.trim()).chars().all(|ch| ch != '+');
+            if let Some(n) = c.number() {
+                proptest::prop_assert!(!is_keypad, "{v:?} taken for a number");
+                proptest::prop_assert_eq!(Some(n.clone()), PhoneNumber::parse(&v).ok());
+            }
+            if is_keypad {
+                proptest::prop_assert!(c.withheld().is_some(), "{v:?}: {c:?}");
+            }
+        }
+    }
+
+    /// The signature does not cover parameter order, so a parameter repeated
+    /// with different values must not resolve to "whichever came last".
+    #[test]
+    fn parameters_repeated_with_different_values_are_refused() {
+        for body in [
+            "CallSid=CA1&AccountSid=AC1&X=1&X=2",
+            "CallSid=CA1&AccountSid=AC1&X=2&X=1",
+            "CallSid=CA1&AccountSid=AC1&From=%2B15125550123&From=Anonymous",
+            "CallSid=CA1&AccountSid=AC1&Digits=1&Digits=2",
+            "CallSid=CA1&CallSid=CA2&AccountSid=AC1",
+        ] {
+            let e = parse_form::<GatherRequest>(body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("GatherRequest") && e.contains("repeated"), "{e}");
+        }
+        let e = parse_form::<GatherRequest>(b"CallSid=CA1&AccountSid=AC1&X=1&X=2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`X`") && e.contains("`1`") && e.contains("`2`"),
+            "{e}"
+        );
+        // An exact repeat in an unnamed parameter is harmless and kept once.
+        let g: GatherRequest = parse_form(b"CallSid=CA1&AccountSid=AC1&X=1&X=1").unwrap();
+        assert_eq!(g.extra["X"], "1");
     }
 
     #[test]

@@ -272,3 +272,76 @@ proptest! {
         }
     }
 }
+
+/// The published JSON vector through `check_request`: body mode is chosen by
+/// the signed URL alone, so the Content-Type (`form_body`) cannot skip the hash.
+#[test]
+fn check_request_uses_body_mode_whenever_the_url_has_body_sha256() {
+    let url = format!("{URL}&bodySHA256={BODY_HASH}");
+    let sig = "a9nBmqA0ju/hNViExpshrM61xv4=";
+    for form_body in [false, true] {
+        assert_eq!(
+            v().check_request(
+                &url,
+                BODY.as_bytes(),
+                form_body,
+                sig,
+                SignatureAlgorithm::HmacSha1
+            ),
+            Ok(())
+        );
+        for body in [&b""[..], b" ", b"{}", b"property=value"] {
+            let e = v()
+                .check_request(&url, body, form_body, sig, SignatureAlgorithm::HmacSha1)
+                .unwrap_err();
+            assert!(matches!(e, SignatureError::BodyHashMismatch { .. }), "{e}");
+        }
+    }
+}
+
+/// The axum extractor goes through the same rule: a signed body-hash URL with an
+/// empty body is refused (403) whatever the method and Content-Type.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn extractor_refuses_an_empty_body_under_a_body_hash_url() {
+    use axum::extract::FromRequest;
+    use callbid_twilio::extract::{TwilioWebhook, WebhookRejection};
+    use callbid_twilio::signature::WebhookVerifier;
+    let base = "https://ivr.example.com";
+    let verifier = WebhookVerifier::new(base, TOKEN).unwrap();
+    let pq = format!("/hook?bodySHA256={BODY_HASH}");
+    let sig = v().compute_signature(&format!("{base}{pq}"), &[] as &[(&str, &str)]);
+    for (method, ct) in [
+        ("POST", "application/json"),
+        ("POST", "application/x-www-form-urlencoded"),
+        ("POST", "text/plain"),
+        ("GET", "application/json"),
+    ] {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(&pq)
+            .header("content-type", ct)
+            .header("x-twilio-signature", &sig)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let r = TwilioWebhook::<serde_json::Value>::from_request(req, &verifier).await;
+        assert!(
+            matches!(
+                r,
+                Err(WebhookRejection::Forbidden(
+                    SignatureError::BodyHashMismatch { .. }
+                ))
+            ),
+            "{method} {ct}: {r:?}"
+        );
+    }
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(&pq)
+        .header("content-type", "application/json")
+        .header("x-twilio-signature", &sig)
+        .body(axum::body::Body::from(BODY))
+        .unwrap();
+    let r = TwilioWebhook::<serde_json::Value>::from_request(req, &verifier).await;
+    assert!(r.is_ok(), "{r:?}");
+}

@@ -398,6 +398,31 @@ impl<'a> Calls<'a> {
         self.client.paginate(url, "calls", "calls.list")
     }
 
+    /// The media URL of a recording,
+    /// `{api_base}/2010-04-01/Accounts/{AccountSid}/Recordings/{RecordingSid}.{format}`
+    /// (Twilio's Recording resource: append `.mp3` or `.wav` to the URI), under
+    /// the configured API base URL's path. Fetching it needs the account's
+    /// credentials. `format` is `mp3` or `wav`; anything else, or a
+    /// `recording_sid` that is not `RE` plus 32 hex digits, is
+    /// [`RestError::InvalidArgument`].
+    pub fn recording_media_url(
+        &self,
+        recording_sid: &str,
+        format: &str,
+    ) -> Result<url::Url, RestError> {
+        check_sid("RecordingSid", "RE", recording_sid)?;
+        if !matches!(format, "mp3" | "wav") {
+            return Err(RestError::InvalidArgument {
+                field: "format",
+                value: format.to_owned(),
+                reason: "Twilio serves recordings as mp3 or wav".into(),
+            });
+        }
+        Ok(self
+            .client
+            .account_url(&["Recordings", &format!("{recording_sid}.{format}")]))
+    }
+
     /// `GET /Calls/{CallSid}/Recordings.json`: the call's recordings.
     pub fn recordings(&self, call_sid: &str) -> BoxStream<'static, Result<Recording, RestError>> {
         if let Err(e) = check_sid("CallSid", "CA", call_sid) {

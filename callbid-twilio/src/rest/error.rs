@@ -76,14 +76,28 @@ pub enum RestError {
         limit: usize,
     },
     /// A page's `next_page_uri` would leave the configured API base URL (another
-    /// scheme, host or port, or user information); it is not followed, since the
-    /// request would carry the account's credentials.
+    /// scheme, host or port, user information, or a path outside the base
+    /// URL's path); it is not followed, since the request would carry the
+    /// account's credentials.
     #[error("Twilio {operation}: refusing next_page_uri `{next_page_uri}`: {reason}")]
     UntrustedNextPage {
         /// The client operation.
         operation: &'static str,
         /// The value the server sent.
         next_page_uri: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A Twilio URI given to [`Client::resolve_uri`](super::Client::resolve_uri)
+    /// (a resource's `uri`, a `subresource_uris` value) would leave the
+    /// configured API base URL, for the same reasons as
+    /// [`RestError::UntrustedNextPage`].
+    #[error("Twilio {operation}: refusing URI `{uri}`: {reason}")]
+    UntrustedUri {
+        /// The client operation.
+        operation: &'static str,
+        /// The URI given.
+        uri: String,
         /// Why it was refused.
         reason: String,
     },

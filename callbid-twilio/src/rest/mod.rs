@@ -6,9 +6,12 @@
 //! account SID always in the path. Failed calls return [`RestError`] with
 //! Twilio's code, message, more_info and status, or the raw body. Retries follow
 //! [`RetryConfig`]. Lists are `Stream`s that follow `next_page_uri`, but only
-//! on the API base URL's own scheme, host and port: any other target ends the
-//! stream with [`RestError::UntrustedNextPage`] instead of sending the account's
-//! credentials elsewhere. Response bodies are read incrementally up to
+//! on the API base URL's own scheme, host, port and path: any other target ends
+//! the stream with [`RestError::UntrustedNextPage`] instead of sending the
+//! account's credentials elsewhere. Twilio's server-relative URIs
+//! (`next_page_uri`, `uri`, `subresource_uris`) are relative to the API root, so
+//! they are placed under the base URL's path ([`Client::resolve_uri`]), which
+//! makes a base such as `http://proxy/twilio/` work page after page. Response bodies are read incrementally up to
 //! [`ClientBuilder::max_response_bytes`] ([`RestError::ResponseTooLarge`] past it).
 //!
 //! ```no_run
@@ -242,7 +245,101 @@ fn parse_base(field: &'static str, value: &str) -> Result<Url, RestError> {
             reason: "must be an absolute http(s) URL".to_owned(),
         });
     }
+    // A query would be sent with (and merged into) every request, and user
+    // information would sit beside the Basic credentials: both are refused.
+    let reason = if url.query().is_some() || url.fragment().is_some() {
+        Some("must not have a query or fragment")
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("must not carry user information (set credentials with auth_token or api_key)")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Err(RestError::Config {
+            field,
+            // Never echo a password.
+            value: redact_userinfo(&url),
+            reason: reason.to_owned(),
+        });
+    }
     Ok(url)
+}
+
+/// `url` with any password replaced by `<redacted>`.
+fn redact_userinfo(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("<redacted>"));
+    }
+    shown.to_string()
+}
+
+/// `base` with its path ending in `/`: the directory Twilio's URIs live under.
+fn api_root(base: &Url) -> Url {
+    let mut root = base.clone();
+    if !root.path().ends_with('/') {
+        let path = format!("{}/", root.path());
+        root.set_path(&path);
+    }
+    root.set_query(None);
+    root.set_fragment(None);
+    root
+}
+
+/// Places a Twilio URI under `base` and checks that it stays there.
+///
+/// The input is first cleaned the way the WHATWG URL parser cleans it (ASCII
+/// tab and newline removed, C0 controls and spaces trimmed), so the shape
+/// tested here is the shape `url` parses. Then:
+/// - an absolute URL (`https://…`) is taken as it is;
+/// - a scheme-relative one (`//host/…`, also with `\`) is resolved against the
+///   base, which only supplies the scheme;
+/// - anything else is relative to the API root: one leading `/` is dropped and
+///   the rest is appended under the base's path (Twilio's URIs are relative to
+///   the API root, not to the host; `Url::join` would drop the base's path).
+///
+/// The result must have the base's scheme, host and port, no user information,
+/// and a path under the base's path (so `..` cannot climb out of it), else the
+/// reason is returned.
+pub(crate) fn resolve_under(base: &Url, uri: &str) -> Result<Url, String> {
+    let cleaned: String = uri
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let cleaned = cleaned.trim_matches(|c: char| c <= ' ');
+    let root = api_root(base);
+    let slash = |c: char| c == '/' || c == '\\';
+    let mut lead = cleaned.chars();
+    let scheme_relative = lead.next().is_some_and(slash) && lead.next().is_some_and(slash);
+    let resolved = if Url::parse(cleaned).is_ok() || scheme_relative {
+        root.join(cleaned)
+    } else {
+        let rest = cleaned.strip_prefix(slash).unwrap_or(cleaned);
+        root.join(rest)
+    }
+    .map_err(|e| format!("does not resolve: {e}"))?;
+    let same_origin = resolved.scheme() == root.scheme()
+        && resolved.host() == root.host()
+        && resolved.port_or_known_default() == root.port_or_known_default();
+    if !same_origin {
+        return Err(format!(
+            "points outside the API base URL {}",
+            root.origin().ascii_serialization()
+        ));
+    }
+    if !resolved.username().is_empty() || resolved.password().is_some() {
+        return Err("carries user information".to_owned());
+    }
+    let under = resolved.path().starts_with(root.path())
+        || resolved.path() == root.path().trim_end_matches('/');
+    if !under {
+        return Err(format!(
+            "path `{}` is outside the API base URL's path `{}`",
+            resolved.path(),
+            root.path()
+        ));
+    }
+    Ok(resolved)
 }
 
 /// Checks a Twilio SID: `prefix` plus 32 hex digits.
@@ -388,36 +485,39 @@ impl Client {
         url
     }
 
-    /// Resolves a `next_page_uri` against the API base and refuses anything that
-    /// would leave it: the request carries the account's credentials, so only the
-    /// configured scheme, host and port are followed.
+    /// Resolves a `next_page_uri` under the API base URL (see [`resolve_under`])
+    /// and refuses anything that would leave it: the request carries the
+    /// account's credentials.
     pub(crate) fn resolve_api_uri(
         &self,
         uri: &str,
         operation: &'static str,
     ) -> Result<Url, RestError> {
-        let base = &self.inner.api_base;
-        let refuse = |reason: String| RestError::UntrustedNextPage {
+        resolve_under(&self.inner.api_base, uri).map_err(|reason| RestError::UntrustedNextPage {
             operation,
             next_page_uri: uri.to_owned(),
             reason,
-        };
-        let url = base
-            .join(uri)
-            .map_err(|e| refuse(format!("does not resolve: {e}")))?;
-        let same_origin = url.scheme() == base.scheme()
-            && url.host() == base.host()
-            && url.port_or_known_default() == base.port_or_known_default();
-        if !same_origin {
-            return Err(refuse(format!(
-                "points outside the API base URL {}",
-                base.origin().ascii_serialization()
-            )));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(refuse("carries user information".to_owned()));
-        }
-        Ok(url)
+        })
+    }
+
+    /// The URL of a URI Twilio returned in a 2010-04-01 resource (`uri`, a
+    /// `subresource_uris` value, `next_page_uri`), e.g.
+    /// `/2010-04-01/Accounts/AC…/Calls/CA…/Recordings.json`.
+    ///
+    /// Twilio's documentation gives these as "relative to
+    /// `https://api.twilio.com`", the API root, so a server-relative URI is
+    /// placed under the configured API base URL's path (with
+    /// `api_base_url("http://proxy/twilio")` the URI above becomes
+    /// `http://proxy/twilio/2010-04-01/…`), not resolved against its host as a
+    /// browser would. An absolute (or `//host`) URL is kept as it is. Either way
+    /// the result must stay on the base URL's scheme, host, port and path and
+    /// carry no user information, or [`RestError::UntrustedUri`] is returned.
+    pub fn resolve_uri(&self, uri: &str) -> Result<Url, RestError> {
+        resolve_under(&self.inner.api_base, uri).map_err(|reason| RestError::UntrustedUri {
+            operation: "resolve_uri",
+            uri: uri.to_owned(),
+            reason,
+        })
     }
 
     /// Reads a response body, refusing it once it exceeds the configured cap.
@@ -640,6 +740,50 @@ mod tests {
             format!("http://127.0.0.1:9/prefix/2010-04-01/Accounts/{sid}/Calls.json")
         );
         assert!(!format!("{c:?}").contains("\"t\""));
+    }
+
+    proptest::proptest! {
+        /// Whatever a server sends as a URI, a resolved URL never leaves the
+        /// base's scheme, host, port or path, and never carries user information.
+        #[test]
+        fn resolved_uris_never_leave_the_base(
+            uri in "[/\\\\.%2eE:@?#a-z0-9 \t\n-]{0,24}",
+            base in proptest::sample::select(vec![
+                "http://127.0.0.1:9", "http://127.0.0.1:9/", "http://127.0.0.1:9/twilio",
+                "https://h.example/a/b/", "http://[::1]:8080/x",
+            ]),
+        ) {
+            let base = Url::parse(base).unwrap();
+            let root = api_root(&base);
+            if let Ok(u) = resolve_under(&base, &uri) {
+                proptest::prop_assert_eq!(u.origin(), base.origin());
+                proptest::prop_assert!(u.username().is_empty() && u.password().is_none());
+                proptest::prop_assert!(
+                    u.path().starts_with(root.path())
+                        || u.path() == root.path().trim_end_matches('/'),
+                    "{} escaped {}", u, root
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn twilio_uris_are_relative_to_the_api_root() {
+        let base = Url::parse("http://127.0.0.1:9/twilio").unwrap();
+        for uri in [
+            "/2010-04-01/Accounts/AC1/Calls.json?Page=1",
+            "2010-04-01/Accounts/AC1/Calls.json?Page=1",
+            "http://127.0.0.1:9/twilio/2010-04-01/Accounts/AC1/Calls.json?Page=1",
+            "//127.0.0.1:9/twilio/2010-04-01/Accounts/AC1/Calls.json?Page=1",
+        ] {
+            assert_eq!(
+                resolve_under(&base, uri).unwrap().as_str(),
+                "http://127.0.0.1:9/twilio/2010-04-01/Accounts/AC1/Calls.json?Page=1",
+                "{uri}"
+            );
+        }
+        let e = resolve_under(&base, "/../x").unwrap_err();
+        assert!(e.contains("/twilio/"), "{e}");
     }
 
     #[test]
