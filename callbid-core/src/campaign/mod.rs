@@ -27,6 +27,7 @@ pub mod caller_id;
 pub mod contact;
 pub mod pacer;
 pub mod provider;
+pub mod runner;
 pub mod sim;
 pub mod store;
 pub mod window;
@@ -47,11 +48,12 @@ pub use contact::{
 };
 pub use pacer::{
     AbandonLedger, CompletionThrottle, Pacer, PacerConfig, PacerInput, PacingDecision, PacingMode,
-    TokenBucket, ABANDON_AFTER,
+    RateWindow, ABANDON_AFTER,
 };
 pub use provider::{
     LegDuration, OutboundCall, OutboundProvider, ProviderCall, ProviderCallStatus, ProviderError,
 };
+pub use runner::{CallbackUrls, CampaignRunner, TickReport};
 pub use store::{CampaignStore, ClaimedContact, MemoryCampaignStore};
 pub use window::{CallingRules, LocalWindow, WeeklyWindow, WindowVerdict};
 

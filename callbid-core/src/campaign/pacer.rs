@@ -17,7 +17,7 @@
 //! 3. **completion pacing**: the campaign's calls-per-minute ceiling, lowered by a factor
 //!    while the completion rate is below a threshold (the seed's example: 60 calls/min,
 //!    45 below 70% completion);
-//! 4. **the provider's rate limit**, a [`TokenBucket`] (Exotel: 200 requests/min; Twilio:
+//! 4. **the provider's rate limit**, a sliding [`RateWindow`] (Exotel: 200 requests/min; Twilio:
 //!    calls per second per account, 1 by default);
 //! 5. the contacts due now (the caller checks each one's calling window and suppression at
 //!    launch).
@@ -42,77 +42,77 @@ pub const ABANDON_AFTER: StdDuration = StdDuration::from_secs(2);
 /// The abandon ledger's window: 30 days.
 pub const ABANDON_WINDOW_DAYS: i64 = 30;
 
-/// A token bucket (GCRA form) on a caller-supplied clock: `rate` requests per `period`,
-/// bursts up to `burst`. With `burst = 1`, any half-open window of length `period` holds
-/// at most `rate` requests.
+/// The provider's rate limit as a sliding window on a caller-supplied clock: at most
+/// `rate` requests in any window of length `period` (half-open). Stricter than a token
+/// bucket of the same rate, which lets up to `2 × rate − 1` through in one window after an
+/// idle spell; bursts of up to `rate` at once are still allowed.
 ///
 /// Written here rather than taken from a crate (`governor`) because pacing runs on
 /// virtual time in the simulator and on the store's clock in the server: the clock must
 /// be a parameter of every call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenBucket {
-    interval_ns: i64,
-    tolerance_ns: i64,
-    tat: Option<DateTime<Utc>>,
+pub struct RateWindow {
+    rate: u32,
+    period_ms: i64,
+    sent: VecDeque<DateTime<Utc>>,
 }
 
-impl TokenBucket {
-    /// `rate` per `period`, burst `burst`. Errors (field `rate_limit`) on a zero rate,
-    /// burst or period.
-    pub fn new(rate: u32, period: StdDuration, burst: u32) -> Result<Self, ValidationError> {
-        let value = format!("{rate}/{period:?} burst {burst}");
-        let period_ns = i64::try_from(period.as_nanos()).unwrap_or(i64::MAX);
-        if rate == 0 || burst == 0 || period_ns == 0 {
+impl RateWindow {
+    /// `rate` per `period`. Errors (field `rate_limit`) on a zero rate or period.
+    pub fn new(rate: u32, period: StdDuration) -> Result<Self, ValidationError> {
+        let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX);
+        if rate == 0 || period_ms == 0 {
             return Err(ValidationError::new(
                 "rate_limit",
-                value,
-                "rate, period and burst must be positive",
+                format!("{rate}/{period:?}"),
+                "rate and period must be positive",
             ));
         }
-        let interval_ns = (period_ns / i64::from(rate)).max(1);
-        Ok(TokenBucket {
-            interval_ns,
-            tolerance_ns: interval_ns.saturating_mul(i64::from(burst - 1)),
-            tat: None,
+        Ok(RateWindow {
+            rate,
+            period_ms,
+            sent: VecDeque::new(),
         })
     }
 
     /// Exotel's voice API limit: 200 requests per minute (then HTTP 429).
     pub fn exotel() -> Self {
-        Self::new(200, StdDuration::from_secs(60), 1).unwrap_or_else(|_| Self::unlimited())
+        RateWindow {
+            rate: 200,
+            period_ms: 60_000,
+            sent: VecDeque::new(),
+        }
     }
 
     /// Twilio's outbound calls per second (`cps`; 1 by default per account).
     pub fn twilio(cps: u32) -> Result<Self, ValidationError> {
-        Self::new(cps, StdDuration::from_secs(1), cps.max(1))
+        Self::new(cps, StdDuration::from_secs(1))
     }
 
-    fn unlimited() -> Self {
-        TokenBucket {
-            interval_ns: 1,
-            tolerance_ns: i64::MAX / 4,
-            tat: None,
-        }
+    fn in_window(&self, now: DateTime<Utc>) -> usize {
+        let from = now - Duration::milliseconds(self.period_ms);
+        self.sent
+            .iter()
+            .filter(|t| **t > from && **t <= now)
+            .count()
     }
 
     /// How many requests may go at `now` (without taking them), at most `cap`.
     pub fn available(&self, now: DateTime<Utc>, cap: u32) -> u32 {
-        let mut probe = self.clone();
-        let mut n = 0;
-        while n < cap && probe.try_take(now) {
-            n += 1;
-        }
-        n
+        let free = (self.rate as usize).saturating_sub(self.in_window(now));
+        u32::try_from(free).unwrap_or(u32::MAX).min(cap)
     }
 
     /// Takes one request at `now` if allowed.
     pub fn try_take(&mut self, now: DateTime<Utc>) -> bool {
-        let tat = self.tat.map_or(now, |t| t.max(now));
-        let allowed_from = tat - Duration::nanoseconds(self.tolerance_ns);
-        if allowed_from > now {
+        let from = now - Duration::milliseconds(self.period_ms);
+        while self.sent.front().is_some_and(|t| *t <= from) {
+            self.sent.pop_front();
+        }
+        if self.in_window(now) >= self.rate as usize {
             return false;
         }
-        self.tat = Some(tat + Duration::nanoseconds(self.interval_ns));
+        self.sent.push_back(now);
         true
     }
 }
@@ -297,14 +297,14 @@ pub struct PacingDecision {
 pub struct Pacer {
     config: PacerConfig,
     ledger: AbandonLedger,
-    provider: TokenBucket,
+    provider: RateWindow,
     recent: VecDeque<bool>,
     launches: VecDeque<DateTime<Utc>>,
 }
 
 impl Pacer {
     /// A pacer with `config`, limited by `provider`.
-    pub fn new(config: PacerConfig, provider: TokenBucket) -> Result<Self, ValidationError> {
+    pub fn new(config: PacerConfig, provider: RateWindow) -> Result<Self, ValidationError> {
         config.validate()?;
         Ok(Pacer {
             config,
@@ -468,8 +468,8 @@ mod tests {
         }
     }
 
-    fn unlimited() -> TokenBucket {
-        TokenBucket::new(1_000_000, StdDuration::from_secs(1), 1_000_000).unwrap()
+    fn unlimited() -> RateWindow {
+        RateWindow::new(1_000_000, StdDuration::from_secs(1)).unwrap()
     }
 
     #[test]
@@ -523,7 +523,7 @@ mod tests {
 
     #[test]
     fn exotel_bucket_allows_200_per_minute() {
-        let mut b = TokenBucket::exotel();
+        let mut b = RateWindow::exotel();
         let mut sent = Vec::new();
         let mut now = t0();
         while now < t0() + Duration::minutes(5) {
@@ -553,7 +553,7 @@ mod tests {
             "abandon_target"
         );
         assert_eq!(
-            TokenBucket::new(0, StdDuration::from_secs(1), 1)
+            RateWindow::new(0, StdDuration::from_secs(1))
                 .unwrap_err()
                 .field,
             "rate_limit"

@@ -26,7 +26,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::contact::{AnsweredBy, CallOutcome, Contact, ContactEvent, RetryPolicy};
-use super::pacer::{Pacer, PacerConfig, PacerInput, PacingMode, TokenBucket};
+use super::pacer::{Pacer, PacerConfig, PacerInput, PacingMode, RateWindow};
 use super::window::{CallingRules, WindowVerdict};
 use crate::phone::PhoneNumber;
 
@@ -196,7 +196,7 @@ fn make_pacer(cfg: &SimConfig, pacer: SimPacer) -> Option<Pacer> {
         completion_throttle: None,
         ..PacerConfig::default()
     };
-    let bucket = TokenBucket::twilio(cfg.provider_cps.max(1)).ok()?;
+    let bucket = RateWindow::twilio(cfg.provider_cps.max(1)).ok()?;
     Pacer::new(config, bucket).ok()
 }
 
