@@ -4,7 +4,7 @@
 //!
 //! Twilio places at most its account's calls per second (1 by default) and queues the
 //! rest, so a call queued before a calling window closes could start after it: pace with
-//! `TokenBucket::twilio(cps)` so nothing queues at Twilio.
+//! `RateWindow::twilio(cps)` so nothing queues at Twilio.
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
