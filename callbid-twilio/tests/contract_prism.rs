@@ -241,3 +241,34 @@ async fn spec_violations_come_back_as_422() {
     let body = resp.text().await.unwrap_or_default();
     assert!(body.contains("To"), "{body}");
 }
+
+/// A campaign call (`TwilioProvider::place`: status callbacks on every progress event,
+/// `MachineDetection` with `AsyncAmd`) and its reconciliation fetch satisfy the spec.
+#[cfg(feature = "campaign")]
+#[tokio::test]
+async fn campaign_calls_satisfy_twilios_openapi_spec() {
+    use callbid_core::campaign::{OutboundCall, OutboundProvider};
+    use callbid_core::PhoneNumber;
+    use callbid_twilio::outbound::TwilioProvider;
+    let Some((api, lookups)) = endpoints() else {
+        return;
+    };
+    let provider = TwilioProvider::new(client(&api, &lookups));
+    let call = OutboundCall {
+        to: PhoneNumber::parse("+15125550123").unwrap(),
+        caller_id: PhoneNumber::parse("+15125559876").unwrap(),
+        flow_url: "https://calls.example.com/campaigns/c1/answer".into(),
+        status_callback: "https://calls.example.com/campaigns/c1/status?attempt=1".into(),
+        ring_timeout_secs: 25,
+        time_limit_secs: Some(1800),
+        machine_detection: true,
+        tag: "c1".into(),
+    };
+    let placed = provider.place(&call).await;
+    assert!(placed.is_ok(), "Calls.create for a campaign: {placed:?}");
+    let fetched = provider.details(CA).await;
+    assert!(
+        fetched.is_ok(),
+        "Calls fetch for reconciliation: {fetched:?}"
+    );
+}
