@@ -26,6 +26,9 @@ async fn memory_passes_the_suite() {
     conformance::call_log(&MemoryCallLog::new(), "m")
         .await
         .unwrap();
+    conformance::call_log_order(&MemoryCallLog::new(), "m", 11, 2)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,6 +44,7 @@ async fn full_suite(s: &SqliteStore, prefix: &str) {
     conformance::seen_callers(s, prefix).await.unwrap();
     conformance::duration_history(s, prefix).await.unwrap();
     conformance::call_log(s, prefix).await.unwrap();
+    conformance::call_log_order(s, prefix, 11, 2).await.unwrap();
 }
 
 #[tokio::test]
@@ -79,9 +83,20 @@ mod pg {
     use super::*;
     use callbid_store::PgStore;
 
+    /// A store on a fresh database (the shared one may carry other branches' schema).
     async fn store() -> Option<PgStore> {
         let url = common::database_url("conformance")?;
+        let url = common::fresh_pg_database(&url, "conformance").await;
         Some(PgStore::connect(&url).await.unwrap())
+    }
+
+    /// Two stores (two pools, as two processes hold) on one fresh database.
+    async fn two_stores() -> Option<(PgStore, PgStore)> {
+        let url = common::database_url("conformance")?;
+        let url = common::fresh_pg_database(&url, "conformance2").await;
+        let a = PgStore::connect(&url).await.unwrap();
+        let b = PgStore::connect(&url).await.unwrap();
+        Some((a, b))
     }
 
     #[tokio::test]
@@ -92,12 +107,14 @@ mod pg {
         conformance::seen_callers(&s, &prefix).await.unwrap();
         conformance::duration_history(&s, &prefix).await.unwrap();
         conformance::call_log(&s, &prefix).await.unwrap();
+        conformance::call_log_order(&s, &prefix, 11, 2)
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_cap_atomicity_across_two_pools() {
-        let Some(a) = store().await else { return };
-        let Some(b) = store().await else { return };
+        let Some((a, b)) = two_stores().await else { return };
         let prefix = common::unique_prefix("pgrace");
         conformance::cap_store_concurrency(Arc::new(a), Arc::new(b), &prefix, 1000, 100)
             .await

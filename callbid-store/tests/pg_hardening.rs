@@ -232,6 +232,8 @@ async fn waiting_for_a_busy_pool_times_out() {
     let Some(url) = database_url("pg_acquire_timeout") else {
         return;
     };
+    // A fresh database: the shared one may carry another branch's newer schema.
+    let url = common::fresh_pg_database(&url, "acquire").await;
     let key = unique_prefix("acquire");
     let options = PgOptions::default()
         .with_max_connections(1)
