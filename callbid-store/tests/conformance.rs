@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use callbid_core::state::conformance;
 use callbid_core::state::{
-    CapStore, MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers,
+    CapStore, MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers, SeenCallers,
 };
 use callbid_store::SqliteStore;
 
@@ -18,6 +18,9 @@ async fn memory_passes_the_suite() {
         .await
         .unwrap();
     conformance::seen_callers(&MemorySeenCallers::new(), "m")
+        .await
+        .unwrap();
+    conformance::seen_claims(&MemorySeenCallers::new(), "m")
         .await
         .unwrap();
     conformance::duration_history(&MemoryDurationHistory::new(), "m")
@@ -42,6 +45,7 @@ async fn memory_cap_concurrency() {
 async fn full_suite(s: &SqliteStore, prefix: &str) {
     conformance::cap_store(s, prefix).await.unwrap();
     conformance::seen_callers(s, prefix).await.unwrap();
+    conformance::seen_claims(s, prefix).await.unwrap();
     conformance::duration_history(s, prefix).await.unwrap();
     conformance::call_log(s, prefix).await.unwrap();
     conformance::call_log_order(s, prefix, 11, 2).await.unwrap();
@@ -78,6 +82,27 @@ async fn sqlite_cap_atomicity_across_two_handles() {
         .unwrap();
 }
 
+/// Two calls from one caller routed at once, through two stores on one file (two
+/// instances): exactly one claim on the caller × buyer window wins, every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_seen_claims_atomic_across_two_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seen.db");
+    let a: Arc<dyn SeenCallers> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn SeenCallers> = Arc::new(SqliteStore::open(&path).unwrap());
+    conformance::seen_claims_concurrency(a, b, "race", 30, 4)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_seen_claims_atomic_on_one_handle() {
+    let s: Arc<dyn SeenCallers> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    conformance::seen_claims_concurrency(s.clone(), s, "race1", 30, 4)
+        .await
+        .unwrap();
+}
+
 #[cfg(feature = "postgres")]
 mod pg {
     use super::*;
@@ -105,6 +130,7 @@ mod pg {
         let prefix = common::unique_prefix("pg");
         conformance::cap_store(&s, &prefix).await.unwrap();
         conformance::seen_callers(&s, &prefix).await.unwrap();
+        conformance::seen_claims(&s, &prefix).await.unwrap();
         conformance::duration_history(&s, &prefix).await.unwrap();
         conformance::call_log(&s, &prefix).await.unwrap();
         conformance::call_log_order(&s, &prefix, 11, 2)
@@ -114,9 +140,33 @@ mod pg {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_cap_atomicity_across_two_pools() {
-        let Some((a, b)) = two_stores().await else { return };
+        let Some((a, b)) = two_stores().await else {
+            return;
+        };
         let prefix = common::unique_prefix("pgrace");
         conformance::cap_store_concurrency(Arc::new(a), Arc::new(b), &prefix, 1000, 100)
+            .await
+            .unwrap();
+    }
+
+    /// Two instances (two pools) on one PostgreSQL: one claim per caller × buyer wins.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_seen_claims_atomic_across_two_pools() {
+        let Some((a, b)) = two_stores().await else {
+            return;
+        };
+        let prefix = common::unique_prefix("pgseen");
+        conformance::seen_claims_concurrency(Arc::new(a), Arc::new(b), &prefix, 30, 6)
+            .await
+            .unwrap();
+    }
+
+    /// One instance: claims racing on one pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_seen_claims_atomic_on_one_pool() {
+        let Some(s) = store().await else { return };
+        let s: Arc<dyn SeenCallers> = Arc::new(s);
+        conformance::seen_claims_concurrency(s.clone(), s, "pgseen1", 30, 6)
             .await
             .unwrap();
     }

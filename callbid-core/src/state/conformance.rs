@@ -15,6 +15,7 @@ use super::{
     AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryStats, ReservationId,
     ReservationRequest, ReserveOutcome, SeenCallers,
 };
+use super::{ClaimOutcome, SeenClaim};
 use crate::geo::UsState;
 use crate::ids::{BuyerId, CallId, ServiceType};
 use crate::money::Money;
@@ -600,6 +601,167 @@ pub async fn call_log(log: &dyn CallLog, prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn claim(
+    buyer: &BuyerId,
+    caller: &PhoneNumber,
+    holder: &str,
+    now: DateTime<Utc>,
+    window_days: i64,
+) -> SeenClaim {
+    SeenClaim {
+        buyer: buyer.clone(),
+        caller: caller.clone(),
+        holder: ReservationId(holder.to_string()),
+        since: now - chrono::Duration::days(window_days),
+        now,
+        expires_at: now + chrono::Duration::minutes(10),
+    }
+}
+
+/// Single-handle semantics of [`SeenCallers::claim`], `confirm_claim` and
+/// `release_claim`.
+pub async fn seen_claims(store: &dyn SeenCallers, prefix: &str) -> Result<(), String> {
+    let buyer = BuyerId::new(format!("{prefix}-claims")).map_err(err)?;
+    let caller = PhoneNumber::parse("+15125550177").map_err(err)?;
+    let t = t0();
+    let a = claim(&buyer, &caller, "a", t, 1);
+    ensure!(
+        store.claim(&a).await.map_err(err)? == ClaimOutcome::Claimed,
+        "first claim"
+    );
+    ensure!(
+        store.claim(&a).await.map_err(err)? == ClaimOutcome::Claimed,
+        "claim is idempotent per holder"
+    );
+    let b = claim(&buyer, &caller, "b", t, 1);
+    let got = store.claim(&b).await.map_err(err)?;
+    ensure!(
+        got == ClaimOutcome::Held {
+            holder: ReservationId("a".into())
+        },
+        "a second holder is refused while the first holds: {got:?}"
+    );
+    ensure!(
+        store
+            .last_seen(&buyer, &caller)
+            .await
+            .map_err(err)?
+            .is_none(),
+        "a claim is not a send"
+    );
+    // Releasing frees it; a wrong holder releases nothing.
+    ensure!(
+        !store
+            .release_claim(&buyer, &caller, &b.holder)
+            .await
+            .map_err(err)?,
+        "b held nothing"
+    );
+    ensure!(
+        store
+            .release_claim(&buyer, &caller, &a.holder)
+            .await
+            .map_err(err)?,
+        "a held it"
+    );
+    ensure!(
+        !store
+            .release_claim(&buyer, &caller, &a.holder)
+            .await
+            .map_err(err)?,
+        "release is idempotent"
+    );
+    ensure!(
+        store.claim(&b).await.map_err(err)? == ClaimOutcome::Claimed,
+        "released: b gets it"
+    );
+    // Confirming makes it the lasting record and removes the claim.
+    store
+        .confirm_claim(&buyer, &caller, &b.holder, t)
+        .await
+        .map_err(err)?;
+    ensure!(
+        store.last_seen(&buyer, &caller).await.map_err(err)? == Some(t),
+        "confirmed send recorded"
+    );
+    let c = claim(&buyer, &caller, "c", t + chrono::Duration::hours(1), 1);
+    ensure!(
+        store.claim(&c).await.map_err(err)? == ClaimOutcome::Seen { at: t },
+        "inside the window: seen"
+    );
+    let d = claim(&buyer, &caller, "d", t + chrono::Duration::days(1), 1);
+    ensure!(
+        store.claim(&d).await.map_err(err)? == ClaimOutcome::Claimed,
+        "window over: claimable"
+    );
+    // An unconfirmed claim lapses at its expiry.
+    let late = claim(&buyer, &caller, "e", d.expires_at, 1);
+    ensure!(
+        store.claim(&late).await.map_err(err)? == ClaimOutcome::Claimed,
+        "expired claim replaced"
+    );
+    ensure!(
+        !store
+            .release_claim(&buyer, &caller, &d.holder)
+            .await
+            .map_err(err)?,
+        "d's claim was replaced"
+    );
+    // Another buyer, or another caller, is independent.
+    let other = BuyerId::new(format!("{prefix}-claims-2")).map_err(err)?;
+    ensure!(
+        store
+            .claim(&claim(&other, &caller, "f", t, 1))
+            .await
+            .map_err(err)?
+            == ClaimOutcome::Claimed,
+        "other buyer"
+    );
+    let caller2 = PhoneNumber::parse("+15125550178").map_err(err)?;
+    ensure!(
+        store
+            .claim(&claim(&buyer, &caller2, "g", t, 1))
+            .await
+            .map_err(err)?
+            == ClaimOutcome::Claimed,
+        "other caller"
+    );
+    Ok(())
+}
+
+/// Atomicity of [`SeenCallers::claim`] across two handles (two processes on one
+/// database): `rounds` times, `per_round` claims from distinct holders race on one
+/// caller × buyer, half through each handle; exactly one wins each round.
+pub async fn seen_claims_concurrency(
+    a: Arc<dyn SeenCallers>,
+    b: Arc<dyn SeenCallers>,
+    prefix: &str,
+    rounds: usize,
+    per_round: usize,
+) -> Result<(), String> {
+    let buyer = BuyerId::new(format!("{prefix}-race")).map_err(err)?;
+    for round in 0..rounds {
+        let caller = PhoneNumber::parse(&format!("+1512555{:04}", round % 10_000)).map_err(err)?;
+        let mut tasks = Vec::with_capacity(per_round);
+        for i in 0..per_round {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let c = claim(&buyer, &caller, &format!("{round}-{i}"), t0(), 1);
+            tasks.push(tokio::spawn(async move { store.claim(&c).await }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            if t.await.map_err(err)?.map_err(err)? == ClaimOutcome::Claimed {
+                won += 1;
+            }
+        }
+        ensure!(
+            won == 1,
+            "round {round}: {won} of {per_round} racing claims won (want 1)"
+        );
+    }
+    Ok(())
+}
+
 /// The event sequences the examples and end-to-end tests produce for one call (IVR and
 /// agent-assisted), named, for call `call`. Used by [`call_log_order`] and by the
 /// order-independence proptests.
@@ -1021,6 +1183,15 @@ mod tests {
     #[tokio::test]
     async fn memory_seen_callers() {
         seen_callers(&MemorySeenCallers::new(), "t").await.unwrap();
+        seen_claims(&MemorySeenCallers::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_seen_claims_concurrency() {
+        let s: Arc<dyn SeenCallers> = Arc::new(MemorySeenCallers::new());
+        seen_claims_concurrency(s.clone(), s, "t", 20, 8)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_buyer_price.sql"),
     include_str!("../../migrations/sqlite/0003_reservation_expiry.sql"),
+    // Numbered 0005: main has 0004_campaigns, which goes before this one on merge.
+    include_str!("../../migrations/sqlite/0005_seen_claims.sql"),
 ];
 
 /// The schema version after every migration.

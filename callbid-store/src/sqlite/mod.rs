@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid_core::state::{
-    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, DurationHistory, HistoryKey,
-    HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, ClaimOutcome, DurationHistory,
+    HistoryKey, HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    SeenClaim,
 };
 use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
 use chrono::{DateTime, Utc};
@@ -1023,6 +1024,89 @@ impl SeenCallers for SqliteStore {
         .await
         .map_err(|e| e.into_state(OP))
     }
+
+    async fn claim(&self, claim: &SeenClaim) -> Result<ClaimOutcome, StateError> {
+        const OP: &str = "claim_seen";
+        let conv = || -> Result<(i64, i64, i64)> {
+            Ok((
+                to_ns("since", claim.since)?,
+                to_ns("now", claim.now)?,
+                to_ns("expires_at", claim.expires_at)?,
+            ))
+        };
+        let (since, now, expires) = conv().map_err(|e| e.into_state(OP))?;
+        let (b, p) = (
+            claim.buyer.as_str().to_string(),
+            claim.caller.as_str().to_string(),
+        );
+        let holder = claim.holder.0.clone();
+        self.write(OP, move |c| {
+            // BEGIN IMMEDIATE: the check and the claim are one write transaction, so a
+            // second process cannot read between them.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            let out = claim_in(&tx, &b, &p, &holder, since, now, expires)?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn confirm_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        const OP: &str = "confirm_seen_claim";
+        let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
+        let holder = holder.0.clone();
+        let at = to_ns("at", at).map_err(|e| e.into_state(OP))?;
+        self.write(OP, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            tx.execute(
+                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (buyer, caller) DO UPDATE SET last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
+                params![b, p, at],
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            tx.execute(
+                "DELETE FROM seen_claims WHERE buyer = ?1 AND caller = ?2 AND holder = ?3",
+                params![b, p, holder],
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn release_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+    ) -> Result<bool, StateError> {
+        const OP: &str = "release_seen_claim";
+        let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
+        let holder = holder.0.clone();
+        self.write(OP, move |c| {
+            c.execute(
+                "DELETE FROM seen_claims WHERE buyer = ?1 AND caller = ?2 AND holder = ?3",
+                params![b, p, holder],
+            )
+            .map(|n| n > 0)
+            .map_err(StoreError::sqlite(OP))
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
 }
 
 #[async_trait]
@@ -1103,6 +1187,51 @@ impl DurationHistory for SqliteStore {
         .await
         .map_err(|e| e.into_state(OP))
     }
+}
+
+/// [`SeenCallers::claim`] inside an immediate transaction.
+fn claim_in(
+    tx: &Transaction<'_>,
+    buyer: &str,
+    caller: &str,
+    holder: &str,
+    since: i64,
+    now: i64,
+    expires: i64,
+) -> Result<ClaimOutcome> {
+    const OP: &str = "claim_seen";
+    let seen: Option<i64> = tx
+        .query_row(
+            "SELECT last_seen_ns FROM seen_callers WHERE buyer = ?1 AND caller = ?2",
+            params![buyer, caller],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sqlite(OP))?;
+    if let Some(at) = seen.filter(|at| *at > since) {
+        return Ok(ClaimOutcome::Seen { at: from_ns(at) });
+    }
+    let held: Option<String> = tx
+        .query_row(
+            "SELECT holder FROM seen_claims WHERE buyer = ?1 AND caller = ?2 \
+             AND expires_ns > ?3 AND holder <> ?4",
+            params![buyer, caller, now, holder],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sqlite(OP))?;
+    if let Some(h) = held {
+        return Ok(ClaimOutcome::Held {
+            holder: ReservationId(h),
+        });
+    }
+    tx.execute(
+        "INSERT INTO seen_claims (buyer, caller, holder, expires_ns) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (buyer, caller) DO UPDATE SET holder = excluded.holder, expires_ns = excluded.expires_ns",
+        params![buyer, caller, holder, expires],
+    )
+    .map_err(StoreError::sqlite(OP))?;
+    Ok(ClaimOutcome::Claimed)
 }
 
 #[cfg(test)]
