@@ -261,6 +261,7 @@ async fn waiting_for_a_busy_pool_times_out() {
             }],
             expires_at: None,
             now: Utc::now(),
+            deadline: None,
         })
         .await
     });
@@ -295,6 +296,7 @@ async fn reserve_prunes_expired_reservations() {
         }],
         expires_at,
         now,
+        deadline: None,
     };
     // 300 reservations that ended an hour before `t`; this handle pruned (nothing) on
     // its first reservation and then waits out its quiet interval.

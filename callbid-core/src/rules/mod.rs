@@ -186,6 +186,22 @@ pub trait RoutingRule: Send + Sync + fmt::Debug {
         Ok(Reservation::NotNeeded)
     }
 
+    /// [`reserve`](RoutingRule::reserve) with the instant the caller stops waiting (the
+    /// auction passes its deadline): a rule whose store may have to wait for another
+    /// writer passes it on ([`ReservationRequest::deadline`](crate::state::ReservationRequest::deadline)).
+    /// Default: `reserve`, ignoring the deadline.
+    async fn reserve_by(
+        &self,
+        call: &CallContext,
+        buyer: &BuyerProfile,
+        bid: &Bid,
+        now: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Reservation, StateError> {
+        let _ = deadline;
+        self.reserve(call, buyer, bid, now).await
+    }
+
     /// Notes a confirmed win. Default: nothing.
     async fn confirm(
         &self,

@@ -57,6 +57,7 @@ fn req(
             .collect(),
         expires_at,
         now: t0(),
+        deadline: None,
     }
 }
 

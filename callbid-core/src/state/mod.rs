@@ -58,6 +58,13 @@ pub struct ReservationRequest {
     pub expires_at: Option<DateTime<Utc>>,
     /// The current instant (for expiry).
     pub now: DateTime<Utc>,
+    /// When the caller stops waiting (the auction's deadline). A store that must wait
+    /// for another writer (SQLite's file lock, PostgreSQL's advisory locks) gives up at
+    /// this instant with [`StateError::Unavailable`] instead of waiting longer. `None`:
+    /// the store's own timeout. Not serialized (a monotonic instant means nothing in
+    /// another process).
+    #[serde(skip)]
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// The result of [`CapStore::reserve`].

@@ -336,6 +336,15 @@ impl PgStore {
         keys.sort_unstable();
         let mut c = self.client(OP).await?;
         let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+        // Bound the wait for the counters' advisory locks by the caller's deadline:
+        // PostgreSQL cancels a lock wait past lock_timeout (SQLSTATE 55P03).
+        if let Some(deadline) = request.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = left.as_millis().clamp(1, i32::MAX as u128);
+            tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
+                .await
+                .map_err(pg(OP))?;
+        }
         for k in &keys {
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
