@@ -103,6 +103,63 @@ async fn sqlite_seen_claims_atomic_on_one_handle() {
         .unwrap();
 }
 
+/// The hardening issue's race through the rule: two calls from one caller, routed at
+/// the same moment by two instances (one `DuplicateCallerRule` per store handle): both
+/// usually pass `check` (nothing is confirmed yet), and exactly one gets the buyer in
+/// `reserve` and confirms, every round.
+async fn duplicate_rule_race(a: Arc<dyn SeenCallers>, b: Arc<dyn SeenCallers>, prefix: &str) {
+    use callbid_core::rules::{DuplicateCallerRule, Reservation, RoutingRule};
+    use callbid_core::{Bid, BuyerId, BuyerProfile, CallContext, CallId, Money, ServiceType};
+    let now = chrono::Utc::now();
+    let buyer = BuyerProfile::new(BuyerId::new(format!("{prefix}-dup")).unwrap());
+    let bid = Bid::new(buyer.id.clone(), Money::usd(rust_decimal::Decimal::ONE));
+    for round in 0..20 {
+        let caller: callbid_core::PhoneNumber = format!("+1512556{round:04}").parse().unwrap();
+        let mut tasks = Vec::new();
+        for (i, store) in [a.clone(), b.clone()].into_iter().enumerate() {
+            let rule = DuplicateCallerRule::days(store, 1);
+            let call = CallContext::new(
+                CallId::new(format!("{prefix}-CA{round}-{i}")).unwrap(),
+                "78701".parse().unwrap(),
+                ServiceType::new("plumbing").unwrap(),
+                now,
+            )
+            .with_caller(caller.clone());
+            let (buyer, bid) = (buyer.clone(), bid.clone());
+            tasks.push(tokio::spawn(async move {
+                // (The other call may already have confirmed: then check refuses.)
+                if !rule.check(&call, &buyer, now).await.unwrap().is_allow() {
+                    return 0;
+                }
+                match rule.reserve(&call, &buyer, &bid, now).await.unwrap() {
+                    Reservation::Held(_) => {
+                        rule.confirm(&call, &buyer, &bid, now).await.unwrap();
+                        1
+                    }
+                    _ => 0,
+                }
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            won += t.await.unwrap();
+        }
+        assert_eq!(
+            won, 1,
+            "round {round}: {won} calls from one caller got the buyer"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_duplicate_rule_race_across_two_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dup.db");
+    let a: Arc<dyn SeenCallers> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn SeenCallers> = Arc::new(SqliteStore::open(&path).unwrap());
+    duplicate_rule_race(a, b, "sq").await;
+}
+
 #[cfg(feature = "postgres")]
 mod pg {
     use super::*;
@@ -159,6 +216,14 @@ mod pg {
         conformance::seen_claims_concurrency(Arc::new(a), Arc::new(b), &prefix, 30, 6)
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_duplicate_rule_race_across_two_pools() {
+        let Some((a, b)) = two_stores().await else {
+            return;
+        };
+        duplicate_rule_race(Arc::new(a), Arc::new(b), "pg").await;
     }
 
     /// One instance: claims racing on one pool.
