@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use callbid_core::state::{
-    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, DurationHistory, HistoryKey,
-    HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, ClaimOutcome, DurationHistory,
+    HistoryKey, HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    SeenClaim,
 };
 use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
 use chrono::{DateTime, Utc};
@@ -191,6 +192,29 @@ impl SeenCallers for Store {
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
         each!(self, s => SeenCallers::record(s, buyer, caller, at).await)
+    }
+
+    async fn claim(&self, claim: &SeenClaim) -> Result<ClaimOutcome, StateError> {
+        each!(self, s => s.claim(claim).await)
+    }
+
+    async fn confirm_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        each!(self, s => s.confirm_claim(buyer, caller, holder, at).await)
+    }
+
+    async fn release_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+    ) -> Result<bool, StateError> {
+        each!(self, s => s.release_claim(buyer, caller, holder).await)
     }
 }
 

@@ -232,6 +232,8 @@ async fn waiting_for_a_busy_pool_times_out() {
     let Some(url) = database_url("pg_acquire_timeout") else {
         return;
     };
+    // A fresh database: the shared one may carry another branch's newer schema.
+    let url = common::fresh_pg_database(&url, "acquire").await;
     let key = unique_prefix("acquire");
     let options = PgOptions::default()
         .with_max_connections(1)
@@ -259,6 +261,7 @@ async fn waiting_for_a_busy_pool_times_out() {
             }],
             expires_at: None,
             now: Utc::now(),
+            deadline: None,
         })
         .await
     });
@@ -293,6 +296,7 @@ async fn reserve_prunes_expired_reservations() {
         }],
         expires_at,
         now,
+        deadline: None,
     };
     // 300 reservations that ended an hour before `t`; this handle pruned (nothing) on
     // its first reservation and then waits out its quiet interval.
@@ -328,4 +332,55 @@ async fn reserve_prunes_expired_reservations() {
         .unwrap();
     assert_eq!(count(&c, "SELECT COUNT(*) FROM cap_reservations").await, 4);
     assert_eq!(b.usage("live", t).await.unwrap(), Decimal::from(3));
+}
+
+/// While another session holds a counter's lock, a reservation gives up at its deadline
+/// (lock_timeout), leaves nothing behind, and succeeds once the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserve_waits_no_longer_than_its_deadline() {
+    let Some(url) = database_url("pg_reserve_deadline") else {
+        return;
+    };
+    let url = common::fresh_pg_database(&url, "deadline").await;
+    let key = unique_prefix("deadline");
+    let pg = PgStore::connect(&url).await.unwrap();
+    let mut other = raw(&url).await;
+    let tx = other.transaction().await.unwrap();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&key],
+    )
+    .await
+    .unwrap();
+    let req = |id: &str, wait: Duration| ReservationRequest {
+        id: ReservationId(format!("{key}-{id}")),
+        increments: vec![CounterIncrement {
+            key: key.clone(),
+            amount: Decimal::ONE,
+            limit: Decimal::from(10),
+        }],
+        expires_at: None,
+        now: Utc::now(),
+        deadline: Some(std::time::Instant::now() + wait),
+    };
+    for ms in [0u64, 100, 400] {
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            pg.reserve(&req(&format!("r{ms}"), Duration::from_millis(ms))),
+        )
+        .await
+        .expect("the reservation must give up by itself");
+        let waited = started.elapsed();
+        assert!(r.is_err(), "{r:?}");
+        assert!(waited < Duration::from_millis(ms + 2000), "{waited:?}");
+    }
+    assert_eq!(pg.usage(&key, Utc::now()).await.unwrap(), Decimal::ZERO);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        pg.reserve(&req("free", Duration::from_secs(5)))
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
 }

@@ -420,6 +420,7 @@ mod pg_copy {
             }],
             expires_at: None,
             now: t0(),
+            deadline: None,
         };
         sqlite.reserve(&req).await.unwrap();
 

@@ -529,7 +529,10 @@ impl Auction {
             }
         };
         for rule in &rules {
-            match rule.reserve(call, &entry.profile, bid, now).await {
+            match rule
+                .reserve_by(call, &entry.profile, bid, now, Some(deadline.0.into_std()))
+                .await
+            {
                 Ok(Reservation::NotNeeded) => {}
                 Ok(Reservation::Held(h)) => holds.extend(h),
                 Ok(Reservation::Refused(reason)) => {

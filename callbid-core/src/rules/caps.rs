@@ -242,6 +242,17 @@ impl RoutingRule for CapRule {
         bid: &Bid,
         now: DateTime<Utc>,
     ) -> Result<Reservation, StateError> {
+        self.reserve_by(call, buyer, bid, now, None).await
+    }
+
+    async fn reserve_by(
+        &self,
+        call: &CallContext,
+        buyer: &BuyerProfile,
+        bid: &Bid,
+        now: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Reservation, StateError> {
         let tz = self.tz.unwrap_or(buyer.time_zone);
         let mut windowed = Vec::new();
         let mut live = Vec::new();
@@ -269,6 +280,7 @@ impl RoutingRule for CapRule {
                 increments: windowed,
                 expires_at: None,
                 now,
+                deadline,
             };
             match self.store.reserve(&req).await? {
                 ReserveOutcome::Reserved => holds.push(Hold::new("caps", id, self.store.clone())),
@@ -288,6 +300,7 @@ impl RoutingRule for CapRule {
                 increments: live,
                 expires_at: Some(now + ttl),
                 now,
+                deadline,
             };
             match self.store.reserve(&req).await? {
                 ReserveOutcome::Reserved => {

@@ -8,8 +8,15 @@
 //! 3. [`RoutingRule::reserve`] for the chosen winner, before its accept step: caps take
 //!    their counts atomically here and may still refuse (another auction took the last
 //!    slot); holds are released if the accept fails;
-//! 4. [`RoutingRule::confirm`] once the winner accepted (duplicate-caller windows note
-//!    the caller here).
+//!    (duplicate-caller windows take the caller × buyer window here, atomically, so two
+//!    calls from one caller routed at once cannot both get the buyer);
+//! 4. [`RoutingRule::confirm`] once the winner accepted (the window's claim becomes the
+//!    lasting "seen" record).
+//!
+//! Anything a rule checks in phase 1 and acts on later is taken again atomically in
+//! phase 3 (caps, concurrency caps, duplicate-caller windows). Rules that read no
+//! shared state (bid bounds, hours, geo, service) have nothing to race on: their
+//! inputs are the call, the bid and the clock.
 
 mod caps;
 mod duplicate;
@@ -26,7 +33,9 @@ use chrono::{DateTime, Utc};
 use crate::buyer::{Bid, BuyerProfile};
 use crate::call::CallContext;
 use crate::error::StateError;
-use crate::state::{CapStore, ReservationId};
+use crate::ids::BuyerId;
+use crate::phone::PhoneNumber;
+use crate::state::{CapStore, ReservationId, SeenCallers};
 
 pub use caps::{Cap, CapLimit, CapRule, CapWindow};
 pub use duplicate::DuplicateCallerRule;
@@ -62,7 +71,20 @@ pub struct Hold {
     /// A live-call slot (concurrency cap): release it when the call ends. Other holds
     /// stay consumed once the accept succeeded.
     pub live: bool,
-    store: Arc<dyn CapStore>,
+    store: HoldStore,
+}
+
+/// Where a hold lives.
+#[derive(Debug, Clone)]
+enum HoldStore {
+    /// A cap reservation.
+    Cap(Arc<dyn CapStore>),
+    /// A duplicate-caller window claim.
+    Seen {
+        store: Arc<dyn SeenCallers>,
+        buyer: BuyerId,
+        caller: PhoneNumber,
+    },
 }
 
 impl Hold {
@@ -76,7 +98,28 @@ impl Hold {
             rule: rule.into(),
             reservation,
             live: false,
-            store,
+            store: HoldStore::Cap(store),
+        }
+    }
+
+    /// A hold on a duplicate-caller window claim (see [`SeenCallers::claim`]); releasing
+    /// it gives the claim back.
+    pub fn seen_window(
+        rule: impl Into<String>,
+        holder: ReservationId,
+        store: Arc<dyn SeenCallers>,
+        buyer: BuyerId,
+        caller: PhoneNumber,
+    ) -> Self {
+        Hold {
+            rule: rule.into(),
+            reservation: holder,
+            live: false,
+            store: HoldStore::Seen {
+                store,
+                buyer,
+                caller,
+            },
         }
     }
 
@@ -88,7 +131,14 @@ impl Hold {
 
     /// Gives the reservation back. Returns whether it was still held.
     pub async fn release(&self) -> Result<bool, StateError> {
-        self.store.release(&self.reservation).await
+        match &self.store {
+            HoldStore::Cap(store) => store.release(&self.reservation).await,
+            HoldStore::Seen {
+                store,
+                buyer,
+                caller,
+            } => store.release_claim(buyer, caller, &self.reservation).await,
+        }
     }
 }
 
@@ -134,6 +184,22 @@ pub trait RoutingRule: Send + Sync + fmt::Debug {
     ) -> Result<Reservation, StateError> {
         let _ = (call, buyer, bid, now);
         Ok(Reservation::NotNeeded)
+    }
+
+    /// [`reserve`](RoutingRule::reserve) with the instant the caller stops waiting (the
+    /// auction passes its deadline): a rule whose store may have to wait for another
+    /// writer passes it on ([`ReservationRequest::deadline`](crate::state::ReservationRequest::deadline)).
+    /// Default: `reserve`, ignoring the deadline.
+    async fn reserve_by(
+        &self,
+        call: &CallContext,
+        buyer: &BuyerProfile,
+        bid: &Bid,
+        now: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Reservation, StateError> {
+        let _ = deadline;
+        self.reserve(call, buyer, bid, now).await
     }
 
     /// Notes a confirmed win. Default: nothing.

@@ -247,7 +247,42 @@ impl fmt::Display for CallStatus {
     }
 }
 
-/// The summary of a call that reports filter on, folded from its events in order.
+/// The summary of a call that reports filter on, folded from its events.
+///
+/// # The fold does not depend on arrival order
+///
+/// Providers deliver callbacks late, out of order and more than once, so the record is
+/// a function of the *set* of a call's events (distinct by idempotency key), never of
+/// the order they were appended in: [`CallRecord::apply`] is commutative and
+/// associative, and the log drops a second event with a key the call already has.
+/// Each field follows one rule:
+///
+/// - counts (`events`, `pinged`, `bids`) are sums over the distinct events;
+///   `received_at` is the earliest `at`; `duration_secs` is the longest reported talk
+///   time;
+/// - every other field (caller, ZIP, buyer, price, destination, billing, recording, …)
+///   is taken from the *latest* event that sets it, ordered by `(at, idempotency_key)`
+///   (a total order: keys are unique per call). The record keeps that stamp per field;
+/// - the status is ranked by evidence ([`CallRecord::status`] below), not set by the
+///   last event.
+///
+/// Status, from the strongest evidence down:
+///
+/// 1. **completed**: the call was forwarded and some `Completed` reported a talk time
+///    (a talk time beats a provisional `Missed` such as "call ended before the bridge
+///    reported back", whichever arrives first);
+/// 2. **fallback**: a `Fallback` is later (by `(at, key)`) than every `Forwarded`
+///    (fallback events are the router's own decisions, so their `at` order is real);
+/// 3. **missed**: forwarded, and a `Missed` is later than the last `Forwarded` (a new
+///    leg that is still ringing is `forwarded` again);
+/// 4. **forwarded**: some `Forwarded`;
+/// 5. **rejected**: some `Rejected`;
+/// 6. **missed**: a `Missed` without any forward (the caller left during the IVR);
+/// 7. **incoming**.
+///
+/// `fallback` names the latest fallback only while it is later than every forward (as
+/// before: a forward clears it). `billable`/`revenue`/`payout` come from the latest
+/// `Billing` and stay whatever the status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CallRecord {
@@ -293,6 +328,67 @@ pub struct CallRecord {
     pub bids: u32,
     /// Number of events.
     pub events: u32,
+    /// Which event set each field, so a late event cannot overwrite a newer one.
+    #[serde(default)]
+    stamps: Stamps,
+}
+
+/// An event's place in the canonical order: `(at, idempotency_key)`.
+type Stamp = (DateTime<Utc>, String);
+
+/// The stamp of the event that set each last-writer-wins field, plus the evidence the
+/// status is ranked by. Stored with the record (`calls.record` JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamps {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dialed: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    campaign: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zip: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    buyer: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    price: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    destination: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    billing: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recording: Option<Stamp>,
+    /// The latest `Forwarded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forwarded: Option<Stamp>,
+    /// The latest `Missed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    missed: Option<Stamp>,
+    /// The latest `Fallback`, and its kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fallback: Option<(Stamp, String)>,
+    /// Some `Rejected` was logged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rejected: bool,
+}
+
+/// Sets `slot` to `value` when `stamp` is later than the stamp of its current value.
+fn lww<T>(slot: &mut Option<T>, held: &mut Option<Stamp>, stamp: &Stamp, value: T) {
+    if held.as_ref().is_none_or(|h| stamp > h) {
+        *slot = Some(value);
+        *held = Some(stamp.clone());
+    }
+}
+
+/// Keeps the later of two stamps.
+fn latest(held: &mut Option<Stamp>, stamp: &Stamp) {
+    if held.as_ref().is_none_or(|h| stamp > h) {
+        *held = Some(stamp.clone());
+    }
 }
 
 impl CallRecord {
@@ -320,48 +416,69 @@ impl CallRecord {
             pinged: 0,
             bids: 0,
             events: 0,
+            stamps: Stamps::default(),
         }
     }
 
-    /// Folds a list of events (in order) into a record; `None` for no events.
+    /// Folds a call's events into a record; `None` for no events. Events are taken as
+    /// a set: a second event with an idempotency key already seen is skipped (as the
+    /// log skips it), and the order of the slice does not matter.
     pub fn from_events(events: &[CallEvent]) -> Option<CallRecord> {
         let first = events.first()?;
         let mut r = CallRecord::new(first.call_id.clone(), first.at);
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
         for e in events {
-            r.apply(e);
+            if seen.insert(e.idempotency_key.as_str()) {
+                r.apply(e);
+            }
         }
         Some(r)
     }
 
-    /// Applies the next event. Status precedence: a fallback or rejection is final
-    /// unless the call is later forwarded; a forwarded call becomes completed when it
-    /// ends connected, or missed when the buyer's side does not answer.
+    /// Folds one more event in (the log calls this once per distinct event). The result
+    /// does not depend on the order events are applied in; see the type's docs for the
+    /// rule per field and the status ranking.
     pub fn apply(&mut self, e: &CallEvent) {
-        self.events += 1;
+        self.events = self.events.saturating_add(1);
         if e.at < self.received_at {
             self.received_at = e.at;
         }
-        match &e.kind {
+        let stamp: Stamp = (e.at, e.idempotency_key.clone());
+        self.apply_kind(&e.kind, &stamp);
+        self.derive_status();
+    }
+
+    fn apply_kind(&mut self, kind: &CallEventKind, stamp: &Stamp) {
+        let st = &mut self.stamps;
+        match kind {
             CallEventKind::Incoming {
                 caller,
                 dialed,
                 campaign,
                 source,
             } => {
-                self.caller = caller.clone().or(self.caller.take());
-                self.dialed = dialed.clone().or(self.dialed.take());
-                self.campaign = campaign.clone().or(self.campaign.take());
-                self.source = source.clone().or(self.source.take());
+                if let Some(v) = caller {
+                    lww(&mut self.caller, &mut st.caller, stamp, v.clone());
+                }
+                if let Some(v) = dialed {
+                    lww(&mut self.dialed, &mut st.dialed, stamp, v.clone());
+                }
+                if let Some(v) = campaign {
+                    lww(&mut self.campaign, &mut st.campaign, stamp, v.clone());
+                }
+                if let Some(v) = source {
+                    lww(&mut self.source, &mut st.source, stamp, v.clone());
+                }
             }
             CallEventKind::IvrInput { step, value } => match step.as_str() {
                 "zip" => {
                     if let Ok(z) = Zip::parse(value) {
-                        self.zip = Some(z);
+                        lww(&mut self.zip, &mut st.zip, stamp, z);
                     }
                 }
                 "service" => {
                     if let Ok(s) = ServiceType::new(value) {
-                        self.service = Some(s);
+                        lww(&mut self.service, &mut st.service, stamp, s);
                     }
                 }
                 _ => {}
@@ -372,68 +489,95 @@ impl CallRecord {
                 eligible,
                 ..
             } => {
-                self.zip = Some(*zip);
-                self.service = Some(service.clone());
-                self.pinged += eligible;
+                lww(&mut self.zip, &mut st.zip, stamp, *zip);
+                lww(&mut self.service, &mut st.service, stamp, service.clone());
+                self.pinged = self.pinged.saturating_add(*eligible);
             }
             CallEventKind::PingResult { price, .. } => {
                 if price.is_some() {
-                    self.bids += 1;
+                    self.bids = self.bids.saturating_add(1);
                 }
             }
             CallEventKind::Winner { buyer, price, .. } => {
-                self.buyer = Some(buyer.clone());
-                self.price = Some(*price);
+                lww(&mut self.buyer, &mut st.buyer, stamp, buyer.clone());
+                lww(&mut self.price, &mut st.price, stamp, *price);
             }
             CallEventKind::Accepted { buyer, destination } => {
-                self.buyer = Some(buyer.clone());
-                self.destination = Some(destination.clone());
+                lww(&mut self.buyer, &mut st.buyer, stamp, buyer.clone());
+                let d = destination.clone();
+                lww(&mut self.destination, &mut st.destination, stamp, d);
             }
             CallEventKind::AcceptFailed { .. } => {}
             CallEventKind::Forwarded { buyer, destination } => {
-                self.buyer = Some(buyer.clone());
-                self.destination = Some(destination.clone());
-                self.status = CallStatus::Forwarded;
-                self.fallback = None;
+                lww(&mut self.buyer, &mut st.buyer, stamp, buyer.clone());
+                let d = destination.clone();
+                lww(&mut self.destination, &mut st.destination, stamp, d);
+                latest(&mut st.forwarded, stamp);
             }
             CallEventKind::Connected { buyer } => {
                 if let Some(b) = buyer {
-                    self.buyer = Some(b.clone());
+                    lww(&mut self.buyer, &mut st.buyer, stamp, b.clone());
                 }
             }
             CallEventKind::Completed { duration_secs } => {
-                self.duration_secs = Some(*duration_secs);
-                if self.status == CallStatus::Forwarded {
-                    self.status = CallStatus::Completed;
-                }
+                self.duration_secs = Some(
+                    self.duration_secs
+                        .map_or(*duration_secs, |d| d.max(*duration_secs)),
+                );
             }
-            CallEventKind::Missed { .. } => {
-                if matches!(self.status, CallStatus::Forwarded | CallStatus::Incoming) {
-                    self.status = CallStatus::Missed;
-                }
-            }
-            CallEventKind::Rejected { .. } => {
-                if self.status == CallStatus::Incoming {
-                    self.status = CallStatus::Rejected;
-                }
-            }
+            CallEventKind::Missed { .. } => latest(&mut st.missed, stamp),
+            CallEventKind::Rejected { .. } => st.rejected = true,
             CallEventKind::Fallback { kind, .. } => {
-                self.fallback = Some(kind.clone());
-                if !matches!(self.status, CallStatus::Completed) {
-                    self.status = CallStatus::Fallback;
+                if st.fallback.as_ref().is_none_or(|(h, _)| stamp > h) {
+                    st.fallback = Some((stamp.clone(), kind.clone()));
                 }
             }
-            CallEventKind::Recording { url } => self.recording_url = Some(url.clone()),
+            CallEventKind::Recording { url } => {
+                lww(
+                    &mut self.recording_url,
+                    &mut st.recording,
+                    stamp,
+                    url.clone(),
+                );
+            }
             CallEventKind::Billing {
                 billable,
                 revenue,
                 payout,
             } => {
-                self.billable = Some(*billable);
-                self.revenue = Some(*revenue);
-                self.payout = Some(*payout);
+                if st.billing.as_ref().is_none_or(|h| stamp > h) {
+                    st.billing = Some(stamp.clone());
+                    self.billable = Some(*billable);
+                    self.revenue = Some(*revenue);
+                    self.payout = Some(*payout);
+                }
             }
         }
+    }
+
+    /// Ranks the evidence into a status (see the type's docs) and sets `fallback`.
+    fn derive_status(&mut self) {
+        let st = &self.stamps;
+        let forwarded = st.forwarded.as_ref();
+        let after_forward = |s: &Stamp| forwarded.is_none_or(|f| s > f);
+        let fallback_now = st.fallback.as_ref().filter(|(s, _)| after_forward(s));
+        self.fallback = fallback_now.map(|(_, k)| k.clone());
+        self.status = if forwarded.is_some() && self.duration_secs.is_some() {
+            CallStatus::Completed
+        } else if fallback_now.is_some() {
+            CallStatus::Fallback
+        } else if forwarded.is_some() {
+            match &st.missed {
+                Some(m) if after_forward(m) => CallStatus::Missed,
+                _ => CallStatus::Forwarded,
+            }
+        } else if st.rejected {
+            CallStatus::Rejected
+        } else if st.missed.is_some() {
+            CallStatus::Missed
+        } else {
+            CallStatus::Incoming
+        };
     }
 }
 
@@ -457,4 +601,129 @@ pub trait CallLog: Send + Sync + fmt::Debug {
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError>;
     /// A call's derived record.
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::conformance::{call_sequences, SEQUENCE_STATUSES};
+    use proptest::prelude::*;
+
+    fn call() -> CallId {
+        CallId::new("CA-order").unwrap()
+    }
+
+    /// The hardening issue's input, in both arrival orders.
+    #[test]
+    fn provisional_missed_before_the_dial_action_still_completes() {
+        let at = |s: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let dest = Destination::Phone(PhoneNumber::parse("+15125550199").unwrap());
+        let buyer = BuyerId::new("top").unwrap();
+        let events = [
+            CallEvent::new(
+                call(),
+                at(0),
+                "forwarded",
+                CallEventKind::Forwarded {
+                    buyer,
+                    destination: dest,
+                },
+            ),
+            CallEvent::new(
+                call(),
+                at(100),
+                "status:completed",
+                CallEventKind::Missed {
+                    reason: "call ended before the bridge reported back".into(),
+                },
+            ),
+            CallEvent::new(
+                call(),
+                at(101),
+                "completed",
+                CallEventKind::Completed { duration_secs: 95 },
+            ),
+            CallEvent::new(
+                call(),
+                at(101),
+                "billing",
+                CallEventKind::Billing {
+                    billable: true,
+                    revenue: Money::usd(Decimal::new(40, 0)),
+                    payout: Money::usd(Decimal::new(20, 0)),
+                },
+            ),
+        ];
+        let forward = CallRecord::from_events(&events).unwrap();
+        assert_eq!(forward.status, CallStatus::Completed);
+        assert_eq!(forward.revenue, Some(Money::usd(Decimal::new(40, 0))));
+        assert_eq!(forward.duration_secs, Some(95));
+        let mut reversed = events.to_vec();
+        reversed.reverse();
+        assert_eq!(CallRecord::from_events(&reversed).unwrap(), forward);
+        // Without the Dial action's Completed, the provisional Missed stands.
+        let partial = CallRecord::from_events(&events[..2]).unwrap();
+        assert_eq!(partial.status, CallStatus::Missed);
+    }
+
+    #[test]
+    fn every_sequence_folds_to_its_status() {
+        let seqs = call_sequences(&call()).unwrap();
+        assert_eq!(seqs.len(), SEQUENCE_STATUSES.len());
+        for ((name, events), want) in seqs.iter().zip(SEQUENCE_STATUSES) {
+            assert_eq!(
+                CallRecord::from_events(events).unwrap().status,
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_record_round_trips_through_json_with_its_stamps() {
+        for (name, events) in call_sequences(&call()).unwrap() {
+            let r = CallRecord::from_events(&events).unwrap();
+            let back: CallRecord =
+                serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(back, r, "{name}");
+        }
+    }
+
+    proptest! {
+        /// Any arrival order with any redeliveries, folded all at once or one event at
+        /// a time onto a record read back from JSON (as the stores do), gives the record
+        /// of the logged order.
+        #[test]
+        fn fold_is_independent_of_order_and_duplicates(
+            which in 0usize..SEQUENCE_STATUSES.len(),
+            keys in proptest::collection::vec((any::<u64>(), 1usize..=3), 0..40),
+        ) {
+            let (name, events) = call_sequences(&call()).unwrap().swap_remove(which);
+            let canonical = CallRecord::from_events(&events).unwrap();
+            let mut arrivals: Vec<(u64, CallEvent)> = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                let (k, copies) = keys.get(i).copied().unwrap_or((i as u64, 1));
+                for c in 0..copies {
+                    arrivals.push((k.wrapping_add(c as u64 * 0x9e37), e.clone()));
+                }
+            }
+            arrivals.sort_by_key(|(k, _)| *k);
+            let arrivals: Vec<CallEvent> = arrivals.into_iter().map(|(_, e)| e).collect();
+            prop_assert_eq!(&CallRecord::from_events(&arrivals).unwrap(), &canonical, "{}", name);
+            // Incremental, through JSON, skipping redeliveries as the log does.
+            let mut seen = std::collections::HashSet::new();
+            let mut rec: Option<CallRecord> = None;
+            for e in &arrivals {
+                if !seen.insert(e.idempotency_key.clone()) {
+                    continue;
+                }
+                let mut r = rec
+                    .map(|r| serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap())
+                    .unwrap_or_else(|| CallRecord::new(e.call_id.clone(), e.at));
+                r.apply(e);
+                rec = Some(r);
+            }
+            prop_assert_eq!(rec.as_ref(), Some(&canonical), "{}", name);
+        }
+    }
 }

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
-use super::calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallStatus};
+use super::calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
 use super::{
     AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryStats, ReservationId,
     ReservationRequest, ReserveOutcome, SeenCallers,
 };
+use super::{ClaimOutcome, SeenClaim};
 use crate::geo::UsState;
 use crate::ids::{BuyerId, CallId, ServiceType};
 use crate::money::Money;
@@ -56,6 +57,7 @@ fn req(
             .collect(),
         expires_at,
         now: t0(),
+        deadline: None,
     }
 }
 
@@ -600,6 +602,567 @@ pub async fn call_log(log: &dyn CallLog, prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn claim(
+    buyer: &BuyerId,
+    caller: &PhoneNumber,
+    holder: &str,
+    now: DateTime<Utc>,
+    window_days: i64,
+) -> SeenClaim {
+    SeenClaim {
+        buyer: buyer.clone(),
+        caller: caller.clone(),
+        holder: ReservationId(holder.to_string()),
+        since: now - chrono::Duration::days(window_days),
+        now,
+        expires_at: now + chrono::Duration::minutes(10),
+    }
+}
+
+/// Single-handle semantics of [`SeenCallers::claim`], `confirm_claim` and
+/// `release_claim`.
+pub async fn seen_claims(store: &dyn SeenCallers, prefix: &str) -> Result<(), String> {
+    let buyer = BuyerId::new(format!("{prefix}-claims")).map_err(err)?;
+    let caller = PhoneNumber::parse("+15125550177").map_err(err)?;
+    let t = t0();
+    let a = claim(&buyer, &caller, "a", t, 1);
+    ensure!(
+        store.claim(&a).await.map_err(err)? == ClaimOutcome::Claimed,
+        "first claim"
+    );
+    ensure!(
+        store.claim(&a).await.map_err(err)? == ClaimOutcome::Claimed,
+        "claim is idempotent per holder"
+    );
+    let b = claim(&buyer, &caller, "b", t, 1);
+    let got = store.claim(&b).await.map_err(err)?;
+    ensure!(
+        got == ClaimOutcome::Held {
+            holder: ReservationId("a".into())
+        },
+        "a second holder is refused while the first holds: {got:?}"
+    );
+    ensure!(
+        store
+            .last_seen(&buyer, &caller)
+            .await
+            .map_err(err)?
+            .is_none(),
+        "a claim is not a send"
+    );
+    // Releasing frees it; a wrong holder releases nothing.
+    ensure!(
+        !store
+            .release_claim(&buyer, &caller, &b.holder)
+            .await
+            .map_err(err)?,
+        "b held nothing"
+    );
+    ensure!(
+        store
+            .release_claim(&buyer, &caller, &a.holder)
+            .await
+            .map_err(err)?,
+        "a held it"
+    );
+    ensure!(
+        !store
+            .release_claim(&buyer, &caller, &a.holder)
+            .await
+            .map_err(err)?,
+        "release is idempotent"
+    );
+    ensure!(
+        store.claim(&b).await.map_err(err)? == ClaimOutcome::Claimed,
+        "released: b gets it"
+    );
+    // Confirming makes it the lasting record and removes the claim.
+    store
+        .confirm_claim(&buyer, &caller, &b.holder, t)
+        .await
+        .map_err(err)?;
+    ensure!(
+        store.last_seen(&buyer, &caller).await.map_err(err)? == Some(t),
+        "confirmed send recorded"
+    );
+    let c = claim(&buyer, &caller, "c", t + chrono::Duration::hours(1), 1);
+    ensure!(
+        store.claim(&c).await.map_err(err)? == ClaimOutcome::Seen { at: t },
+        "inside the window: seen"
+    );
+    let d = claim(&buyer, &caller, "d", t + chrono::Duration::days(1), 1);
+    ensure!(
+        store.claim(&d).await.map_err(err)? == ClaimOutcome::Claimed,
+        "window over: claimable"
+    );
+    // An unconfirmed claim lapses at its expiry.
+    let late = claim(&buyer, &caller, "e", d.expires_at, 1);
+    ensure!(
+        store.claim(&late).await.map_err(err)? == ClaimOutcome::Claimed,
+        "expired claim replaced"
+    );
+    ensure!(
+        !store
+            .release_claim(&buyer, &caller, &d.holder)
+            .await
+            .map_err(err)?,
+        "d's claim was replaced"
+    );
+    // Another buyer, or another caller, is independent.
+    let other = BuyerId::new(format!("{prefix}-claims-2")).map_err(err)?;
+    ensure!(
+        store
+            .claim(&claim(&other, &caller, "f", t, 1))
+            .await
+            .map_err(err)?
+            == ClaimOutcome::Claimed,
+        "other buyer"
+    );
+    let caller2 = PhoneNumber::parse("+15125550178").map_err(err)?;
+    ensure!(
+        store
+            .claim(&claim(&buyer, &caller2, "g", t, 1))
+            .await
+            .map_err(err)?
+            == ClaimOutcome::Claimed,
+        "other caller"
+    );
+    Ok(())
+}
+
+/// Atomicity of [`SeenCallers::claim`] across two handles (two processes on one
+/// database): `rounds` times, `per_round` claims from distinct holders race on one
+/// caller × buyer, half through each handle; exactly one wins each round.
+pub async fn seen_claims_concurrency(
+    a: Arc<dyn SeenCallers>,
+    b: Arc<dyn SeenCallers>,
+    prefix: &str,
+    rounds: usize,
+    per_round: usize,
+) -> Result<(), String> {
+    let buyer = BuyerId::new(format!("{prefix}-race")).map_err(err)?;
+    for round in 0..rounds {
+        let caller = PhoneNumber::parse(&format!("+1512555{:04}", round % 10_000)).map_err(err)?;
+        let mut tasks = Vec::with_capacity(per_round);
+        for i in 0..per_round {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let c = claim(&buyer, &caller, &format!("{round}-{i}"), t0(), 1);
+            tasks.push(tokio::spawn(async move { store.claim(&c).await }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            if t.await.map_err(err)?.map_err(err)? == ClaimOutcome::Claimed {
+                won += 1;
+            }
+        }
+        ensure!(
+            won == 1,
+            "round {round}: {won} of {per_round} racing claims won (want 1)"
+        );
+    }
+    Ok(())
+}
+
+/// The event sequences the examples and end-to-end tests produce for one call (IVR and
+/// agent-assisted), named, for call `call`. Used by [`call_log_order`] and by the
+/// order-independence proptests.
+///
+/// Each sequence is in the order the router would log it in; the record folded from
+/// it in this order is the canonical record the log must report for any arrival
+/// order, with or without redelivered duplicates.
+pub fn call_sequences(call: &CallId) -> Result<Vec<(&'static str, Vec<CallEvent>)>, String> {
+    let b = |s: &str| BuyerId::new(s).map_err(err);
+    let top = b("top")?;
+    let second = b("second")?;
+    let dest = Destination::Phone(PhoneNumber::parse("+15125550199").map_err(err)?);
+    let price = Money::usd(Decimal::new(4250, 2));
+    let ev = |s: i64, key: &str, kind: CallEventKind| {
+        CallEvent::new(call.clone(), t0() + chrono::Duration::seconds(s), key, kind)
+    };
+    let incoming = ev(
+        0,
+        "incoming",
+        CallEventKind::Incoming {
+            caller: Some(PhoneNumber::parse("+15125550123").map_err(err)?),
+            dialed: Some(PhoneNumber::parse("+18005551212").map_err(err)?),
+            campaign: None,
+            source: None,
+        },
+    );
+    let zip = Zip::parse("78701").map_err(err)?;
+    let service = ServiceType::new("plumbing").map_err(err)?;
+    let auction = |s, key: &str| {
+        ev(
+            s,
+            key,
+            CallEventKind::AuctionStarted {
+                zip,
+                service: service.clone(),
+                eligible: 2,
+                excluded: 0,
+            },
+        )
+    };
+    let ping = |s, buyer: &BuyerId, bid: bool| {
+        ev(
+            s,
+            &format!("ping:{buyer}:{s}"),
+            CallEventKind::PingResult {
+                buyer: buyer.clone(),
+                latency_ms: 90,
+                price: bid.then_some(price),
+                reason: (!bid).then(|| "no bid".to_string()),
+            },
+        )
+    };
+    let winner = |s, buyer: &BuyerId| {
+        ev(
+            s,
+            &format!("winner:{buyer}"),
+            CallEventKind::Winner {
+                buyer: buyer.clone(),
+                price,
+                score: Decimal::new(40, 0),
+            },
+        )
+    };
+    let accepted = |s, buyer: &BuyerId| {
+        ev(
+            s,
+            &format!("accepted:{buyer}"),
+            CallEventKind::Accepted {
+                buyer: buyer.clone(),
+                destination: dest.clone(),
+            },
+        )
+    };
+    let forwarded = |s, key: &str, buyer: &BuyerId| {
+        ev(
+            s,
+            key,
+            CallEventKind::Forwarded {
+                buyer: buyer.clone(),
+                destination: dest.clone(),
+            },
+        )
+    };
+    let connected = |s, key: &str| {
+        ev(
+            s,
+            key,
+            CallEventKind::Connected {
+                buyer: Some(top.clone()),
+            },
+        )
+    };
+    let completed = |s, key: &str, secs| {
+        ev(
+            s,
+            key,
+            CallEventKind::Completed {
+                duration_secs: secs,
+            },
+        )
+    };
+    let missed = |s, key: &str, reason: &str| {
+        ev(
+            s,
+            key,
+            CallEventKind::Missed {
+                reason: reason.into(),
+            },
+        )
+    };
+    let billing = |s, key: &str, billable, revenue: i64| {
+        ev(
+            s,
+            key,
+            CallEventKind::Billing {
+                billable,
+                revenue: Money::usd(Decimal::new(revenue, 0)),
+                payout: Money::usd(Decimal::new(revenue / 2, 0)),
+            },
+        )
+    };
+    let fallback = |s, key: &str, kind: &str| {
+        ev(
+            s,
+            key,
+            CallEventKind::Fallback {
+                kind: kind.into(),
+                reason: "no buyer".into(),
+            },
+        )
+    };
+    let rejected = |s| {
+        ev(
+            s,
+            "rejected",
+            CallEventKind::Rejected {
+                reason: "no valid ZIP code after 3 attempts".into(),
+            },
+        )
+    };
+    let ivr = |s, step: &str, value: &str| {
+        ev(
+            s,
+            &format!("ivr:{step}:{s}"),
+            CallEventKind::IvrInput {
+                step: step.into(),
+                value: value.into(),
+            },
+        )
+    };
+    let recording = |s| {
+        ev(
+            s,
+            "recording:https://api.twilio.com/rec/RE1",
+            CallEventKind::Recording {
+                url: "https://api.twilio.com/rec/RE1".into(),
+            },
+        )
+    };
+    let accepted_auction = vec![
+        incoming.clone(),
+        ivr(3, "zip", "78701"),
+        ivr(6, "service", "plumbing"),
+        auction(7, "auction:1"),
+        ping(7, &top, true),
+        ping(7, &second, true),
+        winner(8, &top),
+        accepted(8, &top),
+        forwarded(8, "forwarded", &top),
+    ];
+    let with = |base: &[CallEvent], more: Vec<CallEvent>| {
+        let mut v = base.to_vec();
+        v.extend(more);
+        v
+    };
+    Ok(vec![
+        (
+            "accepted, completed, billed, recorded",
+            with(
+                &accepted_auction,
+                vec![
+                    connected(20, "connected"),
+                    completed(115, "completed", 95),
+                    billing(115, "billing", true, 40),
+                    recording(120),
+                ],
+            ),
+        ),
+        (
+            // The hardening issue's input: the parent call's `completed` status callback
+            // arrives before the Dial action, so a provisional Missed is logged first.
+            "parent status callback before the Dial action",
+            with(
+                &accepted_auction,
+                vec![
+                    missed(
+                        115,
+                        "status:completed",
+                        "call ended before the bridge reported back",
+                    ),
+                    connected(116, "connected"),
+                    completed(116, "completed", 95),
+                    billing(116, "billing", true, 40),
+                ],
+            ),
+        ),
+        (
+            "accepted, no answer, voicemail with a recording",
+            with(
+                &accepted_auction,
+                vec![
+                    missed(38, "dial:no-answer", "buyer top did not answer (no-answer)"),
+                    fallback(38, "fallback:voicemail", "voicemail"),
+                    recording(90),
+                    missed(
+                        91,
+                        "status:completed",
+                        "call ended before the bridge reported back",
+                    ),
+                ],
+            ),
+        ),
+        (
+            "accepted, busy, message fallback",
+            with(
+                &accepted_auction,
+                vec![
+                    missed(9, "dial:busy", "buyer top did not answer (busy)"),
+                    fallback(9, "fallback:message", "message"),
+                ],
+            ),
+        ),
+        (
+            "no buyer: fallback to in-house",
+            vec![
+                incoming.clone(),
+                ivr(3, "zip", "78701"),
+                auction(7, "auction:1"),
+                ping(7, &top, false),
+                ping(7, &second, false),
+                fallback(8, "fallback:in_house", "in_house"),
+            ],
+        ),
+        (
+            "accept failed, next bid accepted, not billable",
+            vec![
+                incoming.clone(),
+                auction(7, "auction:1"),
+                ping(7, &top, true),
+                ping(7, &second, true),
+                winner(8, &top),
+                ev(
+                    8,
+                    "accept_failed:top",
+                    CallEventKind::AcceptFailed {
+                        buyer: top.clone(),
+                        reason: "timeout".into(),
+                    },
+                ),
+                winner(9, &second),
+                accepted(9, &second),
+                forwarded(9, "forwarded", &second),
+                completed(30, "completed", 21),
+                billing(30, "billing", false, 0),
+            ],
+        ),
+        (
+            "invalid ZIP three times: rejected",
+            vec![
+                incoming.clone(),
+                ivr(3, "zip_invalid", "1234"),
+                ivr(6, "zip_invalid", "999"),
+                ivr(9, "zip_invalid", "0"),
+                rejected(9),
+            ],
+        ),
+        (
+            "caller left during the IVR",
+            vec![
+                incoming.clone(),
+                missed(
+                    4,
+                    "status:completed",
+                    "caller left during the IVR (call completed after 4s)",
+                ),
+            ],
+        ),
+        (
+            "agent assist: first leg missed, second leg completed",
+            vec![
+                incoming.clone(),
+                auction(10, "auction:1"),
+                forwarded(11, "forwarded-1", &top),
+                missed(30, "missed:1", "no-answer"),
+                auction(40, "auction:2"),
+                forwarded(41, "forwarded-2", &second),
+                connected(45, "connected:2"),
+                completed(200, "completed:2", 155),
+                billing(200, "billing:2", true, 55),
+            ],
+        ),
+        (
+            "agent assist: no buyer, then a retried auction forwards",
+            vec![
+                incoming.clone(),
+                auction(10, "auction:1"),
+                fallback(11, "fallback:agent:1", "agent"),
+                auction(40, "auction:2"),
+                forwarded(41, "forwarded-2", &second),
+            ],
+        ),
+        (
+            "agent assist: second leg still ringing after a missed first leg",
+            vec![
+                incoming,
+                forwarded(11, "forwarded-1", &top),
+                missed(30, "missed:1", "busy"),
+                forwarded(41, "forwarded-2", &second),
+            ],
+        ),
+    ])
+}
+
+/// The status each of [`call_sequences`] must fold to, in the same order.
+pub const SEQUENCE_STATUSES: [CallStatus; 11] = [
+    CallStatus::Completed,
+    CallStatus::Completed,
+    CallStatus::Fallback,
+    CallStatus::Fallback,
+    CallStatus::Fallback,
+    CallStatus::Completed,
+    CallStatus::Rejected,
+    CallStatus::Missed,
+    CallStatus::Completed,
+    CallStatus::Forwarded,
+    CallStatus::Forwarded,
+];
+
+/// `events` in a shuffled arrival order with redeliveries: each event appears 1–3
+/// times, positions drawn from `seed` (deterministic per seed).
+pub fn shuffled_with_duplicates(events: &[CallEvent], seed: u64) -> Vec<CallEvent> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out: Vec<(u64, CallEvent)> = Vec::with_capacity(events.len() * 2);
+    for e in events {
+        for _ in 0..rng.random_range(1..=3) {
+            out.push((rng.random(), e.clone()));
+        }
+    }
+    out.sort_by_key(|(k, _)| *k);
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Order independence of a [`CallLog`]: for every one of [`call_sequences`], appending
+/// it shuffled and with redeliveries (`rounds` arrival orders, seeds from `seed`) gives
+/// the record folded from the sequence in its logged order, and the expected status.
+/// Durable stores keep a summary row that this checks too (it is what `record` reads).
+pub async fn call_log_order(
+    log: &dyn CallLog,
+    prefix: &str,
+    seed: u64,
+    rounds: u64,
+) -> Result<(), String> {
+    for round in 0..rounds {
+        let call = CallId::new(format!("{prefix}-order-{seed}-{round}")).map_err(err)?;
+        let sequences = call_sequences(&call)?;
+        for (i, ((name, events), want)) in sequences.iter().zip(SEQUENCE_STATUSES).enumerate() {
+            let call = CallId::new(format!("{call}-{i}")).map_err(err)?;
+            let events: Vec<CallEvent> = events
+                .iter()
+                .map(|e| CallEvent {
+                    call_id: call.clone(),
+                    ..e.clone()
+                })
+                .collect();
+            let canonical = CallRecord::from_events(&events).ok_or("empty sequence")?;
+            ensure!(
+                canonical.status == want,
+                "{name}: canonical status {} (want {want})",
+                canonical.status
+            );
+            for e in shuffled_with_duplicates(&events, seed.wrapping_add(round * 31 + i as u64)) {
+                log.append(&e).await.map_err(err)?;
+            }
+            let got = log.record(&call).await.map_err(err)?;
+            ensure!(
+                got.as_ref() == Some(&canonical),
+                "{name} (round {round}): shuffled, duplicated append gave {got:?}, canonical {canonical:?}"
+            );
+            let n = log.events(&call).await.map_err(err)?.len();
+            ensure!(
+                n == events.len(),
+                "{name}: {n} events stored, {} distinct",
+                events.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,6 +1184,15 @@ mod tests {
     #[tokio::test]
     async fn memory_seen_callers() {
         seen_callers(&MemorySeenCallers::new(), "t").await.unwrap();
+        seen_claims(&MemorySeenCallers::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_seen_claims_concurrency() {
+        let s: Arc<dyn SeenCallers> = Arc::new(MemorySeenCallers::new());
+        seen_claims_concurrency(s.clone(), s, "t", 20, 8)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -633,5 +1205,12 @@ mod tests {
     #[tokio::test]
     async fn memory_call_log() {
         call_log(&MemoryCallLog::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_call_log_order() {
+        call_log_order(&MemoryCallLog::new(), "t", 7, 8)
+            .await
+            .unwrap();
     }
 }

@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 
 use super::calllog::{AppendOutcome, CallEvent, CallLog, CallRecord};
 use super::{
-    CapStore, DurationHistory, HistoryKey, HistoryStats, ReservationId, ReservationRequest,
-    ReserveOutcome, SeenCallers,
+    CapStore, ClaimOutcome, DurationHistory, HistoryKey, HistoryStats, ReservationId,
+    ReservationRequest, ReserveOutcome, SeenCallers, SeenClaim,
 };
 use crate::error::StateError;
 use crate::ids::{BuyerId, CallId};
@@ -155,10 +155,18 @@ impl CapStore for MemoryCapStore {
     }
 }
 
-/// [`SeenCallers`] in memory.
+/// [`SeenCallers`] in memory. One lock covers the seen records and the claims, so a
+/// claim's check and its write are one step.
 #[derive(Debug, Default)]
 pub struct MemorySeenCallers {
-    inner: Mutex<HashMap<(BuyerId, PhoneNumber), DateTime<Utc>>>,
+    inner: Mutex<SeenInner>,
+}
+
+#[derive(Debug, Default)]
+struct SeenInner {
+    seen: HashMap<(BuyerId, PhoneNumber), DateTime<Utc>>,
+    /// Unconfirmed claims: holder and expiry.
+    claims: HashMap<(BuyerId, PhoneNumber), (ReservationId, DateTime<Utc>)>,
 }
 
 impl MemorySeenCallers {
@@ -175,8 +183,8 @@ impl SeenCallers for MemorySeenCallers {
         buyer: &BuyerId,
         caller: &PhoneNumber,
     ) -> Result<Option<DateTime<Utc>>, StateError> {
-        let map = self.inner.lock().map_err(|_| poisoned("last_seen"))?;
-        Ok(map.get(&(buyer.clone(), caller.clone())).copied())
+        let inner = self.inner.lock().map_err(|_| poisoned("last_seen"))?;
+        Ok(inner.seen.get(&(buyer.clone(), caller.clone())).copied())
     }
 
     async fn record(
@@ -185,12 +193,68 @@ impl SeenCallers for MemorySeenCallers {
         caller: &PhoneNumber,
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        let mut map = self.inner.lock().map_err(|_| poisoned("record"))?;
-        let e = map.entry((buyer.clone(), caller.clone())).or_insert(at);
+        let mut inner = self.inner.lock().map_err(|_| poisoned("record"))?;
+        let e = inner
+            .seen
+            .entry((buyer.clone(), caller.clone()))
+            .or_insert(at);
         if at > *e {
             *e = at;
         }
         Ok(())
+    }
+
+    async fn claim(&self, claim: &SeenClaim) -> Result<ClaimOutcome, StateError> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned("claim"))?;
+        let key = (claim.buyer.clone(), claim.caller.clone());
+        if let Some(at) = inner.seen.get(&key).copied().filter(|at| *at > claim.since) {
+            return Ok(ClaimOutcome::Seen { at });
+        }
+        if let Some((holder, expires)) = inner.claims.get(&key) {
+            if *holder != claim.holder && *expires > claim.now {
+                return Ok(ClaimOutcome::Held {
+                    holder: holder.clone(),
+                });
+            }
+        }
+        inner
+            .claims
+            .insert(key, (claim.holder.clone(), claim.expires_at));
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn confirm_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned("confirm_claim"))?;
+        let key = (buyer.clone(), caller.clone());
+        let e = inner.seen.entry(key.clone()).or_insert(at);
+        if at > *e {
+            *e = at;
+        }
+        if inner.claims.get(&key).is_some_and(|(h, _)| h == holder) {
+            inner.claims.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn release_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+    ) -> Result<bool, StateError> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned("release_claim"))?;
+        let key = (buyer.clone(), caller.clone());
+        if inner.claims.get(&key).is_some_and(|(h, _)| h == holder) {
+            inner.claims.remove(&key);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

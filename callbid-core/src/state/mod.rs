@@ -58,6 +58,13 @@ pub struct ReservationRequest {
     pub expires_at: Option<DateTime<Utc>>,
     /// The current instant (for expiry).
     pub now: DateTime<Utc>,
+    /// When the caller stops waiting (the auction's deadline). A store that must wait
+    /// for another writer (SQLite's file lock, PostgreSQL's advisory locks) gives up at
+    /// this instant with [`StateError::Unavailable`] instead of waiting longer. `None`:
+    /// the store's own timeout. Not serialized (a monotonic instant means nothing in
+    /// another process).
+    #[serde(skip)]
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// The result of [`CapStore::reserve`].
@@ -93,10 +100,55 @@ pub trait CapStore: Send + Sync + fmt::Debug {
     async fn release(&self, id: &ReservationId) -> Result<bool, StateError>;
 }
 
+/// A request to take a caller's duplicate-caller window at one buyer, for one call
+/// ([`SeenCallers::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenClaim {
+    /// The buyer.
+    pub buyer: BuyerId,
+    /// The caller.
+    pub caller: PhoneNumber,
+    /// Who takes the window (unique per call and buyer); claiming again with the same
+    /// holder is a no-op that succeeds.
+    pub holder: ReservationId,
+    /// The window's start: a caller sent to the buyer after this instant is refused
+    /// (`now - window`).
+    pub since: DateTime<Utc>,
+    /// The current instant.
+    pub now: DateTime<Utc>,
+    /// An unconfirmed claim stops counting after this instant (a process that died
+    /// between reserve and accept cannot block the caller forever).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The result of [`SeenCallers::claim`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ClaimOutcome {
+    /// The window is taken for the holder.
+    Claimed,
+    /// The caller was sent to the buyer at `at`, inside the window.
+    Seen {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Another call holds an unconfirmed claim on the same caller and buyer.
+    Held {
+        /// That claim's holder.
+        holder: ReservationId,
+    },
+}
+
 /// Which callers each buyer has already received, for duplicate-caller windows.
+///
+/// The window is taken with [`claim`](SeenCallers::claim) in the reserve phase: it is
+/// atomic across every handle on the same backing store (several processes sharing one
+/// database), so of two calls from one caller routed at once, at most one gets the
+/// buyer. The claim is then confirmed (it becomes the lasting "seen" record) or
+/// released (the accept failed).
 #[async_trait]
 pub trait SeenCallers: Send + Sync + fmt::Debug {
-    /// When `caller` was last sent to `buyer`, if ever.
+    /// When `caller` was last sent to `buyer`, if ever (confirmed sends only).
     async fn last_seen(
         &self,
         buyer: &BuyerId,
@@ -109,6 +161,27 @@ pub trait SeenCallers: Send + Sync + fmt::Debug {
         caller: &PhoneNumber,
         at: DateTime<Utc>,
     ) -> Result<(), StateError>;
+    /// Takes the window atomically: refused when the caller was sent to the buyer after
+    /// `claim.since`, or another holder has an unexpired claim; otherwise the claim is
+    /// stored (replacing an expired one). Idempotent per holder.
+    async fn claim(&self, claim: &SeenClaim) -> Result<ClaimOutcome, StateError>;
+    /// Makes the holder's claim the lasting record: `caller` was sent to `buyer` at `at`
+    /// (as [`record`](SeenCallers::record)), and the claim is removed.
+    async fn confirm_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+    /// Gives the holder's claim back (the accept failed). Returns whether it was held.
+    /// Idempotent.
+    async fn release_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+    ) -> Result<bool, StateError>;
 }
 
 /// The geography a duration statistic is about.

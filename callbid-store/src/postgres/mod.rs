@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid_core::state::{
-    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, DurationHistory, HistoryKey,
-    HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, ClaimOutcome, DurationHistory,
+    HistoryKey, HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    SeenClaim,
 };
 use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
 use chrono::{DateTime, Utc};
@@ -55,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_nulls_first_buyer_price.sql"),
     include_str!("../../migrations/postgres/0003_reservation_expiry.sql"),
     include_str!("../../migrations/postgres/0004_campaigns.sql"),
+    include_str!("../../migrations/postgres/0005_seen_claims.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.
@@ -336,6 +338,15 @@ impl PgStore {
         keys.sort_unstable();
         let mut c = self.client(OP).await?;
         let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+        // Bound the wait for the counters' advisory locks by the caller's deadline:
+        // PostgreSQL cancels a lock wait past lock_timeout (SQLSTATE 55P03).
+        if let Some(deadline) = request.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = left.as_millis().clamp(1, i32::MAX as u128);
+            tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
+                .await
+                .map_err(pg(OP))?;
+        }
         for k in &keys {
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -803,6 +814,116 @@ impl SeenCallers for PgStore {
         .await
         .map_err(|e| e.into_state(OP))
     }
+
+    async fn claim(&self, claim: &SeenClaim) -> Result<ClaimOutcome, StateError> {
+        const OP: &str = "claim_seen";
+        async {
+            let since = to_ns("since", claim.since)?;
+            let now = to_ns("now", claim.now)?;
+            let expires = to_ns("expires_at", claim.expires_at)?;
+            let (b, p) = (claim.buyer.as_str(), claim.caller.as_str());
+            let mut c = self.client(OP).await?;
+            let tx = c.transaction().await.map_err(pg(OP))?;
+            seen_lock(&tx, b, p).await?;
+            let seen = tx
+                .query_opt(
+                    "SELECT last_seen_ns FROM seen_callers WHERE buyer = $1 AND caller = $2",
+                    &[&b, &p],
+                )
+                .await
+                .map_err(pg(OP))?
+                .map(|r| r.try_get::<_, i64>(0))
+                .transpose()
+                .map_err(pg(OP))?;
+            if let Some(at) = seen.filter(|at| *at > since) {
+                return Ok(ClaimOutcome::Seen { at: from_ns(at) });
+            }
+            let held = tx
+                .query_opt(
+                    "SELECT holder FROM seen_claims WHERE buyer = $1 AND caller = $2 \
+                     AND expires_ns > $3 AND holder <> $4",
+                    &[&b, &p, &now, &claim.holder.0],
+                )
+                .await
+                .map_err(pg(OP))?
+                .map(|r| r.try_get::<_, String>(0))
+                .transpose()
+                .map_err(pg(OP))?;
+            if let Some(h) = held {
+                return Ok(ClaimOutcome::Held {
+                    holder: ReservationId(h),
+                });
+            }
+            tx.execute(
+                "INSERT INTO seen_claims (buyer, caller, holder, expires_ns) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (buyer, caller) DO UPDATE SET holder = excluded.holder, expires_ns = excluded.expires_ns",
+                &[&b, &p, &claim.holder.0, &expires],
+            )
+            .await
+            .map_err(pg(OP))?;
+            tx.commit().await.map_err(pg(OP))?;
+            Ok::<_, StoreError>(ClaimOutcome::Claimed)
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn confirm_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        const OP: &str = "confirm_seen_claim";
+        async {
+            let at = to_ns("at", at)?;
+            let (b, p) = (buyer.as_str(), caller.as_str());
+            let mut c = self.client(OP).await?;
+            let tx = c.transaction().await.map_err(pg(OP))?;
+            seen_lock(&tx, b, p).await?;
+            tx.execute(
+                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES ($1, $2, $3) \
+                 ON CONFLICT (buyer, caller) DO UPDATE \
+                 SET last_seen_ns = GREATEST(seen_callers.last_seen_ns, excluded.last_seen_ns)",
+                &[&b, &p, &at],
+            )
+            .await
+            .map_err(pg(OP))?;
+            tx.execute(
+                "DELETE FROM seen_claims WHERE buyer = $1 AND caller = $2 AND holder = $3",
+                &[&b, &p, &holder.0],
+            )
+            .await
+            .map_err(pg(OP))?;
+            tx.commit().await.map_err(pg(OP))?;
+            Ok::<_, StoreError>(())
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn release_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+    ) -> Result<bool, StateError> {
+        const OP: &str = "release_seen_claim";
+        async {
+            let c = self.client(OP).await?;
+            let n = c
+                .execute(
+                    "DELETE FROM seen_claims WHERE buyer = $1 AND caller = $2 AND holder = $3",
+                    &[&buyer.as_str(), &caller.as_str(), &holder.0],
+                )
+                .await
+                .map_err(pg(OP))?;
+            Ok::<_, StoreError>(n > 0)
+        }
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
 }
 
 #[async_trait]
@@ -1052,4 +1173,16 @@ async fn read_committed(
         .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
         .start()
         .await
+}
+
+/// Serializes claims and confirms on one caller × buyer across every process (the
+/// seen-callers check and the claim write are one step under it).
+async fn seen_lock(tx: &tokio_postgres::Transaction<'_>, buyer: &str, caller: &str) -> Result<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
+        &[&format!("seen|{buyer}|{caller}")],
+    )
+    .await
+    .map_err(pg("seen lock"))?;
+    Ok(())
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_buyer_price.sql"),
     include_str!("../../migrations/sqlite/0003_reservation_expiry.sql"),
     include_str!("../../migrations/sqlite/0004_campaigns.sql"),
+    include_str!("../../migrations/sqlite/0005_seen_claims.sql"),
 ];
 
 /// The schema version after every migration.

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid_core::state::{
-    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, DurationHistory, HistoryKey,
-    HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, ClaimOutcome, DurationHistory,
+    HistoryKey, HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
+    SeenClaim,
 };
 use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
 use chrono::{DateTime, Utc};
@@ -519,7 +520,96 @@ impl SqliteStore {
         let id = request.id.0.clone();
         let incs = merge_increments(request);
         let inner = self.inner.clone();
+        let deadline = request.deadline;
         self.write(OP, move |c| {
+            with_busy_deadline(c, deadline, |c| {
+                reserve_tx(c, &inner, &id, &incs, now, expires, prune_before)
+            })
+        })
+        .await
+    }
+}
+
+// The busy handler's state for the current (blocking) thread: when to give up, and a
+// xorshift state for the jitter.
+thread_local! {
+    static BUSY_UNTIL: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+    static JITTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` with SQLite's busy handling replaced by [`jittered_busy`] until `deadline`
+/// (or, without one, the connection's own `busy_timeout` from now), then restores the
+/// busy timeout.
+///
+/// SQLite's default busy handler sleeps in steps growing to 100 ms, so a process that
+/// waits sleeps through many commits of one that does not: across two processes on one
+/// counter one took every grant. Short jittered sleeps (0.25–4 ms) make the waiters try
+/// again often and at different moments, and the deadline bounds the wait.
+fn with_busy_deadline<T>(
+    c: &mut Connection,
+    deadline: Option<std::time::Instant>,
+    f: impl FnOnce(&mut Connection) -> Result<T>,
+) -> Result<T> {
+    const OP: &str = "reserve";
+    let saved_ms: i64 = c
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .map_err(StoreError::sqlite(OP))?;
+    let fallback = std::time::Instant::now() + Duration::from_millis(saved_ms.max(0) as u64);
+    BUSY_UNTIL.with(|b| b.set(Some(deadline.unwrap_or(fallback))));
+    c.busy_handler(Some(jittered_busy))
+        .map_err(StoreError::sqlite(OP))?;
+    let out = f(c);
+    BUSY_UNTIL.with(|b| b.set(None));
+    c.busy_timeout(Duration::from_millis(saved_ms.max(0) as u64))
+        .map_err(StoreError::sqlite(OP))?;
+    out
+}
+
+/// SQLite busy handler: `false` (give up, `SQLITE_BUSY`) once the thread's deadline has
+/// passed; otherwise sleeps a random 0.25–4 ms (the upper bound doubling from 0.5 ms
+/// with each retry) without passing the deadline, and asks SQLite to retry.
+fn jittered_busy(attempt: i32) -> bool {
+    let Some(until) = BUSY_UNTIL.with(|b| b.get()) else {
+        return false;
+    };
+    let now = std::time::Instant::now();
+    if now >= until {
+        return false;
+    }
+    let r = JITTER.with(|j| {
+        let mut x = j.get();
+        if x == 0 {
+            x = (now.elapsed().as_nanos() as u64
+                ^ std::process::id() as u64
+                ^ 0x9e37_79b9_7f4a_7c15)
+                | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        j.set(x);
+        x
+    });
+    let cap_us = 500u64 << attempt.clamp(0, 3);
+    let sleep = Duration::from_micros(250 + r % cap_us.max(1)).min(until - now);
+    std::thread::sleep(sleep);
+    true
+}
+
+/// One reservation inside `BEGIN IMMEDIATE`.
+fn reserve_tx(
+    c: &mut Connection,
+    inner: &Inner,
+    id: &str,
+    incs: &[(String, (Decimal, Decimal))],
+    now: i64,
+    expires: Option<i64>,
+    prune_before: Option<i64>,
+) -> Result<ReserveOutcome> {
+    const OP: &str = "reserve";
+    {
+        {
             let e = StoreError::sqlite(OP);
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -537,7 +627,7 @@ impl SqliteStore {
                     inner.prune.done(n);
                 }
             }
-            for (key, (amount, limit)) in &incs {
+            for (key, (amount, limit)) in incs {
                 let used = usage_in(&tx, key, now)?;
                 // An overflowing sum can only exceed the limit.
                 if used.checked_add(*amount).is_none_or(|total| total > *limit) {
@@ -559,15 +649,14 @@ impl SqliteStore {
                         "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(StoreError::sqlite(OP))?;
-                for (key, (amount, _)) in &incs {
+                for (key, (amount, _)) in incs {
                     st.execute(params![id, key, amount.to_string()])
                         .map_err(StoreError::sqlite(OP))?;
                 }
             }
             tx.commit().map_err(StoreError::sqlite(OP))?;
             Ok(ReserveOutcome::Reserved)
-        })
-        .await
+        }
     }
 }
 
@@ -1024,6 +1113,89 @@ impl SeenCallers for SqliteStore {
         .await
         .map_err(|e| e.into_state(OP))
     }
+
+    async fn claim(&self, claim: &SeenClaim) -> Result<ClaimOutcome, StateError> {
+        const OP: &str = "claim_seen";
+        let conv = || -> Result<(i64, i64, i64)> {
+            Ok((
+                to_ns("since", claim.since)?,
+                to_ns("now", claim.now)?,
+                to_ns("expires_at", claim.expires_at)?,
+            ))
+        };
+        let (since, now, expires) = conv().map_err(|e| e.into_state(OP))?;
+        let (b, p) = (
+            claim.buyer.as_str().to_string(),
+            claim.caller.as_str().to_string(),
+        );
+        let holder = claim.holder.0.clone();
+        self.write(OP, move |c| {
+            // BEGIN IMMEDIATE: the check and the claim are one write transaction, so a
+            // second process cannot read between them.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            let out = claim_in(&tx, &b, &p, &holder, since, now, expires)?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn confirm_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        const OP: &str = "confirm_seen_claim";
+        let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
+        let holder = holder.0.clone();
+        let at = to_ns("at", at).map_err(|e| e.into_state(OP))?;
+        self.write(OP, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite(OP))?;
+            tx.execute(
+                "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (buyer, caller) DO UPDATE SET last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
+                params![b, p, at],
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            tx.execute(
+                "DELETE FROM seen_claims WHERE buyer = ?1 AND caller = ?2 AND holder = ?3",
+                params![b, p, holder],
+            )
+            .map_err(StoreError::sqlite(OP))?;
+            tx.commit().map_err(StoreError::sqlite(OP))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
+    async fn release_claim(
+        &self,
+        buyer: &BuyerId,
+        caller: &PhoneNumber,
+        holder: &ReservationId,
+    ) -> Result<bool, StateError> {
+        const OP: &str = "release_seen_claim";
+        let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
+        let holder = holder.0.clone();
+        self.write(OP, move |c| {
+            c.execute(
+                "DELETE FROM seen_claims WHERE buyer = ?1 AND caller = ?2 AND holder = ?3",
+                params![b, p, holder],
+            )
+            .map(|n| n > 0)
+            .map_err(StoreError::sqlite(OP))
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
 }
 
 #[async_trait]
@@ -1106,6 +1278,51 @@ impl DurationHistory for SqliteStore {
     }
 }
 
+/// [`SeenCallers::claim`] inside an immediate transaction.
+fn claim_in(
+    tx: &Transaction<'_>,
+    buyer: &str,
+    caller: &str,
+    holder: &str,
+    since: i64,
+    now: i64,
+    expires: i64,
+) -> Result<ClaimOutcome> {
+    const OP: &str = "claim_seen";
+    let seen: Option<i64> = tx
+        .query_row(
+            "SELECT last_seen_ns FROM seen_callers WHERE buyer = ?1 AND caller = ?2",
+            params![buyer, caller],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sqlite(OP))?;
+    if let Some(at) = seen.filter(|at| *at > since) {
+        return Ok(ClaimOutcome::Seen { at: from_ns(at) });
+    }
+    let held: Option<String> = tx
+        .query_row(
+            "SELECT holder FROM seen_claims WHERE buyer = ?1 AND caller = ?2 \
+             AND expires_ns > ?3 AND holder <> ?4",
+            params![buyer, caller, now, holder],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sqlite(OP))?;
+    if let Some(h) = held {
+        return Ok(ClaimOutcome::Held {
+            holder: ReservationId(h),
+        });
+    }
+    tx.execute(
+        "INSERT INTO seen_claims (buyer, caller, holder, expires_ns) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (buyer, caller) DO UPDATE SET holder = excluded.holder, expires_ns = excluded.expires_ns",
+        params![buyer, caller, holder, expires],
+    )
+    .map_err(StoreError::sqlite(OP))?;
+    Ok(ClaimOutcome::Claimed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1114,6 +1331,58 @@ mod tests {
 
     fn ev(call: &str, key: &str, kind: CallEventKind) -> CallEvent {
         CallEvent::new(CallId::new(call).unwrap(), Utc::now(), key, kind)
+    }
+
+    /// While another connection holds the write lock, a reservation gives up at its
+    /// deadline (not after the 30 s busy timeout), and succeeds once the lock is free;
+    /// the connection's busy timeout is restored afterwards.
+    #[tokio::test]
+    async fn reserve_waits_no_longer_than_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deadline.db");
+        let s = SqliteStore::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let req = |id: &str, deadline| ReservationRequest {
+            id: ReservationId(id.into()),
+            increments: vec![CounterIncrement {
+                key: "k".into(),
+                amount: dec!(1),
+                limit: dec!(10),
+            }],
+            expires_at: None,
+            now: Utc::now(),
+            deadline,
+        };
+        for wait_ms in [0u64, 50, 300] {
+            let started = std::time::Instant::now();
+            let deadline = started + Duration::from_millis(wait_ms);
+            let r = s
+                .reserve(&req(&format!("r{wait_ms}"), Some(deadline)))
+                .await;
+            let waited = started.elapsed();
+            assert!(r.is_err(), "{r:?}");
+            assert!(waited >= Duration::from_millis(wait_ms), "{waited:?}");
+            assert!(waited < Duration::from_millis(wait_ms + 2000), "{waited:?}");
+        }
+        other.execute_batch("COMMIT").unwrap();
+        assert_eq!(
+            s.reserve(&req(
+                "free",
+                Some(std::time::Instant::now() + Duration::from_secs(5))
+            ))
+            .await
+            .unwrap(),
+            ReserveOutcome::Reserved
+        );
+        let ms: i64 = s
+            .write("t", |c| {
+                c.query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+                    .map_err(StoreError::sqlite("t"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ms, 30_000);
     }
 
     #[tokio::test]
@@ -1151,6 +1420,7 @@ mod tests {
             increments: vec![inc(dec!(1)), inc(dec!(1))],
             expires_at: None,
             now: Utc::now(),
+            deadline: None,
         };
         assert!(matches!(
             s.reserve(&r).await.unwrap(),
@@ -1247,6 +1517,7 @@ mod tests {
             }],
             expires_at,
             now,
+            deadline: None,
         };
         // 300 live-call reservations that all ended an hour before `t`.
         for i in 0..300 {
@@ -1350,6 +1621,7 @@ mod tests {
             }],
             expires_at: None,
             now: Utc::now(),
+            deadline: None,
         };
         s.reserve(&r).await.unwrap();
         let (mut events, mut records, mut reservations) = (1, Vec::new(), None);
