@@ -4,17 +4,11 @@
 //! built-in fake of Twilio's Calls endpoint, and against the Prism mock of Twilio's API
 //! when `TWILIO_PRISM_API_URL` is set (`source .ci/twilio.sh`; required under CI).
 
-#[path = "../examples/common/dashboard.rs"]
-mod dashboard;
-#[path = "../examples/common/operator_auth.rs"]
-mod operator_auth;
+use callbid_server::auth as operator_auth;
 
-#[path = "../examples/agent_assist/app.rs"]
-mod app;
-#[path = "../examples/agent_assist/fake_twilio.rs"]
-mod fake_twilio;
-#[path = "../examples/common/ivr_support.rs"]
-mod ivr_support;
+use callbid_server::agent as app;
+use callbid_server::demo::fake_twilio;
+use callbid_server::settle as ivr_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,26 +2,16 @@
 //! call simulator: signed webhooks over real HTTP on 127.0.0.1, in-process buyers with
 //! fixed prices (or the seeded demo network), SQLite / in-memory stores. No internet.
 
-#[path = "../examples/agent_assist/app.rs"]
-mod agent_app;
-#[path = "../examples/ivr_auction/app.rs"]
-mod app;
-#[path = "../examples/ivr_auction/config.rs"]
-mod config;
-#[path = "../examples/common/dashboard.rs"]
-mod dashboard;
-#[path = "../examples/common/ivr_fallback.rs"]
-mod ivr_fallback;
-#[path = "../examples/common/ivr_support.rs"]
-mod ivr_support;
-#[path = "../examples/common/mock_network.rs"]
-mod mock_network;
-#[path = "../examples/common/operator_auth.rs"]
-mod operator_auth;
-#[path = "../examples/common/serve.rs"]
-mod serve;
-#[path = "../examples/ivr_auction/simulate.rs"]
-mod simulate;
+use callbid_server::agent as agent_app;
+use callbid_server::auth as operator_auth;
+use callbid_server::dashboard;
+use callbid_server::demo as mock_network;
+use callbid_server::ivr as app;
+use callbid_server::ivr::fallback as ivr_fallback;
+use callbid_server::ivr::menu as config;
+use callbid_server::serve;
+use callbid_server::settle as ivr_support;
+use callbid_server::sim as simulate;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! to the fallback chain. Every step is a call-log event in SQLite (default) or
 //! PostgreSQL; completed calls feed duration history and billing. The operator
 //! dashboard is mounted at `/`, behind `--dashboard-token` when set (required on a
-//! non-loopback `--listen` address; see `examples/common/operator_auth.rs`).
+//! non-loopback `--listen` address; see `callbid_server::auth`).
 //!
 //! ```sh
 //! cargo run --example ivr_auction                      # serve on 127.0.0.1:3000, demo buyers
@@ -15,24 +15,18 @@
 //! cargo run --example ivr_auction --features postgres -- --database-url postgres://…
 //! ```
 //!
-//! Without `--buyers`, the local demo buyer network (`examples/common/mock_network.rs`,
+//! Without `--buyers`, the local demo buyer network (`callbid_server::demo`,
 //! 8 buyers speaking Service Direct and Ringba RTB) starts on a free loopback port.
 
-mod app;
-mod config;
-#[path = "../common/dashboard.rs"]
-mod dashboard;
-#[path = "../common/ivr_fallback.rs"]
-mod ivr_fallback;
-#[path = "../common/ivr_support.rs"]
-mod ivr_support;
-#[path = "../common/mock_network.rs"]
-mod mock_network;
-#[path = "../common/operator_auth.rs"]
-mod operator_auth;
-#[path = "../common/serve.rs"]
-mod serve;
-mod simulate;
+mod args;
+
+use callbid_server::ivr::fallback::FallbackChain;
+use callbid_server::ivr::menu::{Campaigns, Menu};
+use callbid_server::ivr::{self as app, App, IvrConfig, Stores};
+use callbid_server::settle::{build_auction, parse_payout, parse_strategy};
+use callbid_server::{
+    auth as operator_auth, dashboard, demo as mock_network, serve, sim as simulate,
+};
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -47,10 +41,7 @@ use clap::Parser;
 use rand::Rng;
 use tokio::sync::watch;
 
-use crate::app::{App, IvrConfig, Stores};
-use crate::config::{Args, Campaigns, Menu};
-use crate::ivr_fallback::FallbackChain;
-use crate::ivr_support::{build_auction, parse_payout, parse_strategy};
+use crate::args::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {

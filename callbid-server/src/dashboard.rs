@@ -26,7 +26,6 @@
 //!
 //! Money is exact decimal text; times are RFC 3339 UTC plus a local rendering labelled
 //! with the zone's abbreviation.
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::io::{self, Write};
@@ -41,10 +40,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use callbid::core::auction::{Auction, AuctionEvent};
-use callbid::core::state::{CallEvent, CallLog, CallRecord, CallStatus};
-use callbid::core::{CallId, ValidationError};
-use callbid::store::{
+use callbid_core::auction::{Auction, AuctionEvent};
+use callbid_core::state::{CallEvent, CallLog, CallRecord, CallStatus};
+use callbid_core::{CallId, ValidationError};
+use callbid_store::{
     AggregateRow, CallReports, Cursor, GroupBy, ReportFilter, ReportQuery, SortKey, SortOrder,
     Store, StoreError,
 };

@@ -24,7 +24,6 @@
 //!    (`superseded`), and so does forgetting an old win.
 //!
 //! The operator dashboard (call log, filters, exports, chart, live feed) is mounted at `/`.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -36,20 +35,20 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use callbid::core::auction::{AcceptRecord, Auction, BuyerRecord, BuyerReply, Eligibility};
-use callbid::core::billing::PayoutRule;
-use callbid::core::rules::Hold;
-use callbid::core::state::{CallEvent, CallEventKind, CallLog, DurationHistory};
-use callbid::core::{
+use callbid_core::auction::{AcceptRecord, Auction, BuyerRecord, BuyerReply, Eligibility};
+use callbid_core::billing::PayoutRule;
+use callbid_core::rules::Hold;
+use callbid_core::state::{CallEvent, CallEventKind, CallLog, DurationHistory};
+use callbid_core::{
     Bid, CallContext, CallId, CampaignId, Destination, PhoneNumber, ServiceType, SourceId,
     ValidationError, Zip,
 };
-use callbid::store::Store;
-use callbid::twilio::extract::TwilioWebhook;
-use callbid::twilio::rest::{Client as TwilioClient, UpdateCall};
-use callbid::twilio::signature::WebhookVerifier;
-use callbid::twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
-use callbid::twilio::webhook::{
+use callbid_store::Store;
+use callbid_twilio::extract::TwilioWebhook;
+use callbid_twilio::rest::{Client as TwilioClient, UpdateCall};
+use callbid_twilio::signature::WebhookVerifier;
+use callbid_twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
+use callbid_twilio::webhook::{
     parse_form, DialActionRequest, DialCallStatus, StatusCallbackRequest, VoiceRequest,
 };
 use chrono::{DateTime, Utc};
@@ -57,14 +56,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::{self as operator_auth, OperatorAuth};
 use crate::dashboard::{self, ApiError, DashboardState};
-use crate::ivr_support::{
-    call_over, log_auction_attempt, profile_of, release_live_slot, settle_leg,
-};
-use crate::operator_auth::{self, OperatorAuth};
+use crate::settle::{call_over, log_auction_attempt, profile_of, release_live_slot, settle_leg};
 
-const AGENT_HTML: &str = include_str!("agent.html");
-const AGENT_JS: &str = include_str!("agent.js");
+const AGENT_HTML: &str = include_str!("agent/agent.html");
+const AGENT_JS: &str = include_str!("agent/agent.js");
 
 /// How many recent inbound calls the agent page lists.
 const LIVE_CALLS: usize = 50;
@@ -265,7 +262,7 @@ pub struct Session {
     #[serde(skip)]
     destination: Option<Destination>,
     #[serde(skip)]
-    buyer_id: Option<callbid::core::BuyerId>,
+    buyer_id: Option<callbid_core::BuyerId>,
     /// The winner's cap holds: its live-call slot is given back when the forwarded leg
     /// ends, and every hold when the win is never forwarded (the call ends, a newer
     /// auction replaces it, or it is forgotten).
@@ -1164,7 +1161,7 @@ async fn forward(State(app): State<Shared>, Path(id): Path<String>) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callbid::core::state::{CapStore, MemoryCapStore, ReservationId};
+    use callbid_core::state::{CapStore, MemoryCapStore, ReservationId};
 
     /// Auction `s{n}` (call `CA…{n}`, started `n` seconds after a fixed instant).
     fn session(n: usize, status: SessionStatus, holds: Vec<Hold>) -> Session {

@@ -16,7 +16,9 @@
 //! Every webhook's `X-Twilio-Signature` is checked against the public base URL before
 //! anything else (`403` when it does not match) unless the app was built without a
 //! verifier (`--insecure-skip-signature`).
-#![allow(dead_code)]
+
+pub mod fallback;
+pub mod menu;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -30,15 +32,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use callbid::core::auction::{Auction, AuctionResult, NoBuyerReason};
-use callbid::core::billing::PayoutRule;
-use callbid::core::rules::Hold;
-use callbid::core::state::{
+use callbid_core::auction::{Auction, AuctionResult, NoBuyerReason};
+use callbid_core::billing::PayoutRule;
+use callbid_core::rules::Hold;
+use callbid_core::state::{
     CallEventKind, CallLog, CallStatus as LogStatus, CapStore, DurationHistory,
 };
-use callbid::core::{
-    Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip,
-};
+use callbid_core::{Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip};
 use callbid_twilio::signature::{WebhookVerifier, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER};
 use callbid_twilio::twiml::{
     Dial, DialRecord, Gather, GatherInput, Number, Redirect, Say, Sip, VoiceResponse,
@@ -53,9 +53,9 @@ use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::config::{Campaigns, Menu};
-use crate::ivr_fallback::FallbackChain;
-use crate::ivr_support::{call_over, log, log_auction, profile_of, release_live_slot, settle_call};
+use crate::ivr::fallback::FallbackChain;
+use crate::ivr::menu::{Campaigns, Menu};
+use crate::settle::{call_over, log, log_auction, profile_of, release_live_slot, settle_call};
 
 /// Largest webhook body read (Twilio's are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -245,7 +245,7 @@ impl App {
             } else {
                 chain.kind_at(0)
             };
-            let event = callbid::core::state::CallEvent::new(
+            let event = callbid_core::state::CallEvent::new(
                 call,
                 Utc::now(),
                 format!("fallback:error:{path}"),
@@ -549,7 +549,7 @@ async fn enter_fallback(
 ) -> IvrResult {
     let chain = &app.config.fallback;
     let kind = chain.kind_at(0);
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call.clone(),
         Utc::now(),
         "fallback:0",
@@ -565,7 +565,7 @@ async fn enter_fallback(
 /// Moves to fallback step `step` (after step `step - 1` did not end the call) and logs it.
 async fn next_fallback(app: &App, call: &CallId, step: usize, reason: String) -> IvrResult {
     let chain = &app.config.fallback;
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call.clone(),
         Utc::now(),
         format!("fallback:{step}"),
@@ -683,7 +683,7 @@ async fn voice(State(app): State<Arc<App>>, Signed(req): Signed<VoiceRequest>) -
     let caller = phone("caller", req.call.from.as_deref());
     let dialed = phone("dialed number", req.call.to.as_deref());
     let tracking = app.config.campaigns.lookup(dialed.as_ref());
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call,
         now,
         "incoming",
@@ -1101,7 +1101,7 @@ async fn voicemail_done(
         .filter(|u| !u.is_empty() && recorded)
     {
         Some(url) => {
-            let e = callbid::core::state::CallEvent::new(
+            let e = callbid_core::state::CallEvent::new(
                 call,
                 Utc::now(),
                 format!("recording:{url}"),
@@ -1213,7 +1213,7 @@ async fn status_callback(
         _ => None,
     };
     if let Some(reason) = reason {
-        let e = callbid::core::state::CallEvent::new(
+        let e = callbid_core::state::CallEvent::new(
             call,
             Utc::now(),
             format!("status:{status}"),
@@ -1239,7 +1239,7 @@ async fn recording_callback(
     };
     let call =
         CallId::new(sid).map_err(|e| IvrError(anyhow::anyhow!("webhook field CallSid: {e}")))?;
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call,
         Utc::now(),
         format!("recording:{url}"),
@@ -1254,7 +1254,7 @@ async fn recording_callback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callbid::core::Money;
+    use callbid_core::Money;
     use rust_decimal::Decimal;
 
     #[test]

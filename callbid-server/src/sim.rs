@@ -1,21 +1,20 @@
 //! `--simulate N`: drives N calls through the running server with callbid-twilio's call
 //! simulator (signed webhooks, virtual time), with seeded random ZIPs, services, caller
 //! mistakes and dial outcomes; then summarizes from the call log.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use callbid::core::state::{CallRecord, CallStatus};
-use callbid::core::{CallId, Currency, Money, PhoneNumber};
+use callbid_core::state::{CallRecord, CallStatus};
+use callbid_core::{CallId, Currency, Money, PhoneNumber};
 use callbid_twilio::sim::{CallScript, DialOutcome, SimError, Simulator, Transcript};
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::app::App;
+use crate::ivr::App;
 
 /// ZIP codes the simulated callers enter (spread over several states and zones).
 pub const ZIPS: [&str; 12] = [
