@@ -32,9 +32,11 @@
 
 pub mod agent;
 pub mod auth;
+pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod ivr;
+pub mod run;
 pub mod serve;
 pub mod settle;
 pub mod sim;

@@ -117,51 +117,11 @@ pub struct SimReport {
     pub elapsed: Duration,
 }
 
-/// Runs the simulation against `app`'s server.
+/// Runs the simulation against `app`'s server (its call log and auction latencies feed
+/// the report).
 pub async fn run(app: &App, opts: &SimOptions) -> anyhow::Result<SimReport> {
-    let sim = Simulator::new(&opts.base_url, &opts.auth_token)
-        .context("simulator base URL")?
-        .voice_path("/voice")
-        .status_callback("/ivr/status")
-        .account_sid(format!("AC{:032x}", opts.seed));
-    let run_id = u32::try_from(chrono::Utc::now().timestamp().rem_euclid(1 << 32)).unwrap_or(0);
-    let scripts = scripts(opts, run_id);
     let mark = app.auctions_run();
-    let bar = if opts.progress {
-        let bar = indicatif::ProgressBar::new(scripts.len() as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} simulating calls [{bar:30}] {pos}/{len} {elapsed_precise}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let started = Instant::now();
-    let results: Vec<Result<Transcript, SimError>> = futures::stream::iter(scripts)
-        .map(|script| {
-            let sim = &sim;
-            let bar = &bar;
-            async move {
-                let r = sim.run(script).await;
-                bar.inc(1);
-                r
-            }
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    let mut transcripts = Vec::new();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(t) => transcripts.push(t),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
+    let (transcripts, errors, elapsed) = drive(opts).await?;
     let mut records = Vec::new();
     for t in &transcripts {
         let id = CallId::new(&t.call_sid)?;
@@ -295,4 +255,52 @@ pub fn summary(report: &SimReport, opts: &SimOptions, payout: &str) -> anyhow::R
         writeln!(out, "  error: {e}")?;
     }
     Ok(out)
+}
+
+/// Drives the simulated calls against `opts.base_url` (any callbid IVR, local or not):
+/// the transcripts, the simulator's errors and the wall time.
+pub async fn drive(opts: &SimOptions) -> anyhow::Result<(Vec<Transcript>, Vec<String>, Duration)> {
+    let sim = Simulator::new(&opts.base_url, &opts.auth_token)
+        .context("simulator base URL")?
+        .voice_path("/voice")
+        .status_callback("/ivr/status")
+        .account_sid(format!("AC{:032x}", opts.seed));
+    let run_id = u32::try_from(chrono::Utc::now().timestamp().rem_euclid(1 << 32)).unwrap_or(0);
+    let scripts = scripts(opts, run_id);
+    let bar = if opts.progress {
+        let bar = indicatif::ProgressBar::new(scripts.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} simulating calls [{bar:30}] {pos}/{len} {elapsed_precise}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let results: Vec<Result<Transcript, SimError>> = futures::stream::iter(scripts)
+        .map(|script| {
+            let sim = &sim;
+            let bar = &bar;
+            async move {
+                let r = sim.run(script).await;
+                bar.inc(1);
+                r
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    let mut transcripts = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(t) => transcripts.push(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Ok((transcripts, errors, elapsed))
 }

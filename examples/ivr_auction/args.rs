@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use callbid_server::config::{ConfigError, ServerConfig};
 use clap::Parser;
 
 /// IVR auto-routing server: Twilio webhooks → ZIP and service menu → auction → <Dial>
@@ -10,6 +11,11 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ivr_auction", version)]
 pub struct Args {
+    /// callbid.toml to read first (flags and CALLBID_* variables override it). Default:
+    /// ./callbid.toml when it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on (port 0: any free port). Default 127.0.0.1:3000, or a free
     /// loopback port with --simulate.
     #[arg(long)]
@@ -22,7 +28,7 @@ pub struct Args {
 
     /// Twilio auth token for X-Twilio-Signature (default: $TWILIO_AUTH_TOKEN; when unset a
     /// random development token is generated and printed).
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    #[arg(long)]
     pub auth_token: Option<String>,
 
     /// DANGEROUS, local curl experiments only: accept webhooks without checking their
@@ -32,8 +38,8 @@ pub struct Args {
 
     /// Database: sqlite://PATH (created if missing), sqlite::memory: or postgres://…
     /// (PostgreSQL needs `--features postgres`).
-    #[arg(long, default_value = "sqlite://callbid.db")]
-    pub database_url: String,
+    #[arg(long)]
+    pub database_url: Option<String>,
 
     /// buyers.toml describing the buyer networks. Default: start the local demo buyer
     /// network (8 buyers) on loopback and route to it.
@@ -41,15 +47,12 @@ pub struct Args {
     pub buyers: Option<PathBuf>,
 
     /// Seed of the demo buyer network and of --simulate.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    #[arg(long)]
+    pub seed: Option<u64>,
 
     /// Service menu: DIGIT=Service pairs, comma separated.
-    #[arg(
-        long,
-        default_value = "1=Plumbing,2=Pest Control,3=Roofing,4=Electrician,5=Air Conditioning"
-    )]
-    pub menu: String,
+    #[arg(long)]
+    pub menu: Option<String>,
 
     /// Tracking numbers → campaign/source, a TOML file (`["+18005550100"]` tables with
     /// `campaign` and `source`; see examples/ivr_auction/campaigns.toml). Default: the
@@ -58,48 +61,48 @@ pub struct Args {
     pub campaigns: Option<PathBuf>,
 
     /// Fallback chain, tried in order: voicemail, in-house, message.
-    #[arg(long, default_value = "voicemail,message")]
-    pub fallback: String,
+    #[arg(long)]
+    pub fallback: Option<String>,
 
     /// In-house call center number for the `in-house` fallback step (E.164).
     #[arg(long)]
     pub in_house_number: Option<String>,
 
     /// What the `message` fallback step says.
-    #[arg(
-        long,
-        default_value = "Sorry, we cannot help with your request at this time. Goodbye."
-    )]
-    pub fallback_message: String,
+    #[arg(long)]
+    pub fallback_message: Option<String>,
 
     /// Publisher payout per billable call: a percentage of revenue (70%) or a fixed
     /// USD amount (12.50).
-    #[arg(long, default_value = "70%")]
-    pub payout: String,
+    #[arg(long)]
+    pub payout: Option<String>,
 
     /// Auction strategy: highest-score, highest-bid, priority[:SEED], first-accept.
-    #[arg(long, default_value = "highest-score")]
-    pub strategy: String,
+    #[arg(long)]
+    pub strategy: Option<String>,
 
     /// Overall auction deadline (pings, selection and accepts), milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub deadline_ms: u64,
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
 
     /// Seconds the buyer's phone rings before the call falls back.
-    #[arg(long, default_value_t = 25)]
-    pub dial_timeout: u32,
+    #[arg(long)]
+    pub dial_timeout: Option<u32>,
 
     /// Record bridged calls (record-from-answer).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub record: bool,
+    #[arg(long)]
+    pub record: Option<bool>,
 
-    /// Drive N simulated calls through the running server, print a summary and exit.
+    /// Start this server (on a free loopback port unless --listen is given), drive N
+    /// signed simulated calls through its own webhooks, print a summary from the call log
+    /// and exit. The calls are written to the configured database (default callbid.db,
+    /// so the dashboard shows them later); `callbid simulate N` uses a temporary one.
     #[arg(long, value_name = "N")]
     pub simulate: Option<usize>,
 
     /// Simulated calls in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 
     /// Do not mount the operator dashboard at /.
     #[arg(long)]
@@ -108,11 +111,66 @@ pub struct Args {
     /// Operator token for the dashboard and its /api routes: API clients send
     /// `Authorization: Bearer <token>`, browsers log in at /login. Required when --listen
     /// is not a loopback address. Unset on loopback: the dashboard is open.
-    #[arg(long, env = "CALLBID_DASHBOARD_TOKEN", hide_env_values = true)]
+    #[arg(long)]
     pub dashboard_token: Option<String>,
 
     /// DANGEROUS: serve the dashboard (callers' numbers, exports) without a token on a
     /// non-loopback --listen address.
     #[arg(long)]
     pub insecure_open_dashboard: bool,
+}
+
+impl Args {
+    /// The configuration: the file, the environment, then these flags, validated.
+    pub fn config(&self) -> Result<ServerConfig, ConfigError> {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("callbid.toml"));
+        let mut cfg = ServerConfig::load(Some(&path), self.config.is_some())?;
+        let mut set = |key: &str, value: Option<String>| match value {
+            Some(v) => cfg.set(key, &v, &format!("--{}", key.replace('_', "-"))),
+            None => Ok(()),
+        };
+        let flag = |on: bool| on.then(|| "true".to_owned());
+        set("listen", self.listen.map(|l| l.to_string()))?;
+        set("public_url", self.public_url.clone())?;
+        set("auth_token", self.auth_token.clone())?;
+        set(
+            "insecure_skip_signature",
+            flag(self.insecure_skip_signature),
+        )?;
+        set("database_url", self.database_url.clone())?;
+        set(
+            "buyers",
+            self.buyers.as_ref().map(|p| p.display().to_string()),
+        )?;
+        set("seed", self.seed.map(|v| v.to_string()))?;
+        set("menu", self.menu.clone())?;
+        set(
+            "campaigns",
+            self.campaigns.as_ref().map(|p| p.display().to_string()),
+        )?;
+        set("fallback", self.fallback.clone())?;
+        set("in_house_number", self.in_house_number.clone())?;
+        set("fallback_message", self.fallback_message.clone())?;
+        set("payout", self.payout.clone())?;
+        set("strategy", self.strategy.clone())?;
+        set("deadline_ms", self.deadline_ms.map(|v| v.to_string()))?;
+        set("dial_timeout", self.dial_timeout.map(|v| v.to_string()))?;
+        set("record", self.record.map(|v| v.to_string()))?;
+        set("concurrency", self.concurrency.map(|v| v.to_string()))?;
+        set("dashboard", self.no_dashboard.then(|| "false".to_owned()))?;
+        set("dashboard_token", self.dashboard_token.clone())?;
+        set(
+            "insecure_open_dashboard",
+            flag(self.insecure_open_dashboard),
+        )?;
+        if self.simulate.is_some() && self.listen.is_none() {
+            // A simulation serves on a free loopback port unless told otherwise.
+            set("listen", Some("127.0.0.1:0".to_owned()))?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
