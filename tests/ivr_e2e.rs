@@ -876,6 +876,8 @@ async fn accepted_call_on_postgresql() {
             return;
         }
     };
+    // A database of its own: the shared one may carry another build's schema.
+    let url = fresh_pg_database(&url, "ivr_e2e").await;
     let store = Store::open(&url).await.unwrap();
     let sh = store.handles();
     let stores = Stores {
@@ -1652,4 +1654,34 @@ fn a_public_listen_address_without_a_token_is_refused() {
             .unwrap()
             .token_required());
     }
+}
+
+/// A fresh, empty PostgreSQL database next to the one `url` names; returns its URL (the
+/// same helper as callbid-store's tests).
+#[cfg(feature = "postgres")]
+async fn fresh_pg_database(url: &str, name: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to DATABASE_URL");
+    let task = tokio::spawn(conn);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let db = format!("{name}_{}_{nanos}", std::process::id());
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("CREATE DATABASE (the DATABASE_URL role needs CREATEDB)");
+    drop(client);
+    let _ = task.await;
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{db}{query}", &base[..host_end])
 }
