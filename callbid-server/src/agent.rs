@@ -708,8 +708,13 @@ async fn call_status(
 // ---------------------------------------------------------------------------------------
 // The agent's page and API
 
-async fn agent_page(State(app): State<Shared>) -> Response {
-    dashboard::titled_page(AGENT_HTML, &app.cfg.title)
+async fn agent_page(
+    State(app): State<Shared>,
+    axum::extract::OriginalUri(original): axum::extract::OriginalUri,
+    uri: axum::http::Uri,
+) -> Response {
+    let prefix = dashboard::mount_prefix(&original, &uri);
+    dashboard::prefixed_page(AGENT_HTML, &app.cfg.title, &prefix)
 }
 
 async fn agent_js() -> Response {

@@ -427,7 +427,16 @@ impl From<&AggregateRow> for GroupView {
 /// An HTML page from `template` with every `{{title}}` replaced by `title`, escaped
 /// (`&`, `<`, `>`, `"`, `'`), and not cached (it is small and names the live setup).
 pub fn titled_page(template: &str, title: &str) -> Response {
-    let page = template.replace("{{title}}", &quick_xml::escape::escape(title));
+    prefixed_page(template, title, "")
+}
+
+/// [`titled_page`] for a router mounted under `prefix` (see [`mount_prefix`]): every
+/// `{{base}}` becomes the prefix (escaped), so the page's links, assets and API calls
+/// stay under it.
+pub fn prefixed_page(template: &str, title: &str, prefix: &str) -> Response {
+    let page = template
+        .replace("{{title}}", &quick_xml::escape::escape(title))
+        .replace("{{base}}", &quick_xml::escape::escape(prefix));
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Html(page),
@@ -435,8 +444,25 @@ pub fn titled_page(template: &str, title: &str) -> Response {
         .into_response()
 }
 
-async fn index(State(s): State<Shared>) -> Response {
-    titled_page(INDEX_HTML, &s.title)
+/// The path prefix a router is nested under (`Router::nest("/callbid", …)` →
+/// `"/callbid"`; `""` when not nested): the request's original path minus the path the
+/// nested router saw.
+pub fn mount_prefix(original: &axum::http::Uri, inner: &axum::http::Uri) -> String {
+    let (o, i) = (original.path(), inner.path());
+    let prefix = if i == "/" {
+        o.trim_end_matches('/')
+    } else {
+        o.strip_suffix(i).unwrap_or("")
+    };
+    prefix.to_owned()
+}
+
+async fn index(
+    State(s): State<Shared>,
+    axum::extract::OriginalUri(original): axum::extract::OriginalUri,
+    uri: axum::http::Uri,
+) -> Response {
+    prefixed_page(INDEX_HTML, &s.title, &mount_prefix(&original, &uri))
 }
 
 async fn script() -> Response {

@@ -262,8 +262,12 @@ pub fn summary(report: &SimReport, opts: &SimOptions, payout: &str) -> anyhow::R
 pub async fn drive(opts: &SimOptions) -> anyhow::Result<(Vec<Transcript>, Vec<String>, Duration)> {
     let sim = Simulator::new(&opts.base_url, &opts.auth_token)
         .context("simulator base URL")?
-        .voice_path("/voice")
-        .status_callback("/ivr/status")
+        // Absolute, so a base URL with a path (a router nested under a prefix) keeps it.
+        .voice_path(format!("{}/voice", opts.base_url.trim_end_matches('/')))
+        .status_callback(format!(
+            "{}/ivr/status",
+            opts.base_url.trim_end_matches('/')
+        ))
         .account_sid(format!("AC{:032x}", opts.seed));
     let run_id = u32::try_from(chrono::Utc::now().timestamp().rem_euclid(1 << 32)).unwrap_or(0);
     let scripts = scripts(opts, run_id);
