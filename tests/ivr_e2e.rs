@@ -408,7 +408,14 @@ async fn invalid_zip_reprompts_twice_then_falls_back() {
         .iter()
         .filter(|s| s.contains("not a valid ZIP code"))
         .count();
-    assert_eq!(reprompts, 2, "{:?}", t.said());
+    // "12" is a wrong ZIP; silence is no ZIP at all, and the re-prompt says so.
+    assert_eq!(reprompts, 1, "{:?}", t.said());
+    let silent = t
+        .said()
+        .iter()
+        .filter(|s| s.contains("did not hear a ZIP code"))
+        .count();
+    assert_eq!(silent, 1, "{:?}", t.said());
     assert_eq!(
         t.said().last().copied(),
         Some(ivr_fallback::DEFAULT_MESSAGE)
@@ -1684,4 +1691,41 @@ async fn fresh_pg_database(url: &str, name: &str) -> String {
         .find('/')
         .map_or(base.len(), |i| scheme_end + i);
     format!("{}/{db}{query}", &base[..host_end])
+}
+
+/// A body over 64 KiB is refused with 413 before the signature is checked or anything
+/// is read as a webhook, on TwiML and callback routes alike; an unsigned one of normal
+/// size is 403 (never 200 with fallback TwiML).
+#[tokio::test]
+async fn oversized_bodies_are_413_and_unsigned_ones_403() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let big = format!(
+        "CallSid=CA1&From=%2B15125550123&Pad={}",
+        "x".repeat(70 * 1024)
+    );
+    for path in ["/voice", "/ivr/zip", "/ivr/status"] {
+        let r = http
+            .post(format!("{}{path}", h.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{path}");
+        let r = http
+            .post(format!("{}{path}", h.base))
+            .form(&[("CallSid", "CA1"), ("From", "+15125550123")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
 }

@@ -219,6 +219,28 @@ fn localize_date(
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// A reversed range is reported with the values the user typed (not the internal
+/// exclusive bound `to` becomes): `(typed, localized)` for each end.
+fn check_range(
+    from: Option<&(String, String)>,
+    to: Option<&(String, String)>,
+) -> Result<(), ValidationError> {
+    let (Some((from_typed, from_at)), Some((to_typed, to_at))) = (from, to) else {
+        return Ok(());
+    };
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok();
+    if let (Some(f), Some(t)) = (parse(from_at), parse(to_at)) {
+        if t <= f {
+            return Err(ValidationError::new(
+                "to",
+                to_typed,
+                format!("is before from {from_typed:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a dashboard query string. `page` says whether `limit` and `cursor` apply
 /// (exports and summaries refuse them rather than ignoring them silently).
 pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<DashboardQuery, ApiError> {
@@ -233,6 +255,7 @@ pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<Dashboard
     let mut order = SortOrder::default();
     let mut limit = DEFAULT_LIMIT;
     let mut cursor: Option<Cursor> = None;
+    let (mut typed_from, mut typed_to) = (None, None);
     for (k, v) in pairs {
         match k.as_str() {
             "tz" => {}
@@ -264,16 +287,19 @@ pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<Dashboard
             "cursor" if !v.trim().is_empty() => cursor = Some(v.trim().parse::<Cursor>()?),
             "limit" | "cursor" => {}
             "from" => {
-                let v = localize_date("from", &v, tz, false)?;
-                filter_pairs.push((k, v));
+                let local = localize_date("from", &v, tz, false)?;
+                typed_from = Some((v, local.clone()));
+                filter_pairs.push((k, local));
             }
             "to" => {
-                let v = localize_date("to", &v, tz, true)?;
-                filter_pairs.push((k, v));
+                let local = localize_date("to", &v, tz, true)?;
+                typed_to = Some((v, local.clone()));
+                filter_pairs.push((k, local));
             }
             _ => filter_pairs.push((k, v)),
         }
     }
+    check_range(typed_from.as_ref(), typed_to.as_ref())?;
     let filter = ReportFilter::from_pairs(filter_pairs)?;
     let query = ReportQuery::new(filter)
         .sorted_by(sort, order)
@@ -752,4 +778,35 @@ pub fn auction_events(
 async fn auction_stream(State(s): State<Shared>) -> impl IntoResponse {
     let rx = s.auction.subscribe();
     Sse::new(auction_events(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_reversed_range_names_what_the_user_typed() {
+        for (from, to, tz) in [
+            ("2026-11-05", "2026-11-01", "UTC"),
+            ("2026-11-05", "2026-11-04", "America/Chicago"),
+            ("2026-11-05T10:00:00Z", "2026-11-05T09:00:00Z", "UTC"),
+        ] {
+            let e =
+                parse_query(pairs(&[("from", from), ("to", to), ("tz", tz)]), true).unwrap_err();
+            let ApiError::Invalid(e) = e else {
+                panic!("{e:?}")
+            };
+            let text = e.to_string();
+            assert!(text.contains(to) && text.contains(from), "{text}");
+            assert!(!text.contains("T00:00:00+00:00"), "{text}");
+        }
+        // One day (from = to) is a valid range.
+        assert!(parse_query(pairs(&[("from", "2026-11-05"), ("to", "2026-11-05")]), true).is_ok());
+    }
 }

@@ -325,13 +325,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("cannot read webhook body: {e}"),
-            )
-                .into_response()
-        })?;
+        let bytes = read_capped(&parts.headers, body).await?;
         if let Some(v) = &app.verifier {
             let header = |n: &str| parts.headers.get(n).and_then(|h| h.to_str().ok());
             if let Err(e) = v.verify(
@@ -359,12 +353,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
 async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    // Size first: a body over MAX_BODY cannot be Twilio's (theirs are a few KiB), so it
+    // is refused with 413 before anything else, never answered with TwiML.
+    let bytes = match read_capped(&parts.headers, body).await {
         Ok(b) => b,
-        Err(e) => {
-            return app
-                .emergency(None, &path, format!("cannot read body: {e}"))
-                .await
+        Err(res) => {
+            eprintln!("WARN ivr: refused {path}: body over {MAX_BODY} bytes");
+            return res;
         }
     };
     let call_sid = call_sid_of(&bytes);
@@ -412,6 +407,28 @@ async fn callback_guard(req: Request, next: Next) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
+}
+
+/// Reads a webhook body of at most [`MAX_BODY`] bytes: a larger `Content-Length`, or a
+/// body that turns out larger, is `413 Payload Too Large`.
+async fn read_capped(headers: &header::HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("webhook body over {MAX_BODY} bytes"),
+        )
+            .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| too_large())
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -746,6 +763,12 @@ async fn zip_step(
             Ok(service_prompt(&app, &zip, 1, None))
         }
         None => {
+            // No key pressed is not a wrong ZIP: the re-prompt says so.
+            let intro = if digits.is_empty() {
+                "Sorry, we did not hear a ZIP code."
+            } else {
+                "Sorry, that is not a valid ZIP code."
+            };
             let shown = if digits.is_empty() {
                 "(nothing)".to_owned()
             } else {
@@ -772,11 +795,7 @@ async fn zip_step(
                 )
                 .await
             } else {
-                Ok(zip_prompt(
-                    &app,
-                    attempt + 1,
-                    Some("Sorry, that is not a valid ZIP code."),
-                ))
+                Ok(zip_prompt(&app, attempt + 1, Some(intro)))
             }
         }
     }
@@ -809,6 +828,11 @@ async fn service_step(
         .service(&digits)
         .map(|(n, s)| (n.to_owned(), s.clone()));
     let Some((name, service)) = choice else {
+        let intro = if digits.is_empty() {
+            "Sorry, we did not hear your choice."
+        } else {
+            "Sorry, that is not one of the choices."
+        };
         let shown = if digits.is_empty() {
             "(nothing)".to_owned()
         } else {
@@ -835,12 +859,7 @@ async fn service_step(
             )
             .await
         } else {
-            Ok(service_prompt(
-                &app,
-                &zip,
-                q.attempt + 1,
-                Some("Sorry, that is not one of the choices."),
-            ))
+            Ok(service_prompt(&app, &zip, q.attempt + 1, Some(intro)))
         };
     };
     let ctx = context(&app, &req.call, call.clone(), zip, service.clone());
