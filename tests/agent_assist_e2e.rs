@@ -861,3 +861,103 @@ async fn agent_api_needs_the_operator_token_and_webhooks_do_not() {
     assert_eq!(fake.requests().len(), 1);
     fake.stop();
 }
+
+/// The agent API auctions only calls the server knows are live: a well-formed CallSid
+/// that never called is 404, and so is a call whose status callback said it ended. A
+/// retry with campaign and source left empty runs (and is logged) with the call's
+/// earlier campaign and source, never the first campaign next to other fields.
+#[tokio::test]
+async fn only_live_calls_are_auctioned_and_retries_keep_their_tracking() {
+    let (_fake, client) = fake().await;
+    let auction = Auction::builder()
+        .buyer(buyer("acme", 500, "+15125550111"))
+        .floor(Money::usd(Decimal::new(1000, 2)))
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let r = serve(
+        temp_store().await,
+        auction,
+        client,
+        false,
+        "+15125550100",
+        Mode::Manual,
+    )
+    .await;
+    let never = "CA00000000000000000000000000000d01";
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", never),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 404, "{s}");
+    assert_eq!(s["field"], "call_sid");
+    assert_eq!(s["value"], never);
+
+    let sid = "CA00000000000000000000000000000d02";
+    let (st, _) = r.webhook("/twilio/voice", &voice_params(sid), false).await;
+    assert_eq!(st, 200);
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", sid),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+                ("campaign", "spring-promo"),
+                ("source", "facebook"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    r.wait_status(s["id"].as_str().unwrap(), &["no_buyer", "won"])
+        .await;
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", sid),
+                ("zip", "73301"),
+                ("service", "roofing"),
+                ("campaign", ""),
+                ("source", ""),
+            ],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    assert_eq!(s["attempt"], 2);
+    assert_eq!(s["campaign"], "spring-promo", "{s}");
+    assert_eq!(s["source"], "facebook", "{s}");
+    r.wait_status(s["id"].as_str().unwrap(), &["no_buyer", "won"])
+        .await;
+    let rec = CallLog::record(&r.store, &CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.service.as_ref().map(|s| s.as_str()), Some("roofing"));
+    assert_eq!(
+        rec.campaign.as_ref().map(|c| c.as_str()),
+        Some("spring-promo")
+    );
+
+    // The call ends: no more auctions for it.
+    let mut ended = voice_params(sid);
+    ended.retain(|(k, _)| *k != "CallStatus");
+    ended.push(("CallStatus", "completed"));
+    ended.push(("CallDuration", "48"));
+    let (st, _) = r.webhook("/twilio/status", &ended, false).await;
+    assert!(st < 300, "{st}");
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")],
+        )
+        .await;
+    assert_eq!(st, 404, "{s}");
+    assert!(s["error"].as_str().unwrap().contains("ended"), "{s}");
+}

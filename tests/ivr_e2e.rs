@@ -1288,6 +1288,19 @@ async fn agent_assist_logs_an_auction_exactly_like_the_ivr() {
         default_mode: agent_app::Mode::Manual,
         title: "Agent desk".into(),
     });
+    // The call rings the agent first: the agent API auctions only calls it knows are live.
+    let voice = "CallSid=CA000000000000000000000000000000a9&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B15125550123&To=%2B18005550100&CallStatus=ringing";
+    let res = agent
+        .clone()
+        .oneshot(
+            Request::post("/twilio/voice")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(voice))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let form = "call_sid=CA000000000000000000000000000000a9&zip=78701&service=plumbing";
     let res = agent
         .clone()
