@@ -1742,3 +1742,59 @@ async fn oversized_bodies_are_413_and_unsigned_ones_403() {
         assert_eq!(r.status(), 403, "{path}");
     }
 }
+
+/// With signatures off (`insecure_skip_signature`), the README's curl walkthrough works:
+/// a missing optional field (`AccountSid`, `To`) does not fail the call; a missing
+/// required one (`CallSid`) is a 400 naming it on a callback route, and fallback TwiML
+/// (never dead air) on a TwiML route.
+#[tokio::test]
+async fn curl_without_optional_fields_is_served_and_missing_callsid_is_named() {
+    let (stores, log, _) = memory_stores();
+    let base = "http://127.0.0.1:9";
+    let auction = ivr_support::build_auction(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores.history.clone(),
+        Strategy::HighestScore,
+        Duration::from_millis(1500),
+    )
+    .unwrap();
+    let app = App::new(ivr_config(base, "message"), stores, auction, None);
+    let post = |path: &'static str, body: &'static str| {
+        let router = app::router(app.clone());
+        async move {
+            let res = router
+                .oneshot(
+                    Request::post(path)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(Body::from(body))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let sid = "CA123";
+    let (st, twiml) = post("/voice", "CallSid=CA123&From=%2B15125550123").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(twiml.contains("<Gather"), "{twiml}");
+    assert!(!twiml.contains("something went wrong"), "{twiml}");
+    let (st, twiml) = post("/ivr/zip?attempt=1", "CallSid=CA123&Digits=78701").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(twiml.contains("/ivr/service?zip=78701"), "{twiml}");
+    assert!(log
+        .record(&CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    let (st, body) = post("/ivr/status", "CallStatus=completed&CallDuration=3").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("CallSid"), "{body}");
+    let (st, twiml) = post("/voice", "From=%2B15125550123").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(twiml.contains("<Say"), "fallback TwiML: {twiml}");
+}

@@ -49,7 +49,7 @@ use callbid_twilio::rest::{Client as TwilioClient, UpdateCall};
 use callbid_twilio::signature::WebhookVerifier;
 use callbid_twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
 use callbid_twilio::webhook::{
-    parse_form, DialActionRequest, DialCallStatus, StatusCallbackRequest, VoiceRequest,
+    DialActionRequest, DialCallStatus, StatusCallbackRequest, VoiceRequest,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -341,7 +341,7 @@ impl<T: DeserializeOwned> FromRequest<Shared> for Webhook<T> {
                 let body = Bytes::from_request(req, app)
                     .await
                     .map_err(IntoResponse::into_response)?;
-                parse_form(&body)
+                crate::ivr::parse_webhook(&body)
                     .map(Webhook)
                     .map_err(|e| bad_webhook(e.to_string()))
             }

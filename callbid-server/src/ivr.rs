@@ -341,7 +341,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
         }
         // Signed but malformed: 400 naming the field (the TwiML guard still answers
         // fallback TwiML to the caller).
-        parse_form::<T>(&bytes)
+        parse_webhook::<T>(&bytes)
             .map(Signed)
             .map_err(|e| failure(StatusCode::BAD_REQUEST, format!("{path_and_query}: {e}")))
     }
@@ -406,6 +406,27 @@ async fn callback_guard(req: Request, next: Next) -> Response {
             eprintln!("ERROR ivr: {path} panicked: {reason}");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
+    }
+}
+
+/// Parses a webhook form into `T`. `AccountSid` is optional for callbid (nothing reads
+/// it, and a curl experiment often leaves it out): when it is missing it is taken as
+/// empty rather than failing the call. Any other missing required field (`CallSid`) is
+/// an error naming it.
+pub(crate) fn parse_webhook<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, callbid_twilio::webhook::WebhookError> {
+    match parse_form::<T>(body) {
+        Ok(t) => Ok(t),
+        Err(e) if !form_pairs(body).iter().any(|(k, _)| k == "AccountSid") => {
+            let mut padded = body.to_vec();
+            if !padded.is_empty() {
+                padded.push(b'&');
+            }
+            padded.extend_from_slice(b"AccountSid=");
+            parse_form::<T>(&padded).map_err(|_| e)
+        }
+        Err(e) => Err(e),
     }
 }
 
