@@ -712,6 +712,10 @@ async fn wait_text(
     eventually(what, || text_of(c, id), check).await
 }
 
+#[cfg_attr(
+    callbid_no_browser,
+    ignore = "needs chromium and chromedriver (/usr/bin or CHROMIUM_BIN / CHROMEDRIVER_BIN; source .ci/chromium.sh)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_filters_and_exports_csv() {
     use fantoccini::Locator;
@@ -929,6 +933,10 @@ async fn browser_filters_and_exports_csv() {
 use callbid_server::agent as app;
 use callbid_server::demo::fake_twilio;
 
+#[cfg_attr(
+    callbid_no_browser,
+    ignore = "needs chromium and chromedriver (/usr/bin or CHROMIUM_BIN / CHROMEDRIVER_BIN; source .ci/chromium.sh)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
     use fantoccini::Locator;

@@ -869,6 +869,10 @@ async fn simulation_over_the_demo_network_summarizes_from_the_log() {
 
 /// The accepted-call flow on PostgreSQL (`DATABASE_URL`; required when `CI=true`).
 #[cfg(feature = "postgres")]
+#[cfg_attr(
+    callbid_no_postgres,
+    ignore = "needs PostgreSQL: DATABASE_URL was not set when the tests were built (source .ci/postgres.sh)"
+)]
 #[tokio::test]
 async fn accepted_call_on_postgresql() {
     let url = match std::env::var("DATABASE_URL") {
