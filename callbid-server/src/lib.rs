@@ -17,6 +17,71 @@
 //!
 //! [`router`] merges the ones a server mounts into one `Router`.
 //!
+//! Mounting the IVR under `/callbid` in an app of your own:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use axum::routing::get;
+//! use axum::Router;
+//! use callbid_core::auction::Strategy;
+//! use callbid_core::billing::PayoutRule;
+//! use callbid_core::inprocess::InProcessBuyer;
+//! use callbid_core::state::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory};
+//! use callbid_core::{BuyerEntry, BuyerId, Destination, Money};
+//! use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
+//! use callbid_server::ivr::menu::{Campaigns, Menu};
+//! use callbid_server::ivr::{self, App, IvrConfig, Stores};
+//! use callbid_twilio::signature::WebhookVerifier;
+//! use rust_decimal::Decimal;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // callbid's public URL is the mount point's: generated URLs and signature checks use it.
+//! let public = "https://app.example.com/callbid";
+//! let history = Arc::new(MemoryDurationHistory::new());
+//! let buyer = InProcessBuyer::new(
+//!     BuyerId::new("acme")?,
+//!     Money::usd(Decimal::new(4500, 2)),
+//!     Destination::parse("+15125550111")?,
+//! );
+//! let auction = callbid_server::settle::build_auction(
+//!     vec![BuyerEntry::new(Arc::new(buyer))],
+//!     history.clone(),
+//!     Strategy::HighestScore,
+//!     Duration::from_millis(1500),
+//! )?;
+//! let config = IvrConfig {
+//!     public_url: public.to_owned(),
+//!     menu: Menu::parse("1=Plumbing,2=Roofing")?,
+//!     campaigns: Campaigns::demo(),
+//!     fallback: FallbackChain::parse(
+//!         "voicemail,message",
+//!         None,
+//!         DEFAULT_MESSAGE,
+//!         &format!("{public}/ivr/fallback"),
+//!     )?,
+//!     payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
+//!     dial_timeout: 25,
+//!     record: true,
+//!     greeting: "Thanks for calling.".to_owned(),
+//!     log_calls: false,
+//! };
+//! let stores = Stores {
+//!     log: Arc::new(MemoryCallLog::new()),
+//!     caps: Arc::new(MemoryCapStore::new()),
+//!     history,
+//! };
+//! let verifier = WebhookVerifier::new(public, "your-twilio-auth-token")?;
+//! let ivr_app = App::new(config, stores, auction, Some(verifier));
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "the host app" }))
+//!     .nest("/callbid", ivr::router(ivr_app));
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! **Prefixes and URLs.** Every URL a router generates (Gather and Dial actions, status
 //! callbacks) is absolute under its configured public URL, and signatures are checked
 //! against that public URL plus the path *inside* the router. So a router nested under
