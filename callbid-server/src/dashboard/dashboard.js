@@ -3,6 +3,8 @@
 // cannot inject markup.
 "use strict";
 // The prefix the server is mounted under (Router::nest), from the page's meta tag.
+// "1 call", "2 calls".
+function plural(n, word) { return Number(n) === 1 ? word : word + "s"; }
 const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content || "";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -149,7 +151,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     state.next = data.next;
     $("load-more").hidden = !data.next;
     $("empty").hidden = state.shown !== 0;
-    $("row-count").textContent = state.shown + (data.next ? "+ calls shown" : " calls") + " · times in " + data.tz;
+    $("row-count").textContent = state.shown + (data.next ? "+ " + plural(state.shown, "call") + " shown" : " " + plural(state.shown, "call")) + " · times in " + data.tz;
     markSort();
   }
 
@@ -208,7 +210,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       .map((g) => ({ label: g.group, value: Number(g.revenue), text: money(g.revenue, g.currency), calls: g.calls }))
       .sort((a, b) => b.value - a.value);
     // Bar lengths use Number() (display only); the labels are the exact decimal text.
-    barChart($("chart-buyer"), byBuyer, (i) => i.text + " · " + i.calls + " calls");
+    barChart($("chart-buyer"), byBuyer, (i) => i.text + " · " + i.calls + " " + plural(i.calls, "call"));
   }
 
   async function refresh() {
