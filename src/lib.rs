@@ -6,6 +6,14 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `core` (default) | [`core`] | `callbid-core`: domain types, `Buyer`, rules, scoring, the auction |
+//! | `buyers` (default) | [`buyers`] | `callbid-buyers`: Service Direct, config-driven ping-post, `buyers.toml` |
+//! | `twilio` (default) | [`twilio`] | `callbid-twilio`: TwiML, webhooks, signatures, REST client |
+//! | `twilio-axum` | [`twilio`]`::extract` | the `TwilioWebhook<T>` axum extractor |
+//! | `twilio-sim` | [`twilio`]`::sim` | the offline call simulator |
+//! | `store` (default) | [`store`] | `callbid-store`: SQLite state stores, call log, reports, CSV / XLSX export |
+//! | `postgres` | [`store`] | the PostgreSQL backend of `callbid-store` (and of the server) |
+//! | `server` | `server` | `callbid-server`: the IVR, agent desk, dashboard and operator-access axum routers, the `callbid` binary |
+//! | `exotel` | `exotel` | `callbid-exotel`: Exotel outbound calls, number metadata, call details (campaign provider) |
 //!
 //! ```
 //! use callbid::core::Zip;
@@ -34,6 +42,10 @@ pub use callbid_store as store;
 /// `OutboundProvider` for campaigns.
 #[cfg(feature = "exotel")]
 pub use callbid_exotel as exotel;
+
+/// The servers as a library: axum routers to mount (IVR, agent desk, dashboard, auth).
+#[cfg(feature = "server")]
+pub use callbid_server as server;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -4,17 +4,11 @@
 //! built-in fake of Twilio's Calls endpoint, and against the Prism mock of Twilio's API
 //! when `TWILIO_PRISM_API_URL` is set (`source .ci/twilio.sh`; required under CI).
 
-#[path = "../examples/common/dashboard.rs"]
-mod dashboard;
-#[path = "../examples/common/operator_auth.rs"]
-mod operator_auth;
+use callbid_server::auth as operator_auth;
 
-#[path = "../examples/agent_assist/app.rs"]
-mod app;
-#[path = "../examples/agent_assist/fake_twilio.rs"]
-mod fake_twilio;
-#[path = "../examples/common/ivr_support.rs"]
-mod ivr_support;
+use callbid_server::agent as app;
+use callbid_server::demo::fake_twilio;
+use callbid_server::settle as ivr_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -592,6 +586,10 @@ async fn no_buyer_keeps_the_caller_with_the_agent_and_is_logged() {
     assert_eq!(s["attempt"], 2);
 }
 
+#[cfg_attr(
+    callbid_no_prism,
+    ignore = "needs the Prism mock of Twilio's API: TWILIO_PRISM_API_URL was not set when the tests were built (source .ci/twilio.sh)"
+)]
 #[tokio::test]
 async fn forward_is_a_valid_calls_update_for_twilios_openapi_mock() {
     let Some(api) = std::env::var("TWILIO_PRISM_API_URL")
@@ -866,4 +864,104 @@ async fn agent_api_needs_the_operator_token_and_webhooks_do_not() {
     assert_eq!(body["status"], "forwarded", "{body}");
     assert_eq!(fake.requests().len(), 1);
     fake.stop();
+}
+
+/// The agent API auctions only calls the server knows are live: a well-formed CallSid
+/// that never called is 404, and so is a call whose status callback said it ended. A
+/// retry with campaign and source left empty runs (and is logged) with the call's
+/// earlier campaign and source, never the first campaign next to other fields.
+#[tokio::test]
+async fn only_live_calls_are_auctioned_and_retries_keep_their_tracking() {
+    let (_fake, client) = fake().await;
+    let auction = Auction::builder()
+        .buyer(buyer("acme", 500, "+15125550111"))
+        .floor(Money::usd(Decimal::new(1000, 2)))
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let r = serve(
+        temp_store().await,
+        auction,
+        client,
+        false,
+        "+15125550100",
+        Mode::Manual,
+    )
+    .await;
+    let never = "CA00000000000000000000000000000d01";
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", never),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 404, "{s}");
+    assert_eq!(s["field"], "call_sid");
+    assert_eq!(s["value"], never);
+
+    let sid = "CA00000000000000000000000000000d02";
+    let (st, _) = r.webhook("/twilio/voice", &voice_params(sid), false).await;
+    assert_eq!(st, 200);
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", sid),
+                ("zip", "78701"),
+                ("service", "plumbing"),
+                ("campaign", "spring-promo"),
+                ("source", "facebook"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    r.wait_status(s["id"].as_str().unwrap(), &["no_buyer", "won"])
+        .await;
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[
+                ("call_sid", sid),
+                ("zip", "73301"),
+                ("service", "roofing"),
+                ("campaign", ""),
+                ("source", ""),
+            ],
+        )
+        .await;
+    assert_eq!(st, 202, "{s}");
+    assert_eq!(s["attempt"], 2);
+    assert_eq!(s["campaign"], "spring-promo", "{s}");
+    assert_eq!(s["source"], "facebook", "{s}");
+    r.wait_status(s["id"].as_str().unwrap(), &["no_buyer", "won"])
+        .await;
+    let rec = CallLog::record(&r.store, &CallId::new(sid).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.service.as_ref().map(|s| s.as_str()), Some("roofing"));
+    assert_eq!(
+        rec.campaign.as_ref().map(|c| c.as_str()),
+        Some("spring-promo")
+    );
+
+    // The call ends: no more auctions for it.
+    let mut ended = voice_params(sid);
+    ended.retain(|(k, _)| *k != "CallStatus");
+    ended.push(("CallStatus", "completed"));
+    ended.push(("CallDuration", "48"));
+    let (st, _) = r.webhook("/twilio/status", &ended, false).await;
+    assert!(st < 300, "{st}");
+    let (st, s) = r
+        .post_form(
+            "/agent/api/auctions",
+            &[("call_sid", sid), ("zip", "78701"), ("service", "plumbing")],
+        )
+        .await;
+    assert_eq!(st, 404, "{s}");
+    assert!(s["error"].as_str().unwrap().contains("ended"), "{s}");
 }

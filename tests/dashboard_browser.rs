@@ -6,10 +6,8 @@
 //! `chromium` and `chromium-driver`; `source .ci/chromium.sh` installs them). Without
 //! them it prints why it skips; with `CI=true` it fails instead.
 
-#[path = "../examples/common/dashboard.rs"]
-mod dashboard;
-#[path = "../examples/common/operator_auth.rs"]
-mod operator_auth;
+use callbid_server::auth as operator_auth;
+use callbid_server::dashboard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -714,6 +712,10 @@ async fn wait_text(
     eventually(what, || text_of(c, id), check).await
 }
 
+#[cfg_attr(
+    callbid_no_browser,
+    ignore = "needs chromium and chromedriver (/usr/bin or CHROMIUM_BIN / CHROMEDRIVER_BIN; source .ci/chromium.sh)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_filters_and_exports_csv() {
     use fantoccini::Locator;
@@ -928,13 +930,13 @@ async fn browser_filters_and_exports_csv() {
 // The agent desk of examples/agent_assist in the browser: the form starts an auction,
 // bids appear, Forward bridges the live call through the (fake) Calls endpoint.
 
-#[path = "../examples/agent_assist/app.rs"]
-mod app;
-#[path = "../examples/agent_assist/fake_twilio.rs"]
-mod fake_twilio;
-#[path = "../examples/common/ivr_support.rs"]
-mod ivr_support;
+use callbid_server::agent as app;
+use callbid_server::demo::fake_twilio;
 
+#[cfg_attr(
+    callbid_no_browser,
+    ignore = "needs chromium and chromedriver (/usr/bin or CHROMIUM_BIN / CHROMEDRIVER_BIN; source .ci/chromium.sh)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
     use fantoccini::Locator;

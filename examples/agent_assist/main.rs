@@ -24,19 +24,9 @@
 //!     --agent client:alice --buyers buyers.toml --database-url sqlite://calls.db
 //! ```
 
-#[path = "../common/dashboard.rs"]
-mod dashboard;
-#[path = "../common/ivr_support.rs"]
-mod ivr_support;
-#[path = "../common/mock_network.rs"]
-mod mock_network;
-#[path = "../common/operator_auth.rs"]
-mod operator_auth;
-#[path = "../common/serve.rs"]
-mod serve;
-
-mod app;
-mod fake_twilio;
+use callbid_server::agent::{self as app, AgentConfig, AgentTarget, Mode};
+use callbid_server::demo::fake_twilio;
+use callbid_server::{auth as operator_auth, demo as mock_network, serve};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,11 +40,13 @@ use callbid::twilio::rest::Client as TwilioClient;
 use callbid::twilio::signature::WebhookVerifier;
 use clap::Parser;
 
-use app::{AgentConfig, AgentTarget, Mode};
-
 /// Agent-assisted pay-per-call routing over Twilio.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "agent_assist",
+    version,
+    about = "Agent-assisted pay-per-call routing over Twilio (seed 002, option 2): the agent desk, live bids, REST bridge."
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3100")]
@@ -76,7 +68,7 @@ struct Args {
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Call log store: sqlite://PATH, a path, sqlite::memory: or postgres://….
-    #[arg(long, default_value = "sqlite://agent_assist.db")]
+    #[arg(long, default_value = "sqlite://callbid.db")]
     database_url: String,
     /// Twilio REST API base URL (e.g. the Prism mock's $TWILIO_PRISM_API_URL).
     #[arg(long)]
@@ -117,8 +109,8 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let mode = Mode::parse("--mode", &args.mode).map_err(|e| e.to_string())?;
-    let payout =
-        ivr_support::parse_payout(&args.payout).map_err(|e| format!("invalid --payout: {e}"))?;
+    let payout = callbid_server::settle::parse_payout(&args.payout)
+        .map_err(|e| format!("invalid --payout: {e}"))?;
     let agent = AgentTarget::parse(&args.agent).map_err(|e| format!("--agent: {e}"))?;
     if !(100..=60_000).contains(&args.deadline_ms) {
         return Err(format!(
@@ -221,7 +213,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     // Scored over the store's duration history, which settled calls feed.
-    let auction = ivr_support::build_auction(
+    let auction = callbid_server::settle::build_auction(
         entries,
         handles.history.clone(),
         Strategy::HighestScore,

@@ -7,10 +7,7 @@
 //! IVR server's `--buyers` option), and serves until Ctrl-C or SIGTERM. `GET /stats` shows counts.
 //! With `--config FILE` the buyers come from a JSON file (an array of `MockBuyer`s).
 
-#[path = "../common/mock_network.rs"]
-mod mock_network;
-#[path = "../common/serve.rs"]
-mod serve;
+use callbid_server::{demo as mock_network, serve};
 
 use std::net::SocketAddr;
 

@@ -26,7 +26,6 @@
 //!
 //! Money is exact decimal text; times are RFC 3339 UTC plus a local rendering labelled
 //! with the zone's abbreviation.
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::io::{self, Write};
@@ -41,10 +40,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use callbid::core::auction::{Auction, AuctionEvent};
-use callbid::core::state::{CallEvent, CallLog, CallRecord, CallStatus};
-use callbid::core::{CallId, ValidationError};
-use callbid::store::{
+use callbid_core::auction::{Auction, AuctionEvent};
+use callbid_core::state::{CallEvent, CallLog, CallRecord, CallStatus};
+use callbid_core::{CallId, ValidationError};
+use callbid_store::{
     AggregateRow, CallReports, Cursor, GroupBy, ReportFilter, ReportQuery, SortKey, SortOrder,
     Store, StoreError,
 };
@@ -220,6 +219,28 @@ fn localize_date(
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// A reversed range is reported with the values the user typed (not the internal
+/// exclusive bound `to` becomes): `(typed, localized)` for each end.
+fn check_range(
+    from: Option<&(String, String)>,
+    to: Option<&(String, String)>,
+) -> Result<(), ValidationError> {
+    let (Some((from_typed, from_at)), Some((to_typed, to_at))) = (from, to) else {
+        return Ok(());
+    };
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok();
+    if let (Some(f), Some(t)) = (parse(from_at), parse(to_at)) {
+        if t <= f {
+            return Err(ValidationError::new(
+                "to",
+                to_typed,
+                format!("is before from {from_typed:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a dashboard query string. `page` says whether `limit` and `cursor` apply
 /// (exports and summaries refuse them rather than ignoring them silently).
 pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<DashboardQuery, ApiError> {
@@ -234,6 +255,7 @@ pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<Dashboard
     let mut order = SortOrder::default();
     let mut limit = DEFAULT_LIMIT;
     let mut cursor: Option<Cursor> = None;
+    let (mut typed_from, mut typed_to) = (None, None);
     for (k, v) in pairs {
         match k.as_str() {
             "tz" => {}
@@ -265,16 +287,19 @@ pub fn parse_query(pairs: Vec<(String, String)>, page: bool) -> Result<Dashboard
             "cursor" if !v.trim().is_empty() => cursor = Some(v.trim().parse::<Cursor>()?),
             "limit" | "cursor" => {}
             "from" => {
-                let v = localize_date("from", &v, tz, false)?;
-                filter_pairs.push((k, v));
+                let local = localize_date("from", &v, tz, false)?;
+                typed_from = Some((v, local.clone()));
+                filter_pairs.push((k, local));
             }
             "to" => {
-                let v = localize_date("to", &v, tz, true)?;
-                filter_pairs.push((k, v));
+                let local = localize_date("to", &v, tz, true)?;
+                typed_to = Some((v, local.clone()));
+                filter_pairs.push((k, local));
             }
             _ => filter_pairs.push((k, v)),
         }
     }
+    check_range(typed_from.as_ref(), typed_to.as_ref())?;
     let filter = ReportFilter::from_pairs(filter_pairs)?;
     let query = ReportQuery::new(filter)
         .sorted_by(sort, order)
@@ -428,7 +453,16 @@ impl From<&AggregateRow> for GroupView {
 /// An HTML page from `template` with every `{{title}}` replaced by `title`, escaped
 /// (`&`, `<`, `>`, `"`, `'`), and not cached (it is small and names the live setup).
 pub fn titled_page(template: &str, title: &str) -> Response {
-    let page = template.replace("{{title}}", &quick_xml::escape::escape(title));
+    prefixed_page(template, title, "")
+}
+
+/// [`titled_page`] for a router mounted under `prefix` (see [`mount_prefix`]): every
+/// `{{base}}` becomes the prefix (escaped), so the page's links, assets and API calls
+/// stay under it.
+pub fn prefixed_page(template: &str, title: &str, prefix: &str) -> Response {
+    let page = template
+        .replace("{{title}}", &quick_xml::escape::escape(title))
+        .replace("{{base}}", &quick_xml::escape::escape(prefix));
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Html(page),
@@ -436,8 +470,25 @@ pub fn titled_page(template: &str, title: &str) -> Response {
         .into_response()
 }
 
-async fn index(State(s): State<Shared>) -> Response {
-    titled_page(INDEX_HTML, &s.title)
+/// The path prefix a router is nested under (`Router::nest("/callbid", …)` →
+/// `"/callbid"`; `""` when not nested): the request's original path minus the path the
+/// nested router saw.
+pub fn mount_prefix(original: &axum::http::Uri, inner: &axum::http::Uri) -> String {
+    let (o, i) = (original.path(), inner.path());
+    let prefix = if i == "/" {
+        o.trim_end_matches('/')
+    } else {
+        o.strip_suffix(i).unwrap_or("")
+    };
+    prefix.to_owned()
+}
+
+async fn index(
+    State(s): State<Shared>,
+    axum::extract::OriginalUri(original): axum::extract::OriginalUri,
+    uri: axum::http::Uri,
+) -> Response {
+    prefixed_page(INDEX_HTML, &s.title, &mount_prefix(&original, &uri))
 }
 
 async fn script() -> Response {
@@ -727,4 +778,35 @@ pub fn auction_events(
 async fn auction_stream(State(s): State<Shared>) -> impl IntoResponse {
     let rx = s.auction.subscribe();
     Sse::new(auction_events(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_reversed_range_names_what_the_user_typed() {
+        for (from, to, tz) in [
+            ("2026-11-05", "2026-11-01", "UTC"),
+            ("2026-11-05", "2026-11-04", "America/Chicago"),
+            ("2026-11-05T10:00:00Z", "2026-11-05T09:00:00Z", "UTC"),
+        ] {
+            let e =
+                parse_query(pairs(&[("from", from), ("to", to), ("tz", tz)]), true).unwrap_err();
+            let ApiError::Invalid(e) = e else {
+                panic!("{e:?}")
+            };
+            let text = e.to_string();
+            assert!(text.contains(to) && text.contains(from), "{text}");
+            assert!(!text.contains("T00:00:00+00:00"), "{text}");
+        }
+        // One day (from = to) is a valid range.
+        assert!(parse_query(pairs(&[("from", "2026-11-05"), ("to", "2026-11-05")]), true).is_ok());
+    }
 }

@@ -17,7 +17,7 @@
 //! The servers start it with [`load_buyers_or_demo`] (or [`start_demo`]), which also
 //! loads its `buyers.toml` into auction entries.
 
-#![allow(dead_code)]
+pub mod fake_twilio;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,8 +31,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use callbid::buyers::BuyersLoader;
-use callbid::core::BuyerEntry;
+use callbid_buyers::BuyersLoader;
+use callbid_core::BuyerEntry;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

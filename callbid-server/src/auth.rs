@@ -23,7 +23,6 @@
 //!
 //! With no token the routes stay open — allowed only on a loopback listen address (see
 //! [`check_exposure`]), or with the explicit `--insecure-open-dashboard` opt-out.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,7 +5,6 @@
 //! request, and answers like Twilio: a Call resource, or Twilio's error JSON.
 //!
 //! `GET /fake/requests` lists what was recorded, for local curl experiments.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,10 @@
 // put on the page with textContent (never innerHTML), so buyer names, reasons and ids
 // cannot inject markup.
 "use strict";
+// The prefix the server is mounted under (Router::nest), from the page's meta tag.
+// "1 call", "2 calls".
+function plural(n, word) { return Number(n) === 1 ? word : word + "s"; }
+const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content || "";
 (function () {
   const $ = (id) => document.getElementById(id);
   const FILTER_FIELDS = [
@@ -78,8 +82,8 @@
     const q = new URLSearchParams(p);
     q.set("sort", state.sort);
     q.set("order", state.order);
-    $("export-csv").href = "/api/export.csv?" + q.toString();
-    $("export-xlsx").href = "/api/export.xlsx?" + q.toString();
+    $("export-csv").href = BASE + "/api/export.csv?" + q.toString();
+    $("export-xlsx").href = BASE + "/api/export.xlsx?" + q.toString();
   }
 
   function fmtDuration(s) {
@@ -138,7 +142,7 @@
     p.set("order", state.order);
     if (append && state.next) p.set("cursor", state.next);
     const ticket = ++state.loading;
-    const data = await getJSON("/api/calls?" + p.toString());
+    const data = await getJSON(BASE + "/api/calls?" + p.toString());
     if (ticket !== state.loading) return; // a newer request superseded this one
     const body = document.querySelector("#calls tbody");
     if (!append) { body.replaceChildren(); state.shown = 0; }
@@ -147,7 +151,7 @@
     state.next = data.next;
     $("load-more").hidden = !data.next;
     $("empty").hidden = state.shown !== 0;
-    $("row-count").textContent = state.shown + (data.next ? "+ calls shown" : " calls") + " · times in " + data.tz;
+    $("row-count").textContent = state.shown + (data.next ? "+ " + plural(state.shown, "call") + " shown" : " " + plural(state.shown, "call")) + " · times in " + data.tz;
     markSort();
   }
 
@@ -192,7 +196,7 @@
   }
 
   async function loadSummary() {
-    const data = await getJSON("/api/summary?" + filterParams().toString());
+    const data = await getJSON(BASE + "/api/summary?" + filterParams().toString());
     const t = data.total || { calls: 0, accepted: 0, accept_rate: "0", revenue: "0", margin: "0", currency: null };
     $("k-calls").textContent = t.calls;
     $("k-accepted").textContent = t.accepted;
@@ -206,7 +210,7 @@
       .map((g) => ({ label: g.group, value: Number(g.revenue), text: money(g.revenue, g.currency), calls: g.calls }))
       .sort((a, b) => b.value - a.value);
     // Bar lengths use Number() (display only); the labels are the exact decimal text.
-    barChart($("chart-buyer"), byBuyer, (i) => i.text + " · " + i.calls + " calls");
+    barChart($("chart-buyer"), byBuyer, (i) => i.text + " · " + i.calls + " " + plural(i.calls, "call"));
   }
 
   async function refresh() {
@@ -228,7 +232,7 @@
 
   async function showDetail(callId) {
     try {
-      const data = await getJSON("/api/calls/" + encodeURIComponent(callId) + "?tz=" + encodeURIComponent($("tz").value));
+      const data = await getJSON(BASE + "/api/calls/" + encodeURIComponent(callId) + "?tz=" + encodeURIComponent($("tz").value));
       $("detail-id").textContent = data.call.call_id;
       const list = $("detail-events");
       list.replaceChildren();
@@ -273,7 +277,7 @@
 
   function connectFeed() {
     if (!window.EventSource) return;
-    const src = new EventSource("/api/auctions/stream");
+    const src = new EventSource(BASE + "/api/auctions/stream");
     const live = $("live");
     src.onopen = () => { live.textContent = "feed: live"; live.className = "live on"; };
     src.onerror = () => { live.textContent = "feed: reconnecting"; live.className = "live off"; };
@@ -307,7 +311,7 @@
   async function init() {
     const urlTz = restoreFromUrl();
     let meta;
-    try { meta = await getJSON("/api/meta"); } catch (e) { showError(e.message); return; }
+    try { meta = await getJSON(BASE + "/api/meta"); } catch (e) { showError(e.message); return; }
     const tz = $("tz");
     const zones = meta.time_zones.slice();
     if (urlTz && !zones.includes(urlTz)) zones.push(urlTz);

@@ -1,6 +1,5 @@
 //! Serving the example servers: the OS shutdown signal, and serving a router until a
 //! stop signal with a limit on how long open requests may take to finish.
-#![allow(dead_code)]
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;

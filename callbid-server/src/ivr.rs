@@ -16,7 +16,9 @@
 //! Every webhook's `X-Twilio-Signature` is checked against the public base URL before
 //! anything else (`403` when it does not match) unless the app was built without a
 //! verifier (`--insecure-skip-signature`).
-#![allow(dead_code)]
+
+pub mod fallback;
+pub mod menu;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -30,15 +32,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use callbid::core::auction::{Auction, AuctionResult, NoBuyerReason};
-use callbid::core::billing::PayoutRule;
-use callbid::core::rules::Hold;
-use callbid::core::state::{
+use callbid_core::auction::{Auction, AuctionResult, NoBuyerReason};
+use callbid_core::billing::PayoutRule;
+use callbid_core::rules::Hold;
+use callbid_core::state::{
     CallEventKind, CallLog, CallStatus as LogStatus, CapStore, DurationHistory,
 };
-use callbid::core::{
-    Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip,
-};
+use callbid_core::{Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip};
 use callbid_twilio::signature::{WebhookVerifier, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER};
 use callbid_twilio::twiml::{
     Dial, DialRecord, Gather, GatherInput, Number, Redirect, Say, Sip, VoiceResponse,
@@ -53,9 +53,9 @@ use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::config::{Campaigns, Menu};
-use crate::ivr_fallback::FallbackChain;
-use crate::ivr_support::{call_over, log, log_auction, profile_of, release_live_slot, settle_call};
+use crate::ivr::fallback::FallbackChain;
+use crate::ivr::menu::{Campaigns, Menu};
+use crate::settle::{call_over, log, log_auction, profile_of, release_live_slot, settle_call};
 
 /// Largest webhook body read (Twilio's are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -245,7 +245,7 @@ impl App {
             } else {
                 chain.kind_at(0)
             };
-            let event = callbid::core::state::CallEvent::new(
+            let event = callbid_core::state::CallEvent::new(
                 call,
                 Utc::now(),
                 format!("fallback:error:{path}"),
@@ -325,13 +325,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("cannot read webhook body: {e}"),
-            )
-                .into_response()
-        })?;
+        let bytes = read_capped(&parts.headers, body).await?;
         if let Some(v) = &app.verifier {
             let header = |n: &str| parts.headers.get(n).and_then(|h| h.to_str().ok());
             if let Err(e) = v.verify(
@@ -347,7 +341,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
         }
         // Signed but malformed: 400 naming the field (the TwiML guard still answers
         // fallback TwiML to the caller).
-        parse_form::<T>(&bytes)
+        parse_webhook::<T>(&bytes)
             .map(Signed)
             .map_err(|e| failure(StatusCode::BAD_REQUEST, format!("{path_and_query}: {e}")))
     }
@@ -359,12 +353,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
 async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    // Size first: a body over MAX_BODY cannot be Twilio's (theirs are a few KiB), so it
+    // is refused with 413 before anything else, never answered with TwiML.
+    let bytes = match read_capped(&parts.headers, body).await {
         Ok(b) => b,
-        Err(e) => {
-            return app
-                .emergency(None, &path, format!("cannot read body: {e}"))
-                .await
+        Err(res) => {
+            eprintln!("WARN ivr: refused {path}: body over {MAX_BODY} bytes");
+            return res;
         }
     };
     let call_sid = call_sid_of(&bytes);
@@ -412,6 +407,49 @@ async fn callback_guard(req: Request, next: Next) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
+}
+
+/// Parses a webhook form into `T`. `AccountSid` is optional for callbid (nothing reads
+/// it, and a curl experiment often leaves it out): when it is missing it is taken as
+/// empty rather than failing the call. Any other missing required field (`CallSid`) is
+/// an error naming it.
+pub(crate) fn parse_webhook<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, callbid_twilio::webhook::WebhookError> {
+    match parse_form::<T>(body) {
+        Ok(t) => Ok(t),
+        Err(e) if !form_pairs(body).iter().any(|(k, _)| k == "AccountSid") => {
+            let mut padded = body.to_vec();
+            if !padded.is_empty() {
+                padded.push(b'&');
+            }
+            padded.extend_from_slice(b"AccountSid=");
+            parse_form::<T>(&padded).map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a webhook body of at most [`MAX_BODY`] bytes: a larger `Content-Length`, or a
+/// body that turns out larger, is `413 Payload Too Large`.
+async fn read_capped(headers: &header::HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("webhook body over {MAX_BODY} bytes"),
+        )
+            .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| too_large())
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -549,7 +587,7 @@ async fn enter_fallback(
 ) -> IvrResult {
     let chain = &app.config.fallback;
     let kind = chain.kind_at(0);
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call.clone(),
         Utc::now(),
         "fallback:0",
@@ -565,7 +603,7 @@ async fn enter_fallback(
 /// Moves to fallback step `step` (after step `step - 1` did not end the call) and logs it.
 async fn next_fallback(app: &App, call: &CallId, step: usize, reason: String) -> IvrResult {
     let chain = &app.config.fallback;
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call.clone(),
         Utc::now(),
         format!("fallback:{step}"),
@@ -683,7 +721,7 @@ async fn voice(State(app): State<Arc<App>>, Signed(req): Signed<VoiceRequest>) -
     let caller = phone("caller", req.call.from.as_deref());
     let dialed = phone("dialed number", req.call.to.as_deref());
     let tracking = app.config.campaigns.lookup(dialed.as_ref());
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call,
         now,
         "incoming",
@@ -746,6 +784,12 @@ async fn zip_step(
             Ok(service_prompt(&app, &zip, 1, None))
         }
         None => {
+            // No key pressed is not a wrong ZIP: the re-prompt says so.
+            let intro = if digits.is_empty() {
+                "Sorry, we did not hear a ZIP code."
+            } else {
+                "Sorry, that is not a valid ZIP code."
+            };
             let shown = if digits.is_empty() {
                 "(nothing)".to_owned()
             } else {
@@ -772,11 +816,7 @@ async fn zip_step(
                 )
                 .await
             } else {
-                Ok(zip_prompt(
-                    &app,
-                    attempt + 1,
-                    Some("Sorry, that is not a valid ZIP code."),
-                ))
+                Ok(zip_prompt(&app, attempt + 1, Some(intro)))
             }
         }
     }
@@ -809,6 +849,11 @@ async fn service_step(
         .service(&digits)
         .map(|(n, s)| (n.to_owned(), s.clone()));
     let Some((name, service)) = choice else {
+        let intro = if digits.is_empty() {
+            "Sorry, we did not hear your choice."
+        } else {
+            "Sorry, that is not one of the choices."
+        };
         let shown = if digits.is_empty() {
             "(nothing)".to_owned()
         } else {
@@ -835,12 +880,7 @@ async fn service_step(
             )
             .await
         } else {
-            Ok(service_prompt(
-                &app,
-                &zip,
-                q.attempt + 1,
-                Some("Sorry, that is not one of the choices."),
-            ))
+            Ok(service_prompt(&app, &zip, q.attempt + 1, Some(intro)))
         };
     };
     let ctx = context(&app, &req.call, call.clone(), zip, service.clone());
@@ -1101,7 +1141,7 @@ async fn voicemail_done(
         .filter(|u| !u.is_empty() && recorded)
     {
         Some(url) => {
-            let e = callbid::core::state::CallEvent::new(
+            let e = callbid_core::state::CallEvent::new(
                 call,
                 Utc::now(),
                 format!("recording:{url}"),
@@ -1213,7 +1253,7 @@ async fn status_callback(
         _ => None,
     };
     if let Some(reason) = reason {
-        let e = callbid::core::state::CallEvent::new(
+        let e = callbid_core::state::CallEvent::new(
             call,
             Utc::now(),
             format!("status:{status}"),
@@ -1239,7 +1279,7 @@ async fn recording_callback(
     };
     let call =
         CallId::new(sid).map_err(|e| IvrError(anyhow::anyhow!("webhook field CallSid: {e}")))?;
-    let e = callbid::core::state::CallEvent::new(
+    let e = callbid_core::state::CallEvent::new(
         call,
         Utc::now(),
         format!("recording:{url}"),
@@ -1254,7 +1294,7 @@ async fn recording_callback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callbid::core::Money;
+    use callbid_core::Money;
     use rust_decimal::Decimal;
 
     #[test]

@@ -1,21 +1,20 @@
 //! `--simulate N`: drives N calls through the running server with callbid-twilio's call
 //! simulator (signed webhooks, virtual time), with seeded random ZIPs, services, caller
 //! mistakes and dial outcomes; then summarizes from the call log.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use callbid::core::state::{CallRecord, CallStatus};
-use callbid::core::{CallId, Currency, Money, PhoneNumber};
+use callbid_core::state::{CallRecord, CallStatus};
+use callbid_core::{CallId, Currency, Money, PhoneNumber};
 use callbid_twilio::sim::{CallScript, DialOutcome, SimError, Simulator, Transcript};
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::app::App;
+use crate::ivr::App;
 
 /// ZIP codes the simulated callers enter (spread over several states and zones).
 pub const ZIPS: [&str; 12] = [
@@ -118,51 +117,11 @@ pub struct SimReport {
     pub elapsed: Duration,
 }
 
-/// Runs the simulation against `app`'s server.
+/// Runs the simulation against `app`'s server (its call log and auction latencies feed
+/// the report).
 pub async fn run(app: &App, opts: &SimOptions) -> anyhow::Result<SimReport> {
-    let sim = Simulator::new(&opts.base_url, &opts.auth_token)
-        .context("simulator base URL")?
-        .voice_path("/voice")
-        .status_callback("/ivr/status")
-        .account_sid(format!("AC{:032x}", opts.seed));
-    let run_id = u32::try_from(chrono::Utc::now().timestamp().rem_euclid(1 << 32)).unwrap_or(0);
-    let scripts = scripts(opts, run_id);
     let mark = app.auctions_run();
-    let bar = if opts.progress {
-        let bar = indicatif::ProgressBar::new(scripts.len() as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} simulating calls [{bar:30}] {pos}/{len} {elapsed_precise}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let started = Instant::now();
-    let results: Vec<Result<Transcript, SimError>> = futures::stream::iter(scripts)
-        .map(|script| {
-            let sim = &sim;
-            let bar = &bar;
-            async move {
-                let r = sim.run(script).await;
-                bar.inc(1);
-                r
-            }
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    let mut transcripts = Vec::new();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(t) => transcripts.push(t),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
+    let (transcripts, errors, elapsed) = drive(opts).await?;
     let mut records = Vec::new();
     for t in &transcripts {
         let id = CallId::new(&t.call_sid)?;
@@ -296,4 +255,56 @@ pub fn summary(report: &SimReport, opts: &SimOptions, payout: &str) -> anyhow::R
         writeln!(out, "  error: {e}")?;
     }
     Ok(out)
+}
+
+/// Drives the simulated calls against `opts.base_url` (any callbid IVR, local or not):
+/// the transcripts, the simulator's errors and the wall time.
+pub async fn drive(opts: &SimOptions) -> anyhow::Result<(Vec<Transcript>, Vec<String>, Duration)> {
+    let sim = Simulator::new(&opts.base_url, &opts.auth_token)
+        .context("simulator base URL")?
+        // Absolute, so a base URL with a path (a router nested under a prefix) keeps it.
+        .voice_path(format!("{}/voice", opts.base_url.trim_end_matches('/')))
+        .status_callback(format!(
+            "{}/ivr/status",
+            opts.base_url.trim_end_matches('/')
+        ))
+        .account_sid(format!("AC{:032x}", opts.seed));
+    let run_id = u32::try_from(chrono::Utc::now().timestamp().rem_euclid(1 << 32)).unwrap_or(0);
+    let scripts = scripts(opts, run_id);
+    let bar = if opts.progress {
+        let bar = indicatif::ProgressBar::new(scripts.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} simulating calls [{bar:30}] {pos}/{len} {elapsed_precise}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let results: Vec<Result<Transcript, SimError>> = futures::stream::iter(scripts)
+        .map(|script| {
+            let sim = &sim;
+            let bar = &bar;
+            async move {
+                let r = sim.run(script).await;
+                bar.inc(1);
+                r
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    let mut transcripts = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(t) => transcripts.push(t),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Ok((transcripts, errors, elapsed))
 }

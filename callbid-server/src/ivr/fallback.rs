@@ -14,11 +14,10 @@
 //!
 //! Shared by the IVR server (`examples/ivr_auction`) and any other server that needs
 //! fallback TwiML.
-#![allow(dead_code)]
 
 use std::fmt;
 
-use callbid::core::{PhoneNumber, ValidationError};
+use callbid_core::{PhoneNumber, ValidationError};
 use callbid_twilio::twiml::{Dial, Number, Record, Say, VoiceResponse};
 
 /// The message of the `message` step unless configured otherwise.

@@ -24,7 +24,6 @@
 //!    (`superseded`), and so does forgetting an old win.
 //!
 //! The operator dashboard (call log, filters, exports, chart, live feed) is mounted at `/`.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -36,35 +35,33 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use callbid::core::auction::{AcceptRecord, Auction, BuyerRecord, BuyerReply, Eligibility};
-use callbid::core::billing::PayoutRule;
-use callbid::core::rules::Hold;
-use callbid::core::state::{CallEvent, CallEventKind, CallLog, DurationHistory};
-use callbid::core::{
+use callbid_core::auction::{AcceptRecord, Auction, BuyerRecord, BuyerReply, Eligibility};
+use callbid_core::billing::PayoutRule;
+use callbid_core::rules::Hold;
+use callbid_core::state::{CallEvent, CallEventKind, CallLog, DurationHistory};
+use callbid_core::{
     Bid, CallContext, CallId, CampaignId, Destination, PhoneNumber, ServiceType, SourceId,
     ValidationError, Zip,
 };
-use callbid::store::Store;
-use callbid::twilio::extract::TwilioWebhook;
-use callbid::twilio::rest::{Client as TwilioClient, UpdateCall};
-use callbid::twilio::signature::WebhookVerifier;
-use callbid::twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
-use callbid::twilio::webhook::{
-    parse_form, DialActionRequest, DialCallStatus, StatusCallbackRequest, VoiceRequest,
+use callbid_store::Store;
+use callbid_twilio::extract::TwilioWebhook;
+use callbid_twilio::rest::{Client as TwilioClient, UpdateCall};
+use callbid_twilio::signature::WebhookVerifier;
+use callbid_twilio::twiml::{Client as TwimlClient, Dial, Number, Say, Sip, VoiceResponse};
+use callbid_twilio::webhook::{
+    DialActionRequest, DialCallStatus, StatusCallbackRequest, VoiceRequest,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::{self as operator_auth, OperatorAuth};
 use crate::dashboard::{self, ApiError, DashboardState};
-use crate::ivr_support::{
-    call_over, log_auction_attempt, profile_of, release_live_slot, settle_leg,
-};
-use crate::operator_auth::{self, OperatorAuth};
+use crate::settle::{call_over, log_auction_attempt, profile_of, release_live_slot, settle_leg};
 
-const AGENT_HTML: &str = include_str!("agent.html");
-const AGENT_JS: &str = include_str!("agent.js");
+const AGENT_HTML: &str = include_str!("agent/agent.html");
+const AGENT_JS: &str = include_str!("agent/agent.js");
 
 /// How many recent inbound calls the agent page lists.
 const LIVE_CALLS: usize = 50;
@@ -265,7 +262,7 @@ pub struct Session {
     #[serde(skip)]
     destination: Option<Destination>,
     #[serde(skip)]
-    buyer_id: Option<callbid::core::BuyerId>,
+    buyer_id: Option<callbid_core::BuyerId>,
     /// The winner's cap holds: its live-call slot is given back when the forwarded leg
     /// ends, and every hold when the win is never forwarded (the call ends, a newer
     /// auction replaces it, or it is forgotten).
@@ -316,7 +313,13 @@ pub struct App {
     sessions: Mutex<HashMap<String, Session>>,
     /// CallSid → forwarded session id (to settle when the buyer leg ends).
     forwarded: Mutex<BTreeMap<String, String>>,
+    /// Calls whose status callback said they are over (most recent [`KEPT_ENDED`]).
+    ended: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many ended calls are remembered (older ones are still refused once the call log
+/// says they completed).
+const KEPT_ENDED: usize = 10_000;
 
 type Shared = Arc<App>;
 
@@ -338,7 +341,7 @@ impl<T: DeserializeOwned> FromRequest<Shared> for Webhook<T> {
                 let body = Bytes::from_request(req, app)
                     .await
                     .map_err(IntoResponse::into_response)?;
-                parse_form(&body)
+                crate::ivr::parse_webhook(&body)
                     .map(Webhook)
                     .map_err(|e| bad_webhook(e.to_string()))
             }
@@ -366,6 +369,7 @@ pub fn router_with(cfg: AgentConfig, operator: &OperatorAuth) -> Router {
         live: Mutex::new(Vec::new()),
         sessions: Mutex::new(HashMap::new()),
         forwarded: Mutex::new(BTreeMap::new()),
+        ended: Mutex::new(std::collections::VecDeque::new()),
     });
     let webhooks = Router::new()
         .route("/twilio/voice", post(voice))
@@ -676,6 +680,14 @@ async fn call_status(
     if let Ok(mut live) = app.live.lock() {
         live.retain(|c| c.call_sid != sid);
     }
+    if let Ok(mut ended) = app.ended.lock() {
+        if !ended.iter().any(|c| c == sid) {
+            ended.push_back(sid.to_owned());
+            while ended.len() > KEPT_ENDED {
+                ended.pop_front();
+            }
+        }
+    }
     let mut holds = Vec::new();
     if let Ok(mut map) = app.sessions.lock() {
         for s in map.values_mut().filter(|s| s.call_sid == sid) {
@@ -711,8 +723,13 @@ async fn call_status(
 // ---------------------------------------------------------------------------------------
 // The agent's page and API
 
-async fn agent_page(State(app): State<Shared>) -> Response {
-    dashboard::titled_page(AGENT_HTML, &app.cfg.title)
+async fn agent_page(
+    State(app): State<Shared>,
+    axum::extract::OriginalUri(original): axum::extract::OriginalUri,
+    uri: axum::http::Uri,
+) -> Response {
+    let prefix = dashboard::mount_prefix(&original, &uri);
+    dashboard::prefixed_page(AGENT_HTML, &app.cfg.title, &prefix)
 }
 
 async fn agent_js() -> Response {
@@ -840,12 +857,67 @@ impl AuctionForm {
     }
 }
 
+/// `None` when `call` is live: in the call log (its voice webhook arrived) and not
+/// ended (no status callback said it is over, and no buyer leg completed). Otherwise
+/// the `404` to answer: an auction for a call that is not on the line would bill buyers
+/// for nothing.
+async fn not_live(app: &App, call: &CallId) -> Result<Option<Response>, ApiError> {
+    let sid = call.as_str();
+    let ended = app
+        .ended
+        .lock()
+        .map(|e| e.iter().any(|c| c == sid))
+        .unwrap_or(false);
+    let record = CallLog::record(&app.cfg.store, call)
+        .await
+        .map_err(|e| ApiError::Internal(format!("call log: {e}")))?;
+    let reason = match record {
+        None => "is not a call this server received",
+        Some(_) if ended => "has ended",
+        Some(r) if r.status == callbid_core::state::CallStatus::Completed => "has ended",
+        Some(_) => return Ok(None),
+    };
+    Ok(Some(
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "error": format!("call {sid} {reason}"),
+                "field": "call_sid",
+                "value": sid,
+            })),
+        )
+            .into_response(),
+    ))
+}
+
+/// A new auction for a call with campaign and source left empty keeps the call's
+/// latest earlier attempt's: the call log's record keeps the campaign it was given
+/// (an empty one does not clear it), so the new auction is run and logged with it too
+/// instead of pinging buyers without it next to a record that shows it.
+fn inherit_tracking<'a>(form: &mut AuctionForm, earlier: impl Iterator<Item = &'a Session>) {
+    let Some(last) = earlier.max_by_key(|s| s.attempt) else {
+        return;
+    };
+    if form.campaign.is_none() {
+        form.campaign = last
+            .campaign
+            .as_deref()
+            .and_then(|c| CampaignId::new(c).ok());
+    }
+    if form.source.is_none() {
+        form.source = last.source.as_deref().and_then(|c| SourceId::new(c).ok());
+    }
+}
+
 async fn start_auction(
     State(app): State<Shared>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let form = AuctionForm::parse(&pairs, app.cfg.default_mode)?;
+    let mut form = AuctionForm::parse(&pairs, app.cfg.default_mode)?;
     let call_sid = form.call_sid.to_string();
+    if let Some(refused) = not_live(&app, &form.call_sid).await? {
+        return Ok(refused);
+    }
     let caller = app.live.lock().ok().and_then(|l| {
         l.iter()
             .find(|c| c.call_sid == call_sid)
@@ -874,6 +946,7 @@ async fn start_auction(
                 .into_response());
         }
         let attempt = 1 + map.values().filter(|s| s.call_sid == call_sid).count() as u32;
+        inherit_tracking(&mut form, map.values().filter(|s| s.call_sid == call_sid));
         // This auction replaces the call's earlier win if it was not forwarded: that
         // winner's holds go back before the new auction reserves (a live-call slot's id
         // is per call and buyer, so the same buyer winning again reuses it).
@@ -1164,7 +1237,7 @@ async fn forward(State(app): State<Shared>, Path(id): Path<String>) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callbid::core::state::{CapStore, MemoryCapStore, ReservationId};
+    use callbid_core::state::{CapStore, MemoryCapStore, ReservationId};
 
     /// Auction `s{n}` (call `CA…{n}`, started `n` seconds after a fixed instant).
     fn session(n: usize, status: SessionStatus, holds: Vec<Hold>) -> Session {

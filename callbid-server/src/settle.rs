@@ -2,24 +2,23 @@
 //! duration history, writing an auction's outcome to the call log event by event,
 //! settling a finished call (duration history, billing, live-call cap release), and
 //! telling when Twilio's status callback says a call is over.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbid::core::auction::{
+use callbid_core::auction::{
     AcceptRecord, Auction, AuctionOutcome, AuctionResult, BuyerReply, Eligibility, Strategy,
 };
-use callbid::core::billing::{settle, PayoutRule, Settlement};
-use callbid::core::rules::CapRule;
-use callbid::core::scoring::{ScoringConfig, ScoringEngine};
-use callbid::core::state::{
+use callbid_core::billing::{settle, PayoutRule, Settlement};
+use callbid_core::rules::CapRule;
+use callbid_core::scoring::{ScoringConfig, ScoringEngine};
+use callbid_core::state::{
     record_outcome, AppendOutcome, CallEvent, CallEventKind, CallLog, CapStore, DurationHistory,
 };
-use callbid::core::{
+use callbid_core::{
     Bid, BuyerEntry, BuyerId, BuyerProfile, CallContext, CallId, Money, ValidationError,
 };
-use callbid::twilio::webhook::CallStatus;
+use callbid_twilio::webhook::CallStatus;
 use chrono::Utc;
 use rust_decimal::Decimal;
 
@@ -93,7 +92,7 @@ pub async fn log(
     call: &CallId,
     key: impl Into<String>,
     kind: CallEventKind,
-) -> Result<bool, callbid::core::StateError> {
+) -> Result<bool, callbid_core::StateError> {
     let e = CallEvent::new(call.clone(), Utc::now(), key, kind);
     Ok(log.append(&e).await? == AppendOutcome::Recorded)
 }
@@ -107,7 +106,7 @@ pub async fn log_auction(
     calls: &dyn CallLog,
     call: &CallContext,
     outcome: &AuctionOutcome,
-) -> Result<(), callbid::core::StateError> {
+) -> Result<(), callbid_core::StateError> {
     log_auction_attempt(calls, call, outcome, 1).await
 }
 
@@ -121,7 +120,7 @@ pub async fn log_auction_attempt(
     call: &CallContext,
     outcome: &AuctionOutcome,
     attempt: u32,
-) -> Result<(), callbid::core::StateError> {
+) -> Result<(), callbid_core::StateError> {
     let key = |base: String| {
         if attempt <= 1 {
             base
@@ -328,7 +327,7 @@ pub async fn release_live_slot(
     caps: &dyn CapStore,
     call: &CallId,
     buyer: &BuyerId,
-) -> Result<bool, callbid::core::StateError> {
+) -> Result<bool, callbid_core::StateError> {
     caps.release(&CapRule::live_reservation_id(call, buyer))
         .await
 }

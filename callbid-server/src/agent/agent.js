@@ -1,6 +1,8 @@
 // callbid agent page: start an auction for the live call, watch bids arrive, forward.
 // Server data goes on the page with textContent only.
 "use strict";
+// The prefix the server is mounted under (Router::nest), from the page's meta tag.
+const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content || "";
 (function () {
   const $ = (id) => document.getElementById(id);
   const current = { id: null, callSid: null, timer: null };
@@ -88,7 +90,7 @@
   async function poll() {
     if (!current.id) return;
     try {
-      const s = await call("GET", "/agent/api/auctions/" + encodeURIComponent(current.id));
+      const s = await call("GET", BASE + "/agent/api/auctions/" + encodeURIComponent(current.id));
       render(s);
       if (s.status === "running" || s.status === "forwarding" || (s.mode === "auto" && s.status === "won")) {
         current.timer = setTimeout(poll, 400);
@@ -106,7 +108,7 @@
     document.querySelector("#bids tbody").replaceChildren();
     $("result").hidden = true; $("forward").hidden = true; $("twiml").hidden = true;
     try {
-      const s = await call("POST", "/agent/api/auctions", p);
+      const s = await call("POST", BASE + "/agent/api/auctions", p);
       current.id = s.id; current.callSid = s.call_sid;
       clearTimeout(current.timer);
       render(s);
@@ -121,7 +123,7 @@
     if (!current.id) return;
     $("forward").disabled = true;
     try {
-      render(await call("POST", "/agent/api/auctions/" + encodeURIComponent(current.id) + "/forward"));
+      render(await call("POST", BASE + "/agent/api/auctions/" + encodeURIComponent(current.id) + "/forward"));
       showError(null);
     } catch (e) {
       showError(e.message);
@@ -131,7 +133,7 @@
 
   async function liveCalls() {
     try {
-      const calls = await call("GET", "/agent/api/live-calls");
+      const calls = await call("GET", BASE + "/agent/api/live-calls");
       const list = $("live-calls");
       list.replaceChildren();
       for (const c of calls) {
@@ -152,7 +154,7 @@
 
   function feed() {
     if (!window.EventSource) return;
-    const src = new EventSource("/api/auctions/stream");
+    const src = new EventSource(BASE + "/api/auctions/stream");
     src.onopen = () => { $("live").textContent = "feed: live"; $("live").className = "live on"; };
     src.onerror = () => { $("live").textContent = "feed: reconnecting"; $("live").className = "live off"; };
     src.addEventListener("auction", (m) => {
@@ -175,7 +177,7 @@
 
   async function init() {
     try {
-      const cfg = await call("GET", "/agent/api/config");
+      const cfg = await call("GET", BASE + "/agent/api/config");
       $(cfg.default_mode === "auto" ? "mode-auto" : "mode-manual").checked = true;
     } catch (e) { showError(e.message); }
     $("auction-form").addEventListener("submit", start);

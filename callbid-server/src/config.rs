@@ -1,0 +1,509 @@
+//! One configuration for every callbid server: [`ServerConfig`], loaded from a
+//! `callbid.toml` with `CALLBID_*` environment overrides and validated at load.
+//!
+//! Sources, later ones winning: the defaults, the TOML file (unknown keys are refused),
+//! the environment (`CALLBID_<KEY>` with the key upper-cased, e.g.
+//! `CALLBID_DATABASE_URL`; plus Twilio's own `TWILIO_AUTH_TOKEN` for `auth_token`),
+//! then whatever the caller sets with [`ServerConfig::set`] (the examples map their
+//! command-line flags onto keys this way). Every value is checked by
+//! [`ServerConfig::validate`]; a bad one is a [`ConfigError`] naming the key, the value
+//! and why. Every key is documented in README.md's configuration reference (a test
+//! keeps the table and [`KEYS`] in step with the struct).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use callbid_core::auction::Strategy;
+use callbid_core::billing::PayoutRule;
+use callbid_core::PhoneNumber;
+use serde::{Deserialize, Serialize};
+
+use crate::ivr::fallback::FallbackChain;
+use crate::ivr::menu::Menu;
+use crate::settle::{parse_payout, parse_strategy};
+
+/// Every configuration key, in the order of README.md's reference table.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "auth_token",
+    "insecure_skip_signature",
+    "database_url",
+    "buyers",
+    "seed",
+    "menu",
+    "campaigns",
+    "fallback",
+    "in_house_number",
+    "fallback_message",
+    "payout",
+    "strategy",
+    "deadline_ms",
+    "dial_timeout",
+    "record",
+    "concurrency",
+    "dashboard",
+    "dashboard_token",
+    "insecure_open_dashboard",
+];
+
+/// The default database: the same file for every server, so one dashboard shows every
+/// call.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://callbid.db";
+
+/// A server's configuration (see the module docs for the sources and README.md for
+/// each key).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to serve (`127.0.0.1:3000`).
+    pub listen: SocketAddr,
+    /// The public URL Twilio calls, of the routers' mount point (default
+    /// `http://<listen>`); signatures are checked and action URLs built against it.
+    pub public_url: Option<String>,
+    /// Twilio auth token (the signature key); a development token is generated when
+    /// absent.
+    pub auth_token: Option<String>,
+    /// Do not check signatures (local curl experiments only).
+    pub insecure_skip_signature: bool,
+    /// `sqlite://FILE` or `postgres://…`.
+    pub database_url: String,
+    /// `buyers.toml`; `None`: the demo buyer network.
+    pub buyers: Option<PathBuf>,
+    /// Seed of the demo network and the simulator.
+    pub seed: u64,
+    /// Service menu: `digit=Name,…`.
+    pub menu: String,
+    /// Tracking numbers file (`None`: the built-in demo table).
+    pub campaigns: Option<PathBuf>,
+    /// Fallback chain order from `voicemail`, `in-house`, `message`.
+    pub fallback: String,
+    /// The number the `in-house` fallback dials (E.164).
+    pub in_house_number: Option<String>,
+    /// What the `message` fallback says.
+    pub fallback_message: String,
+    /// Publisher payout: `70%` or a fixed amount `12.50`.
+    pub payout: String,
+    /// Auction strategy: `highest-score`, `highest-bid`, `priority-weighted`,
+    /// `first-accept`.
+    pub strategy: String,
+    /// Auction deadline in milliseconds (1 to 60000).
+    pub deadline_ms: u64,
+    /// `<Dial>` ring timeout in seconds (1 to 600).
+    pub dial_timeout: u32,
+    /// Record bridged calls.
+    pub record: bool,
+    /// Simulated calls in flight at once (`callbid simulate`).
+    pub concurrency: usize,
+    /// Mount the operator dashboard.
+    pub dashboard: bool,
+    /// Operator token of the dashboard and agent desk.
+    pub dashboard_token: Option<String>,
+    /// Serve the dashboard without a token on a non-loopback address.
+    pub insecure_open_dashboard: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: None,
+            auth_token: None,
+            insecure_skip_signature: false,
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            buyers: None,
+            seed: 7,
+            menu: "1=Plumbing,2=Pest Control,3=Roofing,4=Electrician,5=Air Conditioning".to_owned(),
+            campaigns: None,
+            fallback: "voicemail,message".to_owned(),
+            in_house_number: None,
+            fallback_message: "Sorry, we cannot help with your request at this time. Goodbye."
+                .to_owned(),
+            payout: "70%".to_owned(),
+            strategy: "highest-score".to_owned(),
+            deadline_ms: 2000,
+            dial_timeout: 25,
+            record: true,
+            concurrency: 8,
+            dashboard: true,
+            dashboard_token: None,
+            insecure_open_dashboard: false,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("auth_token", &secret(&self.auth_token))
+            .field("insecure_skip_signature", &self.insecure_skip_signature)
+            .field("database_url", &crate::config::redact(&self.database_url))
+            .field("buyers", &self.buyers)
+            .field("seed", &self.seed)
+            .field("menu", &self.menu)
+            .field("campaigns", &self.campaigns)
+            .field("fallback", &self.fallback)
+            .field("in_house_number", &self.in_house_number)
+            .field("fallback_message", &self.fallback_message)
+            .field("payout", &self.payout)
+            .field("strategy", &self.strategy)
+            .field("deadline_ms", &self.deadline_ms)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("record", &self.record)
+            .field("concurrency", &self.concurrency)
+            .field("dashboard", &self.dashboard)
+            .field("dashboard_token", &secret(&self.dashboard_token))
+            .field("insecure_open_dashboard", &self.insecure_open_dashboard)
+            .finish()
+    }
+}
+
+/// A configuration that cannot be used: which key (and from which source), which value,
+/// and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct (unknown key, wrong type).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (names the key and line).
+        message: String,
+    },
+    /// A key's value is invalid.
+    #[error("invalid {key} {value:?} (from {origin}): {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// Where it came from: `callbid.toml`, `CALLBID_SEED`, `--seed`, ….
+        origin: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// An unknown key.
+    #[error("unknown configuration key {key:?} (from {origin}); known keys: {known}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// Where it came from.
+        origin: String,
+        /// The known keys, comma-separated.
+        known: String,
+    },
+}
+
+/// The values a valid configuration resolves to.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Resolved {
+    /// The service menu.
+    pub menu: Menu,
+    /// The fallback chain (step URLs relative; prefix them with the public URL).
+    pub fallback: FallbackChain,
+    /// The payout rule.
+    pub payout: PayoutRule,
+    /// The auction strategy.
+    pub strategy: Strategy,
+    /// The in-house number.
+    pub in_house: Option<PhoneNumber>,
+}
+
+fn invalid(key: &str, value: &str, origin: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        origin: origin.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_bool(key: &str, value: &str, origin: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, value, origin, "expected true or false")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str, origin: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e| invalid(key, value, origin, e))
+}
+
+fn opt(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+impl ServerConfig {
+    /// The file (if it exists; `required` makes a missing file an error), then the
+    /// environment, validated.
+    pub fn load(path: Option<&Path>, required: bool) -> Result<ServerConfig, ConfigError> {
+        let mut cfg = match path {
+            Some(p) if p.exists() || required => Self::from_file(p)?,
+            _ => ServerConfig::default(),
+        };
+        cfg.apply_env(std::env::vars())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses a `callbid.toml` (unknown keys refused), without validating values.
+    pub fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses TOML text (`path` only names the origin in errors).
+    pub fn from_toml(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `CALLBID_<KEY>` variables (and `TWILIO_AUTH_TOKEN` for `auth_token`
+    /// when `CALLBID_AUTH_TOKEN` is not set) from `vars`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        for key in KEYS {
+            let name = format!("CALLBID_{}", key.to_ascii_uppercase());
+            if let Some(v) = get(&name) {
+                self.set(key, v, &name)?;
+            } else if *key == "auth_token" {
+                if let Some(v) = get("TWILIO_AUTH_TOKEN") {
+                    self.set(key, v, "TWILIO_AUTH_TOKEN")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one key from its text form; `origin` names the source in errors
+    /// (`--seed`, `CALLBID_SEED`). An empty value clears an optional key.
+    pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        match key {
+            "listen" => self.listen = parse_num(key, value, origin)?,
+            "public_url" => self.public_url = opt(value),
+            "auth_token" => self.auth_token = opt(value),
+            "insecure_skip_signature" => {
+                self.insecure_skip_signature = parse_bool(key, value, origin)?
+            }
+            "database_url" => self.database_url = value.trim().to_owned(),
+            "buyers" => self.buyers = opt(value).map(PathBuf::from),
+            "seed" => self.seed = parse_num(key, value, origin)?,
+            "menu" => self.menu = value.to_owned(),
+            "campaigns" => self.campaigns = opt(value).map(PathBuf::from),
+            "fallback" => self.fallback = value.to_owned(),
+            "in_house_number" => self.in_house_number = opt(value),
+            "fallback_message" => self.fallback_message = value.to_owned(),
+            "payout" => self.payout = value.trim().to_owned(),
+            "strategy" => self.strategy = value.trim().to_owned(),
+            "deadline_ms" => self.deadline_ms = parse_num(key, value, origin)?,
+            "dial_timeout" => self.dial_timeout = parse_num(key, value, origin)?,
+            "record" => self.record = parse_bool(key, value, origin)?,
+            "concurrency" => self.concurrency = parse_num(key, value, origin)?,
+            "dashboard" => self.dashboard = parse_bool(key, value, origin)?,
+            "dashboard_token" => self.dashboard_token = opt(value),
+            "insecure_open_dashboard" => {
+                self.insecure_open_dashboard = parse_bool(key, value, origin)?
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_owned(),
+                    origin: origin.to_owned(),
+                    known: KEYS.join(", "),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every value; the first bad one is reported with its key and value.
+    pub fn validate(&self) -> Result<Resolved, ConfigError> {
+        const O: &str = "configuration";
+        let menu = Menu::parse(&self.menu).map_err(|e| invalid("menu", &self.menu, O, e))?;
+        let in_house = self
+            .in_house_number
+            .as_deref()
+            .map(|n| {
+                PhoneNumber::parse_field("in_house_number", n)
+                    .map_err(|e| invalid("in_house_number", n, O, e))
+            })
+            .transpose()?;
+        let fallback = FallbackChain::parse(
+            &self.fallback,
+            in_house.as_ref(),
+            &self.fallback_message,
+            "/ivr/fallback",
+        )
+        .map_err(|e| invalid("fallback", &self.fallback, O, e))?;
+        let payout =
+            parse_payout(&self.payout).map_err(|e| invalid("payout", &self.payout, O, e))?;
+        let strategy = parse_strategy(&self.strategy)
+            .map_err(|e| invalid("strategy", &self.strategy, O, e))?;
+        self.check_ranges()?;
+        if let Some(url) = &self.public_url {
+            callbid_twilio::signature::WebhookVerifier::new(url, "check")
+                .map_err(|e| invalid("public_url", url, O, e))?;
+        }
+        if self.database_url.is_empty() {
+            return Err(invalid("database_url", "", O, "must not be empty"));
+        }
+        Ok(Resolved {
+            menu,
+            fallback,
+            payout,
+            strategy,
+            in_house,
+        })
+    }
+
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        const O: &str = "configuration";
+        if !(1..=60_000).contains(&self.deadline_ms) {
+            let v = self.deadline_ms.to_string();
+            return Err(invalid("deadline_ms", &v, O, "must be 1 to 60000 ms"));
+        }
+        if !(1..=600).contains(&self.dial_timeout) {
+            let v = self.dial_timeout.to_string();
+            return Err(invalid("dial_timeout", &v, O, "must be 1 to 600 seconds"));
+        }
+        if self.concurrency == 0 {
+            return Err(invalid("concurrency", "0", O, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Hides a password in a database URL.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_exactly_the_struct_fields() {
+        let v = serde_json::to_value(ServerConfig::default()).unwrap();
+        let mut fields: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut keys = KEYS.to_vec();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn every_key_is_in_the_readme_reference_table() {
+        let readme = include_str!("../../README.md");
+        let missing: Vec<&&str> = KEYS
+            .iter()
+            .filter(|k| !readme.lines().any(|l| l.starts_with(&format!("| `{k}` |"))))
+            .collect();
+        assert!(missing.is_empty(), "README.md's table lacks {missing:?}");
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_text() {
+        let d = ServerConfig::default();
+        for key in KEYS {
+            let v = serde_json::to_value(&d).unwrap()[key].clone();
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            let mut c = d.clone();
+            c.set(key, &text, "test")
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(c, d, "{key}");
+        }
+        assert!(d.validate().is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_value() {
+        let mut c = ServerConfig::default();
+        let e = c
+            .set("seed", "seven", "CALLBID_SEED")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("seed") && e.contains("seven") && e.contains("CALLBID_SEED"),
+            "{e}"
+        );
+        let e = c.set("sede", "1", "--sede").unwrap_err().to_string();
+        assert!(e.contains("sede"), "{e}");
+        for (key, value) in [
+            ("menu", "x=Plumbing"),
+            ("fallback", "voicemail,carrier-pigeon"),
+            ("fallback", "in-house"),
+            ("payout", "seventy"),
+            ("strategy", "loudest"),
+            ("deadline_ms", "0"),
+            ("dial_timeout", "601"),
+            ("concurrency", "0"),
+            ("public_url", "ftp://x"),
+            ("in_house_number", "555"),
+        ] {
+            let mut c = ServerConfig::default();
+            c.set(key, value, "test").unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(value), "{key}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let mut c = ServerConfig::from_toml(
+            "seed = 3\ndatabase_url = \"sqlite://x.db\"\n",
+            Path::new("callbid.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.seed, 3);
+        c.apply_env([
+            ("CALLBID_SEED".to_owned(), "9".to_owned()),
+            ("TWILIO_AUTH_TOKEN".to_owned(), "tok".to_owned()),
+        ])
+        .unwrap();
+        assert_eq!((c.seed, c.auth_token.as_deref()), (9, Some("tok")));
+        assert_eq!(c.database_url, "sqlite://x.db");
+        assert!(format!("{c:?}").contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("tok\""));
+        let e = ServerConfig::from_toml("sede = 1\n", Path::new("callbid.toml")).unwrap_err();
+        assert!(e.to_string().contains("sede"), "{e}");
+    }
+}

@@ -1,0 +1,171 @@
+//! # callbid-server
+//!
+//! callbid's servers as a library: axum routers an embedder mounts in an app of their
+//! own (`Router::nest("/callbid", …)`), and the `callbid` binary built from the same
+//! routers. One module per resource, each exposing a `Router`:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`ivr`] | seed 002 option 1: prompts, service menu, tracking number → campaign/source, auction, `<Dial>`, fallback chain, dial-result / status / recording callbacks |
+//! | [`agent`] | seed 002 option 2: the agent desk (`/agent`) and its API |
+//! | [`dashboard`] | operator pages, JSON API, SSE live feed, CSV / XLSX export |
+//! | [`auth`] | operator token, `/login`, session cookie |
+//! | [`settle`] | call-log events, billing, duration history, cap release |
+//! | [`sim`] | drive N simulated calls against a base URL |
+//! | [`demo`] | the demo buyer network (and a fake Twilio REST API for the agent desk) |
+//! | [`serve`] | serving a router until the shutdown signal |
+//!
+//! [`router`] merges the ones a server mounts into one `Router`.
+//!
+//! Mounting the IVR under `/callbid` in an app of your own:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use axum::routing::get;
+//! use axum::Router;
+//! use callbid_core::auction::Strategy;
+//! use callbid_core::billing::PayoutRule;
+//! use callbid_core::inprocess::InProcessBuyer;
+//! use callbid_core::state::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory};
+//! use callbid_core::{BuyerEntry, BuyerId, Destination, Money};
+//! use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
+//! use callbid_server::ivr::menu::{Campaigns, Menu};
+//! use callbid_server::ivr::{self, App, IvrConfig, Stores};
+//! use callbid_twilio::signature::WebhookVerifier;
+//! use rust_decimal::Decimal;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // callbid's public URL is the mount point's: generated URLs and signature checks use it.
+//! let public = "https://app.example.com/callbid";
+//! let history = Arc::new(MemoryDurationHistory::new());
+//! let buyer = InProcessBuyer::new(
+//!     BuyerId::new("acme")?,
+//!     Money::usd(Decimal::new(4500, 2)),
+//!     Destination::parse("+15125550111")?,
+//! );
+//! let auction = callbid_server::settle::build_auction(
+//!     vec![BuyerEntry::new(Arc::new(buyer))],
+//!     history.clone(),
+//!     Strategy::HighestScore,
+//!     Duration::from_millis(1500),
+//! )?;
+//! let config = IvrConfig {
+//!     public_url: public.to_owned(),
+//!     menu: Menu::parse("1=Plumbing,2=Roofing")?,
+//!     campaigns: Campaigns::demo(),
+//!     fallback: FallbackChain::parse(
+//!         "voicemail,message",
+//!         None,
+//!         DEFAULT_MESSAGE,
+//!         &format!("{public}/ivr/fallback"),
+//!     )?,
+//!     payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
+//!     dial_timeout: 25,
+//!     record: true,
+//!     greeting: "Thanks for calling.".to_owned(),
+//!     log_calls: false,
+//! };
+//! let stores = Stores {
+//!     log: Arc::new(MemoryCallLog::new()),
+//!     caps: Arc::new(MemoryCapStore::new()),
+//!     history,
+//! };
+//! let verifier = WebhookVerifier::new(public, "your-twilio-auth-token")?;
+//! let ivr_app = App::new(config, stores, auction, Some(verifier));
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "the host app" }))
+//!     .nest("/callbid", ivr::router(ivr_app));
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **Prefixes and URLs.** Every URL a router generates (Gather and Dial actions, status
+//! callbacks) is absolute under its configured public URL, and signatures are checked
+//! against that public URL plus the path *inside* the router. So a router nested under
+//! `/callbid` is configured with the public URL of its mount point, e.g.
+//! `https://app.example.com/callbid`.
+//!
+//! **Dependencies** (why each): `axum` + `tower` are the HTTP framework and middleware
+//! (the realworld-axum-sqlx shape); `indicatif` draws the simulator's progress bar;
+//! `quick-xml` escapes HTML; `hmac`, `sha2`, `subtle` sign and compare the session
+//! cookie in constant time; `percent-encoding` encodes the login redirect; `anyhow`
+//! carries context through configuration loading and the demo network.
+#![deny(missing_docs)]
+
+pub mod agent;
+pub mod auth;
+pub mod config;
+pub mod dashboard;
+pub mod demo;
+pub mod ivr;
+pub mod run;
+pub mod serve;
+pub mod settle;
+pub mod sim;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+/// What one server mounts: each part is optional except operator access, which guards
+/// the dashboard and the agent desk.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Mounts {
+    /// The IVR webhooks (`/voice`, `/ivr/*`, `/healthz`).
+    pub ivr: Option<Arc<ivr::App>>,
+    /// The agent desk and its webhooks (`/agent`, `/agent/api/*`, `/twilio/*`).
+    pub agent: Option<agent::AgentConfig>,
+    /// The operator dashboard (`/`, `/dashboard`, `/api/*`).
+    pub dashboard: Option<dashboard::DashboardState>,
+    /// Who may open the dashboard and the agent desk.
+    pub operator: auth::OperatorAuth,
+}
+
+impl Mounts {
+    /// Nothing mounted yet, with the given operator access.
+    pub fn new(operator: auth::OperatorAuth) -> Self {
+        Mounts {
+            ivr: None,
+            agent: None,
+            dashboard: None,
+            operator,
+        }
+    }
+
+    /// Mounts the IVR.
+    pub fn with_ivr(mut self, app: Arc<ivr::App>) -> Self {
+        self.ivr = Some(app);
+        self
+    }
+
+    /// Mounts the agent desk.
+    pub fn with_agent(mut self, cfg: agent::AgentConfig) -> Self {
+        self.agent = Some(cfg);
+        self
+    }
+
+    /// Mounts the dashboard.
+    pub fn with_dashboard(mut self, state: dashboard::DashboardState) -> Self {
+        self.dashboard = Some(state);
+        self
+    }
+}
+
+/// One router with every mounted part merged: webhooks outside the operator layer
+/// (they are signature-checked), the dashboard and agent desk behind it plus `/login`.
+pub fn router(m: Mounts) -> Router {
+    let mut app = Router::new();
+    if let Some(ivr) = m.ivr {
+        app = app.merge(ivr::router(ivr));
+    }
+    if let Some(agent) = m.agent {
+        app = app.merge(agent::router_with(agent, &m.operator));
+    } else if let Some(dash) = m.dashboard {
+        app = app.merge(auth::protect(dashboard::router(dash), &m.operator));
+    }
+    app
+}

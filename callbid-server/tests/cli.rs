@@ -1,0 +1,122 @@
+//! The `callbid` binary: `sign`, `check`, `simulate` (temporary server and database),
+//! and configuration errors that name the key and the value.
+
+use std::process::Command;
+
+use callbid_twilio::signature::RequestValidator;
+
+fn callbid(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_callbid"));
+    c.current_dir(dir)
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .env_remove("CALLBID_AUTH_TOKEN");
+    c
+}
+
+#[test]
+fn sign_prints_the_twilio_signature_for_the_configured_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "http://127.0.0.1:3000/voice";
+    let out = callbid(dir.path())
+        .env("CALLBID_AUTH_TOKEN", "s3cret")
+        .args(["sign", url, "CallSid=CA123", "From=+15125550123"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = RequestValidator::new("s3cret")
+        .compute_signature(url, &[("CallSid", "CA123"), ("From", "+15125550123")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
+    let out = callbid(dir.path())
+        .args(["sign", url, "CallSid=CA1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth_token"));
+    let out = callbid(dir.path())
+        .env("CALLBID_AUTH_TOKEN", "s3cret")
+        .args(["sign", url, "CallSid"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"CallSid\""));
+}
+
+#[test]
+fn check_prints_buyers_with_rules_and_refuses_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let buyers = callbid_server::demo::demo_buyers(2);
+    let good = dir.path().join("buyers.toml");
+    std::fs::write(
+        &good,
+        callbid_server::demo::buyers_toml("http://127.0.0.1:9", &buyers),
+    )
+    .unwrap();
+    let mut c = callbid(dir.path());
+    c.args(["check", good.to_str().unwrap()]);
+    for (i, b) in buyers.iter().enumerate() {
+        c.env(format!("MOCK_SD_KEY_{i}"), &b.api_key);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 buyers"), "{stdout}");
+    assert!(
+        stdout.contains("rule:") || stdout.contains("no rules"),
+        "{stdout}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[buyer]]\nid = \"x\"\nkind = \"nope\"\n").unwrap();
+    let out = callbid(dir.path())
+        .args(["check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
+}
+
+#[test]
+fn simulate_uses_a_temporary_database_never_callbid_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = callbid(dir.path())
+        .args(["simulate", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("temporary server"), "{stdout}");
+    assert!(stdout.contains("simulator errors"), "{stdout}");
+    assert!(!dir.path().join("callbid.db").exists());
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = callbid(dir.path())
+        .env("CALLBID_DIAL_TIMEOUT", "9000")
+        .args(["sign", "http://x/voice"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("dial_timeout") && err.contains("9000"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("callbid.toml"), "sede = 1\n").unwrap();
+    let out = callbid(dir.path()).args(["serve"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("sede"), "{err}");
+}
