@@ -1802,3 +1802,72 @@ async fn curl_without_optional_fields_is_served_and_missing_callsid_is_named() {
     assert_eq!(st, StatusCode::OK);
     assert!(twiml.contains("<Say"), "fallback TwiML: {twiml}");
 }
+
+/// Twilio's withheld-caller stand-ins (`+266696687` is "ANONYMOUS" on a keypad) are no
+/// caller ID: two withheld callers two hours apart both reach a buyer with a 30-day
+/// duplicate-caller window, and the call log shows no caller (the dashboard says
+/// "withheld"). A real repeat caller is still refused.
+#[tokio::test]
+async fn withheld_callers_are_never_duplicates() {
+    use callbid::core::rules::DuplicateCallerRule;
+    use callbid::core::state::MemorySeenCallers;
+    let seen = Arc::new(MemorySeenCallers::new());
+    let acme = BuyerEntry::new(Arc::new(buyer("acme", 4200, "+15125550199")))
+        .with_rule(Arc::new(DuplicateCallerRule::days(seen.clone(), 30)));
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![acme],
+        stores,
+        "voicemail,message",
+        Strategy::HighestBid,
+    )
+    .await;
+    for (i, from) in ["+266696687", "Anonymous", "+266696687"]
+        .into_iter()
+        .enumerate()
+    {
+        let sid = format!("CA0000000000000000000000000000w{i:03}");
+        let script = CallScript::new(from, TRACKING).call_sid(&sid);
+        let t = h
+            .sim
+            .run(
+                script
+                    .press("78701")
+                    .press("1")
+                    .dial(DialOutcome::answered(2, 90)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            t.dials().len(),
+            1,
+            "withheld caller {i} ({from}) was not sold: {t:#?}"
+        );
+        let r = h.record(&sid).await;
+        assert_eq!(r.status, CallStatus::Completed, "{r:#?}");
+        assert!(
+            r.caller.is_none(),
+            "withheld caller logged as {:?}",
+            r.caller
+        );
+    }
+    // The same real number twice: the second is refused by the window.
+    for (i, expect_dial) in [(0, true), (1, false)] {
+        let sid = format!("CA0000000000000000000000000000r{i:03}");
+        let t = h
+            .sim
+            .run(
+                script(&sid)
+                    .press("78701")
+                    .press("1")
+                    .dial(DialOutcome::answered(2, 90)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            !t.dials().is_empty(),
+            expect_dial,
+            "real caller, call {i}: {t:#?}"
+        );
+    }
+}

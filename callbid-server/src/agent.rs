@@ -529,7 +529,8 @@ async fn voice(State(app): State<Shared>, Webhook(req): Webhook<VoiceRequest>) -
                 0,
                 LiveCall {
                     call_sid: req.call.call_sid.clone(),
-                    from: req.call.from.clone(),
+                    // The number, or "withheld (…)" / "no caller ID" (never parsed as a caller).
+                    from: Some(req.call.caller_id().to_string()),
                     to: req.call.to.clone(),
                     at: now,
                 },

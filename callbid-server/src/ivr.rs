@@ -626,7 +626,8 @@ fn context(
 ) -> CallContext {
     let received_at = app.received_at(&fields.call_sid);
     let mut ctx = CallContext::new(call, zip, service, received_at);
-    let caller = phone("caller", fields.from.as_deref());
+    // Withheld caller IDs (Twilio stand-ins such as +266696687) are no caller.
+    let caller = fields.caller_number();
     let dialed = phone("dialed number", fields.to.as_deref());
     let tracking = app.config.campaigns.lookup(dialed.as_ref());
     if let Some(c) = caller {
@@ -718,7 +719,7 @@ async fn recover(app: &App, call: &CallId) -> IvrResult<Option<(CallContext, Bid
 async fn voice(State(app): State<Arc<App>>, Signed(req): Signed<VoiceRequest>) -> IvrResult {
     let call = call_id(&req.call)?;
     let now = Utc::now();
-    let caller = phone("caller", req.call.from.as_deref());
+    let caller = req.call.caller_number();
     let dialed = phone("dialed number", req.call.to.as_deref());
     let tracking = app.config.campaigns.lookup(dialed.as_ref());
     let e = callbid_core::state::CallEvent::new(

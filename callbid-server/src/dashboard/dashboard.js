@@ -117,7 +117,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     b.addEventListener("click", () => showDetail(r.call_id));
     id.appendChild(b);
     tr.appendChild(id);
-    tr.appendChild(el("td", r.caller || ""));
+    tr.appendChild(el("td", r.caller || "withheld"));
     tr.appendChild(el("td", r.zip || ""));
     tr.appendChild(el("td", r.service || ""));
     tr.appendChild(el("td", [r.campaign, r.source].filter(Boolean).join(" / ")));
