@@ -117,6 +117,13 @@ pub trait HttpAdapter: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// The status the buyer meant, for the shared HTTP 429 handling: the status line,
+    /// unless the protocol carries the real one elsewhere (Service Direct's
+    /// `suppress_response_codes` puts it in `x-original-status-code`).
+    fn effective_status(&self, response: &HttpResponse) -> u16 {
+        response.status
+    }
+
     /// Checks the loss-report response.
     fn parse_loss(&self, response: &HttpResponse) -> Result<(), AdapterError> {
         if (200..300).contains(&response.status) {
@@ -174,6 +181,28 @@ impl<A: HttpAdapter> HttpBuyer<A> {
     pub fn executor(&self) -> &HttpExecutor {
         &self.executor
     }
+
+    /// Sends `req` unless the buyer is paused after an HTTP 429 (then nothing is sent:
+    /// `RateLimited { skipped: true }`, [`Delivery::NotSent`]); an answer that is a 429
+    /// pauses the buyer until its `Retry-After` and fails as `RateLimited { skipped:
+    /// false }` ([`Delivery::MaybeDelivered`], so no layer resends it). Every step of
+    /// every adapter goes through here, so all buyers handle 429 the same way.
+    async fn send(
+        &self,
+        step: BuyerStep,
+        req: &HttpRequest,
+        deadline: Deadline,
+    ) -> Result<HttpResponse, BuyerError> {
+        self.executor.check_paused(&self.id, step)?;
+        let resp = self
+            .executor
+            .send(&self.id, step, req, deadline, self.timeout)
+            .await?;
+        if self.adapter.effective_status(&resp) == 429 {
+            return Err(self.executor.rate_limited(&self.id, step, &resp));
+        }
+        Ok(resp)
+    }
 }
 
 #[async_trait]
@@ -192,10 +221,7 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
             e.into_buyer_error(&self.id, step)
                 .with_delivery(Delivery::NotSent)
         })?;
-        let resp = self
-            .executor
-            .send(&self.id, step, &req, deadline, self.timeout)
-            .await?;
+        let resp = self.send(step, &req, deadline).await?;
         self.adapter.parse_ping(&self.id, call, &resp).map_err(|e| {
             e.into_buyer_error(&self.id, step)
                 .with_delivery(Delivery::MaybeDelivered)
@@ -223,10 +249,7 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
                 )
             });
         };
-        let resp = self
-            .executor
-            .send(&self.id, step, &req, deadline, self.timeout)
-            .await?;
+        let resp = self.send(step, &req, deadline).await?;
         self.adapter.parse_accept(call, bid, &resp).map_err(|e| {
             e.into_buyer_error(&self.id, step)
                 .with_delivery(Delivery::MaybeDelivered)
@@ -247,10 +270,7 @@ impl<A: HttpAdapter> Buyer for HttpBuyer<A> {
         let Some(req) = req else { return Ok(()) };
         // Loss reports are not on the caller's clock; give them a few seconds.
         let deadline = Deadline::after(Duration::from_secs(5));
-        let resp = self
-            .executor
-            .send(&self.id, step, &req, deadline, self.timeout)
-            .await?;
+        let resp = self.send(step, &req, deadline).await?;
         self.adapter.parse_loss(&resp).map_err(|e| {
             e.into_buyer_error(&self.id, step)
                 .with_delivery(Delivery::MaybeDelivered)

@@ -8,10 +8,15 @@
 //! - a response-body cap (default 64 KiB): the body is streamed and reading stops as soon
 //!   as the cap is passed;
 //! - no redirect following by default (a 3xx is handed to the adapter, which rejects it);
+//! - `Accept-Encoding: gzip, deflate, br`, and gzip/deflate/brotli answers decoded within
+//!   the body cap, counting decoded bytes ([`crate::encoding`]);
+//! - HTTP 429 handling shared by every buyer: [`HttpExecutor::rate_limited`] turns a 429
+//!   into [`BuyerErrorKind::RateLimited`] and pauses the buyer until its `Retry-After`;
+//!   [`HttpExecutor::check_paused`] refuses requests until then (see [`HttpBuyer`]);
 //! - an optional capture of each exchange for debugging, secrets redacted;
 //! - a `tracing` span per exchange (`buyer_http`, with buyer, step, method, status, time).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,10 +24,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use callbid_core::buyer::Delivery;
 use callbid_core::{BuyerError, BuyerErrorKind, BuyerId, BuyerStep, Deadline};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::encoding;
 use crate::secret::Secret;
+
+#[cfg(doc)]
+use crate::adapter::HttpBuyer;
 
 /// An HTTP method an adapter may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -295,6 +305,12 @@ pub struct ExecutorConfig {
     pub pool_max_idle_per_host: usize,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// How long a buyer is paused after an HTTP 429 without a usable `Retry-After`
+    /// (absent, or neither delta-seconds nor an HTTP-date), in seconds (default 60).
+    pub rate_limit_default_pause_secs: u64,
+    /// The longest pause a `Retry-After` can impose, in seconds (default 3600): a
+    /// mistyped header cannot silence a buyer for days.
+    pub rate_limit_max_pause_secs: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -306,6 +322,8 @@ impl Default for ExecutorConfig {
             connect_timeout_ms: 1000,
             pool_max_idle_per_host: 32,
             user_agent: concat!("callbid/", env!("CARGO_PKG_VERSION")).to_string(),
+            rate_limit_default_pause_secs: 60,
+            rate_limit_max_pause_secs: 3600,
         }
     }
 }
@@ -324,6 +342,11 @@ impl ExecutorConfig {
     /// Keeps the last `n` exchanges.
     pub fn with_capture(mut self, n: usize) -> Self {
         self.capture = n;
+        self
+    }
+    /// Sets the pause after a 429 without a usable `Retry-After`, in seconds.
+    pub fn with_rate_limit_default_pause_secs(mut self, secs: u64) -> Self {
+        self.rate_limit_default_pause_secs = secs;
         self
     }
 }
@@ -348,6 +371,8 @@ pub struct HttpExecutor {
     client: reqwest::Client,
     config: Arc<ExecutorConfig>,
     captured: Arc<Mutex<VecDeque<Exchange>>>,
+    /// Buyers paused after an HTTP 429, until when (shared by clones).
+    paused: Arc<Mutex<HashMap<BuyerId, DateTime<Utc>>>>,
 }
 
 impl fmt::Debug for HttpExecutor {
@@ -389,6 +414,7 @@ impl HttpExecutor {
             client,
             config: Arc::new(config),
             captured: Arc::new(Mutex::new(VecDeque::new())),
+            paused: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -403,6 +429,105 @@ impl HttpExecutor {
             .lock()
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Until when `buyer` is paused after an HTTP 429, while that time is ahead.
+    pub fn paused_until(&self, buyer: &BuyerId) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        let mut map = self.paused.lock().ok()?;
+        match map.get(buyer).copied() {
+            Some(until) if until > now => Some(until),
+            Some(_) => {
+                map.remove(buyer);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Refuses `buyer`'s `step` while the buyer is paused after a 429: a
+    /// [`BuyerErrorKind::RateLimited`] error with `skipped: true` and
+    /// [`Delivery::NotSent`] (nothing is sent), saying until when.
+    pub fn check_paused(&self, buyer: &BuyerId, step: BuyerStep) -> Result<(), BuyerError> {
+        match self.paused_until(buyer) {
+            None => Ok(()),
+            Some(until) => Err(BuyerError::new(
+                buyer.clone(),
+                step,
+                BuyerErrorKind::RateLimited {
+                    until,
+                    skipped: true,
+                },
+                format!(
+                    "not sent: paused until {} after an HTTP 429 (Retry-After)",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )
+            .with_delivery(Delivery::NotSent)),
+        }
+    }
+
+    /// Reads the `Retry-After` of `buyer`'s HTTP 429 answer `response` to its `step`,
+    /// pauses the buyer until then (a later pause already in force is kept), and
+    /// returns the [`BuyerErrorKind::RateLimited`] error (`skipped: false`,
+    /// [`Delivery::MaybeDelivered`]: the request reached the buyer).
+    ///
+    /// `Retry-After` is delta-seconds or an HTTP-date (RFC 9110 §10.2.3, parsed by
+    /// `httpdate`); absent or unreadable, the pause is
+    /// [`rate_limit_default_pause_secs`](ExecutorConfig::rate_limit_default_pause_secs);
+    /// it never exceeds
+    /// [`rate_limit_max_pause_secs`](ExecutorConfig::rate_limit_max_pause_secs).
+    pub fn rate_limited(
+        &self,
+        buyer: &BuyerId,
+        step: BuyerStep,
+        response: &HttpResponse,
+    ) -> BuyerError {
+        let now = Utc::now();
+        let default = secs(self.config.rate_limit_default_pause_secs);
+        let max = now + secs(self.config.rate_limit_max_pause_secs);
+        let header = response.header("retry-after");
+        let (until, why) = match header.map(|v| (v, parse_retry_after(v, now))) {
+            Some((v, Some(t))) => (t.clamp(now, max), format!("Retry-After {v:?}")),
+            Some((v, None)) => (
+                now + default,
+                format!(
+                    "Retry-After {v:?} is neither delta-seconds nor an HTTP-date; default pause of {} s",
+                    self.config.rate_limit_default_pause_secs
+                ),
+            ),
+            None => (
+                now + default,
+                format!(
+                    "no Retry-After; default pause of {} s",
+                    self.config.rate_limit_default_pause_secs
+                ),
+            ),
+        };
+        let until = until.min(max);
+        let until = match self.paused.lock() {
+            Ok(mut map) => {
+                let e = map.entry(buyer.clone()).or_insert(until);
+                *e = (*e).max(until);
+                *e
+            }
+            Err(_) => until,
+        };
+        tracing::warn!(buyer = %buyer, step = %step, until = %until, "buyer answered HTTP 429: paused");
+        BuyerError::new(
+            buyer.clone(),
+            step,
+            BuyerErrorKind::RateLimited {
+                until,
+                skipped: false,
+            },
+            format!(
+                "HTTP 429 Too Many Requests ({why}): paused until {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )
+        .with_delivery(Delivery::MaybeDelivered)
+        .with_raw_body(response.body_excerpt(crate::adapter::RAW_BODY_EXCERPT))
     }
 
     /// Sends `request` for `buyer`'s `step`, reading the whole (capped) body, finishing by
@@ -480,6 +605,9 @@ impl HttpExecutor {
         for (k, v) in &request.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
+        if request.header("accept-encoding").is_none() {
+            builder = builder.header("Accept-Encoding", encoding::ACCEPT_ENCODING);
+        }
         if !request.body.is_empty() {
             builder = builder.body(request.body.clone());
         }
@@ -543,6 +671,7 @@ impl HttpExecutor {
                 }
             }
         }
+        let (headers, body) = decode_body(headers, body, cap, status)?;
         Ok(HttpResponse {
             status,
             headers,
@@ -604,6 +733,53 @@ impl HttpExecutor {
             q.push_back(ex);
         }
     }
+}
+
+fn secs(n: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX).min(10 * 365 * 86_400))
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3) as the instant it names: delta-seconds
+/// (`120`, saturating) after `now`, or an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`,
+/// and the obsolete forms `httpdate` reads). `None` for anything else.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let n = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(now + secs(n));
+    }
+    httpdate::parse_http_date(v).ok().map(DateTime::<Utc>::from)
+}
+
+type Headers = Vec<(String, String)>;
+
+/// Undoes the response's `Content-Encoding` within `cap` decoded bytes; the decoded
+/// response no longer carries `content-encoding` or `content-length`.
+fn decode_body(
+    headers: Headers,
+    body: Vec<u8>,
+    cap: usize,
+    status: u16,
+) -> Result<(Headers, Vec<u8>), ExchangeError> {
+    let codings = encoding::codings(
+        headers
+            .iter()
+            .filter(|(k, _)| k == "content-encoding")
+            .map(|(_, v)| v.as_str()),
+    );
+    if codings.is_empty() {
+        return Ok((headers, body));
+    }
+    let body = encoding::decode(&codings, body, cap).map_err(|e| ExchangeError {
+        kind: BuyerErrorKind::BadResponse,
+        message: format!("{e} (status {status})"),
+        delivery: Delivery::MaybeDelivered,
+    })?;
+    let headers = headers
+        .into_iter()
+        .filter(|(k, _)| k != "content-encoding" && k != "content-length")
+        .collect();
+    Ok((headers, body))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -61,6 +61,12 @@
 //! - `url`, `percent-encoding`: building URLs and escaping placeholder values correctly.
 //! - `tokio`, `futures`, `async-trait`: the async `Buyer` trait and deadlines.
 //! - `tracing`: one span per buyer exchange.
+//! - `flate2` (gzip, deflate) and `brotli-decompressor` (br, the decoder half of the
+//!   `brotli` crate): streamed decoders we can stop at the body cap. reqwest's own
+//!   `gzip`/`brotli` features would decode too, but they remove `Content-Encoding`
+//!   before we see the response, so a decoding error could not name the coding, and
+//!   unknown codings would reach the adapters undecoded.
+//! - `httpdate`: the HTTP-date form of `Retry-After` (RFC 9110 §5.6.7).
 //! - `rand`, `rand_chacha`: seeded, reproducible fault injection.
 //! - `thiserror`, `bytes`, `chrono`, `chrono-tz`: errors, bodies, expiry times and
 //!   buyers' time zones.
@@ -69,6 +75,7 @@
 
 pub mod adapter;
 pub mod config;
+pub mod encoding;
 pub mod http;
 pub mod json;
 pub mod layers;

@@ -9,8 +9,24 @@
 //! - accept: `POST {base}request/{request_id}/accept` → `{"data":{"phone_number":"5125550123"}}`
 //!   (10-digit NANP, turned into E.164);
 //! - loss: `POST {base}request/{request_id}/sold_price` with `sold_price` (US dollars; a
-//!   sale in another currency is not reported, the step fails as `Refused`) and
-//!   `duration`.
+//!   sale in another currency is not reported, the step fails as `Refused`).
+//!
+//! `test_mode: true` (when configured) goes on all three requests, as the SDK's
+//! `examples/request-bid.php`, `request-accept.php` and `request-sold-price.php` send it,
+//! so a test setup's accepts and loss reports are not taken as live.
+//!
+//! `sold_price`'s optional `duration` (`/*?*/'duration' => 60` in
+//! `examples/request-sold-price.php`; the SDK documents no more) describes the sale that
+//! was made to the *other* buyer: the billable duration its price was for, in seconds.
+//! A loss report knows only the sold price ([`Buyer::report_loss`] carries no winner's
+//! terms), so `duration` is left out rather than filled with Service Direct's own
+//! `min_duration`, which would misstate the winning sale.
+//!
+//! URLs: the base URL always ends in `/` (added when missing) and every path joined to
+//! it is relative without a leading `/`, so a base with a path
+//! (`https://proxy.example/sd/partners`) keeps it: `…/sd/partners/request`.
+//!
+//! [`Buyer::report_loss`]: callbid_core::Buyer::report_loss
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +46,10 @@ use crate::secret::Secret;
 /// The production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.servicedirect.com/partners/";
 
-/// Service Direct's published `service_category` ids for our service slugs.
+/// Service Direct's published `service_category` ids for our service slugs, as in the
+/// SDK's `src/ServiceCategories.php` (`AirConditioning = 2`, `Electrician = 9`,
+/// `Plumbing = 20`, `Roofing = 24`, `PestControl = 42`; e.g. `Gutters = 96`,
+/// `Heating = 14` for slugs configured in `categories`).
 pub fn default_categories() -> BTreeMap<String, u32> {
     [
         ("air_conditioning", 2),
@@ -259,14 +278,16 @@ struct KeyBody<'a> {
     sd_api_key: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     caller_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    test_mode: bool,
 }
 
 #[derive(Serialize)]
 struct SoldPriceBody<'a> {
     sd_api_key: &'a str,
     sold_price: Box<RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    test_mode: bool,
 }
 
 fn caller_digits(p: &PhoneNumber) -> &str {
@@ -403,6 +424,7 @@ impl HttpAdapter for ServiceDirect {
         let body = KeyBody {
             sd_api_key: self.api_key.expose(),
             caller_id: caller,
+            test_mode: self.test_mode,
         };
         self.request(&Self::bid_path(bid, "accept")?, to_json(&body)?)
             .map(Some)
@@ -484,10 +506,14 @@ impl HttpAdapter for ServiceDirect {
         let body = SoldPriceBody {
             sd_api_key: self.api_key.expose(),
             sold_price: price,
-            duration: bid.min_duration.map(|d| d.as_secs()),
+            test_mode: self.test_mode,
         };
         self.request(&Self::bid_path(bid, "sold_price")?, to_json(&body)?)
             .map(Some)
+    }
+
+    fn effective_status(&self, resp: &HttpResponse) -> u16 {
+        Self::status(resp)
     }
 
     fn parse_loss(&self, resp: &HttpResponse) -> Result<(), AdapterError> {
@@ -579,5 +605,157 @@ mod tests {
             .unwrap();
         let body = String::from_utf8(req.body.to_vec()).unwrap();
         assert!(body.contains(r#""sold_price":30.50"#), "{body}");
+    }
+
+    fn bid() -> Bid {
+        Bid::new(BuyerId::new("sd").unwrap(), Money::usd(dec!(30)))
+            .with_bid_id("7")
+            .with_min_duration(std::time::Duration::from_secs(90))
+    }
+
+    #[test]
+    fn every_url_keeps_the_base_path_with_or_without_a_trailing_slash() {
+        for (base, prefix) in [
+            ("http://127.0.0.1:9", "http://127.0.0.1:9/"),
+            ("http://127.0.0.1:9/", "http://127.0.0.1:9/"),
+            (
+                "http://127.0.0.1:9/partners",
+                "http://127.0.0.1:9/partners/",
+            ),
+            (
+                "http://127.0.0.1:9/partners/",
+                "http://127.0.0.1:9/partners/",
+            ),
+            (
+                "https://proxy.example/sd/partners",
+                "https://proxy.example/sd/partners/",
+            ),
+            (
+                "https://proxy.example/sd/partners/",
+                "https://proxy.example/sd/partners/",
+            ),
+        ] {
+            let sd = ServiceDirect::new(Secret::new("k"))
+                .with_base_url(base)
+                .unwrap();
+            let ping = sd.ping_request(&call()).unwrap();
+            assert_eq!(ping.url.as_str(), format!("{prefix}request"), "{base}");
+            let accept = sd.accept_request(&call(), &bid()).unwrap().unwrap();
+            assert_eq!(
+                accept.url.as_str(),
+                format!("{prefix}request/7/accept"),
+                "{base}"
+            );
+            let loss = sd
+                .loss_request(&call(), &bid(), &Money::usd(dec!(20)))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                loss.url.as_str(),
+                format!("{prefix}request/7/sold_price"),
+                "{base}"
+            );
+        }
+        // The production default.
+        let sd = ServiceDirect::new(Secret::new("k"));
+        assert_eq!(
+            sd.ping_request(&call()).unwrap().url.as_str(),
+            "https://api.servicedirect.com/partners/request"
+        );
+    }
+
+    #[test]
+    fn a_request_id_cannot_change_the_path() {
+        let sd = ServiceDirect::new(Secret::new("k"))
+            .with_base_url("https://proxy.example/sd/partners")
+            .unwrap();
+        for id in ["/7", "../7", "7/../../x", "7?x=1", "", "a b"] {
+            let b = bid().with_bid_id(id);
+            assert!(sd.accept_request(&call(), &b).is_err(), "{id:?}");
+        }
+    }
+
+    fn json_body(req: &HttpRequest) -> serde_json::Value {
+        serde_json::from_slice(&req.body).unwrap()
+    }
+
+    #[test]
+    fn test_mode_goes_on_ping_accept_and_sold_price_and_only_when_set() {
+        for on in [true, false] {
+            let sd = ServiceDirect::new(Secret::new("k")).with_test_mode(on);
+            let bodies = [
+                json_body(&sd.ping_request(&call()).unwrap()),
+                json_body(&sd.accept_request(&call(), &bid()).unwrap().unwrap()),
+                json_body(
+                    &sd.loss_request(&call(), &bid(), &Money::usd(dec!(20)))
+                        .unwrap()
+                        .unwrap(),
+                ),
+            ];
+            for b in bodies {
+                if on {
+                    assert_eq!(b["test_mode"], true, "{b}");
+                } else {
+                    assert!(b.get("test_mode").is_none(), "{b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sold_price_does_not_claim_our_min_duration_for_the_winner() {
+        let sd = ServiceDirect::new(Secret::new("k"));
+        let b = json_body(
+            &sd.loss_request(&call(), &bid(), &Money::usd(dec!(20)))
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(b.get("duration"), None, "{b}");
+        assert_eq!(b["sold_price"], serde_json::json!(20.00));
+    }
+
+    /// `src/ServiceCategories.php` of github.com/Service-Direct/php-partners-sdk (commit
+    /// 4235285), the slugs callbid names.
+    const SDK_CATEGORIES: &[(&str, u32)] = &[
+        ("air_conditioning", 2),
+        ("electrician", 9),
+        ("heating", 14),
+        ("plumbing", 20),
+        ("roofing", 24),
+        ("pest_control", 42),
+        ("gutters", 96),
+    ];
+
+    fn sdk_id(slug: &str) -> Option<u32> {
+        SDK_CATEGORIES
+            .iter()
+            .find(|(s, _)| *s == slug)
+            .map(|(_, id)| *id)
+    }
+
+    #[test]
+    fn default_categories_match_the_sdk() {
+        for (slug, id) in default_categories() {
+            assert_eq!(sdk_id(&slug), Some(id), "{slug}");
+        }
+    }
+
+    #[test]
+    fn category_ids_in_the_example_config_match_the_sdk() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/buyers.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut seen = 0;
+        for line in text.lines().filter(|l| l.contains("categories")) {
+            let Some(inner) = line.split_once('{').and_then(|(_, r)| r.split_once('}')) else {
+                continue;
+            };
+            for pair in inner.0.split(',') {
+                let (slug, id) = pair.split_once('=').unwrap();
+                let (slug, id) = (slug.trim().trim_matches('"'), id.trim());
+                assert_eq!(sdk_id(slug), id.parse().ok(), "{path}: {line}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "{path} names no category id");
     }
 }

@@ -135,6 +135,7 @@ async fn losing_service_direct_hears_the_sold_price() {
     let sold = sold.expect("sold_price was reported");
     // The exact decimal text goes on the wire.
     assert!(sold.contains(r#""sold_price":30.50"#), "{sold}");
-    assert!(sold.contains(r#""duration":60"#), "{sold}");
+    // No `duration`: the winner's terms are not known to a loss report (see service_direct docs).
+    assert!(!sold.contains("duration"), "{sold}");
     assert!(!paths(&server).await.iter().any(|x| x.ends_with("/accept")));
 }

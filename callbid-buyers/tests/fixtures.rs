@@ -71,6 +71,9 @@ struct Step {
     #[serde(default)]
     response: Option<CannedResponse>,
     expect: Value,
+    /// Wait this long before the step (e.g. for a rate-limit pause to lapse).
+    #[serde(default)]
+    wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +106,9 @@ struct CannedResponse {
     body: Option<String>,
     #[serde(default)]
     body_repeat: Option<(String, usize)>,
+    /// A binary body (e.g. gzip), base64 (RFC 4648, standard alphabet).
+    #[serde(default)]
+    body_base64: Option<String>,
     #[serde(default)]
     content_type: Option<String>,
     #[serde(default)]
@@ -147,13 +153,47 @@ fn response_of(r: &CannedResponse, server: &str) -> ResponseTemplate {
     if let Some((text, times)) = &r.body_repeat {
         t = t.set_body_raw(text.repeat(*times).into_bytes(), mime);
     }
+    if let Some(b) = &r.body_base64 {
+        t = t.set_body_raw(base64_decode(b), mime);
+    }
     for (k, v) in &r.headers {
-        t = t.insert_header(k.as_str(), v.replace("{{server}}", server).as_str());
+        t = t.insert_header(k.as_str(), header_value(v, server).as_str());
     }
     if let Some(d) = r.delay_ms {
         t = t.set_delay(Duration::from_millis(d));
     }
     t
+}
+
+/// `{{server}}` is the mock's base URL; `{{http_date+N}}` the HTTP-date N seconds from
+/// now (RFC 9110 §5.6.7).
+fn header_value(v: &str, server: &str) -> String {
+    let v = v.replace("{{server}}", server);
+    match v
+        .strip_prefix("{{http_date+")
+        .and_then(|r| r.strip_suffix("}}"))
+    {
+        Some(n) => httpdate::fmt_http_date(
+            std::time::SystemTime::now() + Duration::from_secs(n.parse().unwrap()),
+        ),
+        None => v,
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut n) = (0u32, 0);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        acc = acc << 6 | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((acc >> n) as u8);
+        }
+    }
+    out
 }
 
 fn check_requests(ctx: &str, got: &[wiremock::Request], want: &[ExpectedRequest]) {
@@ -226,6 +266,23 @@ fn check_error(ctx: &str, e: &BuyerError, want: &Value) {
             e.message.contains(m),
             "{ctx}: error message {:?} lacks {m:?}",
             e.message
+        );
+    }
+    if let Some(range) = want.get("until_secs").and_then(Value::as_array) {
+        let (lo, hi) = (range[0].as_i64().unwrap(), range[1].as_i64().unwrap());
+        let callbid_core::BuyerErrorKind::RateLimited { until, .. } = e.kind else {
+            panic!("{ctx}: {e} is not rate limited");
+        };
+        let left = (until - chrono::Utc::now()).num_milliseconds();
+        assert!(
+            left >= lo * 1000 - 1000 && left <= hi * 1000,
+            "{ctx}: paused until {until}, {left} ms from now, not within {lo}..={hi} s"
+        );
+        let want_sent = e.kind.as_str() == "rate_limited";
+        assert_eq!(
+            e.may_have_reached_buyer(),
+            want_sent,
+            "{ctx}: delivery of {e}"
         );
     }
     if let Some(s) = want.get("message_excludes").and_then(Value::as_str) {
@@ -316,6 +373,9 @@ async fn run_fixture(path: &Path, exemplary: bool) {
     let mut last_bid: Option<Bid> = None;
     for (i, step) in fx.steps.iter().enumerate() {
         let ctx = format!("{ctx0} step {i} ({})", step.step);
+        if let Some(ms) = step.wait_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         server.reset().await;
         if let Some(r) = &step.response {
             Mock::given(any())

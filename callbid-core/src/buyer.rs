@@ -166,6 +166,25 @@ pub enum BuyerErrorKind {
     Config,
     /// Refused locally before sending (rate limit, fault injection, capability).
     Refused,
+    /// The buyer is rate limiting us: it answered HTTP 429 Too Many Requests (RFC 6585
+    /// §4), and no request goes to it until `until` (its `Retry-After`, RFC 9110
+    /// §10.2.3, as delta-seconds or an HTTP-date; the sender's documented default
+    /// backoff when the header is absent or unreadable).
+    ///
+    /// Two cases, told apart by `skipped` (and by [`as_str`](BuyerErrorKind::as_str)):
+    /// - `skipped: false` (`rate_limited`): this request was answered 429. It reached
+    ///   the buyer ([`Delivery::MaybeDelivered`]), so it is never resent blindly.
+    /// - `skipped: true` (`rate_limit_skipped`): callbid did not send this request
+    ///   because the buyer's pause had not lapsed ([`Delivery::NotSent`]).
+    ///
+    /// Not [retryable](BuyerErrorKind::is_retryable): a retry before `until` is refused
+    /// the same way.
+    RateLimited {
+        /// Until when no request is sent to this buyer (UTC).
+        until: DateTime<Utc>,
+        /// Whether the request was skipped (not sent) because of an earlier 429.
+        skipped: bool,
+    },
 }
 
 impl BuyerErrorKind {
@@ -184,6 +203,8 @@ impl BuyerErrorKind {
             BuyerErrorKind::Panicked => "panicked",
             BuyerErrorKind::Config => "config",
             BuyerErrorKind::Refused => "refused",
+            BuyerErrorKind::RateLimited { skipped: false, .. } => "rate_limited",
+            BuyerErrorKind::RateLimited { skipped: true, .. } => "rate_limit_skipped",
         }
     }
 }
@@ -215,10 +236,13 @@ impl Delivery {
     /// What [`BuyerError::new`] assumes for `kind` when the caller does not say:
     /// [`Transport`](BuyerErrorKind::Transport) (a connection-level failure) and
     /// [`Refused`](BuyerErrorKind::Refused) (refused locally before sending) did not
-    /// reach the buyer; every other kind may have.
+    /// reach the buyer, nor did a [`RateLimited`](BuyerErrorKind::RateLimited) request
+    /// that was `skipped`; every other kind may have.
     pub fn assumed_for(kind: BuyerErrorKind) -> Delivery {
         match kind {
-            BuyerErrorKind::Transport | BuyerErrorKind::Refused => Delivery::NotSent,
+            BuyerErrorKind::Transport
+            | BuyerErrorKind::Refused
+            | BuyerErrorKind::RateLimited { skipped: true, .. } => Delivery::NotSent,
             _ => Delivery::MaybeDelivered,
         }
     }
@@ -481,6 +505,33 @@ mod tests {
             .is_safe_to_retry());
         // Refused locally: not sent, but retrying cannot help.
         assert!(!e(BuyerErrorKind::Refused).is_safe_to_retry());
+    }
+
+    #[test]
+    fn rate_limited_answer_and_skip_are_distinct_and_never_retried() {
+        let until = Utc::now();
+        let answered = BuyerErrorKind::RateLimited {
+            until,
+            skipped: false,
+        };
+        let skipped = BuyerErrorKind::RateLimited {
+            until,
+            skipped: true,
+        };
+        assert_eq!(answered.as_str(), "rate_limited");
+        assert_eq!(skipped.as_str(), "rate_limit_skipped");
+        let e = |k| BuyerError::new(id(), BuyerStep::Accept, k, "x");
+        assert!(e(answered).may_have_reached_buyer(), "a 429 answer arrived");
+        assert!(!e(skipped).may_have_reached_buyer(), "a skip sent nothing");
+        assert!(!e(answered).is_safe_to_retry());
+        assert!(!e(skipped).is_safe_to_retry());
+        let text = serde_json::to_string(&e(skipped)).unwrap();
+        assert!(text.contains(r#""skipped":true"#), "{text}");
+        assert!(text.contains(r#""delivery":"not_sent""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<BuyerError>(&text).unwrap(),
+            e(skipped)
+        );
     }
 
     #[test]

@@ -283,6 +283,36 @@ fn all_templates(req: &CompiledRequest) -> Vec<&Template> {
     out
 }
 
+/// A URL template is `{base}` followed by nothing, `/…` or `?…` (the base URL's own path
+/// is kept whether or not it ends in `/`: `{base}` renders without its trailing
+/// slashes), or an absolute `http(s)://` URL. A relative template (`/ping`, `ping`) or
+/// `{base}` glued to a word (`{base}ping`) or placed mid-URL is refused at load time,
+/// naming the field: it would drop or mangle the base URL's path.
+fn check_url_template(field: &str, source: &str) -> Result<(), SpecError> {
+    let bad = |reason: &str| Err(SpecError::new(field, source, reason.to_string()));
+    let rest = match source.strip_prefix("{base}") {
+        Some(rest) => {
+            if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+                return bad(
+                    "{base} must be followed by \"/\", \"?\" or nothing (write {base}/path)",
+                );
+            }
+            rest
+        }
+        None => {
+            let lower = source.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                return bad("must start with {base}/ or be an absolute http(s):// URL");
+            }
+            source
+        }
+    };
+    if rest.contains("{base}") {
+        return bad("{base} may only start the URL");
+    }
+    Ok(())
+}
+
 /// A base URL must be an absolute `http`/`https` URL with a host and no query or
 /// fragment (templates append paths to it).
 fn check_base_url(base: &str) -> Result<(), SpecError> {
@@ -444,6 +474,7 @@ impl PingPost {
             urls.push(("accept.request.url", &a.request.url));
         }
         for (field, t) in &urls {
+            check_url_template(field, t.source())?;
             if let Some(v) = t.vars().find(|v| !guaranteed(v)) {
                 return Err(SpecError::new(
                     *field,
@@ -1124,5 +1155,83 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind, BuyerErrorKind::BadResponse);
         assert!(e.message.contains("keep.slot"), "{e}");
+    }
+
+    #[test]
+    fn every_preset_keeps_a_base_path_with_or_without_a_trailing_slash() {
+        let call = call().with_caller("+15125550123".parse().unwrap());
+        for name in preset_names() {
+            let spec = preset(name).unwrap();
+            let mut want = None;
+            for base in [
+                "https://proxy.example/rtb/v2",
+                "https://proxy.example/rtb/v2/",
+                "https://proxy.example/rtb/v2//",
+            ] {
+                let mut s = PingPostSettings {
+                    base_url: Some(base.into()),
+                    ..Default::default()
+                };
+                for p in &spec.required_params {
+                    s.params.insert(p.clone(), "x".into());
+                }
+                let pp = PingPost::new(&spec, s).unwrap();
+                let url = pp.ping_request(&call).unwrap().url;
+                assert!(
+                    url.path().starts_with("/rtb/v2/") && !url.path().contains("//"),
+                    "{name} {base}: {url}"
+                );
+                // Same URL whatever the trailing slashes.
+                let w = want.get_or_insert_with(|| url.clone());
+                assert_eq!(w, &url, "{name} {base}");
+            }
+        }
+    }
+
+    #[test]
+    fn url_templates_that_would_drop_the_base_path_are_refused() {
+        for (url, why) in [
+            ("/ping", "must start with {base}/"),
+            ("ping/{zip}", "must start with {base}/"),
+            ("{base}ping", "must be followed by"),
+            ("https://x.example/{base}/p", "may only start"),
+            ("{base}/a{base}", "may only start"),
+        ] {
+            let spec = inline_spec(&format!(
+                r#"
+base_url = "https://h.example/api"
+[ping.request]
+url = "{url}"
+[ping.response]
+price = "/p"
+destination = ["/d"]
+"#
+            ));
+            let e = PingPost::new(&spec, PingPostSettings::default()).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("ping.request.url") && text.contains(why) && text.contains(url),
+                "{url}: {text}"
+            );
+        }
+        for url in [
+            "{base}",
+            "{base}/p/{zip}",
+            "{base}?z={zip}",
+            "HTTPS://other.example/p",
+        ] {
+            let spec = inline_spec(&format!(
+                r#"
+base_url = "https://h.example/api"
+[ping.request]
+url = "{url}"
+[ping.response]
+price = "/p"
+destination = ["/d"]
+"#
+            ));
+            PingPost::new(&spec, PingPostSettings::default())
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
     }
 }

@@ -27,14 +27,14 @@ pub enum Misbehaviour {
     Garbage,
 }
 
-async fn read_request(s: &mut TcpStream) {
+async fn read_request(s: &mut TcpStream) -> String {
     // Read until the end of the headers and whatever body arrived with them; the
     // requests in these tests are small and sent at once.
     let mut buf = vec![0u8; 16 * 1024];
     let mut seen = Vec::new();
     for _ in 0..64 {
         match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => return,
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => return String::from_utf8_lossy(&seen).into_owned(),
             Ok(Ok(n)) => {
                 seen.extend_from_slice(&buf[..n]);
                 if let Some(pos) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -45,16 +45,21 @@ async fn read_request(s: &mut TcpStream) {
                         .and_then(|v| v.trim().parse::<usize>().ok())
                         .unwrap_or(0);
                     if seen.len() >= pos + 4 + len {
-                        return;
+                        return head;
                     }
                 }
             }
         }
     }
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 async fn serve_one(mut s: TcpStream, how: Misbehaviour) {
     read_request(&mut s).await;
+    misbehave(s, how).await;
+}
+
+async fn misbehave(mut s: TcpStream, how: Misbehaviour) {
     let _ = match how {
         Misbehaviour::HangAfterHeaders => {
             let _ = s
@@ -142,6 +147,37 @@ pub async fn misbehaving(how: Misbehaviour) -> SocketAddr {
                 return;
             };
             tokio::spawn(serve_one(s, how));
+        }
+    });
+    addr
+}
+
+/// An endpoint that answers a request whose path contains `/ping/` with `ping_body`
+/// (JSON, `connection: close`, so the next request opens a new connection) and
+/// misbehaves on every other request (the accept).
+pub async fn ping_then_misbehave(ping_body: &'static [u8], how: Misbehaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for _ in 0..64 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let head = read_request(&mut s).await;
+                let first_line = head.lines().next().unwrap_or("").to_string();
+                if first_line.contains("/ping/") {
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+                        ping_body.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                    let _ = s.write_all(ping_body).await;
+                    let _ = s.shutdown().await;
+                } else {
+                    misbehave(s, how).await;
+                }
+            });
         }
     });
     addr
