@@ -71,6 +71,7 @@ pub mod ids;
 pub mod inprocess;
 pub mod money;
 pub mod phone;
+pub mod pool;
 pub mod rules;
 pub mod scoring;
 pub mod state;
