@@ -114,6 +114,8 @@ mod prune;
 pub mod report;
 pub mod sqlite;
 mod store;
+#[cfg(not(feature = "postgres"))]
+mod store_pool;
 mod url;
 
 pub use callbid_core::state::{CallLog, CapStore, DurationHistory, SeenCallers};

@@ -497,9 +497,8 @@ fn check_text(field: &'static str, v: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// A number leased to a visitor session for a listing.
+/// A number leased to a visitor session for a listing. A plain record (stores build it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Lease {
     /// The lease (what the page renews).
     pub id: LeaseId,
@@ -765,7 +764,6 @@ pub enum NumberState {
 
 /// One number of a pool and its state (see [`super::NumberPoolStore::numbers`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct NumberStatus {
     /// The number.
     pub number: PoolNumber,
@@ -779,7 +777,6 @@ pub struct NumberStatus {
 
 /// A pool's health (see [`super::NumberPoolStore::health`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct PoolHealth {
     /// Numbers in the pool.
     pub numbers: u64,

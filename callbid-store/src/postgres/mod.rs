@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_nulls_first_buyer_price.sql"),
     include_str!("../../migrations/postgres/0003_reservation_expiry.sql"),
+    include_str!("../../migrations/postgres/0005_number_pools.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_buyer_price.sql"),
     include_str!("../../migrations/sqlite/0003_reservation_expiry.sql"),
+    include_str!("../../migrations/sqlite/0005_number_pools.sql"),
 ];
 
 /// The schema version after every migration.
