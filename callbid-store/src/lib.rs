@@ -114,7 +114,6 @@ mod prune;
 pub mod report;
 pub mod sqlite;
 mod store;
-#[cfg(not(feature = "postgres"))]
 mod store_pool;
 mod url;
 

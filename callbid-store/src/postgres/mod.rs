@@ -16,6 +16,8 @@
 //!
 //! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
 
+mod pool;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
