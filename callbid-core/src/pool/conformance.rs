@@ -117,8 +117,10 @@ pub async fn leasing(s: &dyn NumberPoolStore, prefix: &str) -> Result<(), String
         got.numbers.len() == 4 && got.lease_length == p.lease_length,
         "pool read back wrong: {got:?}"
     );
-    let mut ctx = LeaseContext::default();
-    ctx.search_term = Some("used civic".into());
+    let mut ctx = LeaseContext {
+        search_term: Some("used civic".into()),
+        ..LeaseContext::default()
+    };
     ctx.tags.insert("listingId".into(), "123".into());
     let (a, g) = leased(s, &req(&p, "v1", "l1", t0())?.with_context(ctx.clone())).await?;
     ensure!(
@@ -169,8 +171,10 @@ pub async fn leasing(s: &dyn NumberPoolStore, prefix: &str) -> Result<(), String
         unknown == LeaseOutcome::UnknownPool,
         "unknown pool: {unknown:?}"
     );
-    let mut big = LeaseContext::default();
-    big.referrer = Some("x".repeat(MAX_CONTEXT_TEXT + 1));
+    let big = LeaseContext {
+        referrer: Some("x".repeat(MAX_CONTEXT_TEXT + 1)),
+        ..LeaseContext::default()
+    };
     let e = s
         .lease(&req(&p, "v9", "l1", secs(100))?.with_context(big))
         .await;
@@ -733,6 +737,9 @@ async fn race_worker(
     Ok(mine)
 }
 
+/// A lease's `[created_at, expires_at)` and its id.
+type Interval = (DateTime<Utc>, DateTime<Utc>, LeaseId);
+
 /// Each lease id's final interval is its last answer (renewals only extend; a release
 /// ends it). Checks no two exclusive leases' intervals on one number overlap.
 fn check_disjoint(answers: &[Lease]) -> Result<(), String> {
@@ -742,8 +749,7 @@ fn check_disjoint(answers: &[Lease]) -> Result<(), String> {
         // Releases shorten; renewals lengthen; answers of one handle are in order.
         *e = l.clone();
     }
-    let mut by_number: HashMap<String, Vec<(DateTime<Utc>, DateTime<Utc>, LeaseId)>> =
-        HashMap::new();
+    let mut by_number: HashMap<String, Vec<Interval>> = HashMap::new();
     for l in last.values() {
         by_number.entry(l.number.to_string()).or_default().push((
             l.created_at,

@@ -416,9 +416,9 @@ mod tests {
         let visitors = std::env::var("POOL_SIM_VISITORS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000);
+            .unwrap_or(10_000);
         for key in [LockKey::Number, LockKey::NumberAndCaller] {
-            let mut big = SimConfig::seed_example(42, visitors, 20_000);
+            let mut big = SimConfig::seed_example(42, visitors, (visitors / 2).max(1000) as usize);
             big.lock_key = key;
             let r = run_mem(&big).await;
             println!(

@@ -453,6 +453,9 @@ fn state_of(leased_until: Option<i64>, locked_until: Option<i64>, now: i64) -> N
     }
 }
 
+/// `info, added_at, leased_until, locked_until, last_active` of `pool_numbers`.
+type NumberRow = (String, i64, Option<i64>, Option<i64>, i64);
+
 fn numbers_q(c: &Connection, pool: &PoolId, now: i64) -> Result<Vec<NumberStatus>> {
     const OP: &str = "pool numbers";
     let mut st = c
@@ -460,7 +463,7 @@ fn numbers_q(c: &Connection, pool: &PoolId, now: i64) -> Result<Vec<NumberStatus
             "SELECT info, added_at, leased_until, locked_until, last_active FROM pool_numbers WHERE pool_id = ?1 ORDER BY number",
         )
         .map_err(StoreError::sqlite(OP))?;
-    let rows: Vec<(String, i64, Option<i64>, Option<i64>, i64)> = st
+    let rows: Vec<NumberRow> = st
         .query_map([pool.as_str()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
