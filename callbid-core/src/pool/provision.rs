@@ -252,3 +252,138 @@ async fn release_phase(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::pool::{LeaseRequest, ListingId, MemoryNumberPoolStore, NumberPool, VisitorId};
+
+    /// A carrier with a fixed inventory per area code and per state.
+    #[derive(Debug, Default)]
+    struct FakeCarrier {
+        by_area: Mutex<Vec<PoolNumber>>,
+        by_state: Mutex<Vec<PoolNumber>>,
+        bought: Mutex<Vec<(String, String)>>,
+        released: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl NumberProvisioner for FakeCarrier {
+        async fn search_area_code(&self, area: u16, limit: usize) -> Result<Vec<PoolNumber>, ProvisionError> {
+            let v = self.by_area.lock().unwrap();
+            Ok(v.iter().filter(|n| n.area_code == Some(area)).take(limit).cloned().collect())
+        }
+        async fn search_state(&self, state: UsState, limit: usize) -> Result<Vec<PoolNumber>, ProvisionError> {
+            let v = self.by_state.lock().unwrap();
+            Ok(v.iter().filter(|n| n.state == Some(state)).take(limit).cloned().collect())
+        }
+        async fn buy(&self, n: &PoolNumber, url: &str) -> Result<PoolNumber, ProvisionError> {
+            self.bought.lock().unwrap().push((n.number.to_string(), url.to_string()));
+            Ok(n.clone())
+        }
+        async fn release(&self, n: &PhoneNumber) -> Result<(), ProvisionError> {
+            self.released.lock().unwrap().push(n.to_string());
+            Ok(())
+        }
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn cfg(low: u64, high: u64) -> ProvisionConfig {
+        ProvisionConfig {
+            low_watermark: low,
+            high_watermark: high,
+            idle_after: Duration::from_secs(86_400),
+            area_code: 512,
+            state: Some(UsState::parse("TX").unwrap()),
+            voice_url: "https://example.com/voice".into(),
+            max_buy_per_step: 10,
+        }
+    }
+
+    fn n(s: &str) -> PoolNumber {
+        PoolNumber::parse(s).unwrap()
+    }
+
+    #[test]
+    fn config_is_validated() {
+        assert_eq!(cfg(5, 4).validate().unwrap_err().field, "low_watermark");
+        let mut c = cfg(1, 2);
+        c.max_buy_per_step = 0;
+        assert_eq!(c.validate().unwrap_err().field, "max_buy_per_step");
+        c.max_buy_per_step = 1;
+        c.voice_url = " ".into();
+        assert_eq!(c.validate().unwrap_err().field, "voice_url");
+    }
+
+    #[tokio::test]
+    async fn buys_below_low_watermark_with_state_fallback_and_releases_idle_surplus() {
+        let store = MemoryNumberPoolStore::new();
+        let pool = NumberPool::builder(PoolId::new("p").unwrap())
+            .numbers([n("+15125550100")])
+            .build()
+            .unwrap();
+        store.put_pool(&pool, t(0)).await.unwrap();
+        // One free number, low 2, high 4: buy 3 — one in 512, two from TX (Houston 713).
+        let carrier = FakeCarrier::default();
+        *carrier.by_area.lock().unwrap() = vec![n("+15125550200")];
+        *carrier.by_state.lock().unwrap() = vec![n("+17135550300"), n("+17135550301"), n("+17135550302")];
+        let r = replenish(&store, &carrier, &pool.id, &cfg(2, 4), t(10)).await.unwrap();
+        assert_eq!(r.bought.len(), 3, "{r:?}");
+        assert_eq!(r.bought[0].as_str(), "+15125550200");
+        assert_eq!(r.short, 0);
+        assert!(carrier.bought.lock().unwrap().iter().all(|(_, u)| u == "https://example.com/voice"));
+        assert_eq!(store.numbers(&pool.id, t(10)).await.unwrap().len(), 4);
+        // Between the watermarks: nothing to do.
+        let r = replenish(&store, &carrier, &pool.id, &cfg(2, 4), t(20)).await.unwrap();
+        assert_eq!(r, ReplenishReport::default());
+        // High watermark lowered to 2 two days later: release the 2 idle longest, but one
+        // of them is leased first and kept.
+        let lease = LeaseRequest::new(pool.id.clone(), VisitorId::new("v").unwrap(), ListingId::new("l").unwrap(), t(2 * 86_400));
+        let got = store.lease(&lease).await.unwrap();
+        let leased = got.number().unwrap().clone();
+        let plan = plan(&store.numbers(&pool.id, t(2 * 86_400)).await.unwrap(), &cfg(1, 2), t(2 * 86_400));
+        assert_eq!(plan.buy, 0);
+        assert_eq!(plan.release.len(), 1, "3 free, high 2: {plan:?}");
+        assert!(!plan.release.contains(&leased));
+        let r = replenish(&store, &carrier, &pool.id, &cfg(1, 2), t(2 * 86_400)).await.unwrap();
+        assert_eq!(r.released, plan.release);
+        assert_eq!(carrier.released.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn short_when_the_carrier_has_too_few() {
+        let store = MemoryNumberPoolStore::new();
+        let pool = NumberPool::builder(PoolId::new("p").unwrap()).build().unwrap();
+        store.put_pool(&pool, t(0)).await.unwrap();
+        let carrier = FakeCarrier::default();
+        let r = replenish(&store, &carrier, &pool.id, &cfg(1, 3), t(1)).await.unwrap();
+        assert_eq!((r.bought.len(), r.short), (0, 3));
+    }
+
+    #[test]
+    fn plan_never_releases_busy_or_recent_numbers() {
+        let status = |num: &str, state, last: i64| NumberStatus {
+            number: n(num),
+            state,
+            added_at: t(0),
+            last_active: t(last),
+        };
+        let numbers = vec![
+            status("+15125550100", NumberState::Free, 0),
+            status("+15125550101", NumberState::Leased, 0),
+            status("+15125550102", NumberState::Locked, 0),
+            status("+15125550103", NumberState::Free, 200_000),
+            status("+15125550104", NumberState::Free, 10),
+        ];
+        let p = plan(&numbers, &cfg(0, 1), t(200_000));
+        let r: Vec<&str> = p.release.iter().map(|n| n.as_str()).collect();
+        assert_eq!(r, ["+15125550100", "+15125550104"]);
+    }
+}
