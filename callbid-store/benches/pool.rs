@@ -166,11 +166,13 @@ fn postgres(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let store = rt.block_on(callbid_store::PgStore::connect(&url)).unwrap();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
+    // A throwaway database: the shared one may carry other branches' migrations.
+    let url = rt.block_on(fresh_database(&url, &format!("pool_bench_{nanos}")));
+    let store = rt.block_on(callbid_store::PgStore::connect(&url)).unwrap();
     ops(
         c,
         "postgres",
@@ -180,6 +182,28 @@ fn postgres(c: &mut Criterion) {
     );
     let client = rt.block_on(pg_floor_setup(&url));
     pg_floor(c, &rt, client);
+}
+
+#[cfg(feature = "postgres")]
+async fn fresh_database(url: &str, db: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, String::new()), |(b, q)| (b, format!("?{q}")));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{db}{query}", &base[..host_end])
 }
 
 #[cfg(feature = "postgres")]
