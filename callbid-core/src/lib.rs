@@ -43,6 +43,8 @@
 //! - [`scoring`]: `score = price × geo × time × duration`, deterministic and explained.
 //! - [`auction`]: the concurrent ping-post auction with strategies and live events.
 //! - [`billing`]: billable or not, revenue, payout, margin.
+//! - [`pool`]: call tracking with number pools: leases, call locks, attribution, sizing,
+//!   provisioning, the `NumberPoolStore` trait with an in-memory store and its suite.
 //! - [`state`]: async state traits (caps, duplicate callers, duration history, call log),
 //!   in-memory implementations and the conformance suite other stores run.
 //!

@@ -273,16 +273,35 @@ mod tests {
 
     #[async_trait]
     impl NumberProvisioner for FakeCarrier {
-        async fn search_area_code(&self, area: u16, limit: usize) -> Result<Vec<PoolNumber>, ProvisionError> {
+        async fn search_area_code(
+            &self,
+            area: u16,
+            limit: usize,
+        ) -> Result<Vec<PoolNumber>, ProvisionError> {
             let v = self.by_area.lock().unwrap();
-            Ok(v.iter().filter(|n| n.area_code == Some(area)).take(limit).cloned().collect())
+            Ok(v.iter()
+                .filter(|n| n.area_code == Some(area))
+                .take(limit)
+                .cloned()
+                .collect())
         }
-        async fn search_state(&self, state: UsState, limit: usize) -> Result<Vec<PoolNumber>, ProvisionError> {
+        async fn search_state(
+            &self,
+            state: UsState,
+            limit: usize,
+        ) -> Result<Vec<PoolNumber>, ProvisionError> {
             let v = self.by_state.lock().unwrap();
-            Ok(v.iter().filter(|n| n.state == Some(state)).take(limit).cloned().collect())
+            Ok(v.iter()
+                .filter(|n| n.state == Some(state))
+                .take(limit)
+                .cloned()
+                .collect())
         }
         async fn buy(&self, n: &PoolNumber, url: &str) -> Result<PoolNumber, ProvisionError> {
-            self.bought.lock().unwrap().push((n.number.to_string(), url.to_string()));
+            self.bought
+                .lock()
+                .unwrap()
+                .push((n.number.to_string(), url.to_string()));
             Ok(n.clone())
         }
         async fn release(&self, n: &PhoneNumber) -> Result<(), ProvisionError> {
@@ -333,26 +352,47 @@ mod tests {
         // One free number, low 2, high 4: buy 3 — one in 512, two from TX (Houston 713).
         let carrier = FakeCarrier::default();
         *carrier.by_area.lock().unwrap() = vec![n("+15125550200")];
-        *carrier.by_state.lock().unwrap() = vec![n("+17135550300"), n("+17135550301"), n("+17135550302")];
-        let r = replenish(&store, &carrier, &pool.id, &cfg(2, 4), t(10)).await.unwrap();
+        *carrier.by_state.lock().unwrap() =
+            vec![n("+17135550300"), n("+17135550301"), n("+17135550302")];
+        let r = replenish(&store, &carrier, &pool.id, &cfg(2, 4), t(10))
+            .await
+            .unwrap();
         assert_eq!(r.bought.len(), 3, "{r:?}");
         assert_eq!(r.bought[0].as_str(), "+15125550200");
         assert_eq!(r.short, 0);
-        assert!(carrier.bought.lock().unwrap().iter().all(|(_, u)| u == "https://example.com/voice"));
+        assert!(carrier
+            .bought
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, u)| u == "https://example.com/voice"));
         assert_eq!(store.numbers(&pool.id, t(10)).await.unwrap().len(), 4);
         // Between the watermarks: nothing to do.
-        let r = replenish(&store, &carrier, &pool.id, &cfg(2, 4), t(20)).await.unwrap();
+        let r = replenish(&store, &carrier, &pool.id, &cfg(2, 4), t(20))
+            .await
+            .unwrap();
         assert_eq!(r, ReplenishReport::default());
         // High watermark lowered to 2 two days later: release the 2 idle longest, but one
         // of them is leased first and kept.
-        let lease = LeaseRequest::new(pool.id.clone(), VisitorId::new("v").unwrap(), ListingId::new("l").unwrap(), t(2 * 86_400));
+        let lease = LeaseRequest::new(
+            pool.id.clone(),
+            VisitorId::new("v").unwrap(),
+            ListingId::new("l").unwrap(),
+            t(2 * 86_400),
+        );
         let got = store.lease(&lease).await.unwrap();
         let leased = got.number().unwrap().clone();
-        let plan = plan(&store.numbers(&pool.id, t(2 * 86_400)).await.unwrap(), &cfg(1, 2), t(2 * 86_400));
+        let plan = plan(
+            &store.numbers(&pool.id, t(2 * 86_400)).await.unwrap(),
+            &cfg(1, 2),
+            t(2 * 86_400),
+        );
         assert_eq!(plan.buy, 0);
         assert_eq!(plan.release.len(), 1, "3 free, high 2: {plan:?}");
         assert!(!plan.release.contains(&leased));
-        let r = replenish(&store, &carrier, &pool.id, &cfg(1, 2), t(2 * 86_400)).await.unwrap();
+        let r = replenish(&store, &carrier, &pool.id, &cfg(1, 2), t(2 * 86_400))
+            .await
+            .unwrap();
         assert_eq!(r.released, plan.release);
         assert_eq!(carrier.released.lock().unwrap().len(), 1);
     }
@@ -360,10 +400,14 @@ mod tests {
     #[tokio::test]
     async fn short_when_the_carrier_has_too_few() {
         let store = MemoryNumberPoolStore::new();
-        let pool = NumberPool::builder(PoolId::new("p").unwrap()).build().unwrap();
+        let pool = NumberPool::builder(PoolId::new("p").unwrap())
+            .build()
+            .unwrap();
         store.put_pool(&pool, t(0)).await.unwrap();
         let carrier = FakeCarrier::default();
-        let r = replenish(&store, &carrier, &pool.id, &cfg(1, 3), t(1)).await.unwrap();
+        let r = replenish(&store, &carrier, &pool.id, &cfg(1, 3), t(1))
+            .await
+            .unwrap();
         assert_eq!((r.bought.len(), r.short), (0, 3));
     }
 
