@@ -46,6 +46,8 @@
 //! - [`campaign`]: outbound campaigns (seed 004): contacts and retries, calling windows
 //!   in the callee's zone, suppression, local caller ID, predictive pacing under the
 //!   30-day abandon ceiling, a campaign store trait and a seeded simulator.
+//! - [`pool`]: call tracking with number pools: leases, call locks, attribution, sizing,
+//!   provisioning, the `NumberPoolStore` trait with an in-memory store and its suite.
 //! - [`state`]: async state traits (caps, duplicate callers, duration history, call log),
 //!   in-memory implementations and the conformance suite other stores run.
 //!
@@ -75,6 +77,7 @@ pub mod ids;
 pub mod inprocess;
 pub mod money;
 pub mod phone;
+pub mod pool;
 pub mod rules;
 pub mod scoring;
 pub mod state;

@@ -115,6 +115,7 @@ mod prune;
 pub mod report;
 pub mod sqlite;
 mod store;
+mod store_pool;
 mod url;
 
 pub use callbid_core::state::{CallLog, CapStore, DurationHistory, SeenCallers};

@@ -17,6 +17,7 @@
 //! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
 
 mod campaign;
+mod pool;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_reservation_expiry.sql"),
     include_str!("../../migrations/postgres/0004_campaigns.sql"),
     include_str!("../../migrations/postgres/0005_seen_claims.sql"),
+    include_str!("../../migrations/postgres/0006_number_pools.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

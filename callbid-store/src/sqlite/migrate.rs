@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_reservation_expiry.sql"),
     include_str!("../../migrations/sqlite/0004_campaigns.sql"),
     include_str!("../../migrations/sqlite/0005_seen_claims.sql"),
+    include_str!("../../migrations/sqlite/0006_number_pools.sql"),
 ];
 
 /// The schema version after every migration.

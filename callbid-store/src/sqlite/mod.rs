@@ -41,6 +41,7 @@ use crate::report::{
 
 mod campaign;
 mod migrate;
+mod pool;
 
 /// An event row: seq, call id, idempotency key, at (ns), kind, JSON.
 pub(crate) type RawEvent = (i64, String, String, i64, String, String);
