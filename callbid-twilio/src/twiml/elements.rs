@@ -616,7 +616,7 @@ element! {
         /// Identity of the customer calling application.
         customer_id: String => "customerId",
         /// Copy parent call To field to called application side, otherwise use the application sid as To field.
-        copy_parent_to: String => "copyParentTo",
+        copy_parent_to: bool => "copyParentTo",
     }
 }
 impl_render!(Application, text: application_sid, children: children);
