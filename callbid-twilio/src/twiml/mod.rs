@@ -1186,6 +1186,75 @@ mod tests {
     }
 
     #[test]
+    fn attr_names_are_checked() {
+        for ok in [
+            "a",
+            "newFeature",
+            "_u",
+            ":x",
+            "a-b.c_d:e",
+            "xml:lang",
+            "xml:space",
+            "ñame",
+        ] {
+            assert_eq!(AttrName::new(ok).map(|n| n.to_string()), Ok(ok.to_owned()));
+        }
+        for bad in [
+            "", " a", "a b", "1a", "-a", "a=b", "a\"", "a<", "a>", "a/", "xmlns", "XMLfoo",
+            "é\u{0}",
+        ] {
+            let err = AttrName::new(bad).unwrap_err();
+            assert_eq!(err.name, bad);
+            assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+        }
+        assert!(AttrName::try_from("ok").is_ok());
+    }
+
+    #[test]
+    fn extra_attributes_replace_typed_ones_and_each_other() {
+        let name = |s| AttrName::new(s).unwrap();
+        let say = Say::new("x")
+            .voice("alice")
+            .attr(name("voice"), "man")
+            .attr(name("zz"), "1")
+            .attr(name("zz"), "2")
+            .attr(name("B"), "3");
+        assert_eq!(
+            say.attributes(),
+            [
+                (Cow::Borrowed("B"), "3".to_owned()),
+                (Cow::Borrowed("voice"), "man".to_owned()),
+                (Cow::Borrowed("zz"), "2".to_owned()),
+            ]
+        );
+        assert!(VoiceResponse::new()
+            .say(say)
+            .to_xml()
+            .ends_with(r#"<Say B="3" voice="man" zz="2">x</Say></Response>"#));
+    }
+
+    #[test]
+    fn nesting_is_typed() {
+        // Each child list takes only its own enum; `child` converts what fits.
+        let _: StartNoun = Recording::new().into();
+        let _: StopNoun = Stream::new().into();
+        let _: ConnectNoun = Room::new("r").into();
+        let _: SsmlWChild = "text".into();
+        let doc = VoiceResponse::new()
+            .start(Start::new().child(Transcription::new().status_callback_url("/t")))
+            .dial(Dial::new().client(Client::new("").identity(Identity::new("a"))))
+            .to_xml();
+        assert!(
+            doc.contains(r#"<Start><Transcription statusCallbackUrl="/t" /></Start>"#),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("<Client><Identity>a</Identity></Client>"),
+            "{doc}"
+        );
+    }
+
+    #[test]
     fn attributes_are_sorted_by_wire_name() {
         let n = Number::new("+15550001111")
             .status_callback_method(Method::Post)
