@@ -63,8 +63,11 @@ fn rerender(el: &parse::Element, out: &mut String) {
     out.push_str(&format!("</{}>", el.name));
 }
 
+/// One element's name, attributes and text.
+type Shape = (String, Vec<(String, String)>, String);
+
 /// Names, attributes and text of every element, depth first.
-fn shape(el: &parse::Element) -> Vec<(String, Vec<(String, String)>, String)> {
+fn shape(el: &parse::Element) -> Vec<Shape> {
     let mut out = vec![(el.name.clone(), el.attributes.clone(), el.text.clone())];
     for c in &el.children {
         out.extend(shape(c));

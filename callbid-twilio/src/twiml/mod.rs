@@ -1,14 +1,63 @@
 //! TwiML for voice: a typed builder whose output matches Twilio's own helper
 //! libraries byte for byte, and a parser ([`parse`]) for reading TwiML back.
 //!
-//! Nesting is enforced by the types: [`Gather`] only accepts [`GatherChild`]
-//! (Say, Play, Pause), [`Dial`] only [`DialNoun`] (Number, Sip, Client,
-//! Conference, Queue), [`Enqueue`] only [`Task`].
+//! # Coverage (twilio-python 9.x `twilio/twiml/voice_response.py`)
+//!
+//! - Verbs in `<Response>` ([`Verb`]): `<Say>`, `<Play>`, `<Pause>`, `<Gather>`,
+//!   `<Dial>`, `<Record>`, `<Redirect>`, `<Reject>`, `<Hangup>`, `<Leave>`,
+//!   `<Enqueue>`, `<Connect>`, `<Start>`, `<Stop>`, `<Pay>`, `<Refer>`, `<Echo>`.
+//! - `<Say>`: SSML [`SsmlNode`] — `<break>`, `<emphasis>`, `<lang>`, `<p>`,
+//!   `<phoneme>`, `<prosody>`, `<s>`, `<say-as>`, `<sub>`, `<w>`, nested as
+//!   twilio-python allows ([`SsmlPChild`], [`SsmlInline`], [`SsmlWChild`]), and
+//!   text between them.
+//! - `<Gather>`: [`GatherChild`] (Say, Play, Pause). `<Enqueue>`: [`Task`].
+//! - `<Dial>`: [`DialNoun`] — `<Number>`, `<Sip>` (with `<Uri>` and
+//!   `<Headers><Header>`), `<Client>` (with `<Identity>`, `<Parameter>`),
+//!   `<Conference>`, `<Queue>`, `<Application>` (with `<ApplicationSid>`,
+//!   `<Parameter>`), `<Sim>`, `<WhatsApp>`.
+//! - `<Connect>`: [`ConnectNoun`] — `<Room>`, `<Stream>` (with `<Parameter>`),
+//!   `<VirtualAgent>` (with `<Config>`, `<Parameter>`), `<Conversation>`,
+//!   `<ConversationRelay>` (with `<Language>`, `<Parameter>`).
+//! - `<Start>`: [`StartNoun`] — `<Stream>`, `<Siprec>`, `<Transcription>` (with
+//!   `<Config>`, `<Parameter>`), `<Recording>`. `<Stop>`: [`StopNoun`] —
+//!   `<Stream>`, `<Siprec>`, `<Transcription>`.
+//! - `<Pay>`: [`PayChild`] — `<Prompt>` (Say, Play, Pause), `<Parameter>`.
+//!   `<Refer>`: `<Sip>` ([`ReferSip`]). `<Hangup>`, `<Reject>`: `<Parameter>`.
+//!
+//! Not covered: what twilio-python marks deprecated or has no voice use for —
+//! `<Sms>`, `<Connect><Autopilot>`, `<Connect><AiSession>`,
+//! `<Connect><ConversationRelaySession>`, and top-level `<Prompt>` / `<Queue>`
+//! (twilio-python lets them be appended to `<Response>`; Twilio reads them only
+//! inside `<Pay>` / `<Dial>`). Any attribute without a setter can be written
+//! with the escape hatch below.
+//!
+//! Nesting is enforced by the types: each element's children are an enum of
+//! exactly the children twilio-python lets it nest, so `<Stop>` cannot hold a
+//! `<Recording>` and `<w>` cannot hold a `<p>`.
+//!
+//! # Attributes
+//!
+//! Each attribute setter is named after twilio-python's keyword argument and
+//! writes its wire name: snake_case to lowerCamelCase
+//! (`status_callback_event` → `statusCallbackEvent`), with twilio-python's
+//! special cases `for_` → `for`, `xml_lang` → `xml:lang`,
+//! `interpret_as` → `interpret-as`; keyword arguments twilio-python already
+//! spells in camelCase (`ConversationRelay`'s `speechTimeout`, …) keep that
+//! wire name. Every element also has `.attr(AttrName, value)` for attributes
+//! the builder does not know yet: the name is used as given, must be an XML
+//! name ([`AttrName`] refuses others with [`InvalidAttrName`]), replaces a
+//! typed attribute or an earlier `.attr` of the same name, and sorts with the
+//! rest.
+//!
+//! # Rendering
 //!
 //! Rendering follows twilio-python (`xml.etree.ElementTree`): the declaration
 //! `<?xml version="1.0" encoding="UTF-8"?>` with no newline, attributes sorted by
-//! their wire name, empty elements as `<Hangup />`, text escaped `&` `<` `>`,
+//! their wire name (code point order, as Python's `sorted`), empty elements as
+//! `<Hangup />`, an empty text written as none, text escaped `&` `<` `>`,
 //! attributes additionally `"` and CR/LF/TAB as numeric references.
+//! `tests/golden/` holds twilio-python's output for every element and
+//! attribute style, compared byte for byte in `tests/twiml_golden.rs`.
 
 #[macro_use]
 mod macros;

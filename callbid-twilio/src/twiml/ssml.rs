@@ -16,7 +16,7 @@ element! {
     attrs {
         /// Set a pause based on strength.
         strength: String => "strength",
-        /// Set a pause to a specific length of time in seconds or milliseconds, available values: [number]s, [number]ms.
+        /// Set a pause to a specific length of time in seconds or milliseconds, available values: `[number]s`, `[number]ms`.
         time: String => "time",
     }
 }
