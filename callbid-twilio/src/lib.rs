@@ -5,7 +5,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`twiml`] | typed TwiML builder for every voice verb and noun, rendered byte for byte like twilio-python; a TwiML parser |
+//! | [`twiml`] | typed TwiML builder for the voice verbs and nouns of twilio-python 9.x (list in [`twiml`]; SSML, Connect/Start/Stop streams and transcriptions, Pay, Refer; `.attr()` for unknown attributes), rendered byte for byte like twilio-python; a TwiML parser |
 //! | [`webhook`] | serde types for voice webhooks (initial call, Gather, Dial and Record actions, status and recording callbacks) that keep unknown fields |
 //! | [`signature`] | `X-Twilio-Signature` validation ([`signature::RequestValidator`]) and whole-request checks behind a proxy ([`signature::WebhookVerifier`]) |
 //! | [`rest`] | a REST client: calls, recordings, phone numbers, Lookup v2; typed errors, retries, pagination |
@@ -60,6 +60,8 @@
 //!   ElementTree's numeric references for CR/LF/TAB, which quick-xml does not
 //!   produce, so a small escaper in [`twiml::escape_attr`] does that
 //!   (property-tested against quick-xml's unescaper and fuzzed).
+//! - **rust_decimal** (already the workspace's money type): `<Pay chargeAmount>`
+//!   is a `Decimal`, never a float, and renders with its scale (`10.00`).
 //! - **serde, serde_json, thiserror**: typed requests and responses; error enums.
 //! - **reqwest** (rustls): the REST client and the simulator's HTTP; no OpenSSL.
 //! - **tokio, futures**: retry sleeps; pagination as a `Stream`.

@@ -29,6 +29,14 @@ impl AttrValue for u32 {
     }
 }
 
+/// Money (`<Pay chargeAmount>`): the decimal as written, scale kept (`10.00`),
+/// as Python's `str(Decimal("10.00"))`.
+impl AttrValue for rust_decimal::Decimal {
+    fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl<T: AttrValue> AttrValue for Vec<T> {
     fn render(&self) -> String {
         let mut out = String::new();
@@ -39,6 +47,84 @@ impl<T: AttrValue> AttrValue for Vec<T> {
             out.push_str(&v.render());
         }
         out
+    }
+}
+
+/// The wire name of an attribute set through the escape hatch (`.attr()` on
+/// every element): an XML name, checked once here so a rendered document is
+/// always well-formed.
+///
+/// Accepted: a first character that is a letter, `_` or `:`, then letters,
+/// digits, `_`, `:`, `-` or `.` (the XML 1.0 `Name` production, restricted to
+/// Unicode letters and digits), and not starting with `xml` in any case
+/// except the reserved `xml:lang`/`xml:space` (as in SSML's `xml:lang`).
+/// The name is used as given: no snake_case to camelCase conversion.
+///
+/// ```
+/// use callbid_twilio::twiml::{AttrName, Say};
+/// let say = Say::new("Hi").attr(AttrName::new("newFeature")?, "on");
+/// assert_eq!(say.attributes()[0].0, "newFeature");
+/// assert!(AttrName::new("bad name").is_err());
+/// # Ok::<(), callbid_twilio::twiml::InvalidAttrName>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttrName(String);
+
+/// Error returned by [`AttrName::new`] for a string that is not a usable
+/// attribute name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid TwiML attribute name `{name}`: {reason}")]
+#[non_exhaustive]
+pub struct InvalidAttrName {
+    /// The rejected name.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl AttrName {
+    /// Checks `name` (see the type docs for the rules).
+    pub fn new(name: impl Into<String>) -> Result<Self, InvalidAttrName> {
+        let name = name.into();
+        let fail = |reason| {
+            Err(InvalidAttrName {
+                name: name.clone(),
+                reason,
+            })
+        };
+        let mut chars = name.chars();
+        let Some(first) = chars.next() else {
+            return fail("it is empty");
+        };
+        if !(first.is_alphabetic() || first == '_' || first == ':') {
+            return fail("it must start with a letter, `_` or `:`");
+        }
+        if !chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.')) {
+            return fail("it may only contain letters, digits, `_`, `:`, `-` and `.`");
+        }
+        let reserved = name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("xml"));
+        if reserved && name != "xml:lang" && name != "xml:space" {
+            return fail("names starting with `xml` are reserved");
+        }
+        Ok(AttrName(name))
+    }
+
+    /// The name as it is rendered.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for AttrName {
+    type Error = InvalidAttrName;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        AttrName::new(s)
+    }
+}
+
+impl fmt::Display for AttrName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -1,34 +1,115 @@
 //! TwiML for voice: a typed builder whose output matches Twilio's own helper
 //! libraries byte for byte, and a parser ([`parse`]) for reading TwiML back.
 //!
-//! Nesting is enforced by the types: [`Gather`] only accepts [`GatherChild`]
-//! (Say, Play, Pause), [`Dial`] only [`DialNoun`] (Number, Sip, Client,
-//! Conference, Queue), [`Enqueue`] only [`Task`].
+//! # Coverage (twilio-python 9.x `twilio/twiml/voice_response.py`)
+//!
+//! - Verbs in `<Response>` ([`Verb`]): `<Say>`, `<Play>`, `<Pause>`, `<Gather>`,
+//!   `<Dial>`, `<Record>`, `<Redirect>`, `<Reject>`, `<Hangup>`, `<Leave>`,
+//!   `<Enqueue>`, `<Connect>`, `<Start>`, `<Stop>`, `<Pay>`, `<Refer>`, `<Echo>`.
+//! - `<Say>`: SSML [`SsmlNode`] — `<break>`, `<emphasis>`, `<lang>`, `<p>`,
+//!   `<phoneme>`, `<prosody>`, `<s>`, `<say-as>`, `<sub>`, `<w>`, nested as
+//!   twilio-python allows ([`SsmlPChild`], [`SsmlInline`], [`SsmlWChild`]), and
+//!   text between them.
+//! - `<Gather>`: [`GatherChild`] (Say, Play, Pause). `<Enqueue>`: [`Task`].
+//! - `<Dial>`: [`DialNoun`] — `<Number>`, `<Sip>` (with `<Uri>` and
+//!   `<Headers><Header>`), `<Client>` (with `<Identity>`, `<Parameter>`),
+//!   `<Conference>`, `<Queue>`, `<Application>` (with `<ApplicationSid>`,
+//!   `<Parameter>`), `<Sim>`, `<WhatsApp>`.
+//! - `<Connect>`: [`ConnectNoun`] — `<Room>`, `<Stream>` (with `<Parameter>`),
+//!   `<VirtualAgent>` (with `<Config>`, `<Parameter>`), `<Conversation>`,
+//!   `<ConversationRelay>` (with `<Language>`, `<Parameter>`).
+//! - `<Start>`: [`StartNoun`] — `<Stream>`, `<Siprec>`, `<Transcription>` (with
+//!   `<Config>`, `<Parameter>`), `<Recording>`. `<Stop>`: [`StopNoun`] —
+//!   `<Stream>`, `<Siprec>`, `<Transcription>`.
+//! - `<Pay>`: [`PayChild`] — `<Prompt>` (Say, Play, Pause), `<Parameter>`.
+//!   `<Refer>`: `<Sip>` ([`ReferSip`]). `<Hangup>`, `<Reject>`: `<Parameter>`.
+//!
+//! Not covered: what twilio-python marks deprecated or has no voice use for —
+//! `<Sms>`, `<Connect><Autopilot>`, `<Connect><AiSession>`,
+//! `<Connect><ConversationRelaySession>`, and top-level `<Prompt>` / `<Queue>`
+//! (twilio-python lets them be appended to `<Response>`; Twilio reads them only
+//! inside `<Pay>` / `<Dial>`). Any attribute without a setter can be written
+//! with the escape hatch below.
+//!
+//! Nesting is enforced by the types: each element's children are an enum of
+//! exactly the children twilio-python lets it nest, so `<Stop>` cannot hold a
+//! `<Recording>` and `<w>` cannot hold a `<p>`.
+//!
+//! # Attributes
+//!
+//! Each attribute setter is named after twilio-python's keyword argument and
+//! writes its wire name: snake_case to lowerCamelCase
+//! (`status_callback_event` → `statusCallbackEvent`), with twilio-python's
+//! special cases `for_` → `for`, `xml_lang` → `xml:lang`,
+//! `interpret_as` → `interpret-as`; keyword arguments twilio-python already
+//! spells in camelCase (`ConversationRelay`'s `speechTimeout`, …) keep that
+//! wire name. Every element also has `.attr(AttrName, value)` for attributes
+//! the builder does not know yet: the name is used as given, must be an XML
+//! name ([`AttrName`] refuses others with [`InvalidAttrName`]), replaces a
+//! typed attribute or an earlier `.attr` of the same name, and sorts with the
+//! rest.
+//!
+//! # Rendering
 //!
 //! Rendering follows twilio-python (`xml.etree.ElementTree`): the declaration
 //! `<?xml version="1.0" encoding="UTF-8"?>` with no newline, attributes sorted by
-//! their wire name, empty elements as `<Hangup />`, text escaped `&` `<` `>`,
+//! their wire name (code point order, as Python's `sorted`), empty elements as
+//! `<Hangup />`, an empty text written as none, text escaped `&` `<` `>`,
 //! attributes additionally `"` and CR/LF/TAB as numeric references.
+//! `tests/golden/` holds twilio-python's output for every element and
+//! attribute style, compared byte for byte in `tests/twiml_golden.rs`.
 
+#[macro_use]
+mod macros;
 mod attr;
+mod elements;
 mod escape;
 pub mod parse;
+mod ssml;
 
 pub use attr::{
-    AttrValue, CallProgressEvent, ConferenceBeep, ConferenceEvent, ConferenceRecord, DialRecord,
-    GatherInput, MachineDetection, Method, RecordingEvent, RecordingTrack, RejectReason,
-    SpeechTimeout, Trim, UnknownValue,
+    AttrName, AttrValue, CallProgressEvent, ConferenceBeep, ConferenceEvent, ConferenceRecord,
+    DialRecord, GatherInput, InvalidAttrName, MachineDetection, Method, RecordingEvent,
+    RecordingTrack, RejectReason, SpeechTimeout, Trim, UnknownValue,
+};
+pub use elements::{
+    Application, ApplicationChild, ApplicationSid, ClientChild, Config, ConfigChild, Connect,
+    ConnectNoun, Conversation, ConversationRelay, ConversationRelayChild, Echo, Header, Headers,
+    Identity, Language, Parameter, Pay, PayChild, Prompt, PromptChild, Recording, Refer, ReferSip,
+    Room, Sim, SipChild, SipUri, Siprec, Start, StartNoun, Stop, StopNoun, Stream, Transcription,
+    VirtualAgent, WhatsApp,
 };
 pub use escape::{escape_attr, escape_text};
+pub use ssml::{
+    SsmlBreak, SsmlEmphasis, SsmlInline, SsmlLang, SsmlNode, SsmlP, SsmlPChild, SsmlPhoneme,
+    SsmlProsody, SsmlS, SsmlSayAs, SsmlSub, SsmlW, SsmlWChild,
+};
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The XML declaration Twilio's libraries put before `<Response>`.
 pub const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
+/// An attribute list as elements collect it: `(wire name, value before escaping)`.
+type Attrs = Vec<(Cow<'static, str>, String)>;
+
+/// Adds the escape-hatch attributes to the typed ones (same name: the extra
+/// value wins) and sorts the list by wire name, as twilio-python sorts its
+/// attribute dict (`sorted(keys)`, code point order = UTF-8 byte order).
+pub(crate) fn merge_extra(out: &mut Attrs, extra: &[(AttrName, String)]) {
+    for (name, value) in extra {
+        match out.iter_mut().find(|(n, _)| n.as_ref() == name.as_str()) {
+            Some(slot) => slot.1 = value.clone(),
+            None => out.push((Cow::Owned(name.as_str().to_owned()), value.clone())),
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+}
+
 /// Writes `<tag a="v" …` with attributes sorted by wire name.
-fn open_tag(out: &mut String, tag: &str, attrs: &mut [(&'static str, String)]) {
-    attrs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+fn open_tag(out: &mut String, tag: &str, attrs: &mut [(Cow<'static, str>, String)]) {
+    attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     out.push('<');
     out.push_str(tag);
     for (name, value) in attrs.iter() {
@@ -42,10 +123,10 @@ fn open_tag(out: &mut String, tag: &str, attrs: &mut [(&'static str, String)]) {
 
 /// Writes a complete element: text first, then children, or the ` />` form
 /// when there is neither (an empty text counts as none, as in ElementTree).
-fn write_element(
+pub(crate) fn write_element(
     out: &mut String,
     tag: &str,
-    attrs: &mut [(&'static str, String)],
+    attrs: &mut [(Cow<'static, str>, String)],
     text: Option<&str>,
     children: &[&dyn Render],
 ) {
@@ -68,57 +149,15 @@ fn write_element(
 }
 
 /// Something that renders itself as TwiML into a buffer.
-trait Render {
+pub(crate) trait Render {
     fn render(&self, out: &mut String);
 }
 
-/// Declares a TwiML element: struct, attribute setters and attribute collection.
-macro_rules! element {
-    (
-        $(#[$meta:meta])*
-        $name:ident = $tag:literal;
-        fields { $( $xf:ident : $xty:ty ),* $(,)? }
-        attrs { $( $(#[$fmeta:meta])* $field:ident : $ty:ty => $wire:literal ),* $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Default)]
-        pub struct $name {
-            $( $xf: $xty, )*
-            $( $field: Option<$ty>, )*
-        }
-
-        impl $name {
-            /// The element name as it appears in TwiML.
-            pub const TAG: &'static str = $tag;
-
-            $(
-                $(#[$fmeta])*
-                #[doc = ""]
-                #[doc = concat!("Sets the `", $wire, "` attribute.")]
-                #[must_use]
-                pub fn $field(mut self, value: impl Into<$ty>) -> Self {
-                    self.$field = Some(value.into());
-                    self
-                }
-            )*
-
-            /// The attributes that are set, as `(wire name, rendered value)` in
-            /// the order they are rendered (sorted by name), before escaping.
-            pub fn attributes(&self) -> Vec<(&'static str, String)> {
-                #[allow(unused_mut)]
-                let mut out: Vec<(&'static str, String)> = Vec::new();
-                $( if let Some(v) = &self.$field { out.push(($wire, AttrValue::render(v))); } )*
-                out.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                out
-            }
-        }
-    };
-}
-
 element! {
-    /// `<Say>`: reads text to the caller with text-to-speech.
+    /// `<Say>`: reads text to the caller with text-to-speech; SSML elements
+    /// (and text between them) follow the message as children.
     Say = "Say";
-    fields { message: String }
+    fields { message: String, children: Vec<SsmlNode> }
     attrs {
         /// Voice, e.g. `alice`, `man`, `woman`, `Polly.Joanna`, `Google.en-US-Neural2-A`.
         voice: String => "voice",
@@ -143,17 +182,11 @@ impl Say {
     }
 }
 
-impl Render for Say {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.message),
-            &[],
-        );
-    }
-}
+impl_render!(Say, text: message, children: children);
+children!(Say.children: SsmlNode {
+    break_(SsmlBreak), emphasis(SsmlEmphasis), lang(SsmlLang), p(SsmlP), phoneme(SsmlPhoneme),
+    prosody(SsmlProsody), s(SsmlS), say_as(SsmlSayAs), sub(SsmlSub), w(SsmlW),
+});
 
 element! {
     /// `<Play>`: plays an audio file, or sends DTMF digits.
@@ -388,9 +421,11 @@ impl Render for Number {
 }
 
 element! {
-    /// `<Sip>` inside `<Dial>`: a SIP URI to call.
+    /// `<Sip>` inside `<Dial>`: a SIP URI to call, as text or as nested
+    /// `<Uri>`s, with optional `<Headers>`. Custom `X-` headers can also ride
+    /// in the URI's query (`sip:a@b?X-Name=v`), which is plain text here.
     Sip = "Sip";
-    fields { sip_url: String }
+    fields { sip_url: String, children: Vec<SipChild> }
     attrs {
         /// SIP auth user name.
         username: String => "username",
@@ -424,7 +459,8 @@ element! {
 }
 
 impl Sip {
-    /// `<Sip>` for `sip_url` (e.g. `sip:buyer@example.com`).
+    /// `<Sip>` for `sip_url` (e.g. `sip:buyer@example.com`; an empty string
+    /// writes no text, for use with [`SipUri`] children).
     pub fn new(sip_url: impl Into<String>) -> Self {
         Sip {
             sip_url: sip_url.into(),
@@ -437,22 +473,14 @@ impl Sip {
     }
 }
 
-impl Render for Sip {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.sip_url),
-            &[],
-        );
-    }
-}
+impl_render!(Sip, text: sip_url, children: children);
+children!(Sip.children: SipChild { uri(SipUri), headers(Headers) });
 
 element! {
-    /// `<Client>` inside `<Dial>`: a Twilio Client identity.
+    /// `<Client>` inside `<Dial>`: a Twilio Client identity, as text or in a
+    /// nested `<Identity>`, with optional `<Parameter>`s.
     Client = "Client";
-    fields { identity: String }
+    fields { identity: String, children: Vec<ClientChild> }
     attrs {
         /// TwiML URL run for the callee before bridging.
         url: String => "url",
@@ -468,7 +496,8 @@ element! {
 }
 
 impl Client {
-    /// `<Client>` for `identity`.
+    /// `<Client>` for `identity` (an empty string writes no text; then add an
+    /// [`Identity`]).
     pub fn new(identity: impl Into<String>) -> Self {
         Client {
             identity: identity.into(),
@@ -477,17 +506,8 @@ impl Client {
     }
 }
 
-impl Render for Client {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.identity),
-            &[],
-        );
-    }
-}
+impl_render!(Client, text: identity, children: children);
+children!(Client.children: ClientChild { identity(Identity), parameter(Parameter) });
 
 element! {
     /// `<Conference>` inside `<Dial>`: joins a named conference room.
@@ -599,32 +619,10 @@ impl Render for Queue {
     }
 }
 
-/// What `<Dial>` may contain: `<Number>`, `<Sip>`, `<Client>`, `<Conference>`, `<Queue>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum DialNoun {
-    /// `<Number>`.
-    Number(Number),
-    /// `<Sip>`.
-    Sip(Sip),
-    /// `<Client>`.
-    Client(Client),
-    /// `<Conference>`.
-    Conference(Conference),
-    /// `<Queue>`.
-    Queue(Queue),
-}
-
-impl Render for DialNoun {
-    fn render(&self, out: &mut String) {
-        match self {
-            DialNoun::Number(v) => v.render(out),
-            DialNoun::Sip(v) => v.render(out),
-            DialNoun::Client(v) => v.render(out),
-            DialNoun::Conference(v) => v.render(out),
-            DialNoun::Queue(v) => v.render(out),
-        }
-    }
+child_enum! {
+    /// What `<Dial>` may contain: `<Number>`, `<Sip>`, `<Client>`, `<Conference>`,
+    /// `<Queue>`, `<Application>`, `<Sim>`, `<WhatsApp>`.
+    DialNoun { Number, Sip, Client, Conference, Queue, Application, Sim, WhatsApp }
 }
 
 element! {
@@ -711,6 +709,21 @@ impl Dial {
     #[must_use]
     pub fn queue(self, queue: Queue) -> Self {
         self.noun(queue)
+    }
+    /// Appends `<Application>`.
+    #[must_use]
+    pub fn application(self, application: Application) -> Self {
+        self.noun(application)
+    }
+    /// Appends `<Sim>`.
+    #[must_use]
+    pub fn sim(self, sim: Sim) -> Self {
+        self.noun(sim)
+    }
+    /// Appends `<WhatsApp>`.
+    #[must_use]
+    pub fn whats_app(self, whats_app: WhatsApp) -> Self {
+        self.noun(whats_app)
     }
     /// Appends any allowed noun.
     #[must_use]
@@ -817,7 +830,7 @@ impl Render for Redirect {
 element! {
     /// `<Reject>`: refuses an incoming call without answering (no billing).
     Reject = "Reject";
-    fields {}
+    fields { children: Vec<Parameter> }
     attrs {
         /// Signal `rejected` (default) or `busy`.
         reason: RejectReason => "reason",
@@ -831,11 +844,51 @@ impl Reject {
     }
 }
 
-impl Render for Reject {
-    fn render(&self, out: &mut String) {
-        write_element(out, Self::TAG, &mut self.attributes(), None, &[]);
+impl_render!(Reject, children: children);
+
+impl Reject {
+    /// Appends a `<Parameter>`.
+    #[must_use]
+    pub fn parameter(mut self, p: Parameter) -> Self {
+        self.children.push(p);
+        self
+    }
+    /// The nested parameters.
+    pub fn parameters(&self) -> &[Parameter] {
+        &self.children
     }
 }
+
+element! {
+    /// `<Hangup>`: ends the call.
+    Hangup = "Hangup";
+    fields { children: Vec<Parameter> }
+    attrs {}
+}
+empty_new!(Hangup);
+impl_render!(Hangup, children: children);
+
+impl Hangup {
+    /// Appends a `<Parameter>`.
+    #[must_use]
+    pub fn parameter(mut self, p: Parameter) -> Self {
+        self.children.push(p);
+        self
+    }
+    /// The nested parameters.
+    pub fn parameters(&self) -> &[Parameter] {
+        &self.children
+    }
+}
+
+element! {
+    /// `<Leave>`: takes the caller out of the queue (in an `<Enqueue>` wait URL).
+    Leave = "Leave";
+    fields {}
+    attrs {}
+}
+empty_new!(Leave);
+impl_render!(Leave);
 
 element! {
     /// `<Task>` inside `<Enqueue>`: TaskRouter task attributes (JSON text).
@@ -944,12 +997,24 @@ pub enum Verb {
     Redirect(Redirect),
     /// `<Reject>`.
     Reject(Reject),
-    /// `<Hangup />`.
-    Hangup,
-    /// `<Leave />`.
-    Leave,
+    /// `<Hangup>`.
+    Hangup(Hangup),
+    /// `<Leave>`.
+    Leave(Leave),
     /// `<Enqueue>`.
     Enqueue(Enqueue),
+    /// `<Connect>`.
+    Connect(Connect),
+    /// `<Start>`.
+    Start(Start),
+    /// `<Stop>`.
+    Stop(Stop),
+    /// `<Pay>`.
+    Pay(Pay),
+    /// `<Refer>`.
+    Refer(Refer),
+    /// `<Echo>`.
+    Echo(Echo),
 }
 
 impl Render for Verb {
@@ -963,9 +1028,15 @@ impl Render for Verb {
             Verb::Record(v) => v.render(out),
             Verb::Redirect(v) => v.render(out),
             Verb::Reject(v) => v.render(out),
-            Verb::Hangup => out.push_str("<Hangup />"),
-            Verb::Leave => out.push_str("<Leave />"),
+            Verb::Hangup(v) => v.render(out),
+            Verb::Leave(v) => v.render(out),
             Verb::Enqueue(v) => v.render(out),
+            Verb::Connect(v) => v.render(out),
+            Verb::Start(v) => v.render(out),
+            Verb::Stop(v) => v.render(out),
+            Verb::Pay(v) => v.render(out),
+            Verb::Refer(v) => v.render(out),
+            Verb::Echo(v) => v.render(out),
         }
     }
 }
@@ -978,8 +1049,10 @@ macro_rules! from_impls {
     )*};
 }
 from_impls!(GatherChild: Say, Play, Pause);
-from_impls!(DialNoun: Number, Sip, Client, Conference, Queue);
-from_impls!(Verb: Say, Play, Pause, Gather, Dial, Record, Redirect, Reject, Enqueue);
+from_impls!(
+    Verb: Say, Play, Pause, Gather, Dial, Record, Redirect, Reject, Hangup, Leave, Enqueue, Connect,
+    Start, Stop, Pay, Refer, Echo
+);
 
 /// A `<Response>` document for a voice webhook.
 ///
@@ -1044,20 +1117,50 @@ impl VoiceResponse {
     pub fn reject(self, v: Reject) -> Self {
         self.verb(v)
     }
-    /// Appends `<Hangup />`.
+    /// Appends `<Hangup />` (see [`Hangup`] for one with parameters).
     #[must_use]
     pub fn hangup(self) -> Self {
-        self.verb(Verb::Hangup)
+        self.verb(Hangup::new())
     }
     /// Appends `<Leave />`.
     #[must_use]
     pub fn leave(self) -> Self {
-        self.verb(Verb::Leave)
+        self.verb(Leave::new())
     }
     /// Appends `<Enqueue>`.
     #[must_use]
     pub fn enqueue(self, v: Enqueue) -> Self {
         self.verb(v)
+    }
+    /// Appends `<Connect>`.
+    #[must_use]
+    pub fn connect(self, v: Connect) -> Self {
+        self.verb(v)
+    }
+    /// Appends `<Start>`.
+    #[must_use]
+    pub fn start(self, v: Start) -> Self {
+        self.verb(v)
+    }
+    /// Appends `<Stop>`.
+    #[must_use]
+    pub fn stop(self, v: Stop) -> Self {
+        self.verb(v)
+    }
+    /// Appends `<Pay>`.
+    #[must_use]
+    pub fn pay(self, v: Pay) -> Self {
+        self.verb(v)
+    }
+    /// Appends `<Refer>`.
+    #[must_use]
+    pub fn refer(self, v: Refer) -> Self {
+        self.verb(v)
+    }
+    /// Appends `<Echo />`.
+    #[must_use]
+    pub fn echo(self) -> Self {
+        self.verb(Echo::new())
     }
     /// The verbs in order.
     pub fn verbs(&self) -> &[Verb] {
@@ -1129,6 +1232,75 @@ mod tests {
         );
         let xml = VoiceResponse::new().say(Say::new("")).to_xml();
         assert!(xml.ends_with("<Response><Say /></Response>"), "{xml}");
+    }
+
+    #[test]
+    fn attr_names_are_checked() {
+        for ok in [
+            "a",
+            "newFeature",
+            "_u",
+            ":x",
+            "a-b.c_d:e",
+            "xml:lang",
+            "xml:space",
+            "ñame",
+        ] {
+            assert_eq!(AttrName::new(ok).map(|n| n.to_string()), Ok(ok.to_owned()));
+        }
+        for bad in [
+            "", " a", "a b", "1a", "-a", "a=b", "a\"", "a<", "a>", "a/", "xmlns", "XMLfoo",
+            "é\u{0}",
+        ] {
+            let err = AttrName::new(bad).unwrap_err();
+            assert_eq!(err.name, bad);
+            assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+        }
+        assert!(AttrName::try_from("ok").is_ok());
+    }
+
+    #[test]
+    fn extra_attributes_replace_typed_ones_and_each_other() {
+        let name = |s| AttrName::new(s).unwrap();
+        let say = Say::new("x")
+            .voice("alice")
+            .attr(name("voice"), "man")
+            .attr(name("zz"), "1")
+            .attr(name("zz"), "2")
+            .attr(name("B"), "3");
+        assert_eq!(
+            say.attributes(),
+            [
+                (Cow::Borrowed("B"), "3".to_owned()),
+                (Cow::Borrowed("voice"), "man".to_owned()),
+                (Cow::Borrowed("zz"), "2".to_owned()),
+            ]
+        );
+        assert!(VoiceResponse::new()
+            .say(say)
+            .to_xml()
+            .ends_with(r#"<Say B="3" voice="man" zz="2">x</Say></Response>"#));
+    }
+
+    #[test]
+    fn nesting_is_typed() {
+        // Each child list takes only its own enum; `child` converts what fits.
+        let _: StartNoun = Recording::new().into();
+        let _: StopNoun = Stream::new().into();
+        let _: ConnectNoun = Room::new("r").into();
+        let _: SsmlWChild = "text".into();
+        let doc = VoiceResponse::new()
+            .start(Start::new().child(Transcription::new().status_callback_url("/t")))
+            .dial(Dial::new().client(Client::new("").identity(Identity::new("a"))))
+            .to_xml();
+        assert!(
+            doc.contains(r#"<Start><Transcription statusCallbackUrl="/t" /></Start>"#),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("<Client><Identity>a</Identity></Client>"),
+            "{doc}"
+        );
     }
 
     #[test]

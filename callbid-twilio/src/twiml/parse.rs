@@ -270,6 +270,81 @@ mod tests {
             prop_assert_eq!(say.attr("voice"), Some(attr.as_str()));
             prop_assert_eq!(&say.text, &text);
         }
+
+        /// Any string offered as an escape-hatch attribute name is either
+        /// refused with an error naming it, or renders a document that parses
+        /// back with that attribute and value, on any element kind.
+        #[test]
+        fn extra_attributes_parse_back(
+            name in prop_oneof![any::<String>(), "[A-Za-z_:][A-Za-z0-9_.:-]{0,10}"],
+            value in any::<String>(),
+            kind in 0usize..5,
+        ) {
+            let ok = |s: &str| s.chars().all(|c| c == '\t' || c == '\n' || c == '\r' || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'));
+            prop_assume!(ok(&value));
+            let attr = match AttrName::new(name.clone()) {
+                Ok(a) => a,
+                Err(e) => {
+                    prop_assert_eq!(&e.name, &name);
+                    return Ok(());
+                }
+            };
+            let v = value.clone();
+            let doc = match kind {
+                0 => VoiceResponse::new().say(Say::new("x").voice("a").attr(attr, v)),
+                1 => VoiceResponse::new().verb(Hangup::new().attr(attr, v)),
+                2 => VoiceResponse::new().connect(Connect::new().stream(Stream::new().url("wss://x").attr(attr, v))),
+                3 => VoiceResponse::new().dial(Dial::new().client(Client::new("").identity(Identity::new("a").attr(attr, v)))),
+                _ => VoiceResponse::new().say(Say::new("").break_(SsmlBreak::new().time("1s").attr(attr, v))),
+            };
+            let xml = doc.to_xml();
+            let root = parse(&xml).map_err(|e| TestCaseError::fail(format!("{e}: {xml}")))?;
+            let mut el = &root.children[0];
+            while !el.children.is_empty() {
+                el = &el.children[0];
+            }
+            prop_assert_eq!(el.attr(&name), Some(value.as_str()), "{}", xml);
+            let names: Vec<&str> = el.attributes.iter().map(|(k, _)| k.as_str()).collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            prop_assert_eq!(names, sorted, "attributes sorted and unique: {}", xml);
+        }
+
+        /// SSML mixed content: text pieces and elements in any order render to
+        /// a document whose `<Say>` text is the pieces joined, with one child
+        /// per element.
+        #[test]
+        fn ssml_mixed_content_parses_back(pieces in proptest::collection::vec(prop_oneof![
+            "[a-z &<>\"']{1,8}".prop_map(Some),
+            Just(None),
+        ], 0..8)) {
+            let mut say = Say::new("");
+            let mut joined = String::new();
+            let mut elements = 0;
+            for p in &pieces {
+                match p {
+                    Some(text) => {
+                        joined.push_str(text);
+                        say = say.child(text.as_str());
+                    }
+                    None => {
+                        elements += 1;
+                        say = say.break_(SsmlBreak::new());
+                    }
+                }
+            }
+            let xml = VoiceResponse::new().say(say).to_xml();
+            let root = parse(&xml).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let say = &root.children[0];
+            prop_assert_eq!(say.children.len(), elements);
+            if elements > 0 && joined.trim().is_empty() {
+                // The parser drops whitespace-only text between children.
+                prop_assert_eq!(&say.text, "");
+            } else {
+                prop_assert_eq!(&say.text, &joined);
+            }
+        }
     }
 }
 
