@@ -247,32 +247,11 @@ impl Pause {
     }
 }
 
-impl Render for Pause {
-    fn render(&self, out: &mut String) {
-        write_element(out, Self::TAG, &mut self.attributes(), None, &[]);
-    }
-}
+impl_render!(Pause);
 
-/// What `<Gather>` may contain: `<Say>`, `<Play>`, `<Pause>`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum GatherChild {
-    /// `<Say>`.
-    Say(Say),
-    /// `<Play>`.
-    Play(Play),
-    /// `<Pause>`.
-    Pause(Pause),
-}
-
-impl Render for GatherChild {
-    fn render(&self, out: &mut String) {
-        match self {
-            GatherChild::Say(v) => v.render(out),
-            GatherChild::Play(v) => v.render(out),
-            GatherChild::Pause(v) => v.render(out),
-        }
-    }
+child_enum! {
+    /// What `<Gather>` may contain: `<Say>`, `<Play>`, `<Pause>`.
+    GatherChild { Say, Play, Pause }
 }
 
 element! {
@@ -351,12 +330,7 @@ impl Gather {
     }
 }
 
-impl Render for Gather {
-    fn render(&self, out: &mut String) {
-        let kids: Vec<&dyn Render> = self.children.iter().map(|c| c as &dyn Render).collect();
-        write_element(out, Self::TAG, &mut self.attributes(), None, &kids);
-    }
-}
+impl_render!(Gather, children: children);
 
 element! {
     /// `<Number>` inside `<Dial>`: a phone number to call.
@@ -408,17 +382,7 @@ impl Number {
     }
 }
 
-impl Render for Number {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.phone_number),
-            &[],
-        );
-    }
-}
+impl_render!(Number, text: phone_number);
 
 element! {
     /// `<Sip>` inside `<Dial>`: a SIP URI to call, as text or as nested
@@ -569,17 +533,7 @@ impl Conference {
     }
 }
 
-impl Render for Conference {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.name),
-            &[],
-        );
-    }
-}
+impl_render!(Conference, text: name);
 
 element! {
     /// `<Queue>` inside `<Dial>`: dequeues the first caller of a queue.
@@ -607,17 +561,7 @@ impl Queue {
     }
 }
 
-impl Render for Queue {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.name),
-            &[],
-        );
-    }
-}
+impl_render!(Queue, text: name);
 
 child_enum! {
     /// What `<Dial>` may contain: `<Number>`, `<Sip>`, `<Client>`, `<Conference>`,
@@ -791,11 +735,7 @@ impl Record {
     }
 }
 
-impl Render for Record {
-    fn render(&self, out: &mut String) {
-        write_element(out, Self::TAG, &mut self.attributes(), None, &[]);
-    }
-}
+impl_render!(Record);
 
 element! {
     /// `<Redirect>`: continues with the TwiML at another URL.
@@ -821,11 +761,7 @@ impl Redirect {
     }
 }
 
-impl Render for Redirect {
-    fn render(&self, out: &mut String) {
-        write_element(out, Self::TAG, &mut self.attributes(), Some(&self.url), &[]);
-    }
-}
+impl_render!(Redirect, text: url);
 
 element! {
     /// `<Reject>`: refuses an incoming call without answering (no billing).
@@ -912,17 +848,7 @@ impl Task {
     }
 }
 
-impl Render for Task {
-    fn render(&self, out: &mut String) {
-        write_element(
-            out,
-            Self::TAG,
-            &mut self.attributes(),
-            Some(&self.body),
-            &[],
-        );
-    }
-}
+impl_render!(Task, text: body);
 
 element! {
     /// `<Enqueue>`: puts the caller into a queue.
@@ -1048,7 +974,6 @@ macro_rules! from_impls {
         }
     )*};
 }
-from_impls!(GatherChild: Say, Play, Pause);
 from_impls!(
     Verb: Say, Play, Pause, Gather, Dial, Record, Redirect, Reject, Hangup, Leave, Enqueue, Connect,
     Start, Stop, Pay, Refer, Echo
