@@ -50,6 +50,8 @@ pub enum AcceptBehavior {
     Fail(BuyerErrorKind),
     /// Never answers.
     Hang,
+    /// Returns the destination after this delay.
+    Slow(Duration),
 }
 
 /// A buyer living in the process.
@@ -199,6 +201,10 @@ impl Buyer for InProcessBuyer {
             AcceptBehavior::Accept => Ok(self.destination.clone()),
             AcceptBehavior::Fail(k) => Err(self.err(BuyerStep::Accept, *k)),
             AcceptBehavior::Hang => std::future::pending().await,
+            AcceptBehavior::Slow(d) => {
+                tokio::time::sleep(*d).await;
+                Ok(self.destination.clone())
+            }
         }
     }
 

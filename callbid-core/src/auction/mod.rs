@@ -6,6 +6,15 @@
 //! next on failure while the deadline allows, and tells the losers what the call sold
 //! for. A buyer that hangs, errors or panics never holds the auction past its deadline.
 //!
+//! **The deadline budget.** Pings get [`AuctionBuilder::ping_timeout`] (70% of the
+//! deadline by default; the phase ends early once every buyer answered). Accepts then
+//! share what is left, as Prebid Server budgets `tmax`: the accept window ends
+//! [`AuctionBuilder::accept_margin`] before the deadline, and while other candidates wait
+//! behind it an attempt (its cap and duplicate-caller reservations included) may use at
+//! most [`AuctionBuilder::accept_share`] of the window left (one half by default); the
+//! last candidate may use all of it. So a buyer that bids and then hangs on accept costs
+//! the auction at most half of the accept window, and the next bid is still accepted.
+//!
 //! ```
 //! use std::{sync::Arc, time::Duration};
 //! use async_trait::async_trait;
@@ -39,6 +48,7 @@
 
 mod events;
 mod outcome;
+mod run;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -47,14 +57,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
-use crate::buyer::{Bid, BuyerErrorKind, Deadline, PingReply};
+use crate::buyer::{Bid, BuyerErrorKind, Deadline};
 use crate::call::CallContext;
 use crate::entry::BuyerEntry;
 use crate::error::ValidationError;
@@ -144,6 +152,8 @@ pub struct AuctionBuilder {
     strategy: Strategy,
     deadline: Duration,
     ping_timeout: Option<Duration>,
+    accept_share: f64,
+    accept_margin: Option<Duration>,
     currency: Currency,
     floor: Option<Money>,
     allow_sip: bool,
@@ -161,6 +171,8 @@ impl Default for AuctionBuilder {
             strategy: Strategy::HighestScore,
             deadline: Duration::from_millis(2500),
             ping_timeout: None,
+            accept_share: 0.5,
+            accept_margin: None,
             currency: Currency::USD,
             floor: None,
             allow_sip: true,
@@ -212,6 +224,22 @@ impl AuctionBuilder {
     /// accepts). Per-buyer timeouts are capped by it.
     pub fn ping_timeout(mut self, t: Duration) -> Self {
         self.ping_timeout = Some(t);
+        self
+    }
+
+    /// The share of the time left that one accept attempt may use while other
+    /// candidates wait behind it (default 0.5; the last candidate may use all of it).
+    /// Must be in (0, 1]. See the budget rule on [`Auction::run`].
+    pub fn accept_share(mut self, share: f64) -> Self {
+        self.accept_share = share;
+        self
+    }
+
+    /// Time kept back from accepts before the deadline, for releasing holds and
+    /// answering (default 2% of the deadline, at most 25 ms). Must be below the
+    /// deadline.
+    pub fn accept_margin(mut self, margin: Duration) -> Self {
+        self.accept_margin = Some(margin);
         self
     }
 
@@ -280,6 +308,25 @@ impl AuctionBuilder {
             )
             .into());
         }
+        if !(self.accept_share > 0.0 && self.accept_share <= 1.0) {
+            return Err(ValidationError::new(
+                "accept_share",
+                self.accept_share.to_string(),
+                "must be greater than 0 and at most 1",
+            )
+            .into());
+        }
+        let accept_margin = self
+            .accept_margin
+            .unwrap_or_else(|| self.deadline.mul_f64(0.02).min(Duration::from_millis(25)));
+        if accept_margin >= self.deadline {
+            return Err(ValidationError::new(
+                "accept_margin",
+                format!("{accept_margin:?}"),
+                format!("must be below the deadline {:?}", self.deadline),
+            )
+            .into());
+        }
         if let Some(f) = &self.floor {
             if f.currency != self.currency {
                 return Err(ValidationError::new(
@@ -302,6 +349,8 @@ impl AuctionBuilder {
                 strategy: self.strategy,
                 deadline: self.deadline,
                 ping_timeout,
+                accept_share: self.accept_share,
+                accept_margin,
                 currency: self.currency,
                 floor: self.floor,
                 allow_sip: self.allow_sip,
@@ -323,6 +372,8 @@ struct Inner {
     strategy: Strategy,
     deadline: Duration,
     ping_timeout: Duration,
+    accept_share: f64,
+    accept_margin: Duration,
     currency: Currency,
     floor: Option<Money>,
     allow_sip: bool,
@@ -648,343 +699,6 @@ impl Auction {
                 }
                 *cands = out;
             }
-        }
-    }
-
-    /// Runs one auction for `call`. Never panics and returns by the deadline (plus the
-    /// time the store-backed rules and scorer take).
-    pub async fn run(&self, call: &CallContext) -> AuctionOutcome {
-        let inner = &self.inner;
-        let t_start = Instant::now();
-        let started_at = inner.clock.now();
-        inner.has_subscribers.store(
-            inner.events.receiver_count() > 0,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let deadline = Deadline(t_start + inner.deadline);
-        let ping_deadline = Deadline(t_start + inner.ping_timeout);
-        let n = inner.entries.len();
-
-        // 1. Eligibility.
-        let eligibility: Vec<Eligibility> = if inner.has_rules {
-            futures::future::join_all(
-                inner
-                    .entries
-                    .iter()
-                    .map(|e| self.eligibility(e, call, started_at)),
-            )
-            .await
-        } else {
-            let mut v = Vec::with_capacity(n);
-            for e in &inner.entries {
-                v.push(self.eligibility(e, call, started_at).await);
-            }
-            v
-        };
-        let mut records: Vec<BuyerRecord> = inner
-            .entries
-            .iter()
-            .zip(eligibility)
-            .map(|(e, el)| BuyerRecord {
-                buyer: e.buyer.id().clone(),
-                reply: if el == Eligibility::Eligible {
-                    BuyerReply::TimedOut
-                } else {
-                    BuyerReply::NotPinged
-                },
-                eligibility: el,
-                latency: None,
-                score: None,
-                accept: None,
-            })
-            .collect();
-        let t_eligible = t_start.elapsed();
-        self.emit(call, || AuctionEventKind::Started {
-            eligible: records
-                .iter()
-                .filter(|r| r.eligibility == Eligibility::Eligible)
-                .map(|r| r.buyer.clone())
-                .collect(),
-            excluded: records
-                .iter()
-                .filter_map(|r| match &r.eligibility {
-                    Eligibility::Excluded { rule, reason } => {
-                        Some((r.buyer.clone(), format!("{rule}: {reason}")))
-                    }
-                    Eligibility::Eligible => None,
-                })
-                .collect(),
-        });
-
-        // 2. Ping every eligible buyer at once. One timer bounds the phase; buyers with
-        // a shorter timeout of their own get their own timer.
-        let t_ping = Instant::now();
-        let mut pending = FuturesUnordered::new();
-        for (idx, e) in inner.entries.iter().enumerate() {
-            if records[idx].eligibility != Eligibility::Eligible {
-                continue;
-            }
-            let own = e
-                .timeout
-                .map(|t| t_start + t)
-                .filter(|t| *t < ping_deadline.0);
-            let buyer_deadline = Deadline(own.unwrap_or(ping_deadline.0));
-            pending.push(async move {
-                let t0 = Instant::now();
-                let fut = AssertUnwindSafe(e.buyer.ping(call, buyer_deadline)).catch_unwind();
-                let r = match own {
-                    Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
-                    None => Some(fut.await),
-                };
-                (idx, t0.elapsed(), r)
-            });
-        }
-        let any_pinged = !pending.is_empty();
-        let mut cands: Vec<Candidate> = Vec::new();
-        let mut any_bid = false;
-        let mut won: Option<(usize, Destination, Vec<Hold>)> = None;
-        let mut accept_time = Duration::ZERO;
-        let first_accept = inner.strategy == Strategy::FirstAccept;
-        let phase_end = tokio::time::sleep_until(ping_deadline.0);
-        tokio::pin!(phase_end);
-        let mut phase_timed_out = false;
-        loop {
-            let next = tokio::select! {
-                biased;
-                next = pending.next() => next,
-                _ = &mut phase_end => {
-                    phase_timed_out = true;
-                    None
-                }
-            };
-            let Some((idx, latency, r)) = next else { break };
-            let entry = &inner.entries[idx];
-            let rec = &mut records[idx];
-            rec.latency = Some(latency);
-            match r {
-                None => {
-                    self.emit(call, || AuctionEventKind::BuyerFailed {
-                        buyer: rec.buyer.clone(),
-                        kind: "timeout".into(),
-                        message: "no answer before its timeout".into(),
-                    });
-                    rec.reply = BuyerReply::TimedOut;
-                }
-                Some(Err(p)) => {
-                    let message = panic_message(p.as_ref());
-                    self.emit(call, || AuctionEventKind::BuyerFailed {
-                        buyer: rec.buyer.clone(),
-                        kind: "panicked".into(),
-                        message: message.clone(),
-                    });
-                    rec.reply = BuyerReply::Failed {
-                        kind: BuyerErrorKind::Panicked,
-                        message,
-                    };
-                }
-                Some(Ok(Err(e))) => {
-                    self.emit(call, || AuctionEventKind::BuyerFailed {
-                        buyer: rec.buyer.clone(),
-                        kind: e.kind.to_string(),
-                        message: e.message.clone(),
-                    });
-                    rec.reply = BuyerReply::Failed {
-                        kind: e.kind,
-                        message: e.message,
-                    };
-                }
-                Some(Ok(Ok(PingReply::NoBid { reason }))) => {
-                    self.emit(call, || AuctionEventKind::NoBid {
-                        buyer: rec.buyer.clone(),
-                        reason: reason.clone(),
-                        latency_ms: millis(latency),
-                    });
-                    rec.reply = BuyerReply::NoBid { reason };
-                }
-                Some(Ok(Ok(PingReply::Bid(bid)))) => {
-                    any_bid = true;
-                    let valid = self.validate(entry, call, &bid, started_at);
-                    self.emit(call, || AuctionEventKind::BidReceived {
-                        buyer: rec.buyer.clone(),
-                        price: bid.price,
-                        latency_ms: millis(latency),
-                        invalid: valid.as_ref().err().cloned(),
-                    });
-                    match valid {
-                        Err(reason) => rec.reply = BuyerReply::InvalidBid { bid, reason },
-                        Ok(()) => {
-                            let price = bid.price.amount;
-                            rec.reply = BuyerReply::Bid { bid };
-                            if first_accept {
-                                let t_acc = Instant::now();
-                                let Some(bid) = bid_of(&records, idx) else {
-                                    continue;
-                                };
-                                let scored =
-                                    inner.scorer.score(call, &[(&entry.profile, bid)]).await;
-                                let score = scored.ok().and_then(|mut v| v.pop());
-                                let attempt =
-                                    self.try_win(call, idx, bid, deadline, started_at).await;
-                                records[idx].score = score;
-                                accept_time += t_acc.elapsed();
-                                match attempt {
-                                    Ok((d, holds)) => {
-                                        records[idx].accept = Some(AcceptRecord::Accepted {
-                                            destination: d.clone(),
-                                        });
-                                        won = Some((idx, d, holds));
-                                        break;
-                                    }
-                                    Err(ar) => {
-                                        self.emit_accept_failed(call, &records[idx].buyer, &ar);
-                                        records[idx].accept = Some(ar);
-                                    }
-                                }
-                            } else {
-                                cands.push(Candidate {
-                                    idx,
-                                    price,
-                                    score: rust_decimal::Decimal::ZERO,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        // Whatever is still pending was cut by the ping deadline, or cancelled by a
-        // FirstAccept win.
-        drop(pending);
-        let ping_time = t_ping.elapsed();
-        for r in records.iter_mut() {
-            if r.eligibility == Eligibility::Eligible && r.latency.is_none() {
-                if won.is_some() {
-                    r.reply = BuyerReply::Cancelled;
-                } else {
-                    r.latency = Some(ping_time);
-                    if phase_timed_out {
-                        self.emit(call, || AuctionEventKind::BuyerFailed {
-                            buyer: r.buyer.clone(),
-                            kind: "timeout".into(),
-                            message: "no answer before the ping deadline".into(),
-                        });
-                    }
-                }
-            }
-        }
-
-        // 3. Score and order (FirstAccept already decided, or found nothing that accepted).
-        let t_select = Instant::now();
-        if !first_accept && !cands.is_empty() {
-            let pairs: Vec<(&crate::buyer::BuyerProfile, &Bid)> = cands
-                .iter()
-                .filter_map(|c| bid_of(&records, c.idx).map(|b| (&inner.entries[c.idx].profile, b)))
-                .collect();
-            let scored = inner.scorer.score(call, &pairs).await;
-            drop(pairs);
-            match scored {
-                Ok(scores) if scores.len() == cands.len() => {
-                    for (c, s) in cands.iter_mut().zip(scores) {
-                        c.score = s.score;
-                        records[c.idx].score = Some(s);
-                    }
-                }
-                Ok(_) => {
-                    tracing::warn!("scorer returned the wrong number of scores; ordering by price")
-                }
-                Err(e) => tracing::warn!(error = %e, "scoring failed; ordering by price"),
-            }
-            self.order(call, &mut cands);
-        }
-        let select_time = t_select.elapsed();
-
-        // 4. Accept with the best, cascading.
-        let t_accept = Instant::now();
-        let mut deadline_hit = false;
-        if won.is_none() {
-            for cand in cands {
-                if deadline.passed() {
-                    deadline_hit = true;
-                    break;
-                }
-                let Some(bid) = bid_of(&records, cand.idx) else {
-                    continue;
-                };
-                match self
-                    .try_win(call, cand.idx, bid, deadline, started_at)
-                    .await
-                {
-                    Ok((d, holds)) => {
-                        records[cand.idx].accept = Some(AcceptRecord::Accepted {
-                            destination: d.clone(),
-                        });
-                        won = Some((cand.idx, d, holds));
-                        break;
-                    }
-                    Err(ar) => {
-                        self.emit_accept_failed(call, &records[cand.idx].buyer, &ar);
-                        records[cand.idx].accept = Some(ar);
-                    }
-                }
-            }
-        }
-        accept_time += t_accept.elapsed();
-
-        let won =
-            won.and_then(|(idx, d, h)| bid_of(&records, idx).cloned().map(|b| (idx, b, d, h)));
-        let result = match won {
-            Some((idx, bid, destination, holds)) => {
-                let score = records[idx].score.clone().unwrap_or_else(|| unscored(&bid));
-                self.emit(call, || AuctionEventKind::Won {
-                    buyer: bid.buyer.clone(),
-                    price: bid.price,
-                    score: score.score,
-                    destination: destination.clone(),
-                });
-                if inner.report_losses {
-                    self.report_losses(call, &records, &bid);
-                }
-                AuctionResult::Won(Box::new(Winner {
-                    buyer: bid.buyer.clone(),
-                    bid,
-                    score,
-                    destination,
-                    holds,
-                }))
-            }
-            None => {
-                let any_valid = records
-                    .iter()
-                    .any(|r| matches!(r.reply, BuyerReply::Bid { .. }));
-                let reason = if !any_pinged {
-                    NoBuyerReason::NoEligibleBuyers
-                } else if !any_bid {
-                    NoBuyerReason::NoBids
-                } else if !any_valid {
-                    NoBuyerReason::NoValidBids
-                } else if deadline_hit || deadline.passed() {
-                    NoBuyerReason::DeadlineExceeded
-                } else {
-                    NoBuyerReason::AllAcceptsFailed
-                };
-                self.emit(call, || AuctionEventKind::NoBuyer {
-                    reason: reason.to_string(),
-                });
-                AuctionResult::NoBuyer { reason }
-            }
-        };
-        AuctionOutcome {
-            call_id: call.call_id.clone(),
-            result,
-            buyers: records,
-            timings: Timings {
-                started_at,
-                eligibility: t_eligible,
-                ping: ping_time,
-                select: select_time,
-                accept: accept_time,
-                total: t_start.elapsed(),
-            },
         }
     }
 

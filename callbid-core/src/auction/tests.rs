@@ -5,7 +5,7 @@ use chrono::TimeZone;
 use rust_decimal_macros::dec;
 
 use super::*;
-use crate::buyer::{BuyerProfile, Capabilities};
+use crate::buyer::{BuyerProfile, Capabilities, PingReply};
 use crate::ids::{BuyerId, CallId, ServiceType};
 use crate::inprocess::{AcceptBehavior, InProcessBuyer, PingBehavior};
 use crate::rules::{Cap, CapRule, CapWindow, GeoRule};
@@ -179,10 +179,18 @@ async fn accept_failure_cascades_to_the_next_bid() {
         .unwrap();
     let out = auction.run(&call("CA1")).await;
     assert_eq!(
-        out.no_buyer_reason(),
-        Some(NoBuyerReason::DeadlineExceeded),
-        "the hanging accept eats the rest of the deadline"
+        out.winner().map(|w| w.buyer.as_str()),
+        Some("next"),
+        "the hanging accept gets only its share of the deadline: {:?}",
+        out.buyers
     );
+    assert!(matches!(
+        out.record(&BuyerId::new("hangs").unwrap()).unwrap().accept,
+        Some(AcceptRecord::Failed {
+            kind: BuyerErrorKind::Timeout,
+            ..
+        })
+    ));
     let auction = Auction::builder()
         .buyer(entry(
             buyer("best", dec!(80)).with_accept(AcceptBehavior::Fail(BuyerErrorKind::Transport)),
@@ -495,4 +503,101 @@ async fn a_bid_that_lapses_before_its_accept_is_not_sold() {
         Some(AcceptRecord::Refused { reason }) => assert!(reason.contains("expired"), "{reason}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The accept budget (the hardening issue's item 5): a buyer that bids and then hangs,
+/// or is merely slower than its share, cannot use up the auction; the next bid is sold
+/// and the auction still ends by its deadline.
+#[tokio::test]
+async fn accept_budget_leaves_time_for_the_next_candidates() {
+    let deadline = Duration::from_millis(600);
+    for (name, behaviour, want) in [
+        ("hang", AcceptBehavior::Hang, "second"),
+        // Slower than half the accept window, faster than all of it: cut at its share.
+        (
+            "slow",
+            AcceptBehavior::Slow(Duration::from_millis(450)),
+            "second",
+        ),
+        // Within its share: it wins.
+        (
+            "quick",
+            AcceptBehavior::Slow(Duration::from_millis(50)),
+            "first",
+        ),
+    ] {
+        for strategy in [Strategy::HighestBid, Strategy::FirstAccept] {
+            let first = buyer("first", dec!(90)).with_accept(behaviour.clone());
+            let second = buyer("second", dec!(60));
+            let second = match strategy {
+                // FirstAccept tries bids in arrival order: make the hostile one first.
+                Strategy::FirstAccept => second.with_latency(Duration::from_millis(20)),
+                _ => second,
+            };
+            let auction = Auction::builder()
+                .buyer(entry(first))
+                .buyer(entry(second))
+                .buyer(entry(
+                    buyer("third", dec!(50)).with_latency(Duration::from_millis(30)),
+                ))
+                .strategy(strategy)
+                .deadline(deadline)
+                .build()
+                .unwrap();
+            let t = tokio::time::Instant::now();
+            let out = auction.run(&call("CA-budget")).await;
+            let took = t.elapsed();
+            assert_eq!(
+                out.winner().map(|w| w.buyer.as_str()),
+                Some(want),
+                "{name} {strategy:?}: {:?}",
+                out.buyers
+            );
+            assert!(took <= deadline, "{name} {strategy:?}: took {took:?}");
+        }
+    }
+}
+
+/// Several hanging accepts in a row: each gets half of what is left, the last good bid
+/// still gets a share, and the auction ends before the deadline minus the margin.
+#[tokio::test]
+async fn a_run_of_hanging_accepts_still_sells_the_last_bid() {
+    let deadline = Duration::from_millis(800);
+    let mut b = Auction::builder();
+    for (i, p) in [dec!(95), dec!(90), dec!(85)].into_iter().enumerate() {
+        b = b.buyer(entry(
+            buyer(&format!("hang{i}"), p).with_accept(AcceptBehavior::Hang),
+        ));
+    }
+    let auction = b
+        .buyer(entry(buyer("good", dec!(10))))
+        .strategy(Strategy::HighestBid)
+        .deadline(deadline)
+        .accept_margin(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let t = tokio::time::Instant::now();
+    let out = auction.run(&call("CA-hangs")).await;
+    assert_eq!(out.winner().map(|w| w.buyer.as_str()), Some("good"));
+    assert!(t.elapsed() < deadline, "took {:?}", t.elapsed());
+}
+
+#[test]
+fn accept_budget_configuration_is_validated() {
+    let err = Auction::builder().accept_share(0.0).build().unwrap_err();
+    assert!(err.to_string().contains("accept_share"), "{err}");
+    let err = Auction::builder().accept_share(1.5).build().unwrap_err();
+    assert!(err.to_string().contains("accept_share"), "{err}");
+    let err = Auction::builder()
+        .accept_share(f64::NAN)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+    let err = Auction::builder()
+        .deadline(Duration::from_millis(10))
+        .accept_margin(Duration::from_millis(10))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("accept_margin"), "{err}");
+    assert!(Auction::builder().accept_share(1.0).build().is_ok());
 }

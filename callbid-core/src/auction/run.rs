@@ -1,0 +1,505 @@
+//! One auction run, one named function per phase (see [`Auction::run`]).
+//!
+//! The phases share a [`RunState`]: the call, the clock readings, the deadlines, one
+//! [`BuyerRecord`] per buyer, the valid candidates and, once found, the winner.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use super::{
+    bid_of, millis, panic_message, unscored, AcceptRecord, Auction, AuctionEventKind,
+    AuctionOutcome, AuctionResult, BuyerRecord, BuyerReply, Candidate, Eligibility, NoBuyerReason,
+    Strategy, Timings, Winner,
+};
+use crate::buyer::{BuyerError, BuyerErrorKind, Deadline, PingReply};
+use crate::call::CallContext;
+use crate::phone::Destination;
+use crate::rules::Hold;
+
+/// What one ping produced: `None` when the buyer's own timer fired, `Err` on a panic.
+type PingResult = Option<Result<Result<PingReply, BuyerError>, Box<dyn std::any::Any + Send>>>;
+
+/// Everything one run accumulates as it goes through the phases.
+pub(super) struct RunState<'c> {
+    pub(super) call: &'c CallContext,
+    pub(super) t_start: Instant,
+    pub(super) started_at: DateTime<Utc>,
+    pub(super) deadline: Deadline,
+    pub(super) ping_deadline: Deadline,
+    pub(super) records: Vec<BuyerRecord>,
+    pub(super) cands: Vec<Candidate>,
+    pub(super) won: Option<(usize, Destination, Vec<Hold>)>,
+    pub(super) any_pinged: bool,
+    pub(super) any_bid: bool,
+    pub(super) ping_phase_timed_out: bool,
+    pub(super) deadline_hit: bool,
+    pub(super) t_eligible: Duration,
+    pub(super) ping_time: Duration,
+    pub(super) select_time: Duration,
+    pub(super) accept_time: Duration,
+}
+
+impl Auction {
+    /// Runs one auction for `call`. Never panics and returns by the deadline (plus the
+    /// time the store-backed rules and scorer take): each accept gets a bounded share of
+    /// what is left (see [`AuctionBuilder::accept_share`](super::AuctionBuilder::accept_share)).
+    pub async fn run(&self, call: &CallContext) -> AuctionOutcome {
+        let mut st = self.start(call);
+        self.check_eligibility(&mut st).await;
+        self.ping_all(&mut st).await;
+        self.score_bids(&mut st).await;
+        self.cascade(&mut st).await;
+        self.conclude(st)
+    }
+
+    /// Phase 0: the clock readings and both deadlines.
+    fn start<'c>(&self, call: &'c CallContext) -> RunState<'c> {
+        let inner = &self.inner;
+        let t_start = Instant::now();
+        inner.has_subscribers.store(
+            inner.events.receiver_count() > 0,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        RunState {
+            call,
+            t_start,
+            started_at: inner.clock.now(),
+            deadline: Deadline(t_start + inner.deadline),
+            ping_deadline: Deadline(t_start + inner.ping_timeout),
+            records: Vec::new(),
+            cands: Vec::new(),
+            won: None,
+            any_pinged: false,
+            any_bid: false,
+            ping_phase_timed_out: false,
+            deadline_hit: false,
+            t_eligible: Duration::ZERO,
+            ping_time: Duration::ZERO,
+            select_time: Duration::ZERO,
+            accept_time: Duration::ZERO,
+        }
+    }
+
+    /// Phase 1: which buyers may be pinged (rules' `check`, capabilities).
+    async fn check_eligibility(&self, st: &mut RunState<'_>) {
+        let inner = &self.inner;
+        let (call, now) = (st.call, st.started_at);
+        let eligibility: Vec<Eligibility> = if inner.has_rules {
+            futures::future::join_all(inner.entries.iter().map(|e| self.eligibility(e, call, now)))
+                .await
+        } else {
+            let mut v = Vec::with_capacity(inner.entries.len());
+            for e in &inner.entries {
+                v.push(self.eligibility(e, call, now).await);
+            }
+            v
+        };
+        st.records = inner
+            .entries
+            .iter()
+            .zip(eligibility)
+            .map(|(e, el)| BuyerRecord {
+                buyer: e.buyer.id().clone(),
+                reply: if el == Eligibility::Eligible {
+                    BuyerReply::TimedOut
+                } else {
+                    BuyerReply::NotPinged
+                },
+                eligibility: el,
+                latency: None,
+                score: None,
+                accept: None,
+            })
+            .collect();
+        st.t_eligible = st.t_start.elapsed();
+        self.emit_started(st);
+    }
+
+    fn emit_started(&self, st: &RunState<'_>) {
+        self.emit(st.call, || AuctionEventKind::Started {
+            eligible: st
+                .records
+                .iter()
+                .filter(|r| r.eligibility == Eligibility::Eligible)
+                .map(|r| r.buyer.clone())
+                .collect(),
+            excluded: st
+                .records
+                .iter()
+                .filter_map(|r| match &r.eligibility {
+                    Eligibility::Excluded { rule, reason } => {
+                        Some((r.buyer.clone(), format!("{rule}: {reason}")))
+                    }
+                    Eligibility::Eligible => None,
+                })
+                .collect(),
+        });
+    }
+
+    /// Phase 2: ping every eligible buyer at once, validating each bid as it arrives.
+    /// One timer bounds the phase; buyers with a shorter timeout of their own get their
+    /// own timer. Under [`Strategy::FirstAccept`] each valid bid is accepted at once and
+    /// the first success ends the phase.
+    async fn ping_all(&self, st: &mut RunState<'_>) {
+        let inner = &self.inner;
+        let t_ping = Instant::now();
+        let (call, t_start, ping_deadline) = (st.call, st.t_start, st.ping_deadline);
+        let mut pending = FuturesUnordered::new();
+        for (idx, e) in inner.entries.iter().enumerate() {
+            if st.records[idx].eligibility != Eligibility::Eligible {
+                continue;
+            }
+            let own = e
+                .timeout
+                .map(|t| t_start + t)
+                .filter(|t| *t < ping_deadline.0);
+            let buyer_deadline = Deadline(own.unwrap_or(ping_deadline.0));
+            pending.push(async move {
+                let t0 = Instant::now();
+                let fut = AssertUnwindSafe(e.buyer.ping(call, buyer_deadline)).catch_unwind();
+                let r: PingResult = match own {
+                    Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+                    None => Some(fut.await),
+                };
+                (idx, t0.elapsed(), r)
+            });
+        }
+        st.any_pinged = !pending.is_empty();
+        let phase_end = tokio::time::sleep_until(ping_deadline.0);
+        tokio::pin!(phase_end);
+        loop {
+            let next = tokio::select! {
+                biased;
+                next = pending.next() => next,
+                _ = &mut phase_end => {
+                    st.ping_phase_timed_out = true;
+                    None
+                }
+            };
+            let Some((idx, latency, r)) = next else { break };
+            let Some(cand) = self.record_reply(st, idx, latency, r) else {
+                continue;
+            };
+            if inner.strategy != Strategy::FirstAccept {
+                st.cands.push(cand);
+            } else if self.accept_at_once(st, cand, pending.len()).await {
+                break;
+            }
+        }
+        // Whatever is still pending was cut by the ping deadline, or cancelled by a
+        // FirstAccept win.
+        drop(pending);
+        st.ping_time = t_ping.elapsed();
+        self.mark_unanswered(st);
+    }
+
+    /// Records one ping's result; returns the candidate when it is a valid bid.
+    fn record_reply(
+        &self,
+        st: &mut RunState<'_>,
+        idx: usize,
+        latency: Duration,
+        r: PingResult,
+    ) -> Option<Candidate> {
+        let call = st.call;
+        let rec = &mut st.records[idx];
+        rec.latency = Some(latency);
+        let failed = |kind: BuyerErrorKind, message: String| BuyerReply::Failed { kind, message };
+        match r {
+            None => {
+                self.emit_failed(call, rec, "timeout", "no answer before its timeout");
+                rec.reply = BuyerReply::TimedOut;
+            }
+            Some(Err(p)) => {
+                let message = panic_message(p.as_ref());
+                self.emit_failed(call, rec, "panicked", &message);
+                rec.reply = failed(BuyerErrorKind::Panicked, message);
+            }
+            Some(Ok(Err(e))) => {
+                self.emit_failed(call, rec, e.kind.as_str(), &e.message);
+                rec.reply = failed(e.kind, e.message);
+            }
+            Some(Ok(Ok(PingReply::NoBid { reason }))) => {
+                self.emit(call, || AuctionEventKind::NoBid {
+                    buyer: rec.buyer.clone(),
+                    reason: reason.clone(),
+                    latency_ms: millis(latency),
+                });
+                rec.reply = BuyerReply::NoBid { reason };
+            }
+            Some(Ok(Ok(PingReply::Bid(bid)))) => {
+                st.any_bid = true;
+                let entry = &self.inner.entries[idx];
+                let valid = self.validate(entry, call, &bid, st.started_at);
+                self.emit(call, || AuctionEventKind::BidReceived {
+                    buyer: rec.buyer.clone(),
+                    price: bid.price,
+                    latency_ms: millis(latency),
+                    invalid: valid.as_ref().err().cloned(),
+                });
+                let price = bid.price.amount;
+                return match valid {
+                    Err(reason) => {
+                        rec.reply = BuyerReply::InvalidBid { bid, reason };
+                        None
+                    }
+                    Ok(()) => {
+                        rec.reply = BuyerReply::Bid { bid };
+                        Some(Candidate {
+                            idx,
+                            price,
+                            score: rust_decimal::Decimal::ZERO,
+                        })
+                    }
+                };
+            }
+        }
+        None
+    }
+
+    fn emit_failed(&self, call: &CallContext, rec: &BuyerRecord, kind: &str, message: &str) {
+        self.emit(call, || AuctionEventKind::BuyerFailed {
+            buyer: rec.buyer.clone(),
+            kind: kind.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// FirstAccept: scores and accepts one valid bid while other pings may still come
+    /// in (`still_pinging` of them). Returns whether it won.
+    async fn accept_at_once(
+        &self,
+        st: &mut RunState<'_>,
+        cand: Candidate,
+        still_pinging: usize,
+    ) -> bool {
+        let t_acc = Instant::now();
+        let idx = cand.idx;
+        let Some(bid) = bid_of(&st.records, idx) else {
+            return false;
+        };
+        let entry = &self.inner.entries[idx];
+        let scored = self
+            .inner
+            .scorer
+            .score(st.call, &[(&entry.profile, bid)])
+            .await;
+        let score = scored.ok().and_then(|mut v| v.pop());
+        let share = self.accept_budget(st.deadline, still_pinging);
+        let attempt = self.try_win(st.call, idx, bid, share, st.started_at).await;
+        st.records[idx].score = score;
+        st.accept_time += t_acc.elapsed();
+        self.settle_attempt(st, idx, attempt)
+    }
+
+    /// Records an accept attempt; returns whether it won.
+    fn settle_attempt(
+        &self,
+        st: &mut RunState<'_>,
+        idx: usize,
+        attempt: Result<(Destination, Vec<Hold>), AcceptRecord>,
+    ) -> bool {
+        match attempt {
+            Ok((d, holds)) => {
+                st.records[idx].accept = Some(AcceptRecord::Accepted {
+                    destination: d.clone(),
+                });
+                st.won = Some((idx, d, holds));
+                true
+            }
+            Err(ar) => {
+                self.emit_accept_failed(st.call, &st.records[idx].buyer, &ar);
+                st.records[idx].accept = Some(ar);
+                false
+            }
+        }
+    }
+
+    /// Eligible buyers that never answered: cancelled by a FirstAccept win, or cut by
+    /// the ping deadline.
+    fn mark_unanswered(&self, st: &mut RunState<'_>) {
+        let (won, timed_out, ping_time) = (st.won.is_some(), st.ping_phase_timed_out, st.ping_time);
+        for i in 0..st.records.len() {
+            let r = &mut st.records[i];
+            if r.eligibility != Eligibility::Eligible || r.latency.is_some() {
+                continue;
+            }
+            if won {
+                r.reply = BuyerReply::Cancelled;
+                continue;
+            }
+            r.latency = Some(ping_time);
+            if timed_out {
+                self.emit_failed(st.call, r, "timeout", "no answer before the ping deadline");
+            }
+        }
+    }
+
+    /// Phases 3 and 4: score every candidate in one call to the scorer, then order them
+    /// by the strategy (FirstAccept already decided, or found nothing that accepted).
+    async fn score_bids(&self, st: &mut RunState<'_>) {
+        let t_select = Instant::now();
+        if self.inner.strategy != Strategy::FirstAccept && !st.cands.is_empty() {
+            self.apply_scores(st).await;
+            self.order(st.call, &mut st.cands);
+        }
+        st.select_time = t_select.elapsed();
+    }
+
+    async fn apply_scores(&self, st: &mut RunState<'_>) {
+        let inner = &self.inner;
+        let records = &st.records;
+        let pairs: Vec<(&crate::buyer::BuyerProfile, &crate::buyer::Bid)> = st
+            .cands
+            .iter()
+            .filter_map(|c| bid_of(records, c.idx).map(|b| (&inner.entries[c.idx].profile, b)))
+            .collect();
+        let scored = inner.scorer.score(st.call, &pairs).await;
+        drop(pairs);
+        match scored {
+            Ok(scores) if scores.len() == st.cands.len() => {
+                for (c, s) in st.cands.iter_mut().zip(scores) {
+                    c.score = s.score;
+                    st.records[c.idx].score = Some(s);
+                }
+            }
+            Ok(_) => {
+                tracing::warn!("scorer returned the wrong number of scores; ordering by price")
+            }
+            Err(e) => tracing::warn!(error = %e, "scoring failed; ordering by price"),
+        }
+    }
+
+    /// Phase 5: reserve and accept with the best candidate, cascading to the next on
+    /// failure while the deadline allows. Each attempt gets its share of the time left
+    /// ([`Auction::accept_budget`]), so a hanging accept cannot use up the auction.
+    async fn cascade(&self, st: &mut RunState<'_>) {
+        let t_accept = Instant::now();
+        if st.won.is_none() {
+            let cands = std::mem::take(&mut st.cands);
+            for (i, cand) in cands.iter().enumerate() {
+                if st.deadline.passed() {
+                    st.deadline_hit = true;
+                    break;
+                }
+                let Some(bid) = bid_of(&st.records, cand.idx) else {
+                    continue;
+                };
+                let share = self.accept_budget(st.deadline, cands.len() - i - 1);
+                let attempt = self
+                    .try_win(st.call, cand.idx, bid, share, st.started_at)
+                    .await;
+                if self.settle_attempt(st, cand.idx, attempt) {
+                    break;
+                }
+            }
+        }
+        st.accept_time += t_accept.elapsed();
+    }
+
+    /// The end of one accept attempt's share of the deadline: the budget rule.
+    ///
+    /// The accept window ends `accept_margin` before the auction deadline (time kept
+    /// for releasing holds and answering, as Prebid Server keeps a buffer out of
+    /// `tmax`). The last candidate may use all of what is left of the window; while
+    /// `others_left` candidates wait behind it, an attempt gets `accept_share` of it
+    /// (default one half), so with three candidates and a hanging first accept the
+    /// second still gets a quarter of the window and the third the rest. The share
+    /// bounds the cap and duplicate-caller reservations as well as the buyer's accept.
+    pub(super) fn accept_budget(&self, deadline: Deadline, others_left: usize) -> Deadline {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let window_end = deadline
+            .0
+            .checked_sub(inner.accept_margin)
+            .filter(|e| *e > now)
+            .unwrap_or(deadline.0);
+        if others_left == 0 {
+            return Deadline(window_end);
+        }
+        let left = window_end.saturating_duration_since(now);
+        Deadline(now + left.mul_f64(inner.accept_share))
+    }
+
+    /// Phase 6: the result, its events and the loss reports.
+    fn conclude(&self, st: RunState<'_>) -> AuctionOutcome {
+        let call = st.call;
+        let records = st.records;
+        let won = st
+            .won
+            .and_then(|(idx, d, h)| bid_of(&records, idx).cloned().map(|b| (idx, b, d, h)));
+        let result = match won {
+            Some((idx, bid, destination, holds)) => {
+                let score = records[idx].score.clone().unwrap_or_else(|| unscored(&bid));
+                self.emit(call, || AuctionEventKind::Won {
+                    buyer: bid.buyer.clone(),
+                    price: bid.price,
+                    score: score.score,
+                    destination: destination.clone(),
+                });
+                if self.inner.report_losses {
+                    self.report_losses(call, &records, &bid);
+                }
+                AuctionResult::Won(Box::new(Winner {
+                    buyer: bid.buyer.clone(),
+                    bid,
+                    score,
+                    destination,
+                    holds,
+                }))
+            }
+            None => {
+                let reason = no_buyer_reason(
+                    &records,
+                    st.any_pinged,
+                    st.any_bid,
+                    st.deadline_hit || st.deadline.passed(),
+                );
+                self.emit(call, || AuctionEventKind::NoBuyer {
+                    reason: reason.to_string(),
+                });
+                AuctionResult::NoBuyer { reason }
+            }
+        };
+        AuctionOutcome {
+            call_id: call.call_id.clone(),
+            result,
+            buyers: records,
+            timings: Timings {
+                started_at: st.started_at,
+                eligibility: st.t_eligible,
+                ping: st.ping_time,
+                select: st.select_time,
+                accept: st.accept_time,
+                total: st.t_start.elapsed(),
+            },
+        }
+    }
+}
+
+fn no_buyer_reason(
+    records: &[BuyerRecord],
+    any_pinged: bool,
+    any_bid: bool,
+    deadline_passed: bool,
+) -> NoBuyerReason {
+    let any_valid = records
+        .iter()
+        .any(|r| matches!(r.reply, BuyerReply::Bid { .. }));
+    if !any_pinged {
+        NoBuyerReason::NoEligibleBuyers
+    } else if !any_bid {
+        NoBuyerReason::NoBids
+    } else if !any_valid {
+        NoBuyerReason::NoValidBids
+    } else if deadline_passed {
+        NoBuyerReason::DeadlineExceeded
+    } else {
+        NoBuyerReason::AllAcceptsFailed
+    }
+}
