@@ -695,7 +695,21 @@ async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
 }
 
 async fn text_of(c: &fantoccini::Client, id: &str) -> String {
-    by_id(c, id).await.text().await.unwrap()
+    text_at(c, fantoccini::Locator::Id(id)).await
+}
+
+/// The text of the first element `at` finds. The page re-renders its tables and feeds
+/// while a test reads them, so an element found can be gone (stale) by the time its
+/// text is read: that, or a missing element, comes back as a description (which no
+/// check accepts) instead of a panic, so `eventually` polls again.
+async fn text_at(c: &fantoccini::Client, at: fantoccini::Locator<'_>) -> String {
+    match c.find(at).await {
+        Ok(el) => match el.text().await {
+            Ok(t) => t,
+            Err(e) => format!("<unreadable: {e}>"),
+        },
+        Err(e) => format!("<not found: {e}>"),
+    }
 }
 
 async fn displayed(c: &fantoccini::Client, id: &str) -> bool {
@@ -776,15 +790,19 @@ async fn browser_filters_and_exports_csv() {
         .await
         .unwrap()
         .is_empty());
-    let cells = c.find_all(Locator::Css("#calls tbody td")).await.unwrap();
-    let mut found = false;
-    for cell in cells {
-        if cell.text().await.unwrap() == "cedar<b>x</b>&co" {
-            found = true;
-            break;
-        }
-    }
-    assert!(found, "the buyer with markup in its id is shown as text");
+    // Read every cell in one script, not element by element: the table may re-render
+    // between reads.
+    let cells = c
+        .execute(
+            "return [...document.querySelectorAll('#calls tbody td')].map(td => td.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let found = cells
+        .as_array()
+        .is_some_and(|a| a.iter().any(|t| t == "cedar<b>x</b>&co"));
+    assert!(found, "the buyer with markup in its id is shown as text: {cells}");
     let chart_bars = c
         .find_all(Locator::Css("#chart-status rect"))
         .await
@@ -875,14 +893,7 @@ async fn browser_filters_and_exports_csv() {
         .unwrap();
     let first_time = eventually(
         "times in Chicago",
-        || async {
-            c.find(Locator::Css("#calls tbody tr td"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        },
+        || text_at(c, Locator::Css("#calls tbody tr td")),
         |t: &String| t.ends_with("CST"),
     )
     .await;
