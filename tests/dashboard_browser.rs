@@ -802,7 +802,10 @@ async fn browser_filters_and_exports_csv() {
     let found = cells
         .as_array()
         .is_some_and(|a| a.iter().any(|t| t == "cedar<b>x</b>&co"));
-    assert!(found, "the buyer with markup in its id is shown as text: {cells}");
+    assert!(
+        found,
+        "the buyer with markup in its id is shown as text: {cells}"
+    );
     let chart_bars = c
         .find_all(Locator::Css("#chart-status rect"))
         .await

@@ -299,3 +299,161 @@ async fn hanging_and_trickling_accepts_end_by_their_deadline() {
         assert!(!e.is_safe_to_retry(), "{how:?}: {e}");
     }
 }
+
+const SD_PING: &[u8] =
+    br#"{"data":{"available_buyer":1,"request_id":77,"bid":90.00,"min_duration":60}}"#;
+const SD_ACCEPT: &[u8] = br#"{"data":{"phone_number":"5125550199"}}"#;
+
+/// An auction with a Service Direct buyer that bids highest and then misbehaves on
+/// accept (its `timeout_ms` above the auction deadline), and two ping-post buyers with
+/// valid bids and their destination in the bid. Returns the auction and a call.
+async fn auction_with_bad_accept(
+    how: Misbehaviour,
+    deadline: Duration,
+    good: &MockServer,
+) -> (Auction, CallContext) {
+    let sd = common::misbehave_on("/accept", SD_PING, how).await;
+    let toml = format!(
+        r#"
+[[buyer]]
+id = "sd-bad-accept"
+adapter = "service_direct"
+timeout_ms = {timeout}
+service_direct = {{ api_key_env = "SD_API_KEY", base_url = "http://{sd}/partners/" }}
+{good50}
+{good40}
+"#,
+        timeout = deadline.as_millis() * 2,
+        good50 = buyer_toml("good-50", &good.uri()),
+        good40 = buyer_toml("good-40", &good.uri()),
+    );
+    let entries = BuyersLoader::new(
+        Arc::new(MemoryCapStore::new()),
+        Arc::new(MemorySeenCallers::new()),
+    )
+    .with_env([("SD_API_KEY", "k")])
+    .load_str(&toml)
+    .unwrap();
+    let auction = Auction::builder()
+        .buyers(entries)
+        .strategy(callbid_core::auction::Strategy::HighestBid)
+        .deadline(deadline)
+        .build()
+        .unwrap();
+    let call = CallContext::new(
+        CallId::new("CA-bad-accept").unwrap(),
+        "78701".parse().unwrap(),
+        ServiceType::new("plumbing").unwrap(),
+        chrono::Utc::now(),
+    )
+    .with_caller("+15125550123".parse().unwrap());
+    (auction, call)
+}
+
+async fn good_buyers() -> MockServer {
+    let good = MockServer::start().await;
+    for (n, payout) in [("good-50", "50.00"), ("good-40", "40.00")] {
+        Mock::given(method("POST"))
+            .and(path(format!("/ping/{n}")))
+            .respond_with(bid(payout))
+            .mount(&good)
+            .await;
+    }
+    good
+}
+
+/// The hardening issue's item 5: a buyer that bids and then hangs, trickles or is slow on
+/// accept gets only its share of the deadline; the next valid bid is sold, by the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_accept_leaves_time_to_sell_the_next_bid() {
+    let deadline = Duration::from_millis(600);
+    let good = good_buyers().await;
+    for how in [
+        Misbehaviour::HangBeforeHeaders,
+        Misbehaviour::HangAfterHeaders,
+        Misbehaviour::Trickle,
+        // Slower than its share (about half of the ~580 ms accept window), faster than
+        // the whole deadline.
+        Misbehaviour::Late {
+            after_ms: 450,
+            body: SD_ACCEPT,
+        },
+    ] {
+        let (auction, call) = auction_with_bad_accept(how, deadline, &good).await;
+        let started = std::time::Instant::now();
+        let out = auction.run(&call).await;
+        let took = started.elapsed();
+        let winner = out.winner().map(|w| w.buyer.as_str().to_string());
+        assert_eq!(
+            winner.as_deref(),
+            Some("good-50"),
+            "{how:?}: {:?}",
+            out.buyers
+        );
+        let sd = out.record(&BuyerId::new("sd-bad-accept").unwrap()).unwrap();
+        assert!(
+            matches!(
+                &sd.accept,
+                Some(callbid_core::auction::AcceptRecord::Failed {
+                    kind: BuyerErrorKind::Timeout,
+                    ..
+                })
+            ),
+            "{how:?}: {:?}",
+            sd.accept
+        );
+        assert!(took <= deadline, "{how:?}: took {took:?}");
+    }
+    // Within its share, the same buyer wins.
+    let (auction, call) = auction_with_bad_accept(
+        Misbehaviour::Late {
+            after_ms: 50,
+            body: SD_ACCEPT,
+        },
+        deadline,
+        &good,
+    )
+    .await;
+    let out = auction.run(&call).await;
+    assert_eq!(
+        out.winner().map(|w| w.buyer.as_str()),
+        Some("sd-bad-accept")
+    );
+}
+
+/// Measures when auctions end relative to their deadline with a hanging accept, for
+/// docs/BENCHMARKS.md (not a timing assertion; run by hand):
+/// `cargo test -p callbid-buyers --test hostile --release -- --ignored --nocapture deadline_overshoot`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement for docs/BENCHMARKS.md; run by hand with --ignored --nocapture"]
+async fn deadline_overshoot_with_a_hanging_accept() {
+    let deadline = Duration::from_millis(300);
+    let good = good_buyers().await;
+    let rounds = 200;
+    for (label, with_good) in [("hang + two good bids", true), ("hang only", false)] {
+        let mut ends = Vec::with_capacity(rounds);
+        let mut sold = 0;
+        for _ in 0..rounds {
+            let (auction, call) = if with_good {
+                auction_with_bad_accept(Misbehaviour::HangBeforeHeaders, deadline, &good).await
+            } else {
+                let empty = MockServer::start().await;
+                auction_with_bad_accept(Misbehaviour::HangBeforeHeaders, deadline, &empty).await
+            };
+            let started = std::time::Instant::now();
+            let out = auction.run(&call).await;
+            let took = started.elapsed().as_secs_f64() * 1000.0;
+            sold += usize::from(out.winner().is_some());
+            ends.push(took - deadline.as_secs_f64() * 1000.0);
+        }
+        ends.sort_by(f64::total_cmp);
+        let q = |p: f64| ends[((ends.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "{label}: {rounds} auctions, deadline {} ms, sold {sold}; end - deadline: p50 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms",
+            deadline.as_millis(),
+            q(0.5),
+            q(0.99),
+            ends[ends.len() - 1]
+        );
+    }
+}

@@ -25,6 +25,13 @@ pub enum Misbehaviour {
     CloseMidBody,
     /// Answers with bytes that are not HTTP.
     Garbage,
+    /// Answers `body` (JSON) correctly, but only after `after_ms` milliseconds.
+    Late {
+        /// The delay before the status line.
+        after_ms: u64,
+        /// The JSON body sent then.
+        body: &'static [u8],
+    },
 }
 
 async fn read_request(s: &mut TcpStream) -> String {
@@ -127,6 +134,16 @@ async fn misbehave(mut s: TcpStream, how: Misbehaviour) {
             let _ = s.flush().await;
             s.shutdown().await
         }
+        Misbehaviour::Late { after_ms, body } => {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body).await;
+            s.shutdown().await
+        }
         Misbehaviour::Garbage => {
             let _ = s
                 .write_all(b"\x00\x01\x02 this is not HTTP at all\r\n\r\n")
@@ -176,6 +193,40 @@ pub async fn ping_then_misbehave(ping_body: &'static [u8], how: Misbehaviour) ->
                     let _ = s.shutdown().await;
                 } else {
                     misbehave(s, how).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An endpoint that misbehaves on requests whose request line contains `marker` (for
+/// example `/accept`) and answers every other request with `body` (JSON,
+/// `connection: close`).
+pub async fn misbehave_on(
+    marker: &'static str,
+    body: &'static [u8],
+    how: Misbehaviour,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for _ in 0..512 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let head = read_request(&mut s).await;
+                if head.lines().next().unwrap_or("").contains(marker) {
+                    misbehave(s, how).await;
+                } else {
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                    let _ = s.write_all(body).await;
+                    let _ = s.shutdown().await;
                 }
             });
         }
