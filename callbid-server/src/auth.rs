@@ -219,6 +219,15 @@ pub fn protect(routes: Router, auth: &OperatorAuth) -> Router {
         .merge(login)
 }
 
+/// Puts `routes` behind operator access without adding `/login` (for routers merged next
+/// to one that [`protect`] already carries the login routes for).
+pub fn guard_only(routes: Router, auth: &OperatorAuth) -> Router {
+    if !auth.token_required() {
+        return routes;
+    }
+    routes.layer(middleware::from_fn_with_state(auth.clone(), guard))
+}
+
 fn is_api(path: &str) -> bool {
     path.contains("/api/")
 }

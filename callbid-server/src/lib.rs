@@ -10,6 +10,7 @@
 //! | [`agent`] | seed 002 option 2: the agent desk (`/agent`) and its API |
 //! | [`dashboard`] | operator pages, JSON API, SSE live feed, CSV / XLSX export |
 //! | [`auth`] | operator token, `/login`, session cookie |
+//! | [`campaign`] | seed 004: outbound campaigns (CSV upload, lifecycle, pacing loop, provider callbacks, `/campaigns` page) |
 //! | [`settle`] | call-log events, billing, duration history, cap release |
 //! | [`sim`] | drive N simulated calls against a base URL |
 //! | [`demo`] | the demo buyer network (and a fake Twilio REST API for the agent desk) |
@@ -97,6 +98,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod campaign;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
@@ -121,6 +123,9 @@ pub struct Mounts {
     pub agent: Option<agent::AgentConfig>,
     /// The operator dashboard (`/`, `/dashboard`, `/api/*`).
     pub dashboard: Option<dashboard::DashboardState>,
+    /// Outbound campaigns: the provider's webhooks (`/campaigns/{id}/*`) and, behind
+    /// operator access, the API and page (`/api/campaigns*`, `/campaigns`).
+    pub campaigns: Option<Arc<campaign::CampaignApp>>,
     /// Who may open the dashboard and the agent desk.
     pub operator: auth::OperatorAuth,
 }
@@ -132,6 +137,7 @@ impl Mounts {
             ivr: None,
             agent: None,
             dashboard: None,
+            campaigns: None,
             operator,
         }
     }
@@ -145,6 +151,12 @@ impl Mounts {
     /// Mounts the agent desk.
     pub fn with_agent(mut self, cfg: agent::AgentConfig) -> Self {
         self.agent = Some(cfg);
+        self
+    }
+
+    /// Mounts outbound campaigns (run [`campaign::spawn_pacer`] to dial).
+    pub fn with_campaigns(mut self, app: Arc<campaign::CampaignApp>) -> Self {
+        self.campaigns = Some(app);
         self
     }
 
@@ -162,10 +174,20 @@ pub fn router(m: Mounts) -> Router {
     if let Some(ivr) = m.ivr {
         app = app.merge(ivr::router(ivr));
     }
+    let login_mounted = m.agent.is_some() || m.dashboard.is_some();
     if let Some(agent) = m.agent {
         app = app.merge(agent::router_with(agent, &m.operator));
     } else if let Some(dash) = m.dashboard {
         app = app.merge(auth::protect(dashboard::router(dash), &m.operator));
+    }
+    if let Some(c) = m.campaigns {
+        let api = campaign::api_router(c.clone());
+        let api = if login_mounted {
+            auth::guard_only(api, &m.operator)
+        } else {
+            auth::protect(api, &m.operator)
+        };
+        app = app.merge(campaign::webhook_router(c)).merge(api);
     }
     app
 }

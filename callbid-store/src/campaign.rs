@@ -61,6 +61,8 @@ pub(crate) trait CampaignRows: Send + Sync {
     async fn all(&self, id: &str) -> Result<Vec<String>>;
     /// Docs of contacts dialing since before `before_ms`.
     async fn dialing_before(&self, id: &str, before_ms: i64) -> Result<Vec<String>>;
+    /// Every campaign's doc, by id.
+    async fn list_campaigns(&self) -> Result<Vec<String>>;
 }
 
 fn ms(at: DateTime<Utc>) -> i64 {
@@ -270,6 +272,25 @@ pub(crate) async fn progress(rows: &dyn CampaignRows, id: &CampaignId) -> Result
     Ok(progress_of(contacts.iter()))
 }
 
+pub(crate) async fn campaigns(rows: &dyn CampaignRows) -> Result<Vec<Campaign>> {
+    rows.list_campaigns()
+        .await?
+        .iter()
+        .map(|d| campaign_of(d))
+        .collect()
+}
+
+pub(crate) async fn contacts(rows: &dyn CampaignRows, id: &CampaignId) -> Result<Vec<Contact>> {
+    if rows.load_campaign(id.as_str()).await?.is_none() {
+        return Err(unknown(id));
+    }
+    rows.all(id.as_str())
+        .await?
+        .iter()
+        .map(|d| contact_of(d))
+        .collect()
+}
+
 pub(crate) async fn stale(
     rows: &dyn CampaignRows,
     id: &CampaignId,
@@ -364,6 +385,25 @@ macro_rules! campaign_store_via_rows {
                     .await
                     .map_err(|e| e.into_state("campaign progress"))
             }
+            async fn campaigns(
+                &self,
+            ) -> std::result::Result<
+                Vec<callbid_core::campaign::Campaign>,
+                callbid_core::StateError,
+            > {
+                crate::campaign::campaigns(self)
+                    .await
+                    .map_err(|e| e.into_state("campaign list"))
+            }
+            async fn contacts(
+                &self,
+                id: &callbid_core::CampaignId,
+            ) -> std::result::Result<Vec<callbid_core::campaign::Contact>, callbid_core::StateError>
+            {
+                crate::campaign::contacts(self, id)
+                    .await
+                    .map_err(|e| e.into_state("campaign contacts"))
+            }
             async fn stale(
                 &self,
                 id: &callbid_core::CampaignId,
@@ -435,6 +475,16 @@ impl CampaignStore for crate::Store {
         progress(self.rows(), id)
             .await
             .map_err(|e| e.into_state("campaign progress"))
+    }
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StateError> {
+        campaigns(self.rows())
+            .await
+            .map_err(|e| e.into_state("campaign list"))
+    }
+    async fn contacts(&self, id: &CampaignId) -> Result<Vec<Contact>, StateError> {
+        contacts(self.rows(), id)
+            .await
+            .map_err(|e| e.into_state("campaign contacts"))
     }
     async fn stale(
         &self,

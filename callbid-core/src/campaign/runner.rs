@@ -130,6 +130,32 @@ impl CampaignRunner {
         Ok(report)
     }
 
+    /// Sets how many calls are in flight, from the store's count of dialing contacts.
+    /// Several instances share one campaign and a status callback may reach any of
+    /// them, so an instance's own count drifts; the server syncs it before each tick.
+    pub async fn sync_ringing(&self, dialing: u32) {
+        *self.ringing.lock().await = dialing;
+    }
+
+    /// The pacer's current rates: `(answer rate, completion rate, abandon rate over the
+    /// rolling 30 days at now)`, each a fraction.
+    pub async fn rates(
+        &self,
+        now: DateTime<Utc>,
+    ) -> (
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+    ) {
+        let p = self.pacer.lock().await;
+        (p.answer_rate(), p.completion_rate(), p.ledger().rate(now))
+    }
+
+    /// The campaign this runner dials.
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
+    }
+
     async fn allowed(&self, now: DateTime<Utc>, free_agents: u32) -> u32 {
         let ringing = *self.ringing.lock().await;
         let pacer = self.pacer.lock().await;

@@ -98,6 +98,13 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug {
     /// Counts by state.
     async fn progress(&self, id: &CampaignId) -> Result<CampaignProgress, StateError>;
 
+    /// Every campaign, by id.
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StateError>;
+
+    /// Every contact of a campaign, in queue order (`Invalid`, field `campaign`, if it
+    /// does not exist).
+    async fn contacts(&self, id: &CampaignId) -> Result<Vec<Contact>, StateError>;
+
     /// Contacts dialing since before `before` (callbacks lost: reconcile them).
     async fn stale(
         &self,
@@ -273,6 +280,20 @@ impl CampaignStore for MemoryCampaignStore {
         })?
     }
 
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StateError> {
+        self.with(|m| m.values().filter_map(|e| e.campaign.clone()).collect())
+    }
+
+    async fn contacts(&self, id: &CampaignId) -> Result<Vec<Contact>, StateError> {
+        self.with(|m| {
+            let e = m.get(id.as_str()).ok_or_else(|| unknown(id))?;
+            Ok(e.order
+                .iter()
+                .filter_map(|k| e.contacts.get(k).cloned())
+                .collect())
+        })?
+    }
+
     async fn stale(
         &self,
         id: &CampaignId,
@@ -377,6 +398,32 @@ pub mod conformance {
         );
         let got = store.campaign(&c.id).await.map_err(err)?;
         ensure!(got.as_ref() == Some(&c), "read back {got:?}");
+        let listed = store.campaigns().await.map_err(err)?;
+        ensure!(
+            listed.iter().filter(|x| x.id == c.id).count() == 1,
+            "campaigns() lists {c:?} once: {listed:?}"
+        );
+        let ids: Vec<&str> = listed.iter().map(|x| x.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        ensure!(ids == sorted, "campaigns() is by id: {ids:?}");
+        let in_order: Vec<String> = store
+            .contacts(&c.id)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|x| x.number.as_str().to_string())
+            .collect();
+        let want: Vec<String> = contacts(3)?
+            .iter()
+            .map(|x| x.number.as_str().to_string())
+            .collect();
+        ensure!(in_order == want, "contacts() in queue order: {in_order:?}");
+        let missing = CampaignId::new(format!("{prefix}-none")).map_err(err)?;
+        ensure!(
+            store.contacts(&missing).await.is_err(),
+            "contacts() of an unknown campaign is an error"
+        );
         let all = |_: &Contact| true;
         let claimed = store.claim_due(&c.id, t0(), 10, &all).await.map_err(err)?;
         ensure!(claimed.is_empty(), "a draft campaign claimed {claimed:?}");

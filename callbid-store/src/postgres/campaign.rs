@@ -158,6 +158,16 @@ impl CampaignRows for PgStore {
             .map_err(pg(OP))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+
+    async fn list_campaigns(&self) -> Result<Vec<String>> {
+        const OP: &str = "campaign list";
+        let c = self.client(OP).await?;
+        let rows = c
+            .query("SELECT doc FROM campaigns ORDER BY id", &[])
+            .await
+            .map_err(pg(OP))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
 }
 
 campaign_store_via_rows!(PgStore);

@@ -177,6 +177,21 @@ impl CampaignRows for SqliteStore {
         })
         .await
     }
+
+    async fn list_campaigns(&self) -> Result<Vec<String>> {
+        const OP: &str = "campaign list";
+        self.read(OP, move |c| {
+            let mut st = c
+                .prepare("SELECT doc FROM campaigns ORDER BY id")
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map([], |r| r.get(0))
+                .map_err(StoreError::sqlite(OP))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(StoreError::sqlite(OP))
+        })
+        .await
+    }
 }
 
 campaign_store_via_rows!(SqliteStore);
