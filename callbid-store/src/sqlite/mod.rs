@@ -7,7 +7,10 @@
 //! committed and synced. Every write transaction is `BEGIN IMMEDIATE`, which takes
 //! SQLite's write lock up front, so a cap reservation's read-check-write is atomic across
 //! every connection and every process that opens the same file; `busy_timeout` makes a
-//! second writer wait instead of failing.
+//! second writer wait instead of failing. Cap reservations wait no longer than their
+//! deadline and hand the lock off between processes through a `<file>-waiters` sidecar
+//! (a shared `flock` per waiting process; see `with_busy_deadline`), so two processes on
+//! one hot counter share it about evenly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,6 +136,10 @@ struct Inner {
     next_reader: AtomicUsize,
     path: Option<PathBuf>,
     prune: PruneGate,
+    /// `<file>-waiters`: writers waiting for the write lock hold a shared `flock` on it
+    /// while they wait, so the writer that holds the lock can tell (see
+    /// [`with_busy_deadline`]). `None` in memory, or if the file cannot be opened.
+    waiters: Option<std::fs::File>,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
@@ -261,6 +268,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                waiters: path.as_deref().and_then(open_waiters),
                 path,
                 prune: PruneGate::default(),
             }),
@@ -523,7 +531,8 @@ impl SqliteStore {
         let inner = self.inner.clone();
         let deadline = request.deadline;
         self.write(OP, move |c| {
-            with_busy_deadline(c, deadline, |c| {
+            let waiters = inner.waiters.as_ref();
+            with_busy_deadline(c, deadline, waiters, |c| {
                 reserve_tx(c, &inner, &id, &incs, now, expires, prune_before)
             })
         })
@@ -531,13 +540,37 @@ impl SqliteStore {
     }
 }
 
-// The busy handler's state for the current (blocking) thread: when to give up, and a
-// xorshift state for the jitter.
+// The busy handler's state for the current (blocking) thread: when to give up, a
+// xorshift state for the jitter, and the waiters file to announce itself on.
 thread_local! {
     static BUSY_UNTIL: std::cell::Cell<Option<std::time::Instant>> =
         const { std::cell::Cell::new(None) };
     static JITTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static WAITING_ON: std::cell::RefCell<Option<std::fs::File>> =
+        const { std::cell::RefCell::new(None) };
+    static ANNOUNCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// Opens (creating) the waiters file beside the database. Without it reservations still
+/// work, only without the hand-off.
+fn open_waiters(db: &Path) -> Option<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-waiters");
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(PathBuf::from(name))
+        .ok()
+}
+
+/// The longest a waiter sleeps between two tries of the write lock.
+const WAIT_SLICE_MAX_US: u64 = 1_250;
+/// How long a writer that just committed stays away from the lock when another process
+/// is waiting for it: longer than a waiter's longest sleep, so the waiter's next try
+/// finds the lock free.
+const HAND_OFF_US: u64 = 1_500;
 
 /// Runs `f` with SQLite's busy handling replaced by [`jittered_busy`] until `deadline`
 /// (or, without one, the connection's own `busy_timeout` from now), then restores the
@@ -545,11 +578,16 @@ thread_local! {
 ///
 /// SQLite's default busy handler sleeps in steps growing to 100 ms, so a process that
 /// waits sleeps through many commits of one that does not: across two processes on one
-/// counter one took every grant. Short jittered sleeps (0.25–4 ms) make the waiters try
-/// again often and at different moments, and the deadline bounds the wait.
+/// counter one took every grant. Here a waiter sleeps short jittered slices (0.25–1.25
+/// ms) and, while it waits, holds a shared lock on the `-waiters` file. A writer that
+/// commits while some other process holds that lock (its non-blocking exclusive lock
+/// fails) hands off: it stays away from the write lock for 1.5 ms before answering, so
+/// the waiter's next try gets in instead of the same writer taking the lock again right
+/// after its commit. The deadline bounds both the wait and the hand-off.
 fn with_busy_deadline<T>(
     c: &mut Connection,
     deadline: Option<std::time::Instant>,
+    waiters: Option<&std::fs::File>,
     f: impl FnOnce(&mut Connection) -> Result<T>,
 ) -> Result<T> {
     const OP: &str = "reserve";
@@ -557,26 +595,73 @@ fn with_busy_deadline<T>(
         .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
         .map_err(StoreError::sqlite(OP))?;
     let fallback = std::time::Instant::now() + Duration::from_millis(saved_ms.max(0) as u64);
-    BUSY_UNTIL.with(|b| b.set(Some(deadline.unwrap_or(fallback))));
+    let until = deadline.unwrap_or(fallback);
+    BUSY_UNTIL.with(|b| b.set(Some(until)));
+    WAITING_ON.with(|w| *w.borrow_mut() = waiters.and_then(|f| f.try_clone().ok()));
+    ANNOUNCED.with(|a| a.set(false));
     c.busy_handler(Some(jittered_busy))
         .map_err(StoreError::sqlite(OP))?;
     let out = f(c);
+    stop_waiting();
     BUSY_UNTIL.with(|b| b.set(None));
     c.busy_timeout(Duration::from_millis(saved_ms.max(0) as u64))
         .map_err(StoreError::sqlite(OP))?;
+    if out.is_ok() {
+        hand_off_if_awaited(waiters, until);
+    }
     out
 }
 
+/// Withdraws this thread's announcement (its shared lock on the waiters file).
+fn stop_waiting() {
+    WAITING_ON.with(|w| {
+        if let Some(f) = w.borrow_mut().take() {
+            if ANNOUNCED.with(|a| a.replace(false)) {
+                let _ = f.unlock();
+            }
+        }
+    });
+}
+
+/// After a commit: if another process is waiting for the write lock, stay away from it
+/// for [`HAND_OFF_US`] (never past `until`).
+fn hand_off_if_awaited(waiters: Option<&std::fs::File>, until: std::time::Instant) {
+    let Some(f) = waiters else {
+        return;
+    };
+    let awaited = match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    };
+    if awaited {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        std::thread::sleep(Duration::from_micros(HAND_OFF_US).min(left));
+    }
+}
+
 /// SQLite busy handler: `false` (give up, `SQLITE_BUSY`) once the thread's deadline has
-/// passed; otherwise sleeps a random 0.25–4 ms (the upper bound doubling from 0.5 ms
-/// with each retry) without passing the deadline, and asks SQLite to retry.
-fn jittered_busy(attempt: i32) -> bool {
+/// passed; otherwise announces the wait (first call), sleeps a random 0.25–1.25 ms
+/// without passing the deadline, and asks SQLite to retry.
+fn jittered_busy(_attempt: i32) -> bool {
     let Some(until) = BUSY_UNTIL.with(|b| b.get()) else {
         return false;
     };
     let now = std::time::Instant::now();
     if now >= until {
         return false;
+    }
+    if !ANNOUNCED.with(|a| a.get()) {
+        WAITING_ON.with(|w| {
+            if let Some(f) = w.borrow().as_ref() {
+                if f.try_lock_shared().is_ok() {
+                    ANNOUNCED.with(|a| a.set(true));
+                }
+            }
+        });
     }
     let r = JITTER.with(|j| {
         let mut x = j.get();
@@ -592,8 +677,7 @@ fn jittered_busy(attempt: i32) -> bool {
         j.set(x);
         x
     });
-    let cap_us = 500u64 << attempt.clamp(0, 3);
-    let sleep = Duration::from_micros(250 + r % cap_us.max(1)).min(until - now);
+    let sleep = Duration::from_micros(250 + r % (WAIT_SLICE_MAX_US - 250)).min(until - now);
     std::thread::sleep(sleep);
     true
 }
