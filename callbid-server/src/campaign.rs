@@ -297,6 +297,17 @@ impl CampaignApp {
         let runner = self.runner(&c.id).await?;
         let (answer, completion, abandon) = runner.rates(now).await;
         let last = self.last_ticks.lock().await.get(c.id.as_str()).cloned();
+        let caller_ids = runner
+            .caller_id_rates()
+            .await
+            .into_iter()
+            .map(|(n, rate)| CallerIdRow {
+                number: n.number.as_str().to_owned(),
+                attempts: n.attempts,
+                answered: n.answered,
+                answer_rate: rate.to_string(),
+            })
+            .collect();
         Ok(CampaignSummary {
             id: c.id.as_str().to_owned(),
             name: c.name.clone(),
@@ -313,6 +324,7 @@ impl CampaignApp {
                 placed: r.placed,
                 refused: r.refused,
             }),
+            caller_ids,
         })
     }
 }
@@ -340,6 +352,22 @@ pub struct CampaignSummary {
     pub abandon_rate_30d: String,
     /// The last pacing round on this instance.
     pub last_tick: Option<LastTick>,
+    /// Each caller ID: ended calls, person answers, smoothed answer rate (learned by this
+    /// instance from the status callbacks it received).
+    pub caller_ids: Vec<CallerIdRow>,
+}
+
+/// One caller ID's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallerIdRow {
+    /// The number presented.
+    pub number: String,
+    /// Calls placed with it that ended.
+    pub attempts: u64,
+    /// Of those, answered by a person.
+    pub answered: u64,
+    /// Smoothed answer rate (a decimal fraction).
+    pub answer_rate: String,
 }
 
 /// One pacing round.
@@ -791,6 +819,8 @@ pub fn webhook_router(app: Arc<CampaignApp>) -> Router {
 struct AttemptParams {
     number: Option<String>,
     attempt: Option<String>,
+    /// The caller ID presented (status callbacks only).
+    cid: Option<String>,
 }
 
 struct Attempt {
@@ -874,7 +904,29 @@ async fn status(
             }
             other => CampaignError::store(other),
         })?;
+    if applied == callbid_core::campaign::ApplyResult::Changed {
+        learn_caller_id(&runner, q.cid.as_deref(), &call).await;
+    }
     Ok(Json(json!({"applied": format!("{applied:?}")})))
+}
+
+/// Feeds a final outcome to the caller-ID pool's answer rates (a missing or bad `cid`
+/// only skips the learning: the callback itself was applied).
+async fn learn_caller_id(
+    runner: &CampaignRunner,
+    cid: Option<&str>,
+    call: &callbid_core::campaign::ProviderCall,
+) {
+    use callbid_core::campaign::CallOutcome;
+    let Some(outcome) = call.outcome() else {
+        return;
+    };
+    let Some(cid) = cid.and_then(|c| PhoneNumber::parse(c).ok()) else {
+        return;
+    };
+    let person =
+        matches!(outcome, CallOutcome::Completed { answered_by, .. } if answered_by.is_live());
+    runner.record_caller_id(&cid, person).await;
 }
 
 async fn answer(

@@ -355,6 +355,11 @@ async fn a_campaign_runs_through_the_routes_and_survives_a_restart() {
     .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert!(body.contains("\"dialing\":4"), "{body}");
+    // The first instance learned from the completed call; this one has not seen any.
+    assert!(
+        body.contains("\"caller_ids\":[{\"number\":\"+12125559000\""),
+        "{body}"
+    );
     let (st, body) = send(
         &two.router,
         Request::get("/api/campaigns/dec/report")

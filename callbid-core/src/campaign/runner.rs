@@ -30,7 +30,8 @@ use crate::error::StateError;
 use crate::ids::CampaignId;
 use crate::phone::PhoneNumber;
 
-/// Where the provider calls back; `{campaign}`, `{number}`, `{attempt}` are filled in.
+/// Where the provider calls back; `{campaign}`, `{number}`, `{attempt}` and
+/// `{caller_id}` (the caller ID presented) are filled in, percent-encoded.
 #[derive(Debug, Clone)]
 pub struct CallbackUrls {
     /// The call flow to run once answered.
@@ -40,12 +41,19 @@ pub struct CallbackUrls {
 }
 
 impl CallbackUrls {
-    fn fill(template: &str, campaign: &CampaignId, number: &PhoneNumber, attempt: u32) -> String {
+    fn fill(
+        template: &str,
+        campaign: &CampaignId,
+        number: &PhoneNumber,
+        attempt: u32,
+        caller_id: &PhoneNumber,
+    ) -> String {
         let enc = |s: &str| s.replace('+', "%2B");
         template
             .replace("{campaign}", campaign.as_str())
             .replace("{number}", &enc(number.as_str()))
             .replace("{attempt}", &attempt.to_string())
+            .replace("{caller_id}", &enc(caller_id.as_str()))
     }
 }
 
@@ -151,6 +159,26 @@ impl CampaignRunner {
         (p.answer_rate(), p.completion_rate(), p.ledger().rate(now))
     }
 
+    /// Learns how a call presented with `caller_id` ended (a person answered or not), for
+    /// the caller-ID pool's answer rates. Call it once per final outcome (when
+    /// [`CampaignRunner::on_status`] answered `Changed`).
+    pub async fn record_caller_id(&self, caller_id: &PhoneNumber, answered_by_person: bool) {
+        self.caller_ids
+            .lock()
+            .await
+            .record_result(caller_id, answered_by_person);
+    }
+
+    /// Each caller ID with its smoothed answer rate, as this instance learned them.
+    pub async fn caller_id_rates(
+        &self,
+    ) -> Vec<(super::caller_id::CallerIdNumber, rust_decimal::Decimal)> {
+        let pool = self.caller_ids.lock().await;
+        pool.numbers()
+            .map(|n| (n.clone(), pool.answer_rate(n)))
+            .collect()
+    }
+
     /// The campaign this runner dials.
     pub fn campaign(&self) -> &Campaign {
         &self.campaign
@@ -216,9 +244,9 @@ impl CampaignRunner {
         let id = &self.campaign.id;
         OutboundCall {
             to: number.clone(),
+            flow_url: CallbackUrls::fill(&self.urls.flow, id, number, attempt, &caller_id),
+            status_callback: CallbackUrls::fill(&self.urls.status, id, number, attempt, &caller_id),
             caller_id,
-            flow_url: CallbackUrls::fill(&self.urls.flow, id, number, attempt),
-            status_callback: CallbackUrls::fill(&self.urls.status, id, number, attempt),
             ring_timeout_secs: 25,
             time_limit_secs: Some(3600),
             machine_detection: true,
