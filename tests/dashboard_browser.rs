@@ -1061,3 +1061,139 @@ async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
     }
     b.c.close().await.unwrap();
 }
+
+/// An outbound provider that only records what it is asked to place.
+#[derive(Debug, Default)]
+struct NullProvider(std::sync::Mutex<u32>);
+
+#[async_trait::async_trait]
+impl callbid::core::campaign::OutboundProvider for NullProvider {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+    async fn place(
+        &self,
+        _: &callbid::core::campaign::OutboundCall,
+    ) -> Result<callbid::core::campaign::ProviderCall, callbid::core::campaign::ProviderError> {
+        *self.0.lock().unwrap() += 1;
+        Err(callbid::core::campaign::ProviderError::Unavailable {
+            provider: "null",
+            operation: "place",
+            message: "the browser test places no calls".into(),
+        })
+    }
+    async fn details(
+        &self,
+        id: &str,
+    ) -> Result<callbid::core::campaign::ProviderCall, callbid::core::campaign::ProviderError> {
+        Err(callbid::core::campaign::ProviderError::Unavailable {
+            provider: "null",
+            operation: "details",
+            message: id.to_owned(),
+        })
+    }
+    fn parse_status_callback(
+        &self,
+        _: &[(String, String)],
+    ) -> Result<callbid::core::campaign::ProviderCall, callbid::core::campaign::ProviderError> {
+        Err(callbid::core::campaign::ProviderError::BadResponse {
+            provider: "null",
+            operation: "status callback",
+            message: "not used".into(),
+        })
+    }
+}
+
+/// The campaigns page in Chromium: a bad upload shows each row and column in error, a
+/// preview counts what a launch would exclude, a good upload appears in the table, and
+/// its Start button starts it.
+#[cfg_attr(
+    callbid_no_browser,
+    ignore = "needs chromium and chromedriver (/usr/bin or CHROMIUM_BIN / CHROMEDRIVER_BIN; source .ci/chromium.sh)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_page_uploads_previews_and_starts() {
+    use callbid_server::campaign::{self, CampaignApp, CampaignSettings};
+    use fantoccini::Locator;
+    let Some(b) = browser().await else {
+        return;
+    };
+    let c = &b.c;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(callbid::store::SqliteStore::open(dir.path().join("c.db")).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = CampaignApp::new(CampaignSettings::new(
+        format!("http://{addr}/callbid"),
+        store,
+        Arc::new(NullProvider::default()),
+        callbid::core::campaign::RateWindow::twilio(1).unwrap(),
+        2,
+    ));
+    // Mounted under a prefix, as an embedder would.
+    let routes = axum::Router::new().nest(
+        "/callbid",
+        campaign::api_router(app.clone()).merge(campaign::webhook_router(app)),
+    );
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    open(c, &format!("http://{addr}/callbid/campaigns")).await;
+    assert!(displayed(c, "empty").await, "an empty list says so");
+
+    let set_csv = |csv: &'static str| async move {
+        c.execute(
+            "document.getElementById('f-csv').value = arguments[0]",
+            vec![serde_json::json!(csv)],
+        )
+        .await
+        .unwrap();
+    };
+    type_into(c, "f-id", "browser-dec").await;
+    type_into(c, "f-message", "Your quote is ready").await;
+    set_csv("number,name\n+15125550101,Ann\n512555,Bob\n").await;
+    click(c, "create").await;
+    let err = wait_text(c, "form-error", "row errors shown", |t: &String| {
+        t.contains("row 2, column number")
+    })
+    .await;
+    assert!(err.contains("nothing was created"), "{err}");
+
+    set_csv("number,name\n+15125550101,Ann\n+12125550102,Bob\n+44205550103,Cy\n").await;
+    click(c, "preview").await;
+    let p = wait_text(c, "preview-out", "preview counts", |t: &String| {
+        t.contains("3 rows")
+    })
+    .await;
+    assert!(p.contains("with no known time zone"), "{p}");
+    click(c, "create").await;
+    wait_text(c, "preview-out", "created", |t: &String| t == "Created.").await;
+    eventually(
+        "the campaign row",
+        || {
+            text_at(
+                c,
+                Locator::Css("#campaigns tbody tr[data-id='browser-dec']"),
+            )
+        },
+        |t: &String| t.contains("draft"),
+    )
+    .await;
+    c.find(Locator::Css(
+        "#campaigns tbody tr[data-id='browser-dec'] button[data-action='start']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    eventually(
+        "started",
+        || {
+            text_at(
+                c,
+                Locator::Css("#campaigns tbody tr[data-id='browser-dec'] td:nth-child(2)"),
+            )
+        },
+        |t: &String| t == "running",
+    )
+    .await;
+}
