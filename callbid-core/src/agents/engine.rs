@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 
 use super::metrics::metrics_of;
 use super::model::*;
@@ -79,18 +80,28 @@ async fn claim<D: AgentDocs + ?Sized>(
                 .cmp(&(idle_since(&b.value), &b.value.agent.id))
         });
         let mut got = Vec::new();
-        for c in candidates {
-            if got.len() >= usize::from(pool.max_legs) {
+        let mut rest = candidates.into_iter();
+        // Claims run concurrently, a batch of what is still needed at a time.
+        loop {
+            let need = usize::from(pool.max_legs).saturating_sub(got.len());
+            let batch: Vec<_> = rest.by_ref().take(need).collect();
+            if batch.is_empty() {
                 break;
             }
-            let mut r = c.value.clone();
-            let presence = Presence::Offered {
-                offer: offer.clone(),
-                until,
-            };
-            r.set_presence(presence, now);
-            if d.cas_agent(&pool.id, c.version, &r).await? {
-                got.push((r.agent.id.clone(), r.agent.reach.clone()));
+            let tries = batch.into_iter().map(|c| {
+                let mut r = c.value;
+                let presence = Presence::Offered {
+                    offer: offer.clone(),
+                    until,
+                };
+                r.set_presence(presence, now);
+                async move {
+                    let ok = d.cas_agent(&pool.id, c.version, &r).await?;
+                    Ok::<_, StateError>(ok.then(|| (r.agent.id.clone(), r.agent.reach.clone())))
+                }
+            });
+            for won in join_all(tries).await {
+                got.extend(won?);
             }
         }
         if !got.is_empty() {
@@ -142,16 +153,24 @@ async fn settle<D: AgentDocs + ?Sized>(
     now: DateTime<Utc>,
 ) -> Result<(), StateError> {
     let mut seen = std::collections::BTreeSet::new();
+    let mut work = Vec::new();
     for leg in offer.legs.iter().rev() {
         if !seen.insert(leg.agent.clone()) {
             continue;
         }
         if let Some(target) = offer.presence_for(&leg.agent) {
             let at = leg.ended_at.unwrap_or(now);
-            set_if_offered(d, &offer.pool, &leg.agent, &offer.id, target, at).await?;
+            work.push(set_if_offered(
+                d,
+                &offer.pool,
+                &leg.agent,
+                &offer.id,
+                target,
+                at,
+            ));
         }
     }
-    Ok(())
+    join_all(work).await.into_iter().collect()
 }
 
 /// Frees agents claimed for a round that lost its compare-and-set.
@@ -162,10 +181,10 @@ async fn unclaim<D: AgentDocs + ?Sized>(
     agents: &[(AgentId, Reach)],
     at: DateTime<Utc>,
 ) -> Result<(), StateError> {
-    for (a, _) in agents {
-        set_if_offered(d, pool, a, offer, Presence::Available, at).await?;
-    }
-    Ok(())
+    let work = agents
+        .iter()
+        .map(|(a, _)| set_if_offered(d, pool, a, offer, Presence::Available, at));
+    join_all(work).await.into_iter().collect()
 }
 
 /// Ends the current round when it is over (TTL or every leg declined), offering the

@@ -39,6 +39,7 @@ use crate::report::{
     RawAggregate, ReportFilter, ReportPage, ReportQuery,
 };
 
+mod agents;
 mod campaign;
 mod migrate;
 mod pool;
