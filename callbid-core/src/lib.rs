@@ -48,6 +48,8 @@
 //!   30-day abandon ceiling, a campaign store trait and a seeded simulator.
 //! - [`pool`]: call tracking with number pools: leases, call locks, attribution, sizing,
 //!   provisioning, the `NumberPoolStore` trait with an in-memory store and its suite.
+//! - [`agents`]: agent pools (seed 001): agents, presence, tiers, the per-call offer
+//!   decided by one compare-and-set, the `AgentStore` trait, the pool as a `Buyer`.
 //! - [`state`]: async state traits (caps, duplicate callers, duration history, call log),
 //!   in-memory implementations and the conformance suite other stores run.
 //!
@@ -65,6 +67,7 @@
 //! - `thiserror`: error enums; `tracing`: warnings from background work.
 #![deny(missing_docs)]
 
+pub mod agents;
 pub mod auction;
 pub mod billing;
 pub mod buyer;

@@ -105,6 +105,7 @@
 //!   `tracing`: shared with the rest of the workspace.
 #![deny(missing_docs)]
 
+mod agents;
 mod campaign;
 mod codec;
 pub mod error;
@@ -115,6 +116,7 @@ mod prune;
 pub mod report;
 pub mod sqlite;
 mod store;
+mod store_agents;
 mod store_pool;
 mod url;
 

@@ -16,6 +16,7 @@
 //!
 //! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
 
+mod agents;
 mod campaign;
 mod pool;
 
@@ -59,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_campaigns.sql"),
     include_str!("../../migrations/postgres/0005_seen_claims.sql"),
     include_str!("../../migrations/postgres/0006_number_pools.sql"),
+    // 0007 and 0008 are reserved for other branches; 0009 is the agent pools'.
+    include_str!("../../migrations/postgres/0009_agents.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

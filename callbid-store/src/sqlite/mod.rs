@@ -42,6 +42,7 @@ use crate::report::{
     RawAggregate, ReportFilter, ReportPage, ReportQuery,
 };
 
+mod agents;
 mod campaign;
 mod migrate;
 mod pool;
