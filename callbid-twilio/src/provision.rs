@@ -87,10 +87,11 @@ fn pool_number(n: &AvailablePhoneNumber) -> Option<PoolNumber> {
 }
 
 fn voice_search(limit: usize) -> AvailableSearch {
-    let mut f = AvailableSearch::default();
-    f.voice_enabled = Some(true);
-    f.page_size = Some(u32::try_from(limit.clamp(1, MAX_SEARCH_PAGE)).unwrap_or(1));
-    f
+    AvailableSearch {
+        voice_enabled: Some(true),
+        page_size: Some(u32::try_from(limit.clamp(1, MAX_SEARCH_PAGE)).unwrap_or(1)),
+        ..Default::default()
+    }
 }
 
 #[async_trait]
@@ -153,9 +154,11 @@ impl NumberProvisioner for TwilioProvisioner {
 
     /// Finds the number's `PN…` resource on the account and deletes it.
     async fn release(&self, number: &PhoneNumber) -> Result<(), ProvisionError> {
-        let mut filter = ListIncomingPhoneNumbers::default();
-        filter.phone_number = Some(number.as_str().to_owned());
-        filter.page_size = Some(20);
+        let filter = ListIncomingPhoneNumbers {
+            phone_number: Some(number.as_str().to_owned()),
+            page_size: Some(20),
+            ..Default::default()
+        };
         let on_account: Vec<_> = self
             .client
             .incoming_phone_numbers()
