@@ -11,6 +11,7 @@
 //! | [`rest`] | a REST client: calls, recordings, phone numbers, Lookup v2; typed errors, retries, pagination |
 //! | `extract` (feature `axum`) | an axum extractor that verifies webhooks and answers 403 |
 //! | `outbound` (feature `campaign`) | `TwilioProvider`: `Calls.create` with async AMD, call fetch and status callbacks as callbid-core's `OutboundProvider` |
+//! | `provision` (feature `pool`) | `TwilioProvisioner`: number-pool numbers searched by area code then state, bought with the voice URL, released when idle (callbid-core's `NumberProvisioner`) |
 //! | `sim` (feature `sim`) | a call simulator that drives a webhook app over HTTP like Twilio does |
 //!
 //! ```
@@ -72,13 +73,16 @@
 //!   validated `PhoneNumber`, so the IVR puts exactly what Twilio's webhook
 //!   means (a number, or no caller ID) into a `CallContext`.
 //! - **async-trait, rust_decimal** (optional, feature `campaign`): the
-//!   `OutboundProvider` implementation, and exact prices.
+//!   `OutboundProvider` implementation, and exact prices; async-trait (feature
+//!   `pool`) for the `NumberProvisioner` implementation.
 #![deny(missing_docs)]
 
 #[cfg(feature = "axum")]
 pub mod extract;
 #[cfg(feature = "campaign")]
 pub mod outbound;
+#[cfg(feature = "pool")]
+pub mod provision;
 pub mod rest;
 pub mod signature;
 #[cfg(feature = "sim")]

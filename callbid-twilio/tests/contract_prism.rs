@@ -272,3 +272,50 @@ async fn campaign_calls_satisfy_twilios_openapi_spec() {
         "Calls fetch for reconciliation: {fetched:?}"
     );
 }
+
+/// Number-pool provisioning through core's `replenish` with `TwilioProvisioner`: the
+/// area-code search, the state fallback, the purchase with the voice URL, then the
+/// release of the idle number (list by number, delete its `PN…`) all satisfy the spec.
+/// Prism answers its examples: the search always offers +18089251571 and the purchase
+/// reports +18089255327, which is what lands in the pool and is released later.
+#[cfg(feature = "pool")]
+#[tokio::test]
+async fn pool_provisioning_satisfies_twilios_openapi_spec() {
+    use callbid_core::geo::UsState;
+    use callbid_core::pool::provision::{replenish, ProvisionConfig};
+    use callbid_core::pool::{MemoryNumberPoolStore, NumberPool, NumberPoolStore, PoolId};
+    use callbid_twilio::provision::TwilioProvisioner;
+    use chrono::{TimeZone, Utc};
+    let Some((api, lookups)) = endpoints() else {
+        return;
+    };
+    let provisioner = TwilioProvisioner::new(client(&api, &lookups));
+    let store = MemoryNumberPoolStore::new();
+    let id = PoolId::new("prism").unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+    store
+        .put_pool(&NumberPool::builder(id.clone()).build().unwrap(), t0)
+        .await
+        .unwrap();
+    let mut cfg = ProvisionConfig::new(512, "https://app.example.com/voice");
+    (cfg.low_watermark, cfg.high_watermark) = (1, 2);
+    cfg.idle_after = std::time::Duration::from_secs(3600);
+    cfg.state = Some(UsState::parse("TX").unwrap());
+    let r = replenish(&store, &provisioner, &id, &cfg, t0).await;
+    let r = r.unwrap_or_else(|e| panic!("replenish (search + buy): {e}"));
+    // One distinct candidate across both searches; the purchase reports its own number.
+    assert_eq!(r.bought.len(), 1, "{r:?}");
+    assert_eq!(r.short, 1, "{r:?}");
+    assert_eq!(r.bought[0].as_str(), "+18089255327");
+    let numbers = store.numbers(&id, t0).await.unwrap();
+    assert_eq!(numbers.len(), 1);
+    assert!(numbers[0].number.capabilities.voice);
+    // A day later nobody used it and the stockpile should be empty: it is released.
+    cfg.low_watermark = 0;
+    cfg.high_watermark = 0;
+    let later = t0 + chrono::Duration::days(1);
+    let r = replenish(&store, &provisioner, &id, &cfg, later).await;
+    let r = r.unwrap_or_else(|e| panic!("replenish (release): {e}"));
+    assert_eq!(r.released.len(), 1, "{r:?}");
+    assert!(store.numbers(&id, later).await.unwrap().is_empty());
+}

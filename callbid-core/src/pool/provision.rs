@@ -80,6 +80,21 @@ pub struct ProvisionConfig {
 }
 
 impl ProvisionConfig {
+    /// Buys in `area_code` with webhooks at `voice_url`; defaults: watermarks 5 and 20, no
+    /// state fallback, idle after 30 days, at most 10 numbers per step. Adjust the public
+    /// fields, then [`Self::validate`].
+    pub fn new(area_code: u16, voice_url: impl Into<String>) -> Self {
+        ProvisionConfig {
+            low_watermark: 5,
+            high_watermark: 20,
+            idle_after: Duration::from_secs(30 * 86_400),
+            area_code,
+            state: None,
+            voice_url: voice_url.into(),
+            max_buy_per_step: 10,
+        }
+    }
+
     /// Checks `low_watermark <= high_watermark`, `max_buy_per_step >= 1` and a non-empty
     /// `voice_url`; errors name the field.
     pub fn validate(&self) -> Result<(), ValidationError> {
