@@ -1,7 +1,7 @@
 //! [`AgentDocs`] (and so core's `AgentStore`) on SQLite and PostgreSQL.
 //!
 //! Both backends keep pools, agents and offers as JSON documents (`agent_pools`,
-//! `agents`, `agent_offers`, migration `0009_agents`); agents and offers carry a
+//! `agents`, `agent_offers`, migration `0007_agents`); agents and offers carry a
 //! `version`, and every change is one `UPDATE … WHERE version = $read`. The offer logic
 //! itself (claims, the accept that decides, tiers, TTLs) is core's, written once over
 //! `AgentDocs`, so the backends only have to make each compare-and-set atomic: a single

@@ -60,8 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_campaigns.sql"),
     include_str!("../../migrations/postgres/0005_seen_claims.sql"),
     include_str!("../../migrations/postgres/0006_number_pools.sql"),
-    // 0007 and 0008 are reserved for other branches; 0009 is the agent pools'.
-    include_str!("../../migrations/postgres/0009_agents.sql"),
+    include_str!("../../migrations/postgres/0007_agents.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

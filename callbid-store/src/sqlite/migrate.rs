@@ -17,8 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_campaigns.sql"),
     include_str!("../../migrations/sqlite/0005_seen_claims.sql"),
     include_str!("../../migrations/sqlite/0006_number_pools.sql"),
-    // 0007 and 0008 are reserved for other branches; 0009 is the agent pools'.
-    include_str!("../../migrations/sqlite/0009_agents.sql"),
+    include_str!("../../migrations/sqlite/0007_agents.sql"),
 ];
 
 /// The schema version after every migration.
