@@ -590,10 +590,18 @@ async fn create(
             json!({"error": format!("campaign {id_text:?} already exists"), "field": "id"}),
         ));
     }
+    // The check above answers the common case; two uploads of one id at the same moment
+    // are decided by the store, which refuses the second atomically.
     store
         .create(&campaign, &contacts)
         .await
-        .map_err(CampaignError::store)?;
+        .map_err(|e| match e {
+            callbid_core::StateError::Invalid(v) if v.field == "campaign" => CampaignError(
+                StatusCode::CONFLICT,
+                json!({"error": format!("campaign {id_text:?} already exists"), "field": "id"}),
+            ),
+            other => CampaignError::store(other),
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(app.summary(&campaign, Utc::now()).await?),
@@ -619,14 +627,7 @@ async fn preview_upload(
     let column = p.number_column.as_deref().unwrap_or("number");
     let (contacts, errors) = contacts_from_rows(&rows, column);
     let now = Utc::now();
-    let rules = Campaign::new(
-        CampaignId::new("preview").map_err(CampaignError::store)?,
-        "",
-        AnsweredFlow::Message {
-            text_or_url: String::new(),
-        },
-    )
-    .rules;
+    let rules = callbid_core::campaign::CallingRules::default();
     let launch = preview(
         contacts.iter().map(|c| &c.number),
         &rules,

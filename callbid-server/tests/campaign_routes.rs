@@ -478,3 +478,26 @@ async fn mounted_the_api_needs_the_operator_and_the_webhooks_do_not() {
         "the callee always hears something: {body}"
     );
 }
+
+/// Two uploads of one id at the same moment: exactly one is created, the other is told
+/// the id exists (409), never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_id_uploaded_twice_at_once_is_created_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = instance(store(&dir), Recording::new());
+    let b = instance(store(&dir), Recording::new());
+    for round in 0..10 {
+        let uri = format!("/api/campaigns?id=twice-{round}&flow=message&message=hi");
+        let (ra, rb) = tokio::join!(
+            send(&a.router, post(&uri, LIST)),
+            send(&b.router, post(&uri, LIST))
+        );
+        let mut codes = [ra.0, rb.0];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "{ra:?} {rb:?}"
+        );
+    }
+}
