@@ -118,6 +118,7 @@ pub mod sqlite;
 mod store;
 mod store_agents;
 mod store_pool;
+mod store_routing;
 mod url;
 
 pub use callbid_core::state::{CallLog, CapStore, DurationHistory, SeenCallers};

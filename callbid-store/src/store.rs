@@ -48,6 +48,8 @@ pub struct StateHandles {
     pub log: Arc<dyn CallLog>,
     /// Reports.
     pub reports: Arc<dyn CallReports>,
+    /// Routing decisions (webhook retries answered the same on any instance).
+    pub routing: Arc<dyn callbid_core::state::RoutingStore>,
 }
 
 impl Store {
@@ -98,7 +100,8 @@ impl Store {
             seen: s.clone(),
             history: s.clone(),
             log: s.clone(),
-            reports: s,
+            reports: s.clone(),
+            routing: s,
         }
     }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use super::calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
+use super::routing::{RouteClaim, RouteDecision, RoutingStore};
 use super::{
     AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryStats, ReservationId,
     ReservationRequest, ReserveOutcome, SeenCallers,
@@ -1213,4 +1214,212 @@ mod tests {
             .await
             .unwrap();
     }
+}
+
+/// [`RoutingStore`]: claims, busy leases, take-over after a lease ends, the first
+/// decision standing, release, and pruning.
+pub async fn routing_store(store: &dyn RoutingStore, prefix: &str) -> Result<(), String> {
+    let call = CallId::new(format!("{prefix}-route")).map_err(err)?;
+    let (now, lease) = (t0(), t0() + chrono::Duration::seconds(10));
+    let claim = store
+        .claim_route(&call, "service:1", "a", now, lease)
+        .await
+        .map_err(err)?;
+    ensure!(
+        claim == RouteClaim::Claimed { took_over: false },
+        "first claim: {claim:?}"
+    );
+    let again = store
+        .claim_route(&call, "service:1", "a", now, lease)
+        .await
+        .map_err(err)?;
+    ensure!(
+        again == RouteClaim::Claimed { took_over: false },
+        "the holder claiming again: {again:?}"
+    );
+    let busy = store
+        .claim_route(&call, "service:1", "b", now, lease)
+        .await
+        .map_err(err)?;
+    ensure!(
+        matches!(&busy, RouteClaim::Busy { holder, until } if holder == "a" && *until == lease),
+        "a second holder inside the lease: {busy:?}"
+    );
+    let other_step = store
+        .claim_route(&call, "service:2", "b", now, lease)
+        .await
+        .map_err(err)?;
+    ensure!(
+        matches!(other_step, RouteClaim::Claimed { .. }),
+        "another step is independent: {other_step:?}"
+    );
+    ensure!(
+        store
+            .route_decision(&call, "service:1")
+            .await
+            .map_err(err)?
+            .is_none(),
+        "no decision before one is made"
+    );
+    // The lease ends without a decision: b takes over; a's late decision still stands
+    // because it is the first.
+    let later = lease + chrono::Duration::seconds(1);
+    let took = store
+        .claim_route(
+            &call,
+            "service:1",
+            "b",
+            later,
+            later + chrono::Duration::seconds(10),
+        )
+        .await
+        .map_err(err)?;
+    ensure!(
+        took == RouteClaim::Claimed { took_over: true },
+        "claim after the lease ended: {took:?}"
+    );
+    let mine = store
+        .decide_route(&call, "service:1", "a", "<Response>A</Response>", later)
+        .await
+        .map_err(err)?;
+    ensure!(mine == RouteDecision::Mine, "first decision: {mine:?}");
+    let earlier = store
+        .decide_route(&call, "service:1", "b", "<Response>B</Response>", later)
+        .await
+        .map_err(err)?;
+    ensure!(
+        earlier == RouteDecision::Earlier("<Response>A</Response>".into()),
+        "second decision: {earlier:?}"
+    );
+    let decided = store
+        .claim_route(&call, "service:1", "c", later, later)
+        .await
+        .map_err(err)?;
+    ensure!(
+        decided == RouteClaim::Decided("<Response>A</Response>".into()),
+        "claim after the decision: {decided:?}"
+    );
+    let stored = store
+        .route_decision(&call, "service:1")
+        .await
+        .map_err(err)?;
+    ensure!(
+        stored.as_deref() == Some("<Response>A</Response>"),
+        "stored decision: {stored:?}"
+    );
+    // Release: only the holder, only undecided; then anyone may claim at once.
+    ensure!(
+        !store
+            .release_route(&call, "service:1", "a")
+            .await
+            .map_err(err)?,
+        "a decided step is never released"
+    );
+    ensure!(
+        !store
+            .release_route(&call, "service:2", "a")
+            .await
+            .map_err(err)?,
+        "only the holder releases"
+    );
+    ensure!(
+        store
+            .release_route(&call, "service:2", "b")
+            .await
+            .map_err(err)?,
+        "the holder releases"
+    );
+    ensure!(
+        !store
+            .release_route(&call, "service:2", "b")
+            .await
+            .map_err(err)?,
+        "releasing twice"
+    );
+    let fresh = store
+        .claim_route(&call, "service:2", "c", now, lease)
+        .await
+        .map_err(err)?;
+    ensure!(
+        fresh == RouteClaim::Claimed { took_over: false },
+        "claim after a release: {fresh:?}"
+    );
+    // A decision without a claim (the row was pruned) is stored.
+    let bare = CallId::new(format!("{prefix}-bare")).map_err(err)?;
+    let d = store
+        .decide_route(&bare, "x", "z", "<Response/>", now)
+        .await
+        .map_err(err)?;
+    ensure!(d == RouteDecision::Mine, "decision without a claim: {d:?}");
+    // Pruning drops rows older than the bound and keeps the rest.
+    let old = CallId::new(format!("{prefix}-old")).map_err(err)?;
+    let long_ago = now - chrono::Duration::days(3);
+    store
+        .decide_route(&old, "service:1", "o", "<Response/>", long_ago)
+        .await
+        .map_err(err)?;
+    let pruned = store
+        .prune_routes(now - chrono::Duration::days(1))
+        .await
+        .map_err(err)?;
+    ensure!(
+        pruned >= 1,
+        "pruned {pruned} rows (want at least the old one)"
+    );
+    ensure!(
+        store
+            .route_decision(&old, "service:1")
+            .await
+            .map_err(err)?
+            .is_none(),
+        "the old decision is pruned"
+    );
+    ensure!(
+        store
+            .route_decision(&call, "service:1")
+            .await
+            .map_err(err)?
+            .is_some(),
+        "a recent decision is kept"
+    );
+    Ok(())
+}
+
+/// [`RoutingStore`] under contention: in each of `rounds`, `per_round` holders claim the
+/// same step at once through two handles (two instances); exactly one gets it.
+pub async fn routing_concurrency(
+    a: Arc<dyn RoutingStore>,
+    b: Arc<dyn RoutingStore>,
+    prefix: &str,
+    rounds: usize,
+    per_round: usize,
+) -> Result<(), String> {
+    for round in 0..rounds {
+        let call = CallId::new(format!("{prefix}-race-{round}")).map_err(err)?;
+        let mut tasks = Vec::with_capacity(per_round);
+        for i in 0..per_round {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let call = call.clone();
+            tasks.push(tokio::spawn(async move {
+                let lease = t0() + chrono::Duration::seconds(10);
+                store
+                    .claim_route(&call, "service:1", &format!("h{i}"), t0(), lease)
+                    .await
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            if matches!(
+                t.await.map_err(err)?.map_err(err)?,
+                RouteClaim::Claimed { .. }
+            ) {
+                won += 1;
+            }
+        }
+        ensure!(
+            won == 1,
+            "round {round}: {won} of {per_round} racing claims won (want 1)"
+        );
+    }
+    Ok(())
 }

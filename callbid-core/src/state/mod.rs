@@ -6,6 +6,7 @@
 pub mod calllog;
 pub mod conformance;
 mod memory;
+pub mod routing;
 
 use std::fmt;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::phone::PhoneNumber;
 
 pub use calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
 pub use memory::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+pub use routing::{MemoryRoutingStore, RouteClaim, RouteDecision, RoutingStore};
 
 /// Identifies one cap reservation (unique per winner and call).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -19,6 +19,7 @@
 mod agents;
 mod campaign;
 mod pool;
+mod routing;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0005_seen_claims.sql"),
     include_str!("../../migrations/postgres/0006_number_pools.sql"),
     include_str!("../../migrations/postgres/0007_agents.sql"),
+    include_str!("../../migrations/postgres/0008_routing.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_seen_claims.sql"),
     include_str!("../../migrations/sqlite/0006_number_pools.sql"),
     include_str!("../../migrations/sqlite/0007_agents.sql"),
+    include_str!("../../migrations/sqlite/0008_routing.sql"),
 ];
 
 /// The schema version after every migration.

@@ -46,6 +46,7 @@ mod agents;
 mod campaign;
 mod migrate;
 mod pool;
+mod routing;
 
 /// An event row: seq, call id, idempotency key, at (ns), kind, JSON.
 pub(crate) type RawEvent = (i64, String, String, i64, String, String);
