@@ -27,6 +27,7 @@ use callbid::core::rules::{Cap, CapRule, CapWindow};
 use callbid::core::state::{
     AppendOutcome, AreaKey, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus, CapStore,
     DurationHistory, HistoryKey, MemoryCallLog, MemoryCapStore, MemoryDurationHistory,
+    MemoryRoutingStore,
 };
 use callbid::core::{BuyerEntry, BuyerErrorKind, BuyerId, CallId, Destination, Money, StateError};
 use callbid::store::Store;
@@ -66,6 +67,7 @@ fn memory_stores() -> (Stores, Arc<MemoryCallLog>, Arc<MemoryDurationHistory>) {
         log: log.clone(),
         caps: Arc::new(MemoryCapStore::new()),
         history: history.clone(),
+        routing: Arc::new(MemoryRoutingStore::new()),
     };
     (stores, log, history)
 }
@@ -222,6 +224,7 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
         log: h.log.clone(),
         caps: h.caps.clone(),
         history: h.history.clone(),
+        routing: h.routing.clone(),
     };
     let entries = vec![
         entry(buyer("acme", 4200, "+15125550199")),
@@ -818,6 +821,7 @@ async fn simulation_over_the_demo_network_summarizes_from_the_log() {
         log: sh.log.clone(),
         caps: sh.caps.clone(),
         history: sh.history.clone(),
+        routing: sh.routing.clone(),
     };
     let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestScore).await;
     let opts = simulate::SimOptions {
@@ -895,6 +899,7 @@ async fn accepted_call_on_postgresql() {
         log: sh.log.clone(),
         caps: sh.caps.clone(),
         history: sh.history.clone(),
+        routing: sh.routing.clone(),
     };
     // Unique ids: the database is shared with other tests and earlier runs.
     let nanos = std::time::SystemTime::now()
@@ -1383,6 +1388,7 @@ async fn start_protected(auth: &operator_auth::OperatorAuth) -> (Harness, Store)
         log: handles.log.clone(),
         caps: handles.caps.clone(),
         history: handles.history.clone(),
+        routing: handles.routing.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

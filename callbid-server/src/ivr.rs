@@ -19,6 +19,10 @@
 
 pub mod fallback;
 pub mod menu;
+mod replay;
+
+use replay::Routed;
+pub use replay::ROUTE_LEASE;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -35,8 +39,10 @@ use axum::Router;
 use callbid_core::auction::{Auction, AuctionResult, NoBuyerReason};
 use callbid_core::billing::PayoutRule;
 use callbid_core::rules::Hold;
+#[cfg(doc)]
+use callbid_core::state::MemoryRoutingStore;
 use callbid_core::state::{
-    CallEventKind, CallLog, CallStatus as LogStatus, CapStore, DurationHistory,
+    CallEventKind, CallLog, CallStatus as LogStatus, CapStore, DurationHistory, RoutingStore,
 };
 use callbid_core::{Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip};
 use callbid_twilio::signature::{WebhookVerifier, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER};
@@ -59,6 +65,9 @@ use crate::settle::{call_over, log, log_auction, profile_of, release_live_slot, 
 
 /// Largest webhook body read (Twilio's are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
+/// Calls whose state one instance keeps in memory between webhooks; beyond it the least
+/// recently touched is forgotten (and rebuilt from the stores if it calls back).
+pub const MAX_LIVE_CALLS: usize = 10_000;
 /// ZIP / menu attempts before the call falls back (the first prompt and two re-prompts).
 pub const MAX_ATTEMPTS: u8 = 3;
 
@@ -95,6 +104,10 @@ pub struct Stores {
     pub caps: Arc<dyn CapStore>,
     /// Duration history.
     pub history: Arc<dyn DurationHistory>,
+    /// Routing decisions: a retried webhook is answered the same on any instance that
+    /// shares this store (use the durable store's; [`MemoryRoutingStore`] serves one
+    /// process).
+    pub routing: Arc<dyn RoutingStore>,
 }
 
 #[derive(Debug)]
@@ -108,8 +121,6 @@ struct LiveCall {
     received_at: DateTime<Utc>,
     ctx: Option<CallContext>,
     won: Option<Won>,
-    /// The TwiML answered to the service step, replayed if Twilio retries it.
-    routed: Option<String>,
     touched: Instant,
 }
 
@@ -119,7 +130,6 @@ impl LiveCall {
             received_at,
             ctx: None,
             won: None,
-            routed: None,
             touched: Instant::now(),
         }
     }
@@ -208,6 +218,39 @@ impl App {
         let before = calls.len();
         calls.retain(|_, c| c.touched.elapsed() < max_age);
         before - calls.len()
+    }
+
+    /// Keeps a forwarded call's context and win for its dial result and status callback
+    /// (both rebuild them from the call log when this instance does not have them).
+    fn remember(&self, sid: &str, ctx: CallContext, won: Won) {
+        self.upsert_call(sid, ctx.received_at, |c| {
+            c.ctx = Some(ctx);
+            c.won = Some(won);
+        });
+    }
+
+    /// Inserts or updates a call's state. At [`MAX_LIVE_CALLS`] the least recently
+    /// touched call is forgotten first: everything here can be rebuilt from the stores
+    /// (call log, cap reservations by call and buyer), so a `/voice` flood costs bounded
+    /// memory rather than hours of state.
+    fn upsert_call(&self, sid: &str, received_at: DateTime<Utc>, f: impl FnOnce(&mut LiveCall)) {
+        let Ok(mut calls) = self.calls.lock() else {
+            return;
+        };
+        if calls.len() >= MAX_LIVE_CALLS && !calls.contains_key(sid) {
+            let oldest = calls
+                .iter()
+                .min_by_key(|(_, c)| c.touched)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                calls.remove(&k);
+            }
+        }
+        let c = calls
+            .entry(sid.to_owned())
+            .or_insert_with(|| LiveCall::new(received_at));
+        c.touched = Instant::now();
+        f(c);
     }
 
     fn with_call<R>(&self, sid: &str, f: impl FnOnce(&mut LiveCall) -> R) -> Option<R> {
@@ -734,11 +777,7 @@ async fn voice(State(app): State<Arc<App>>, Signed(req): Signed<VoiceRequest>) -
         },
     );
     app.stores.log.append(&e).await?;
-    if let Ok(mut calls) = app.calls.lock() {
-        calls
-            .entry(req.call.call_sid.clone())
-            .or_insert_with(|| LiveCall::new(now));
-    }
+    app.upsert_call(&req.call.call_sid, now, |_| {});
     Ok(zip_prompt(&app, 1, Some(&app.config.greeting)))
 }
 
@@ -839,10 +878,24 @@ async fn service_step(
     let call = call_id(&req.call)?;
     let zip =
         Zip::parse(&q.zip).map_err(|e| IvrError(anyhow::anyhow!("query parameter zip: {e}")))?;
-    // Twilio retried this webhook after we already routed: answer the same TwiML.
-    if let Some(Some(twiml)) = app.with_call(&req.call.call_sid, |c| c.routed.clone()) {
-        return Ok(Twiml(twiml));
-    }
+    // Routed at most once on any instance: a retry answers the persisted TwiML.
+    let step = format!("service:{}", q.attempt);
+    replay::once(&app, &call, &step, |took_over| {
+        route_service(&app, &req, &call, zip, q.attempt, took_over)
+    })
+    .await
+}
+
+/// The service step's routing: a re-prompt, the fallback chain, or an auction and the
+/// `<Dial>` of its winner.
+async fn route_service(
+    app: &Arc<App>,
+    req: &GatherRequest,
+    call: &CallId,
+    zip: Zip,
+    attempt: u8,
+    took_over: bool,
+) -> IvrResult<Routed> {
     let digits = req.digits.as_deref().unwrap_or("").trim().to_owned();
     let choice = app
         .config
@@ -850,44 +903,20 @@ async fn service_step(
         .service(&digits)
         .map(|(n, s)| (n.to_owned(), s.clone()));
     let Some((name, service)) = choice else {
-        let intro = if digits.is_empty() {
-            "Sorry, we did not hear your choice."
-        } else {
-            "Sorry, that is not one of the choices."
-        };
-        let shown = if digits.is_empty() {
-            "(nothing)".to_owned()
-        } else {
-            digits
-        };
-        log(
-            app.stores.log.as_ref(),
-            &call,
-            format!("ivr:service_invalid:{}", q.attempt),
-            CallEventKind::IvrInput {
-                step: "service_invalid".into(),
-                value: shown,
-            },
-        )
-        .await?;
-        return if q.attempt >= MAX_ATTEMPTS {
-            let reason = format!("no valid service choice after {} attempts", q.attempt);
-            reject(&app, &call, &reason).await?;
-            enter_fallback(
-                &app,
-                &call,
-                reason,
-                Some("Sorry, we could not understand your choice."),
-            )
+        return invalid_choice(app, call, &zip, attempt, digits)
             .await
-        } else {
-            Ok(service_prompt(&app, &zip, q.attempt + 1, Some(intro)))
-        };
+            .map(Routed::plain);
     };
-    let ctx = context(&app, &req.call, call.clone(), zip, service.clone());
+    if took_over {
+        // The request that held this step died: if it forwarded the call, answer that.
+        if let Some(twiml) = forwarded_before(app, call, &name).await? {
+            return Ok(Routed::plain(twiml));
+        }
+    }
+    let ctx = context(app, &req.call, call.clone(), zip, service.clone());
     log(
         app.stores.log.as_ref(),
-        &call,
+        call,
         "ivr:service",
         CallEventKind::IvrInput {
             step: "service".into(),
@@ -895,15 +924,83 @@ async fn service_step(
         },
     )
     .await?;
+    auction_and_dial(app, &req.call.call_sid, ctx, &name).await
+}
 
+/// A menu choice that is not one: a re-prompt, or the fallback after the last attempt.
+async fn invalid_choice(
+    app: &App,
+    call: &CallId,
+    zip: &Zip,
+    attempt: u8,
+    digits: String,
+) -> IvrResult {
+    let intro = if digits.is_empty() {
+        "Sorry, we did not hear your choice."
+    } else {
+        "Sorry, that is not one of the choices."
+    };
+    let shown = if digits.is_empty() {
+        "(nothing)".to_owned()
+    } else {
+        digits
+    };
+    log(
+        app.stores.log.as_ref(),
+        call,
+        format!("ivr:service_invalid:{attempt}"),
+        CallEventKind::IvrInput {
+            step: "service_invalid".into(),
+            value: shown,
+        },
+    )
+    .await?;
+    if attempt >= MAX_ATTEMPTS {
+        let reason = format!("no valid service choice after {attempt} attempts");
+        reject(app, call, &reason).await?;
+        enter_fallback(
+            app,
+            call,
+            reason,
+            Some("Sorry, we could not understand your choice."),
+        )
+        .await
+    } else {
+        Ok(service_prompt(app, zip, attempt + 1, Some(intro)))
+    }
+}
+
+/// The `<Dial>` a request that died had already answered, rebuilt from the call log's
+/// `forwarded` event, if there is one.
+async fn forwarded_before(app: &App, call: &CallId, name: &str) -> IvrResult<Option<Twiml>> {
+    let events = app.stores.log.events(call).await?;
+    let dest = events.iter().rev().find_map(|e| match &e.kind {
+        CallEventKind::Forwarded { destination, .. } => Some(destination.clone()),
+        _ => None,
+    });
+    let (Some(dest), Some((ctx, _))) = (dest, recover(app, call).await?) else {
+        return Ok(None);
+    };
+    dial_twiml(app, &ctx, &dest, name).map(Some)
+}
+
+/// Runs the auction and answers its winner's `<Dial>` (logged as forwarded), or the
+/// fallback chain when nobody buys.
+async fn auction_and_dial(
+    app: &Arc<App>,
+    sid: &str,
+    ctx: CallContext,
+    name: &str,
+) -> IvrResult<Routed> {
+    let call = ctx.call_id.clone();
     let outcome = app.auction.run(&ctx).await;
     app.note_latency(outcome.timings.total);
-    let routed = match outcome.result.clone() {
+    match outcome.result.clone() {
         AuctionResult::Won(w) => {
             let w = *w;
             let result = async {
                 log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
-                let twiml = dial_twiml(&app, &ctx, &w.destination, &name)?;
+                let twiml = dial_twiml(app, &ctx, &w.destination, name)?;
                 log(
                     app.stores.log.as_ref(),
                     &call,
@@ -917,55 +1014,44 @@ async fn service_step(
                 Ok::<_, IvrError>(twiml)
             }
             .await;
-            match result {
-                Ok(twiml) => {
-                    let text = twiml.0.clone();
-                    if let Ok(mut calls) = app.calls.lock() {
-                        let c = calls
-                            .entry(req.call.call_sid.clone())
-                            .or_insert_with(|| LiveCall::new(ctx.received_at));
-                        c.ctx = Some(ctx.clone());
-                        c.won = Some(Won {
-                            bid: w.bid.clone(),
-                            holds: w.holds.clone(),
-                        });
-                        c.routed = Some(text);
-                        c.touched = Instant::now();
-                    }
-                    twiml
-                }
+            let twiml = match result {
+                Ok(t) => t,
                 Err(e) => {
                     // Not delivered: give the buyer's cap slots back before falling back.
-                    for h in &w.holds {
-                        if let Err(re) = h.release().await {
-                            eprintln!("WARN ivr: cannot release hold {}: {re}", h.reservation);
-                        }
-                    }
+                    replay::release(&w.holds).await;
                     return Err(e);
                 }
-            }
+            };
+            let (app2, sid) = (app.clone(), sid.to_owned());
+            let won = Won {
+                bid: w.bid.clone(),
+                holds: w.holds.clone(),
+            };
+            Ok(Routed {
+                twiml,
+                holds: w.holds,
+                on_decided: Some(Box::new(move || app2.remember(&sid, ctx, won))),
+            })
         }
         AuctionResult::NoBuyer { reason } => {
             log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
             if reason == NoBuyerReason::NoEligibleBuyers {
                 // Nobody could even be asked (rules, caps, hours): a rejected call.
-                reject(&app, &call, &format!("no buyer: {reason}")).await?;
+                reject(app, &call, &format!("no buyer: {reason}")).await?;
             }
             enter_fallback(
-                &app,
+                app,
                 &call,
                 format!("no buyer: {reason}"),
                 Some("Sorry, no provider is available for your request right now."),
             )
-            .await?
+            .await
+            .map(Routed::plain)
         }
-        other => {
-            return Err(IvrError(anyhow::anyhow!(
-                "unexpected auction result {other:?}"
-            )))
-        }
-    };
-    Ok(routed)
+        other => Err(IvrError(anyhow::anyhow!(
+            "unexpected auction result {other:?}"
+        ))),
+    }
 }
 
 fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &str) -> IvrResult {

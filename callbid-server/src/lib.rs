@@ -29,7 +29,9 @@
 //! use callbid_core::auction::Strategy;
 //! use callbid_core::billing::PayoutRule;
 //! use callbid_core::inprocess::InProcessBuyer;
-//! use callbid_core::state::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory};
+//! use callbid_core::state::{
+//!     MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemoryRoutingStore,
+//! };
 //! use callbid_core::{BuyerEntry, BuyerId, Destination, Money};
 //! use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
 //! use callbid_server::ivr::menu::{Campaigns, Menu};
@@ -72,6 +74,7 @@
 //!     log: Arc::new(MemoryCallLog::new()),
 //!     caps: Arc::new(MemoryCapStore::new()),
 //!     history,
+//!     routing: Arc::new(MemoryRoutingStore::new()),
 //! };
 //! let verifier = WebhookVerifier::new(public, "your-twilio-auth-token")?;
 //! let ivr_app = App::new(config, stores, auction, Some(verifier));

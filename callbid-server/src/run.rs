@@ -131,6 +131,7 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         log: handles.log.clone(),
         caps: handles.caps.clone(),
         history: handles.history.clone(),
+        routing: handles.routing.clone(),
     };
     let app = App::new(config, stores, auction.clone(), verifier);
     let mut router = app::router(app.clone());

@@ -91,6 +91,7 @@ pub async fn app(
         log: h.log.clone(),
         caps: h.caps.clone(),
         history: h.history.clone(),
+        routing: h.routing.clone(),
     };
     let verifier = WebhookVerifier::new(&callbid_url, auth_token)?;
     let ivr = App::new(config, stores, auction.clone(), Some(verifier));
