@@ -1877,3 +1877,157 @@ async fn withheld_callers_are_never_duplicates() {
         );
     }
 }
+
+fn service_params(sid: &str) -> Vec<(&'static str, &'static str)> {
+    let sid: &'static str = Box::leak(sid.to_owned().into_boxed_str());
+    vec![
+        ("CallSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("From", CALLER),
+        ("To", TRACKING),
+        ("Digits", "1"),
+    ]
+}
+
+/// Twilio retries `/ivr/service` while the first request's auction still runs: the retry
+/// waits for the first request's decision and answers the same TwiML; one auction, one
+/// ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_during_the_auction_answers_the_same_dial() {
+    let (stores, _, _) = memory_stores();
+    let slow =
+        Arc::new(buyer("slow", 4200, "+15125550199").with_latency(Duration::from_millis(300)));
+    let h = Harness::start(
+        vec![BuyerEntry::new(slow.clone())],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000f01";
+    let p = service_params(sid);
+    let voice: Vec<_> = p.iter().filter(|(k, _)| *k != "Digits").copied().collect();
+    assert_eq!(
+        h.post("/voice", &voice, Some(TOKEN)).await.0,
+        StatusCode::OK
+    );
+    let path = "/ivr/service?zip=78701&attempt=1";
+    let (first, retry) = tokio::join!(h.post(path, &p, Some(TOKEN)), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h.post(path, &p, Some(TOKEN)).await
+    });
+    assert_eq!(first.0, StatusCode::OK);
+    assert!(first.1.contains("<Dial"), "{}", first.1);
+    assert_eq!(first, retry, "the retry answers the first request's TwiML");
+    // A late retry, after the decision.
+    assert_eq!(h.post(path, &p, Some(TOKEN)).await, first);
+    assert_eq!(slow.pings(), 1, "one auction pings the buyer once");
+    let auctions = kinds(&h.events(sid).await)
+        .into_iter()
+        .filter(|k| *k == "auction_started")
+        .count();
+    assert_eq!(auctions, 1);
+}
+
+/// The request that routed a call died after forwarding it (its events are in the log)
+/// but before its decision was stored; its lease lapsed. The retry takes the step over and
+/// answers the dial the log says was made, without a second auction.
+#[tokio::test]
+async fn a_retry_after_the_router_died_answers_its_dial_from_the_log() {
+    use callbid::core::state::{CallEvent as Ev, RoutingStore};
+    let (stores, log, _) = memory_stores();
+    let routing = stores.routing.clone();
+    let b = Arc::new(buyer("fresh", 9900, "+15125550177"));
+    let h = Harness::start(
+        vec![BuyerEntry::new(b.clone())],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000f02";
+    let call = CallId::new(sid).unwrap();
+    let at = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let dead = routing
+        .claim_route(
+            &call,
+            "service:1",
+            "dead-instance",
+            at,
+            at + chrono::Duration::seconds(10),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        dead,
+        callbid::core::state::RouteClaim::Claimed { .. }
+    ));
+    let events = [
+        Ev::new(
+            call.clone(),
+            at,
+            "incoming",
+            CallEventKind::Incoming {
+                caller: Some(callbid::core::PhoneNumber::parse(CALLER).unwrap()),
+                dialed: Some(callbid::core::PhoneNumber::parse(TRACKING).unwrap()),
+                campaign: None,
+                source: None,
+            },
+        ),
+        Ev::new(
+            call.clone(),
+            at,
+            "auction_started",
+            CallEventKind::AuctionStarted {
+                zip: callbid::core::Zip::parse("78701").unwrap(),
+                service: callbid::core::ServiceType::new("plumbing").unwrap(),
+                eligible: 1,
+                excluded: 0,
+            },
+        ),
+        Ev::new(
+            call.clone(),
+            at,
+            "winner",
+            CallEventKind::Winner {
+                buyer: BuyerId::new("earlier").unwrap(),
+                price: usd(4100),
+                score: Decimal::from(41),
+            },
+        ),
+        Ev::new(
+            call.clone(),
+            at,
+            "forwarded",
+            CallEventKind::Forwarded {
+                buyer: BuyerId::new("earlier").unwrap(),
+                destination: Destination::parse("+15125550142").unwrap(),
+            },
+        ),
+    ];
+    for e in &events {
+        log.append(e).await.unwrap();
+    }
+    let (status, body) = h
+        .post(
+            "/ivr/service?zip=78701&attempt=1",
+            &service_params(sid),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("+15125550142"),
+        "the dead router's dial: {body}"
+    );
+    assert_eq!(b.pings(), 0, "no second auction");
+    assert_eq!(
+        routing
+            .route_decision(&call, "service:1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(body.as_str()),
+        "the answer is now the stored decision"
+    );
+}
