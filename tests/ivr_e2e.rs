@@ -1934,7 +1934,7 @@ async fn a_retry_during_the_auction_answers_the_same_dial() {
 /// answers the dial the log says was made, without a second auction.
 #[tokio::test]
 async fn a_retry_after_the_router_died_answers_its_dial_from_the_log() {
-    use callbid::core::state::{CallEvent as Ev, RoutingStore};
+    use callbid::core::state::CallEvent as Ev;
     let (stores, log, _) = memory_stores();
     let routing = stores.routing.clone();
     let b = Arc::new(buyer("fresh", 9900, "+15125550177"));

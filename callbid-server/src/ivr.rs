@@ -378,7 +378,9 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Signed<T> {
                 &bytes,
                 true,
             ) {
-                eprintln!("WARN ivr: refused {path_and_query}: {e}");
+                crate::logline::warn_limited("ivr:signature", || {
+                    format!("WARN ivr: refused {path_and_query}: {e}")
+                });
                 return Err((StatusCode::FORBIDDEN, "invalid Twilio signature").into_response());
             }
         }
@@ -401,7 +403,9 @@ async fn twiml_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     let bytes = match read_capped(&parts.headers, body).await {
         Ok(b) => b,
         Err(res) => {
-            eprintln!("WARN ivr: refused {path}: body over {MAX_BODY} bytes");
+            crate::logline::warn_limited("ivr:body", || {
+                format!("WARN ivr: refused {path}: body over {MAX_BODY} bytes")
+            });
             return res;
         }
     };

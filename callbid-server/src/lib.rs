@@ -96,7 +96,8 @@
 //! (the realworld-axum-sqlx shape); `indicatif` draws the simulator's progress bar;
 //! `quick-xml` escapes HTML; `hmac`, `sha2`, `subtle` sign and compare the session
 //! cookie in constant time; `percent-encoding` encodes the login redirect; `anyhow`
-//! carries context through configuration loading and the demo network.
+//! carries context through configuration loading and the demo network; `governor`
+//! (GCRA, keyed) rate-limits repeated log lines ([`logline`]).
 #![deny(missing_docs)]
 
 pub mod agent;
@@ -106,6 +107,7 @@ pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod ivr;
+pub mod logline;
 pub mod run;
 pub mod serve;
 pub mod settle;

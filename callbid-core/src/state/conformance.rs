@@ -1164,58 +1164,6 @@ pub async fn call_log_order(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
-
-    #[tokio::test]
-    async fn memory_cap_store() {
-        cap_store(&MemoryCapStore::new(), "t").await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory_cap_store_concurrency() {
-        let s: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
-        cap_store_concurrency(s.clone(), s, "t", 1000, 100)
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn memory_seen_callers() {
-        seen_callers(&MemorySeenCallers::new(), "t").await.unwrap();
-        seen_claims(&MemorySeenCallers::new(), "t").await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory_seen_claims_concurrency() {
-        let s: Arc<dyn SeenCallers> = Arc::new(MemorySeenCallers::new());
-        seen_claims_concurrency(s.clone(), s, "t", 20, 8)
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn memory_duration_history() {
-        duration_history(&MemoryDurationHistory::new(), "t")
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn memory_call_log() {
-        call_log(&MemoryCallLog::new(), "t").await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn memory_call_log_order() {
-        call_log_order(&MemoryCallLog::new(), "t", 7, 8)
-            .await
-            .unwrap();
-    }
-}
-
 /// [`RoutingStore`]: claims, busy leases, take-over after a lease ends, the first
 /// decision standing, release, and pruning.
 pub async fn routing_store(store: &dyn RoutingStore, prefix: &str) -> Result<(), String> {
@@ -1422,4 +1370,56 @@ pub async fn routing_concurrency(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+
+    #[tokio::test]
+    async fn memory_cap_store() {
+        cap_store(&MemoryCapStore::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_cap_store_concurrency() {
+        let s: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
+        cap_store_concurrency(s.clone(), s, "t", 1000, 100)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_seen_callers() {
+        seen_callers(&MemorySeenCallers::new(), "t").await.unwrap();
+        seen_claims(&MemorySeenCallers::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_seen_claims_concurrency() {
+        let s: Arc<dyn SeenCallers> = Arc::new(MemorySeenCallers::new());
+        seen_claims_concurrency(s.clone(), s, "t", 20, 8)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_duration_history() {
+        duration_history(&MemoryDurationHistory::new(), "t")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_call_log() {
+        call_log(&MemoryCallLog::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_call_log_order() {
+        call_log_order(&MemoryCallLog::new(), "t", 7, 8)
+            .await
+            .unwrap();
+    }
 }

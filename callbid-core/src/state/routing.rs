@@ -116,8 +116,10 @@ struct Row {
 /// In-memory [`RoutingStore`] (one process).
 #[derive(Debug, Default)]
 pub struct MemoryRoutingStore {
-    rows: Mutex<HashMap<(String, String), Row>>,
+    rows: Mutex<Rows>,
 }
+
+type Rows = HashMap<(String, String), Row>;
 
 impl MemoryRoutingStore {
     /// An empty store.
@@ -125,9 +127,7 @@ impl MemoryRoutingStore {
         Self::default()
     }
 
-    fn rows(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<(String, String), Row>>, StateError> {
+    fn rows(&self) -> Result<std::sync::MutexGuard<'_, Rows>, StateError> {
         self.rows.lock().map_err(|_| StateError::Unavailable {
             store: "memory",
             operation: "routing",
