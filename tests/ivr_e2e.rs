@@ -2031,3 +2031,53 @@ async fn a_retry_after_the_router_died_answers_its_dial_from_the_log() {
         "the answer is now the stored decision"
     );
 }
+
+/// A `/voice`-only flood (calls that never send a status callback) keeps at most
+/// `MAX_LIVE_CALLS` calls in memory; the oldest are forgotten first and still served
+/// from the call log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_flood_keeps_bounded_memory() {
+    let (stores, _, _) = memory_stores();
+    let h = Harness::start(
+        vec![entry(buyer("acme", 4200, "+15125550199"))],
+        stores,
+        "message",
+        Strategy::HighestScore,
+    )
+    .await;
+    let over = app::MAX_LIVE_CALLS + 50;
+    for i in 0..over {
+        let sid = format!("CA{i:032x}");
+        let p = [
+            ("CallSid", sid.as_str()),
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("From", CALLER),
+            ("To", TRACKING),
+        ];
+        let (status, _) = h.post("/voice", &p, Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(h.app.live_calls(), app::MAX_LIVE_CALLS);
+    // The first (forgotten) call still completes its IVR and is routed.
+    let first = format!("CA{:032x}", 0);
+    let p = service_params(&first);
+    let zip: Vec<_> = p
+        .iter()
+        .map(|(k, v)| {
+            if *k == "Digits" {
+                (*k, "78701")
+            } else {
+                (*k, *v)
+            }
+        })
+        .collect();
+    assert_eq!(
+        h.post("/ivr/zip", &zip, Some(TOKEN)).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = h
+        .post("/ivr/service?zip=78701&attempt=1", &p, Some(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("+15125550199"), "{body}");
+}
