@@ -2081,3 +2081,86 @@ async fn a_voice_flood_keeps_bounded_memory() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("+15125550199"), "{body}");
 }
+
+/// `GET /metrics` after a sold call and an unsold one: Prometheus text with auctions by
+/// result, pings per buyer with latency histograms, accept failures, fallbacks, webhook
+/// latency per route template and call-log append latency; behind the operator token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_auctions_buyers_fallbacks_webhooks_and_the_log() {
+    let handle = callbid_server::metrics::prometheus().expect("the recorder installs");
+    let (stores, _, _) = memory_stores();
+    let entries = vec![
+        entry(
+            buyer("m-top", 5000, "+15125550101")
+                .with_accept(AcceptBehavior::Fail(BuyerErrorKind::Rejected)),
+        ),
+        entry(buyer("m-second", 4000, "+15125550102")),
+    ];
+    let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestBid).await;
+    h.plumbing_call(
+        "CA000000000000000000000000000000e1",
+        DialOutcome::answered(1, 90),
+    )
+    .await;
+    let (stores, _, _) = memory_stores();
+    let nobody = Harness::start(
+        vec![entry(
+            buyer("m-none", 4200, "+15125550199").with_ping(PingBehavior::NoBid("full".into())),
+        )],
+        stores,
+        "voicemail,message",
+        Strategy::HighestScore,
+    )
+    .await;
+    nobody
+        .sim
+        .run(
+            script("CA000000000000000000000000000000e2")
+                .press("78701")
+                .press("1")
+                .record_for(5),
+        )
+        .await
+        .unwrap();
+
+    let auth = operator_auth::OperatorAuth::with_token("metrics-test-token-0123456789abcdef");
+    let router = callbid_server::router(callbid_server::Mounts::new(auth).with_metrics(handle));
+    let get = |bearer: Option<&str>| {
+        let mut req = Request::get("/metrics");
+        if let Some(t) = bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        router.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    assert_eq!(get(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let res = get(Some("metrics-test-token-0123456789abcdef"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 22)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for want in [
+        "callbid_auctions_total{result=\"won\"",
+        "callbid_auctions_total{result=\"no_buyer\",reason=\"no bids\"}",
+        "callbid_pings_total{buyer=\"m-second\",reply=\"bid\"}",
+        "callbid_pings_total{buyer=\"m-none\",reply=\"no_bid\"}",
+        "callbid_ping_duration_seconds_bucket{buyer=\"m-top\",le=\"0.001\"}",
+        "callbid_accept_failures_total{buyer=\"m-top\",kind=\"rejected\"}",
+        "callbid_fallbacks_total{kind=\"voicemail\"}",
+        "callbid_webhook_duration_seconds_bucket{route=\"/ivr/service\",status=\"200\"",
+        "callbid_webhook_duration_seconds_count{route=\"/ivr/status\",status=\"204\"}",
+        "callbid_call_log_append_duration_seconds_count{outcome=\"ok\"}",
+        "callbid_auction_duration_seconds_sum",
+    ] {
+        assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
+}

@@ -375,6 +375,7 @@ pub fn router_with(cfg: AgentConfig, operator: &OperatorAuth) -> Router {
         .route("/twilio/voice", post(voice))
         .route("/twilio/dial-status", post(dial_status))
         .route("/twilio/status", post(call_status))
+        .route_layer(axum::middleware::from_fn(crate::metrics::time_webhooks))
         .with_state(app.clone());
     let agent = Router::new()
         .route("/agent", get(agent_page))

@@ -228,8 +228,10 @@ pub fn guard_only(routes: Router, auth: &OperatorAuth) -> Router {
     routes.layer(middleware::from_fn_with_state(auth.clone(), guard))
 }
 
+/// Machine clients get `401`, never the login redirect: the JSON API and the
+/// Prometheus scrape endpoint.
 fn is_api(path: &str) -> bool {
-    path.contains("/api/")
+    path.contains("/api/") || path.ends_with("/metrics")
 }
 
 async fn guard(State(auth): State<OperatorAuth>, req: Request, next: Next) -> Response {

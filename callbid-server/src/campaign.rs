@@ -812,6 +812,7 @@ pub fn webhook_router(app: Arc<CampaignApp>) -> Router {
     Router::new()
         .route("/campaigns/{id}/answer", post(answer))
         .route("/campaigns/{id}/status", post(status))
+        .route_layer(axum::middleware::from_fn(crate::metrics::time_webhooks))
         .with_state(app)
 }
 

@@ -46,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "dashboard",
     "dashboard_token",
     "insecure_open_dashboard",
+    "metrics",
 ];
 
 /// The default database: the same file for every server, so one dashboard shows every
@@ -103,6 +104,9 @@ pub struct ServerConfig {
     pub dashboard_token: Option<String>,
     /// Serve the dashboard without a token on a non-loopback address.
     pub insecure_open_dashboard: bool,
+    /// Serve `GET /metrics` (Prometheus text; behind the operator token when one is
+    /// required).
+    pub metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -130,6 +134,7 @@ impl Default for ServerConfig {
             dashboard: true,
             dashboard_token: None,
             insecure_open_dashboard: false,
+            metrics: true,
         }
     }
 }
@@ -159,6 +164,7 @@ impl fmt::Debug for ServerConfig {
             .field("dashboard", &self.dashboard)
             .field("dashboard_token", &secret(&self.dashboard_token))
             .field("insecure_open_dashboard", &self.insecure_open_dashboard)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -336,6 +342,7 @@ impl ServerConfig {
             "insecure_open_dashboard" => {
                 self.insecure_open_dashboard = parse_bool(key, value, origin)?
             }
+            "metrics" => self.metrics = parse_bool(key, value, origin)?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_owned(),

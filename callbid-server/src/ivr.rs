@@ -164,10 +164,12 @@ impl App {
     /// A new app.
     pub fn new(
         config: IvrConfig,
-        stores: Stores,
+        mut stores: Stores,
         auction: Auction,
         verifier: Option<WebhookVerifier>,
     ) -> Arc<App> {
+        // Appends are timed for `/metrics`.
+        stores.log = Arc::new(crate::metrics::TimedCallLog(stores.log));
         Arc::new(App {
             config,
             stores,
@@ -525,11 +527,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ivr/dial-result", post(dial_result))
         .route("/ivr/fallback/voicemail", post(voicemail_done))
         .route("/ivr/fallback/next", post(fallback_next))
-        .route_layer(middleware::from_fn_with_state(app.clone(), twiml_guard));
+        .route_layer(middleware::from_fn_with_state(app.clone(), twiml_guard))
+        .route_layer(middleware::from_fn(crate::metrics::time_webhooks));
     let callbacks = Router::new()
         .route("/ivr/status", post(status_callback))
         .route("/ivr/recording", post(recording_callback))
-        .route_layer(middleware::from_fn(callback_guard));
+        .route_layer(middleware::from_fn(callback_guard))
+        .route_layer(middleware::from_fn(crate::metrics::time_webhooks));
     Router::new()
         .merge(twiml)
         .merge(callbacks)
@@ -634,6 +638,7 @@ async fn enter_fallback(
 ) -> IvrResult {
     let chain = &app.config.fallback;
     let kind = chain.kind_at(0);
+    crate::metrics::record_fallback(kind);
     let e = callbid_core::state::CallEvent::new(
         call.clone(),
         Utc::now(),
@@ -650,6 +655,7 @@ async fn enter_fallback(
 /// Moves to fallback step `step` (after step `step - 1` did not end the call) and logs it.
 async fn next_fallback(app: &App, call: &CallId, step: usize, reason: String) -> IvrResult {
     let chain = &app.config.fallback;
+    crate::metrics::record_fallback(chain.kind_at(step));
     let e = callbid_core::state::CallEvent::new(
         call.clone(),
         Utc::now(),

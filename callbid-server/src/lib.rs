@@ -14,6 +14,8 @@
 //! | [`settle`] | call-log events, billing, duration history, cap release |
 //! | [`sim`] | drive N simulated calls against a base URL |
 //! | [`demo`] | the demo buyer network (and a fake Twilio REST API for the agent desk) |
+//! | [`metrics`] | `GET /metrics` (Prometheus text) and what is recorded |
+//! | [`logline`] | rate-limited log lines |
 //! | [`serve`] | serving a router until the shutdown signal |
 //!
 //! [`router`] merges the ones a server mounts into one `Router`.
@@ -108,6 +110,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod ivr;
 pub mod logline;
+pub mod metrics;
 pub mod run;
 pub mod serve;
 pub mod settle;
@@ -131,6 +134,8 @@ pub struct Mounts {
     /// Outbound campaigns: the provider's webhooks (`/campaigns/{id}/*`) and, behind
     /// operator access, the API and page (`/api/campaigns*`, `/campaigns`).
     pub campaigns: Option<Arc<campaign::CampaignApp>>,
+    /// `GET /metrics` (Prometheus text), behind the operator token when one is required.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Who may open the dashboard and the agent desk.
     pub operator: auth::OperatorAuth,
 }
@@ -143,6 +148,7 @@ impl Mounts {
             agent: None,
             dashboard: None,
             campaigns: None,
+            metrics: None,
             operator,
         }
     }
@@ -162,6 +168,13 @@ impl Mounts {
     /// Mounts outbound campaigns (run [`campaign::spawn_pacer`] to dial).
     pub fn with_campaigns(mut self, app: Arc<campaign::CampaignApp>) -> Self {
         self.campaigns = Some(app);
+        self
+    }
+
+    /// Mounts `GET /metrics` ([`metrics::prometheus`] installs the recorder and gives
+    /// the handle).
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
         self
     }
 
@@ -193,6 +206,9 @@ pub fn router(m: Mounts) -> Router {
             auth::protect(api, &m.operator)
         };
         app = app.merge(campaign::webhook_router(c)).merge(api);
+    }
+    if let Some(h) = m.metrics {
+        app = app.merge(auth::guard_only(metrics::router(h), &m.operator));
     }
     app
 }

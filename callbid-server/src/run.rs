@@ -143,6 +143,14 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         });
         router = router.merge(operator_auth::protect(dash, &operator));
     }
+    if args.metrics {
+        if let Some(h) = crate::metrics::prometheus() {
+            router = router.merge(operator_auth::guard_only(
+                crate::metrics::router(h),
+                &operator,
+            ));
+        }
+    }
 
     println!("callbid IVR listening on http://{local}");
     println!("  Twilio voice webhook:   POST {public_url}/voice");
@@ -189,6 +197,11 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
                 let n = app.sweep(Duration::from_secs(6 * 3600));
                 if n > 0 {
                     eprintln!("INFO ivr: forgot {n} calls with no status callback for 6 h");
+                }
+                // Twilio's retries stop within minutes: a day of decisions is plenty.
+                let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+                if let Err(e) = app.stores.routing.prune_routes(day_ago).await {
+                    eprintln!("WARN ivr: cannot prune routing decisions: {e}");
                 }
             }
         })

@@ -121,6 +121,7 @@ pub async fn log_auction_attempt(
     outcome: &AuctionOutcome,
     attempt: u32,
 ) -> Result<(), callbid_core::StateError> {
+    crate::metrics::record_auction(outcome);
     let key = |base: String| {
         if attempt <= 1 {
             base
