@@ -50,7 +50,9 @@ pub async fn serve_gracefully(
         stop.await;
         let _ = tx.send(true);
     };
-    let server = axum::serve(listener, router)
+    // ConnectInfo: operator access counts wrong tokens per client IP.
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .into_future();
     tokio::select! {
