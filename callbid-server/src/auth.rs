@@ -381,6 +381,30 @@ fn peer_ip(ext: &axum::http::Extensions) -> Option<IpAddr> {
         .map(|c| c.0.ip().to_canonical())
 }
 
+/// The path this router is nested under (`""` at the root): the original URI's path
+/// minus the path the router sees.
+fn mount_prefix_of(ext: &axum::http::Extensions, inner: &str) -> String {
+    ext.get::<axum::extract::OriginalUri>()
+        .and_then(|o| o.0.path().strip_suffix(inner).map(str::to_owned))
+        .map(|p| p.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+fn mount_prefix(req: &Request) -> String {
+    mount_prefix_of(req.extensions(), req.uri().path())
+}
+
+/// The mount prefix seen from a handler.
+#[derive(Debug, Clone)]
+struct Prefix(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Prefix {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Prefix(mount_prefix_of(&parts.extensions, parts.uri.path())))
+    }
+}
+
 /// `429` with `Retry-After` for a locked-out IP.
 fn too_many(retry: Duration) -> Response {
     let secs = retry.as_secs().max(1);
@@ -485,22 +509,24 @@ async fn guard(State(auth): State<OperatorAuth>, req: Request, next: Next) -> Re
     }
     let path = req.uri().path();
     if req.method() == Method::GET && !is_api(path) {
-        let target = req
-            .uri()
-            .path_and_query()
-            .map_or(path, |pq| pq.as_str())
-            .to_owned();
+        // Under a prefix (`Router::nest("/callbid", …)`) the login page and the page to
+        // come back to are the outer URLs.
+        let prefix = mount_prefix(&req);
+        let target = format!(
+            "{prefix}{}",
+            req.uri().path_and_query().map_or(path, |pq| pq.as_str())
+        );
         let to = format!(
-            "/login?next={}",
+            "{prefix}/login?next={}",
             percent_encoding::utf8_percent_encode(&target, NEXT_KEEP)
         );
         return Redirect::to(&to).into_response();
     }
-    unauthorized()
+    unauthorized(&mount_prefix(&req))
 }
 
 /// `401` with a JSON body naming the login page.
-fn unauthorized() -> Response {
+fn unauthorized(prefix: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(
@@ -511,7 +537,7 @@ fn unauthorized() -> Response {
             "error": format!(
                 "operator token required: send Authorization: Bearer <token> (the server's {TOKEN_FLAG}) or log in at /login"
             ),
-            "login": "/login",
+            "login": format!("{prefix}/login"),
         })),
     )
         .into_response()
@@ -528,18 +554,22 @@ const NEXT_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 
 /// Only a local absolute path may be a redirect target (no `//host`, no scheme, no
 /// backslashes), so the login cannot become an open redirect.
-fn safe_next(next: Option<&str>) -> String {
+/// [`safe_next_under`]: only a local absolute path may be a redirect target, for a router mounted under `prefix` (its login page is never a target;
+/// the default target is the mount point).
+fn safe_next_under(next: Option<&str>, prefix: &str) -> String {
+    let login = format!("{prefix}/login");
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.contains('\\')
                 && !n.starts_with("/login")
+                && !n.starts_with(&login)
                 && n.chars().all(|c| !c.is_control()) =>
         {
             n.to_owned()
         }
-        _ => "/".to_owned(),
+        _ => format!("{prefix}/"),
     }
 }
 
@@ -555,8 +585,9 @@ struct LoginForm {
     next: Option<String>,
 }
 
-fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+fn login_form(status: StatusCode, prefix: &str, next: &str, error: Option<&str>) -> Response {
     let next = quick_xml::escape::escape(next);
+    let action = quick_xml::escape::escape(format!("{prefix}/login"));
     let error = error
         .map(|e| {
             format!(
@@ -573,7 +604,7 @@ fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
 input,button{{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin:.3rem 0}}
 #login-error{{color:#b00020}}</style></head>
 <body><h1>Operator login</h1>{error}
-<form method="post" action="/login" id="login-form">
+<form method="post" action="{action}" id="login-form">
 <label for="login-token">Operator token</label>
 <input type="password" id="login-token" name="token" autocomplete="current-password" required autofocus>
 <input type="hidden" name="next" value="{next}">
@@ -591,23 +622,25 @@ input,button{{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin
 
 async fn login_page(
     State(auth): State<OperatorAuth>,
+    Prefix(prefix): Prefix,
     axum::extract::Query(q): axum::extract::Query<LoginQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let next = safe_next(q.next.as_deref());
+    let next = safe_next_under(q.next.as_deref(), &prefix);
     if auth.authorized(&headers) {
         return Redirect::to(&next).into_response();
     }
-    login_form(StatusCode::OK, &next, None)
+    login_form(StatusCode::OK, &prefix, &next, None)
 }
 
 async fn login_submit(
     State(auth): State<OperatorAuth>,
     PeerIp(ip): PeerIp,
+    Prefix(prefix): Prefix,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let next = safe_next(form.next.as_deref());
+    let next = safe_next_under(form.next.as_deref(), &prefix);
     if !auth.token_required() {
         return Redirect::to(&next).into_response();
     }
@@ -615,6 +648,7 @@ async fn login_submit(
         let secs = retry.as_secs().max(1);
         let mut res = login_form(
             StatusCode::TOO_MANY_REQUESTS,
+            &prefix,
             &next,
             Some(&format!(
                 "Too many wrong tokens from your address. Try again in {secs} seconds."
@@ -628,6 +662,7 @@ async fn login_submit(
         auth.failed(ip);
         return login_form(
             StatusCode::UNAUTHORIZED,
+            &prefix,
             &next,
             Some("Wrong operator token."),
         );
@@ -637,7 +672,7 @@ async fn login_submit(
     (auth.session_cookie(now, now, &headers), Redirect::to(&next)).into_response()
 }
 
-async fn logout(headers: HeaderMap) -> Response {
+async fn logout(Prefix(prefix): Prefix, headers: HeaderMap) -> Response {
     let mut c = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     if behind_https(&headers) {
         c.push_str("; Secure");
@@ -647,7 +682,7 @@ async fn logout(headers: HeaderMap) -> Response {
             header::SET_COOKIE,
             HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("")),
         )],
-        Redirect::to("/login"),
+        Redirect::to(&format!("{prefix}/login")),
     )
         .into_response()
 }
@@ -658,7 +693,12 @@ mod tests {
 
     #[test]
     fn next_is_local_only() {
-        assert_eq!(safe_next(Some("/agent?x=1")), "/agent?x=1");
+        assert_eq!(safe_next_under(Some("/agent?x=1"), ""), "/agent?x=1");
+        assert_eq!(safe_next_under(None, "/callbid"), "/callbid/");
+        assert_eq!(
+            safe_next_under(Some("/callbid/login"), "/callbid"),
+            "/callbid/"
+        );
         for bad in [
             "//evil.example",
             "https://evil.example",
@@ -666,7 +706,7 @@ mod tests {
             "",
             "/login",
         ] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+            assert_eq!(safe_next_under(Some(bad), ""), "/", "{bad}");
         }
     }
 

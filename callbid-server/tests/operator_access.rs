@@ -126,3 +126,60 @@ async fn wrong_tokens_lock_the_address_out() {
     assert_eq!(login(&http, &base, TOKEN).await.status(), 303);
     assert_eq!(login(&http, &base, "wrong").await.status(), 401);
 }
+
+/// Nested under `/callbid` in a host app, a page redirects to the prefixed login, whose
+/// form posts to the prefixed path and leads back under the prefix.
+#[tokio::test]
+async fn the_login_flow_respects_the_mount_prefix() {
+    use tower::ServiceExt;
+    let pages = Router::new().route("/dashboard", get(|| async { "dashboard" }));
+    let host = Router::new().nest(
+        "/callbid",
+        auth::protect(pages, &OperatorAuth::with_token(TOKEN)),
+    );
+    let send = |req: axum::http::Request<axum::body::Body>| host.clone().oneshot(req);
+    let res = send(
+        axum::http::Request::get("/callbid/dashboard")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/callbid/login?next=/callbid/dashboard"
+    );
+    let page = send(
+        axum::http::Request::get("/callbid/login?next=/callbid/dashboard")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let html = axum::body::to_bytes(page.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains(r#"action="/callbid/login""#), "{html}");
+    let res = send(
+        axum::http::Request::post("/callbid/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(format!(
+                "token={TOKEN}&next=%2Fcallbid%2Fdashboard"
+            )))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/callbid/dashboard");
+    let api = send(
+        axum::http::Request::post("/callbid/logout")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api.headers()["location"], "/callbid/login");
+}
