@@ -816,6 +816,37 @@ async fn browser_filters_and_exports_csv() {
         statuses.len(),
         "one bar per seeded status"
     );
+    // The time series: one column per UTC day from the first call to the last, gaps
+    // included, each titled with its calls and revenue; one revenue line.
+    let first = r.seeds.iter().map(|s| s.at.date_naive()).min().unwrap();
+    let last = r.seeds.iter().map(|s| s.at.date_naive()).max().unwrap();
+    let days = c
+        .execute(
+            "return [...document.querySelectorAll('#chart-days rect.day')].map(r => [r.dataset.day, r.textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let days = days.as_array().unwrap();
+    assert_eq!(
+        days.len() as i64,
+        (last - first).num_days() + 1,
+        "one column per day: {days:?}"
+    );
+    assert_eq!(days[0][0], serde_json::json!(first.to_string()));
+    let per_day: usize = r.seeds.iter().filter(|s| s.at.date_naive() == first).count();
+    let title = days[0][1].as_str().unwrap();
+    assert!(
+        title.contains(&format!("{per_day} call")) && title.contains("revenue"),
+        "{title}"
+    );
+    assert_eq!(
+        c.find_all(Locator::Css("#chart-days polyline.revenue"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A live auction shows up in the feed.
     let call = callbid::core::CallContext::new(

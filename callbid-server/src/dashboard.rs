@@ -11,7 +11,7 @@
 //! | `GET /api/meta` | title, statuses, sort keys, time zones, buyers, known services / campaigns / sources |
 //! | `GET /api/calls?…` | one page of calls: filter + `sort`, `order`, `limit`, `cursor`, `tz` |
 //! | `GET /api/calls/{call_id}` | one call's record and events |
-//! | `GET /api/summary?…` | totals, calls by status, revenue by buyer (filtered) |
+//! | `GET /api/summary?…` | totals, calls by status, revenue by buyer, calls and revenue per UTC day (`by_day`) (filtered) |
 //! | `GET /api/export.csv?…`, `GET /api/export.xlsx?…` | the filtered calls, streamed |
 //! | `GET /api/auctions/stream` | server-sent events: every [`AuctionEvent`] as JSON |
 //!
@@ -626,11 +626,13 @@ async fn summary(
     let total = s.store.aggregate(f, GroupBy::Total).await?;
     let by_status = s.store.aggregate(f, GroupBy::Status).await?;
     let by_buyer = s.store.aggregate(f, GroupBy::Buyer).await?;
+    let by_day = s.store.aggregate(f, GroupBy::Day).await?;
     let view = |rows: &[AggregateRow]| rows.iter().map(GroupView::from).collect::<Vec<_>>();
     Ok(Json(json!({
         "total": total.first().map(GroupView::from),
         "by_status": view(&by_status),
         "by_buyer": view(&by_buyer),
+        "by_day": view(&by_day),
     })))
 }
 

@@ -195,6 +195,61 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     });
   }
 
+  // Calls (bars) and revenue (line) per UTC day over the filter's range, gaps filled.
+  function timeChart(svg, rows) {
+    const NS = "http://www.w3.org/2000/svg";
+    svg.replaceChildren();
+    const width = svg.clientWidth || 800, height = 150, top = 8, bottom = 22;
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    const byDay = new Map(rows.filter((r) => r.group).map((r) => [r.group, r]));
+    const days = [...byDay.keys()].sort();
+    if (!days.length) {
+      const t = document.createElementNS(NS, "text");
+      t.setAttribute("x", 0); t.setAttribute("y", 15); t.setAttribute("class", "value");
+      t.textContent = "no data";
+      svg.appendChild(t);
+      return;
+    }
+    const all = [];
+    for (let d = new Date(days[0] + "T00:00:00Z"); d <= new Date(days[days.length - 1] + "T00:00:00Z") && all.length < 400; d.setUTCDate(d.getUTCDate() + 1)) {
+      all.push(d.toISOString().slice(0, 10));
+    }
+    const point = all.map((day) => {
+      const r = byDay.get(day);
+      return { day, calls: r ? r.calls : 0, revenue: r ? Number(r.revenue) : 0, text: r ? money(r.revenue, r.currency) : "0" };
+    });
+    const maxCalls = Math.max(...point.map((p) => p.calls), 1);
+    const maxRevenue = Math.max(...point.map((p) => p.revenue), 0) || 1;
+    const slot = width / point.length, plotH = height - top - bottom;
+    const line = [];
+    point.forEach((p, i) => {
+      const h = (plotH * p.calls) / maxCalls;
+      const bar = document.createElementNS(NS, "rect");
+      bar.setAttribute("class", "day");
+      bar.setAttribute("data-day", p.day);
+      bar.setAttribute("x", i * slot + slot * 0.15); bar.setAttribute("width", Math.max(slot * 0.7, 1));
+      bar.setAttribute("y", top + plotH - h); bar.setAttribute("height", h);
+      bar.setAttribute("fill", "#2f6fde");
+      const tip = document.createElementNS(NS, "title");
+      tip.textContent = p.day + ": " + p.calls + " " + plural(p.calls, "call") + ", revenue " + p.text;
+      bar.appendChild(tip);
+      svg.appendChild(bar);
+      line.push((i * slot + slot / 2).toFixed(1) + "," + (top + plotH - (plotH * p.revenue) / maxRevenue).toFixed(1));
+      if (i === 0 || i === point.length - 1 || (point.length <= 14) || i % Math.ceil(point.length / 7) === 0) {
+        const l = document.createElementNS(NS, "text");
+        l.setAttribute("x", i * slot + slot / 2); l.setAttribute("y", height - 6);
+        l.setAttribute("text-anchor", "middle"); l.setAttribute("class", "value");
+        l.textContent = p.day.slice(5);
+        svg.appendChild(l);
+      }
+    });
+    const pl = document.createElementNS(NS, "polyline");
+    pl.setAttribute("class", "revenue");
+    pl.setAttribute("points", line.join(" "));
+    pl.setAttribute("fill", "none"); pl.setAttribute("stroke", "#1b8a5a"); pl.setAttribute("stroke-width", "2");
+    svg.appendChild(pl);
+  }
+
   async function loadSummary() {
     const data = await getJSON(BASE + "/api/summary?" + filterParams().toString());
     const t = data.total || { calls: 0, accepted: 0, accept_rate: "0", revenue: "0", margin: "0", currency: null };
@@ -211,6 +266,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       .sort((a, b) => b.value - a.value);
     // Bar lengths use Number() (display only); the labels are the exact decimal text.
     barChart($("chart-buyer"), byBuyer, (i) => i.text + " · " + i.calls + " " + plural(i.calls, "call"));
+    timeChart($("chart-days"), data.by_day || []);
   }
 
   async function refresh() {
