@@ -834,7 +834,11 @@ async fn browser_filters_and_exports_csv() {
         "one column per day: {days:?}"
     );
     assert_eq!(days[0][0], serde_json::json!(first.to_string()));
-    let per_day: usize = r.seeds.iter().filter(|s| s.at.date_naive() == first).count();
+    let per_day: usize = r
+        .seeds
+        .iter()
+        .filter(|s| s.at.date_naive() == first)
+        .count();
     let title = days[0][1].as_str().unwrap();
     assert!(
         title.contains(&format!("{per_day} call")) && title.contains("revenue"),

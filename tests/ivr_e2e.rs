@@ -1604,11 +1604,21 @@ async fn dashboard_needs_the_operator_token_and_webhooks_need_signatures() {
         .unwrap();
     assert_eq!(res.headers()["location"], "/");
 
-    // A session of another server (another random key) is not valid here.
-    let other = operator_auth::OperatorAuth::with_token(OPERATOR_TOKEN);
-    let (h2, _s2) = start_protected(&other).await;
+    // Another instance with the same token accepts the session (its key is derived
+    // from the token); a server with another token does not.
+    let same = operator_auth::OperatorAuth::with_token(OPERATOR_TOKEN);
+    let (h2, _s2) = start_protected(&same).await;
     let res = http
         .get(format!("{}/api/calls", h2.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let other = operator_auth::OperatorAuth::with_token("another-operator-token-0123456789abcdef");
+    let (h3, _s3) = start_protected(&other).await;
+    let res = http
+        .get(format!("{}/api/calls", h3.base))
         .header("cookie", &cookie)
         .send()
         .await
@@ -1663,9 +1673,15 @@ fn a_public_listen_address_without_a_token_is_refused() {
                 "{msg}"
             );
         }
-        assert!(check_exposure(addr, Some("s3cret-token"), false)
-            .unwrap()
-            .token_required());
+        assert!(
+            check_exposure(addr, Some("s3cret-token-of-at-least-32-characters"), false)
+                .unwrap()
+                .token_required()
+        );
+        assert!(matches!(
+            check_exposure(addr, Some("s3cret-token"), false),
+            Err(ExposureError::ShortToken { length: 12, .. })
+        ));
         // The explicit opt-out serves it open.
         assert!(!check_exposure(addr, None, true).unwrap().token_required());
     }

@@ -154,34 +154,23 @@ pub struct CampaignApp {
     last_ticks: Mutex<HashMap<String, (DateTime<Utc>, TickReport)>>,
 }
 
-/// A campaign route's failure: a status and a message naming what was wrong.
-#[derive(Debug)]
-pub struct CampaignError(StatusCode, serde_json::Value);
+/// A campaign route's failure: the crate's one JSON error type.
+pub type CampaignError = crate::error::ApiError;
 
-impl CampaignError {
-    fn bad(field: &str, value: &str, why: &str) -> Self {
-        CampaignError(
-            StatusCode::BAD_REQUEST,
-            json!({"error": format!("{field} {value:?}: {why}"), "field": field}),
-        )
-    }
+trait CampaignErrors {
+    fn not_found(id: &str) -> Self;
+    fn store(e: impl std::fmt::Display) -> Self;
+}
+
+impl CampaignErrors for CampaignError {
     fn not_found(id: &str) -> Self {
-        CampaignError(
+        CampaignError::Status(
             StatusCode::NOT_FOUND,
             json!({"error": format!("no campaign {id:?}"), "field": "campaign"}),
         )
     }
     fn store(e: impl std::fmt::Display) -> Self {
-        CampaignError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": format!("store: {e}")}),
-        )
-    }
-}
-
-impl IntoResponse for CampaignError {
-    fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
+        CampaignError::Internal(format!("store: {e}"))
     }
 }
 
@@ -392,7 +381,7 @@ pub fn spawn_pacer(app: Arc<CampaignApp>, every: Duration) -> tokio::task::JoinH
         loop {
             interval.tick().await;
             if let Err(e) = app.tick_all(Utc::now()).await {
-                eprintln!("ERROR campaign: pacing round failed: {}", e.1);
+                eprintln!("ERROR campaign: pacing round failed: {}", e);
             }
         }
     })
@@ -438,7 +427,7 @@ struct UploadParams {
 
 fn parse_csv(body: &[u8]) -> ApiResult<Vec<Vec<(String, String)>>> {
     if body.len() > MAX_UPLOAD {
-        return Err(CampaignError(
+        return Err(CampaignError::Status(
             StatusCode::PAYLOAD_TOO_LARGE,
             json!({"error": format!("contact list over {MAX_UPLOAD} bytes")}),
         ));
@@ -456,7 +445,7 @@ fn parse_csv(body: &[u8]) -> ApiResult<Vec<Vec<(String, String)>>> {
     let mut rows = Vec::new();
     for (i, rec) in rd.records().enumerate() {
         let rec = rec.map_err(|e| {
-            CampaignError(
+            CampaignError::Status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": format!("row {}: {e}", i + 1), "errors": [{"row": i + 1, "column": "", "error": e.to_string()}]}),
             )
@@ -477,7 +466,7 @@ fn row_errors(errors: &[RowError]) -> CampaignError {
         .iter()
         .map(|e| json!({"row": e.row, "column": e.column, "error": e.error.to_string()}))
         .collect();
-    CampaignError(
+    CampaignError::Status(
         StatusCode::UNPROCESSABLE_ENTITY,
         json!({
             "error": format!("{} row(s) are invalid; nothing was created", errors.len()),
@@ -585,7 +574,7 @@ async fn create(
         .map_err(CampaignError::store)?
         .is_some()
     {
-        return Err(CampaignError(
+        return Err(CampaignError::Status(
             StatusCode::CONFLICT,
             json!({"error": format!("campaign {id_text:?} already exists"), "field": "id"}),
         ));
@@ -596,7 +585,7 @@ async fn create(
         .create(&campaign, &contacts)
         .await
         .map_err(|e| match e {
-            callbid_core::StateError::Invalid(v) if v.field == "campaign" => CampaignError(
+            callbid_core::StateError::Invalid(v) if v.field == "campaign" => CampaignError::Status(
                 StatusCode::CONFLICT,
                 json!({"error": format!("campaign {id_text:?} already exists"), "field": "id"}),
             ),
@@ -773,7 +762,7 @@ async fn lifecycle(
         "pause" => CampaignStatus::Paused,
         "stop" => CampaignStatus::Stopped,
         other => {
-            return Err(CampaignError(
+            return Err(CampaignError::Status(
                 StatusCode::NOT_FOUND,
                 json!({"error": format!("no action {other:?} (start, pause, resume, stop)"), "field": "action"}),
             ))
@@ -791,7 +780,7 @@ async fn lifecycle(
         .await
         .map_err(CampaignError::store)?
     {
-        return Err(CampaignError(
+        return Err(CampaignError::Status(
             StatusCode::CONFLICT,
             json!({"error": format!("campaign {id:?} is {:?}: cannot {action}", before.status), "field": "action"}),
         ));
@@ -872,7 +861,7 @@ fn check_signature(
         true,
     )
     .map_err(|e| {
-        CampaignError(
+        CampaignError::Status(
             StatusCode::FORBIDDEN,
             json!({"error": format!("invalid Twilio signature: {e}")}),
         )

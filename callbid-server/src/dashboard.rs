@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -45,7 +45,7 @@ use callbid_core::state::{CallEvent, CallLog, CallRecord, CallStatus};
 use callbid_core::{CallId, ValidationError};
 use callbid_store::{
     AggregateRow, CallReports, Cursor, GroupBy, ReportFilter, ReportQuery, SortKey, SortOrder,
-    Store, StoreError,
+    Store,
 };
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -109,51 +109,7 @@ type Shared = Arc<DashboardState>;
 // ---------------------------------------------------------------------------------------
 // Errors
 
-/// An API error: `400` for bad input (naming the field and value), `404`, or `500`.
-#[derive(Debug)]
-pub enum ApiError {
-    /// Invalid input.
-    Invalid(ValidationError),
-    /// No such thing.
-    NotFound(String),
-    /// The store or a task failed.
-    Internal(String),
-}
-
-impl From<ValidationError> for ApiError {
-    fn from(e: ValidationError) -> Self {
-        ApiError::Invalid(e)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Invalid(v) => ApiError::Invalid(v),
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            ApiError::Invalid(v) => (
-                StatusCode::BAD_REQUEST,
-                json!({"error": v.to_string(), "field": v.field, "value": v.value}),
-            ),
-            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, json!({ "error": what })),
-            ApiError::Internal(message) => {
-                eprintln!("dashboard: internal error: {message}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "error": message }),
-                )
-            }
-        };
-        (status, Json(body)).into_response()
-    }
-}
+pub use crate::error::ApiError;
 
 // ---------------------------------------------------------------------------------------
 // Query parsing

@@ -351,8 +351,14 @@ impl IntoResponse for IvrError {
 /// A failure answer: `status` with the reason, tagged for the guards.
 fn failure(status: StatusCode, reason: String) -> Response {
     let mut r = (status, reason.clone()).into_response();
-    r.extensions_mut().insert(Failure(reason));
+    tag_failure(&mut r, reason);
     r
+}
+
+/// Tags a failure response with its reason, so that a TwiML route's guard answers
+/// fallback TwiML for it (and logs the reason) whatever its status.
+pub(crate) fn tag_failure(res: &mut Response, reason: String) {
+    res.extensions_mut().insert(Failure(reason));
 }
 
 type IvrResult<T = Twiml> = Result<T, IvrError>;

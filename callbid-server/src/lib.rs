@@ -16,6 +16,7 @@
 //! | [`demo`] | the demo buyer network (and a fake Twilio REST API for the agent desk) |
 //! | [`metrics`] | `GET /metrics` (Prometheus text) and what is recorded |
 //! | [`logline`] | rate-limited log lines |
+//! | [`error`] | [`error::ApiError`], the one error type of the JSON routes |
 //! | [`serve`] | serving a router until the shutdown signal |
 //!
 //! [`router`] merges the ones a server mounts into one `Router`.
@@ -108,6 +109,7 @@ pub mod campaign;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod error;
 pub mod ivr;
 pub mod logline;
 pub mod metrics;
