@@ -3,6 +3,10 @@
 //! mount the IVR and the dashboard, serve until the shutdown signal, optionally drive
 //! simulated calls through it first).
 
+mod agent_desk;
+
+pub use agent_desk::{agent_desk, AgentDeskArgs};
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
