@@ -89,8 +89,8 @@ fn non_empty(v: Option<String>) -> Option<String> {
 /// validated first; errors name the flag and the value.
 pub async fn agent_desk(args: AgentDeskArgs) -> Result<(), String> {
     let mode = Mode::parse("--mode", &args.mode).map_err(|e| e.to_string())?;
-    let payout = crate::settle::parse_payout(&args.payout)
-        .map_err(|e| format!("invalid --payout: {e}"))?;
+    let payout =
+        crate::settle::parse_payout(&args.payout).map_err(|e| format!("invalid --payout: {e}"))?;
     let agent = AgentTarget::parse(&args.agent).map_err(|e| format!("--agent: {e}"))?;
     if !(100..=60_000).contains(&args.deadline_ms) {
         return Err(format!(
