@@ -160,6 +160,124 @@ impl DialOutcome {
     }
 }
 
+/// How one leg of a multi-leg `<Dial>` is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegAnswer {
+    /// A person answers after this long and runs the whisper with their scripted input.
+    After(Duration),
+    /// Voicemail picks up after this long: it hears the whisper but never presses a key.
+    Voicemail(Duration),
+    /// Rings until the Dial's `timeout`.
+    NoAnswer,
+    /// Busy at once.
+    Busy,
+    /// Cannot be placed.
+    Failed,
+}
+
+/// One leg (`<Number>`, `<Sip>` or `<Client>`) of a multi-leg `<Dial>`: when it answers,
+/// and what its person presses at the Gathers of the leg's whisper (`url`) TwiML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialLeg {
+    answer: LegAnswer,
+    inputs: VecDeque<CallerInput>,
+    talk: Duration,
+}
+
+impl DialLeg {
+    fn with(answer: LegAnswer) -> Self {
+        DialLeg {
+            answer,
+            inputs: VecDeque::new(),
+            talk: Duration::from_secs(60),
+        }
+    }
+    /// A person answers after `secs` seconds.
+    pub fn answers_after(secs: u64) -> Self {
+        DialLeg::with(LegAnswer::After(Duration::from_secs(secs)))
+    }
+    /// A person answers after this long (sub-second delays for benches).
+    pub fn answers_after_duration(after: Duration) -> Self {
+        DialLeg::with(LegAnswer::After(after))
+    }
+    /// Voicemail answers after `secs` seconds (never presses a key).
+    pub fn voicemail_after(secs: u64) -> Self {
+        DialLeg::with(LegAnswer::Voicemail(Duration::from_secs(secs)))
+    }
+    /// Nobody answers.
+    pub fn no_answer() -> Self {
+        DialLeg::with(LegAnswer::NoAnswer)
+    }
+    /// The line is busy.
+    pub fn busy() -> Self {
+        DialLeg::with(LegAnswer::Busy)
+    }
+    /// The leg cannot be placed.
+    pub fn failed() -> Self {
+        DialLeg::with(LegAnswer::Failed)
+    }
+    /// At the leg's next whisper Gather, press `digits`.
+    #[must_use]
+    pub fn press(mut self, digits: impl Into<String>) -> Self {
+        self.inputs.push_back(CallerInput::Digits(digits.into()));
+        self
+    }
+    /// At the leg's next whisper Gather, stay silent (timeout).
+    #[must_use]
+    pub fn stay_silent(mut self) -> Self {
+        self.inputs.push_back(CallerInput::Silence);
+        self
+    }
+    /// Talk time once bridged (default 60 s).
+    #[must_use]
+    pub fn talk_for(mut self, secs: u64) -> Self {
+        self.talk = Duration::from_secs(secs);
+        self
+    }
+    /// How the leg answers.
+    pub fn answer(&self) -> LegAnswer {
+        self.answer
+    }
+}
+
+/// The legs of one multi-leg `<Dial>`, matched to its nouns in order (nouns without a
+/// scripted leg ring unanswered), and when the caller gives up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DialLegs {
+    legs: Vec<DialLeg>,
+    caller_hangs_up_after: Option<Duration>,
+}
+
+impl DialLegs {
+    /// These legs, in the order of the Dial's nouns.
+    pub fn new(legs: impl IntoIterator<Item = DialLeg>) -> Self {
+        DialLegs {
+            legs: legs.into_iter().collect(),
+            caller_hangs_up_after: None,
+        }
+    }
+    /// The caller hangs up `secs` seconds into the Dial if nobody is bridged by then.
+    #[must_use]
+    pub fn caller_hangs_up_after(mut self, secs: u64) -> Self {
+        self.caller_hangs_up_after = Some(Duration::from_secs(secs));
+        self
+    }
+    /// The caller hangs up this long into the Dial if nobody is bridged by then.
+    #[must_use]
+    pub fn caller_hangs_up_after_duration(mut self, d: Duration) -> Self {
+        self.caller_hangs_up_after = Some(d);
+        self
+    }
+}
+
+/// What the script does at one `<Dial>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DialPlan {
+    Outcome(DialOutcome),
+    Legs(DialLegs),
+}
+
 /// A scripted caller: who calls whom, and what happens at each Gather, Dial and Record.
 #[derive(Debug, Clone, Default)]
 pub struct CallScript {
@@ -167,7 +285,7 @@ pub struct CallScript {
     to: String,
     call_sid: Option<String>,
     inputs: VecDeque<CallerInput>,
-    dials: VecDeque<DialOutcome>,
+    dials: VecDeque<DialPlan>,
     recordings: VecDeque<Duration>,
     extra_params: Vec<(String, String)>,
 }
@@ -208,7 +326,15 @@ impl CallScript {
     /// The next Dial ends like this.
     #[must_use]
     pub fn dial(mut self, outcome: DialOutcome) -> Self {
-        self.dials.push_back(outcome);
+        self.dials.push_back(DialPlan::Outcome(outcome));
+        self
+    }
+    /// The next Dial rings every noun as its own leg, scripted by `legs`: each leg that
+    /// answers runs its whisper (`url`) TwiML, and the first whose whisper completes
+    /// without hanging up is bridged (Twilio's semantics); the other legs are cancelled.
+    #[must_use]
+    pub fn dial_legs(mut self, legs: DialLegs) -> Self {
+        self.dials.push_back(DialPlan::Legs(legs));
         self
     }
     /// The next Record captures `secs` seconds (default 5, capped by `maxLength`).
@@ -295,6 +421,35 @@ pub enum SimEvent {
     },
     /// `<Hangup>`.
     Hangup,
+    /// Something that happened on one leg of a multi-leg Dial (its whisper's requests,
+    /// `<Say>`s and Gathers), at the leg's virtual time.
+    Leg {
+        /// The leg's target (number, SIP URI or client identity).
+        target: String,
+        /// What happened.
+        event: Box<SimEvent>,
+    },
+    /// A leg of a multi-leg Dial answered.
+    LegAnswered {
+        /// The leg's target.
+        target: String,
+        /// Whether a voicemail picked up.
+        voicemail: bool,
+    },
+    /// A leg of a multi-leg Dial ended without being bridged.
+    LegEnded {
+        /// The leg's target.
+        target: String,
+        /// How.
+        end: LegEnd,
+    },
+    /// The caller was bridged to this leg.
+    Bridged {
+        /// The leg's target.
+        target: String,
+    },
+    /// The caller hung up during a Dial, before anyone was bridged.
+    CallerHungUp,
     /// `<Reject>`.
     Reject {
         /// `reason` attribute.
@@ -309,6 +464,22 @@ pub enum SimEvent {
         /// `CallDuration` sent.
         duration: u64,
     },
+}
+
+/// How a leg of a multi-leg Dial ended without being bridged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegEnd {
+    /// Rang until the Dial's timeout.
+    NoAnswer,
+    /// Busy.
+    Busy,
+    /// Could not be placed.
+    Failed,
+    /// Its whisper hung up (`<Hangup>`, `<Reject>`).
+    HungUp,
+    /// Cancelled: another leg was bridged or the caller hung up.
+    Cancelled,
 }
 
 /// The record of one simulated call.
@@ -356,6 +527,37 @@ impl Transcript {
                     status,
                     duration,
                 } => Some((targets.as_slice(), status.clone(), *duration)),
+                _ => None,
+            })
+            .collect()
+    }
+    /// The target the caller was bridged to by a multi-leg Dial, if any (the last one).
+    pub fn bridged(&self) -> Option<&str> {
+        self.events.iter().rev().find_map(|(_, e)| match e {
+            SimEvent::Bridged { target } => Some(target.as_str()),
+            _ => None,
+        })
+    }
+    /// The virtual time of the last bridge of a multi-leg Dial.
+    pub fn bridged_at(&self) -> Option<Duration> {
+        self.events.iter().rev().find_map(|(at, e)| match e {
+            SimEvent::Bridged { .. } => Some(*at),
+            _ => None,
+        })
+    }
+    /// What happened on the leg to `target`, in order.
+    pub fn leg_events(&self, target: &str) -> Vec<&SimEvent> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SimEvent::Leg { target: t, event } if t == target => Some(event.as_ref()),
+                SimEvent::LegAnswered { target: t, .. }
+                | SimEvent::LegEnded { target: t, .. }
+                | SimEvent::Bridged { target: t }
+                    if t == target =>
+                {
+                    Some(e)
+                }
                 _ => None,
             })
             .collect()
@@ -581,6 +783,46 @@ fn gathered_digits(gather: &Element, pressed: &str) -> (String, String) {
         }
     }
     (digits, String::new())
+}
+
+/// Where one leg of a multi-leg Dial stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    Ringing,
+    Whisper,
+    Ended(LegEnd),
+}
+
+/// One leg of a multi-leg Dial being simulated.
+#[derive(Debug)]
+struct LegRun {
+    sid: String,
+    target: String,
+    voicemail: bool,
+    get: bool,
+    url: Option<Url>,
+    state: LegState,
+    /// The leg's own virtual clock (when its next step happens).
+    at: Duration,
+    verbs: VecDeque<Element>,
+    doc_url: Option<Url>,
+    leg: DialLeg,
+    /// A Gather's request, sent at `at` (when the key press or the timeout happens),
+    /// so legs' requests reach the server in virtual-time order.
+    pending: Option<(Url, Vec<(String, String)>, bool)>,
+}
+
+/// What a Dial noun calls: its text, or a nested `<Uri>` / `<Identity>`.
+fn noun_target(noun: &Element) -> String {
+    let text = noun.trimmed_text();
+    if !text.is_empty() {
+        return text.to_owned();
+    }
+    noun.children
+        .iter()
+        .find(|c| matches!(c.name.as_str(), "Uri" | "Identity"))
+        .map(|c| c.trimmed_text().to_owned())
+        .unwrap_or_default()
 }
 
 fn is_get(el: &Element) -> bool {
@@ -856,26 +1098,39 @@ impl Run<'_> {
                         if !verb.trimmed_text().is_empty() {
                             targets.insert(0, verb.trimmed_text().to_owned());
                         }
-                        let outcome = self.script.dials.pop_front().ok_or_else(|| {
+                        let plan = self.script.dials.pop_front().ok_or_else(|| {
                             SimError::NoDialOutcome {
                                 target: targets.join(", "),
                             }
                         })?;
                         let ring_limit = Duration::from_secs(attr_u64(&verb, "timeout", 30));
-                        let (status, talk) = match outcome {
-                            DialOutcome::Answered { after, duration } if after <= ring_limit => {
-                                self.advance(after);
-                                (DialCallStatus::Completed, duration)
+                        let (status, talk) = match plan {
+                            DialPlan::Legs(legs) => {
+                                match self.ring_legs(&verb, &current, legs, ring_limit).await? {
+                                    Some(done) => done,
+                                    None => {
+                                        self.note(SimEvent::CallerHungUp);
+                                        return Ok(CallStatus::Completed);
+                                    }
+                                }
                             }
-                            DialOutcome::Answered { .. } | DialOutcome::NoAnswer => {
-                                self.advance(ring_limit);
-                                (DialCallStatus::NoAnswer, Duration::ZERO)
-                            }
-                            DialOutcome::Busy => {
-                                self.advance(Duration::from_secs(2));
-                                (DialCallStatus::Busy, Duration::ZERO)
-                            }
-                            DialOutcome::Failed => (DialCallStatus::Failed, Duration::ZERO),
+                            DialPlan::Outcome(outcome) => match outcome {
+                                DialOutcome::Answered { after, duration }
+                                    if after <= ring_limit =>
+                                {
+                                    self.advance(after);
+                                    (DialCallStatus::Completed, duration)
+                                }
+                                DialOutcome::Answered { .. } | DialOutcome::NoAnswer => {
+                                    self.advance(ring_limit);
+                                    (DialCallStatus::NoAnswer, Duration::ZERO)
+                                }
+                                DialOutcome::Busy => {
+                                    self.advance(Duration::from_secs(2));
+                                    (DialCallStatus::Busy, Duration::ZERO)
+                                }
+                                DialOutcome::Failed => (DialCallStatus::Failed, Duration::ZERO),
+                            },
                         };
                         let talk = match verb
                             .attr("timeLimit")
@@ -963,6 +1218,291 @@ impl Run<'_> {
             // The document ran out of verbs: Twilio hangs up.
             return Ok(CallStatus::Completed);
         }
+    }
+
+    /// Params of a request made on a dialled leg (the whisper).
+    fn leg_params(&self, leg: &LegRun) -> Vec<(String, String)> {
+        vec![
+            ("AccountSid".into(), self.sim.account_sid.clone()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+            ("CallSid".into(), leg.sid.clone()),
+            ("ParentCallSid".into(), self.call_sid.clone()),
+            ("CallStatus".into(), CallStatus::InProgress.to_string()),
+            ("Called".into(), leg.target.clone()),
+            ("Caller".into(), self.from.clone()),
+            ("Direction".into(), "outbound-dial".into()),
+            ("From".into(), self.from.clone()),
+            ("To".into(), leg.target.clone()),
+        ]
+    }
+
+    /// Rings every noun of `dial` at once, runs each answered leg's whisper in virtual
+    /// time order, and bridges the first whose whisper completes without hanging up.
+    /// `None` when the caller hung up first; otherwise the Dial's status and talk time.
+    async fn ring_legs(
+        &mut self,
+        dial: &Element,
+        current: &Url,
+        script: DialLegs,
+        ring_limit: Duration,
+    ) -> Result<Option<(DialCallStatus, Duration)>, SimError> {
+        let start = self.clock;
+        let mark = self.events.len();
+        let mut scripted = script.legs.into_iter();
+        let mut legs: Vec<LegRun> = Vec::new();
+        for noun in &dial.children {
+            let target = noun_target(noun);
+            let leg = scripted.next().unwrap_or_else(DialLeg::no_answer);
+            let url = match noun.attr("url") {
+                Some(u) if !u.trim().is_empty() => {
+                    Some(self.sim.resolve(current, u, "Dial leg url")?)
+                }
+                _ => None,
+            };
+            let (state, at) = match leg.answer {
+                LegAnswer::After(d) | LegAnswer::Voicemail(d) if d <= ring_limit => {
+                    (LegState::Ringing, start.saturating_add(d))
+                }
+                LegAnswer::After(_) | LegAnswer::Voicemail(_) | LegAnswer::NoAnswer => (
+                    LegState::Ended(LegEnd::NoAnswer),
+                    start.saturating_add(ring_limit),
+                ),
+                LegAnswer::Busy => (LegState::Ended(LegEnd::Busy), start),
+                LegAnswer::Failed => (LegState::Ended(LegEnd::Failed), start),
+            };
+            legs.push(LegRun {
+                sid: random_sid("CA"),
+                target,
+                voicemail: matches!(leg.answer, LegAnswer::Voicemail(_)),
+                get: is_get(noun),
+                url,
+                state,
+                at,
+                verbs: VecDeque::new(),
+                doc_url: None,
+                leg,
+                pending: None,
+            });
+        }
+        for l in &legs {
+            if let LegState::Ended(end @ (LegEnd::Busy | LegEnd::Failed)) = l.state {
+                self.events.push((
+                    l.at,
+                    SimEvent::LegEnded {
+                        target: l.target.clone(),
+                        end,
+                    },
+                ));
+            }
+        }
+        let hang_up_at = script
+            .caller_hangs_up_after
+            .map(|d| start.saturating_add(d));
+        let mut winner = None;
+        let mut caller_gone = false;
+        loop {
+            let next = legs
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| matches!(l.state, LegState::Ringing | LegState::Whisper))
+                .min_by_key(|(i, l)| (l.at, *i))
+                .map(|(i, l)| (i, l.at));
+            let Some((i, at)) = next else { break };
+            if hang_up_at.is_some_and(|h| h <= at) {
+                caller_gone = true;
+                break;
+            }
+            if self.step_leg(&mut legs[i]).await? {
+                winner = Some(i);
+                break;
+            }
+        }
+        // Legs still ringing or whispering are cancelled; unanswered ones rang out.
+        let end_at = match (winner, caller_gone) {
+            (Some(i), _) => legs[i].at,
+            (None, true) => hang_up_at.unwrap_or(self.clock),
+            (None, false) => legs.iter().map(|l| l.at).max().unwrap_or(start),
+        };
+        for (i, l) in legs.iter_mut().enumerate() {
+            if Some(i) == winner {
+                continue;
+            }
+            let end = match l.state {
+                LegState::Ringing | LegState::Whisper => LegEnd::Cancelled,
+                LegState::Ended(LegEnd::NoAnswer) if winner.is_some() || caller_gone => {
+                    LegEnd::Cancelled
+                }
+                LegState::Ended(LegEnd::NoAnswer) => LegEnd::NoAnswer,
+                _ => continue,
+            };
+            l.state = LegState::Ended(end);
+            self.events.push((
+                end_at,
+                SimEvent::LegEnded {
+                    target: l.target.clone(),
+                    end,
+                },
+            ));
+        }
+        self.clock = end_at;
+        // Legs were stepped one at a time; their events interleave by virtual time.
+        self.events[mark..].sort_by_key(|(at, _)| *at);
+        if caller_gone {
+            return Ok(None);
+        }
+        if let Some(i) = winner {
+            self.note(SimEvent::Bridged {
+                target: legs[i].target.clone(),
+            });
+            return Ok(Some((DialCallStatus::Completed, legs[i].leg.talk)));
+        }
+        let all =
+            |e: LegEnd| !legs.is_empty() && legs.iter().all(|l| l.state == LegState::Ended(e));
+        let status = if all(LegEnd::Busy) {
+            DialCallStatus::Busy
+        } else if all(LegEnd::Failed) || legs.is_empty() {
+            DialCallStatus::Failed
+        } else {
+            DialCallStatus::NoAnswer
+        };
+        Ok(Some((status, Duration::ZERO)))
+    }
+
+    /// Runs one step of a leg at its own virtual time; `true` when its whisper completed
+    /// (the leg is to be bridged). Events noted meanwhile are tagged with the leg.
+    async fn step_leg(&mut self, leg: &mut LegRun) -> Result<bool, SimError> {
+        let saved = self.clock;
+        self.clock = leg.at;
+        let mark = self.events.len();
+        let done = self.step_leg_inner(leg).await;
+        leg.at = self.clock;
+        let target = leg.target.clone();
+        let tagged: Vec<(Duration, SimEvent)> = self
+            .events
+            .drain(mark..)
+            .map(|(at, e)| match e {
+                e @ (SimEvent::LegAnswered { .. } | SimEvent::LegEnded { .. }) => (at, e),
+                e => (
+                    at,
+                    SimEvent::Leg {
+                        target: target.clone(),
+                        event: Box::new(e),
+                    },
+                ),
+            })
+            .collect();
+        self.events.extend(tagged);
+        self.clock = saved;
+        done
+    }
+
+    async fn step_leg_inner(&mut self, leg: &mut LegRun) -> Result<bool, SimError> {
+        if leg.state == LegState::Ringing {
+            self.note(SimEvent::LegAnswered {
+                target: leg.target.clone(),
+                voicemail: leg.voicemail,
+            });
+            let Some(url) = leg.url.clone() else {
+                return Ok(true); // no whisper: answering bridges
+            };
+            let params = self.leg_params(leg);
+            let doc = self.fetch_twiml(&url, params, leg.get).await?;
+            leg.verbs = doc.children.into();
+            leg.doc_url = Some(url);
+            leg.state = LegState::Whisper;
+            return Ok(false);
+        }
+        if let Some((target, params, get)) = leg.pending.take() {
+            let doc = self.fetch_twiml(&target, params, get).await?;
+            leg.verbs = doc.children.into();
+            leg.doc_url = Some(target);
+            return Ok(false);
+        }
+        let Some(verb) = leg.verbs.pop_front() else {
+            return Ok(true); // the whisper ran out of verbs: bridge
+        };
+        self.step()?;
+        let current = leg.doc_url.clone().unwrap_or_else(|| self.sim.base.clone());
+        match verb.name.as_str() {
+            "Say" => self.speak(&verb),
+            "Play" => self.play(&verb),
+            "Pause" => self.pause(&verb),
+            "Gather" => {
+                for child in &verb.children {
+                    self.step()?;
+                    match child.name.as_str() {
+                        "Say" => self.speak(child),
+                        "Play" => self.play(child),
+                        "Pause" => self.pause(child),
+                        other => self.note(SimEvent::Unsupported {
+                            verb: format!("Gather/{other}"),
+                        }),
+                    }
+                }
+                let input = if leg.voicemail {
+                    CallerInput::Silence
+                } else {
+                    leg.leg.inputs.pop_front().unwrap_or(CallerInput::Silence)
+                };
+                self.note(SimEvent::Gather {
+                    input: input.clone(),
+                });
+                let mut params = self.leg_params(leg);
+                match &input {
+                    CallerInput::Digits(d) => {
+                        self.advance(Duration::from_secs(chars_u64(d)));
+                        let (digits, finished_on) = gathered_digits(&verb, d);
+                        params.push(("Digits".into(), digits));
+                        params.push(("FinishedOnKey".into(), finished_on));
+                    }
+                    CallerInput::Speech(sp) => {
+                        self.advance(Duration::from_secs(
+                            chars_u64(sp).div_ceil(self.sim.say_chars_per_second),
+                        ));
+                        params.push(("SpeechResult".into(), sp.clone()));
+                        params.push(("Confidence".into(), "0.9".into()));
+                    }
+                    CallerInput::Silence => {
+                        self.advance(Duration::from_secs(attr_u64(&verb, "timeout", 5)));
+                        if !verb
+                            .attr("actionOnEmptyResult")
+                            .is_some_and(|v| v == "true")
+                        {
+                            return Ok(false);
+                        }
+                    }
+                }
+                let target = match verb.attr("action") {
+                    Some(a) => self.sim.resolve(&current, a, "Gather action")?,
+                    None => current.clone(),
+                };
+                leg.pending = Some((target, params, is_get(&verb)));
+            }
+            "Redirect" => {
+                let target = self
+                    .sim
+                    .resolve(&current, verb.trimmed_text(), "Redirect URL")?;
+                self.note(SimEvent::Redirect {
+                    url: target.to_string(),
+                });
+                let params = self.leg_params(leg);
+                let doc = self.fetch_twiml(&target, params, is_get(&verb)).await?;
+                leg.verbs = doc.children.into();
+                leg.doc_url = Some(target);
+            }
+            "Hangup" | "Reject" => {
+                self.note(SimEvent::Hangup);
+                self.note(SimEvent::LegEnded {
+                    target: leg.target.clone(),
+                    end: LegEnd::HungUp,
+                });
+                leg.state = LegState::Ended(LegEnd::HungUp);
+            }
+            other => self.note(SimEvent::Unsupported {
+                verb: other.to_owned(),
+            }),
+        }
+        Ok(false)
     }
 
     fn recording_url(&self) -> String {
