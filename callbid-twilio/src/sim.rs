@@ -793,6 +793,9 @@ enum LegState {
     Ended(LegEnd),
 }
 
+/// A request to send later: its URL, its form parameters, and whether it is a GET.
+type PendingRequest = (Url, Vec<(String, String)>, bool);
+
 /// One leg of a multi-leg Dial being simulated.
 #[derive(Debug)]
 struct LegRun {
@@ -809,7 +812,7 @@ struct LegRun {
     leg: DialLeg,
     /// A Gather's request, sent at `at` (when the key press or the timeout happens),
     /// so legs' requests reach the server in virtual-time order.
-    pending: Option<(Url, Vec<(String, String)>, bool)>,
+    pending: Option<PendingRequest>,
 }
 
 /// What a Dial noun calls: its text, or a nested `<Uri>` / `<Identity>`.
@@ -1464,10 +1467,7 @@ impl Run<'_> {
                     }
                     CallerInput::Silence => {
                         self.advance(Duration::from_secs(attr_u64(&verb, "timeout", 5)));
-                        if !verb
-                            .attr("actionOnEmptyResult")
-                            .is_some_and(|v| v == "true")
-                        {
+                        if verb.attr("actionOnEmptyResult").is_none_or(|v| v != "true") {
                             return Ok(false);
                         }
                     }
