@@ -68,6 +68,7 @@ fn memory_stores() -> (Stores, Arc<MemoryCallLog>, Arc<MemoryDurationHistory>) {
         caps: Arc::new(MemoryCapStore::new()),
         history: history.clone(),
         routing: Arc::new(MemoryRoutingStore::new()),
+        agents: None,
     };
     (stores, log, history)
 }
@@ -225,6 +226,7 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
         caps: h.caps.clone(),
         history: h.history.clone(),
         routing: h.routing.clone(),
+        agents: None,
     };
     let entries = vec![
         entry(buyer("acme", 4200, "+15125550199")),
@@ -822,6 +824,7 @@ async fn simulation_over_the_demo_network_summarizes_from_the_log() {
         caps: sh.caps.clone(),
         history: sh.history.clone(),
         routing: sh.routing.clone(),
+        agents: None,
     };
     let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestScore).await;
     let opts = simulate::SimOptions {
@@ -900,6 +903,7 @@ async fn accepted_call_on_postgresql() {
         caps: sh.caps.clone(),
         history: sh.history.clone(),
         routing: sh.routing.clone(),
+        agents: None,
     };
     // Unique ids: the database is shared with other tests and earlier runs.
     let nanos = std::time::SystemTime::now()
@@ -1389,6 +1393,7 @@ async fn start_protected(auth: &operator_auth::OperatorAuth) -> (Harness, Store)
         caps: handles.caps.clone(),
         history: handles.history.clone(),
         routing: handles.routing.clone(),
+        agents: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -19,7 +19,10 @@
 
 pub mod fallback;
 pub mod menu;
+pub mod offer;
 mod replay;
+
+pub use offer::AgentOffers;
 
 use replay::Routed;
 pub use replay::ROUTE_LEASE;
@@ -108,6 +111,11 @@ pub struct Stores {
     /// shares this store (use the durable store's; [`MemoryRoutingStore`] serves one
     /// process).
     pub routing: Arc<dyn RoutingStore>,
+    /// The agent pool calls are offered to (seed 001), when there is one: the IVR's
+    /// `in_house` fallback step offers the call to it (the in-house number is dialled
+    /// only when nobody in the pool can take the call at all), and a win of the pool's buyer id in the auction offers it instead of
+    /// dialling. See [`offer`].
+    pub agents: Option<AgentOffers>,
 }
 
 #[derive(Debug)]
@@ -535,6 +543,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ivr/fallback/next", post(fallback_next))
         .route_layer(middleware::from_fn_with_state(app.clone(), twiml_guard))
         .route_layer(middleware::from_fn(crate::metrics::time_webhooks));
+    let legs = Router::new()
+        .route("/ivr/offer/whisper", post(offer::whisper))
+        .route("/ivr/offer/press", post(offer::press))
+        .route_layer(middleware::from_fn(offer::leg_guard))
+        .route_layer(middleware::from_fn(crate::metrics::time_webhooks));
+    let twiml = twiml.merge(
+        Router::new()
+            .route("/ivr/offer/dial-result", post(offer::dial_result))
+            .route("/ivr/offer/connect", post(offer::connect))
+            .route_layer(middleware::from_fn_with_state(app.clone(), twiml_guard))
+            .route_layer(middleware::from_fn(crate::metrics::time_webhooks)),
+    );
     let callbacks = Router::new()
         .route("/ivr/status", post(status_callback))
         .route("/ivr/recording", post(recording_callback))
@@ -542,6 +562,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn(crate::metrics::time_webhooks));
     Router::new()
         .merge(twiml)
+        .merge(legs)
         .merge(callbacks)
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app)
@@ -655,7 +676,22 @@ async fn enter_fallback(
         },
     );
     app.stores.log.append(&e).await?;
+    if let Some(t) = offer_in_house(app, call, 0).await? {
+        return Ok(t);
+    }
     Ok(chain.twiml(0, intro).into())
+}
+
+/// At an `in_house` step with an agent pool: the offer's TwiML, when someone can take it.
+async fn offer_in_house(app: &App, call: &CallId, step: usize) -> IvrResult<Option<Twiml>> {
+    let in_house = matches!(
+        app.config.fallback.step(step),
+        Some(fallback::FallbackStep::InHouse { .. })
+    );
+    if !in_house || app.stores.agents.is_none() {
+        return Ok(None);
+    }
+    offer::start(app, call, call.as_str(), offer::Via::Fallback(step)).await
 }
 
 /// Moves to fallback step `step` (after step `step - 1` did not end the call) and logs it.
@@ -672,6 +708,9 @@ async fn next_fallback(app: &App, call: &CallId, step: usize, reason: String) ->
         },
     );
     app.stores.log.append(&e).await?;
+    if let Some(t) = offer_in_house(app, call, step).await? {
+        return Ok(t);
+    }
     Ok(chain.twiml(step, None).into())
 }
 
@@ -1016,7 +1055,20 @@ async fn auction_and_dial(
             let w = *w;
             let result = async {
                 log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
-                let twiml = dial_twiml(app, &ctx, &w.destination, name)?;
+                let pool_won = app
+                    .stores
+                    .agents
+                    .as_ref()
+                    .is_some_and(|a| a.buyer == w.buyer);
+                let offered = if pool_won {
+                    offer::start(app, &call, sid, offer::Via::Auction).await?
+                } else {
+                    None
+                };
+                let twiml = match offered {
+                    Some(t) => t,
+                    None => dial_twiml(app, &ctx, &w.destination, name)?,
+                };
                 log(
                     app.stores.log.as_ref(),
                     &call,
@@ -1302,6 +1354,7 @@ async fn status_callback(
         .call_status
         .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
     let secs = req.call_duration.or(req.duration).unwrap_or(0);
+    offer::caller_left(&app, &req.call.call_sid).await?;
     let live = app.take_call(&req.call.call_sid);
     let Some(record) = app.stores.log.record(&call).await? else {
         return Ok(StatusCode::NO_CONTENT);

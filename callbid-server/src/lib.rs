@@ -78,6 +78,7 @@
 //!     caps: Arc::new(MemoryCapStore::new()),
 //!     history,
 //!     routing: Arc::new(MemoryRoutingStore::new()),
+//!        agents: None,
 //! };
 //! let verifier = WebhookVerifier::new(public, "your-twilio-auth-token")?;
 //! let ivr_app = App::new(config, stores, auction, Some(verifier));

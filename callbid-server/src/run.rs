@@ -136,6 +136,7 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         caps: handles.caps.clone(),
         history: handles.history.clone(),
         routing: handles.routing.clone(),
+        agents: None,
     };
     let app = App::new(config, stores, auction.clone(), verifier);
     let mut router = app::router(app.clone());

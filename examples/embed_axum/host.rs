@@ -92,6 +92,7 @@ pub async fn app(
         caps: h.caps.clone(),
         history: h.history.clone(),
         routing: h.routing.clone(),
+        agents: None,
     };
     let verifier = WebhookVerifier::new(&callbid_url, auth_token)?;
     let ivr = App::new(config, stores, auction.clone(), Some(verifier));

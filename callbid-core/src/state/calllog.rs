@@ -93,6 +93,21 @@ pub enum CallEventKind {
         /// The buyer.
         buyer: Option<BuyerId>,
     },
+    /// An offer of the call to an agent pool was decided (seed 001).
+    AgentOffer {
+        /// The pool.
+        pool: String,
+        /// `accepted`, `fallback` (nobody took it) or `caller_gone`.
+        outcome: String,
+        /// The winner, when accepted.
+        agent: Option<String>,
+        /// Legs rung over every round.
+        legs: u32,
+        /// Rounds (tiers) rung.
+        rounds: u32,
+        /// Offer-to-accept latency of the winner, in milliseconds.
+        latency_ms: Option<u64>,
+    },
     /// The forwarded call ended.
     Completed {
         /// Talk time with the buyer, in seconds.
@@ -150,6 +165,7 @@ impl CallEventKind {
             CallEventKind::Fallback { .. } => "fallback",
             CallEventKind::Recording { .. } => "recording",
             CallEventKind::Billing { .. } => "billing",
+            CallEventKind::AgentOffer { .. } => "agent_offer",
         }
     }
 }
@@ -527,6 +543,8 @@ impl CallRecord {
             }
             CallEventKind::Missed { .. } => latest(&mut st.missed, stamp),
             CallEventKind::Rejected { .. } => st.rejected = true,
+            // Reported by the agent metrics; the record's status follows the Dial.
+            CallEventKind::AgentOffer { .. } => {}
             CallEventKind::Fallback { kind, .. } => {
                 if st.fallback.as_ref().is_none_or(|(h, _)| stamp > h) {
                     st.fallback = Some((stamp.clone(), kind.clone()));
