@@ -123,11 +123,7 @@ impl Harness {
             caps: Arc::new(MemoryCapStore::new()),
             history,
             routing: Arc::new(MemoryRoutingStore::new()),
-            agents: Some(AgentOffers {
-                store: store.clone(),
-                pool: pool.clone(),
-                buyer,
-            }),
+            agents: Some(AgentOffers::new(store.clone(), pool.clone(), buyer)),
         };
         let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
         let app = App::new(config, stores, auction, Some(verifier));

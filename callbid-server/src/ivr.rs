@@ -17,6 +17,7 @@
 //! anything else (`403` when it does not match) unless the app was built without a
 //! verifier (`--insecure-skip-signature`).
 
+pub mod desk;
 pub mod fallback;
 pub mod menu;
 pub mod offer;

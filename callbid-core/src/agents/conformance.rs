@@ -115,7 +115,8 @@ async fn start(
         CallId::new(id).map_err(err)?,
         plumbing()?,
         at,
-    );
+    )
+    .with_context(format!("ctx:{id}"));
     s.start_offer(&req).await.map_err(err)
 }
 
@@ -245,6 +246,11 @@ pub async fn accept_once(s: &dyn AgentStore, prefix: &str) -> Result<(), String>
             offer.state
         ),
         other => return Err(format!("b did not win: {other:?}")),
+    }
+    let stored = s.offer(&p.id, &o.id).await.map_err(err)?;
+    match stored {
+        Some(x) if x.context == format!("ctx:{id}") => {}
+        other => return Err(format!("the offer's context was not kept: {other:?}")),
     }
     match s
         .accept(&p.id, &o.id, &aid("a")?, secs(4))

@@ -423,6 +423,7 @@ impl<D: AgentDocs + ?Sized> AgentStore for D {
             req.needs.clone(),
             req.at,
         );
+        o.context.clone_from(&req.context);
         let claimed = claim(self, &pool, &o.id, &o.needs, 0, req.at).await?;
         match &claimed {
             Some((tier, agents)) => o.start_round(*tier, agents, req.at, pool.offer_ttl),

@@ -160,6 +160,8 @@ pub struct OfferRequest {
     pub needs: Needs,
     /// Now.
     pub at: DateTime<Utc>,
+    /// Stored as [`Offer::context`].
+    pub context: String,
 }
 
 impl OfferRequest {
@@ -177,7 +179,14 @@ impl OfferRequest {
             call,
             needs,
             at,
+            context: String::new(),
         }
+    }
+
+    /// With the embedder's note stored as [`Offer::context`].
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = context.into();
+        self
     }
 }
 

@@ -778,6 +778,11 @@ pub struct Offer {
     pub legs: Vec<Leg>,
     /// Where it stands.
     pub state: OfferState,
+    /// The embedder's note on the offer, stored with it and never read by the engine
+    /// (callbid-server keeps where the caller returns to when nobody accepts, so an
+    /// accept on any instance can move the call on). Empty by default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
 }
 
 /// The answer to an accept.
@@ -831,6 +836,7 @@ impl Offer {
             created_at: at,
             legs: Vec::new(),
             state: OfferState::Fallback { at },
+            context: String::new(),
         }
     }
 

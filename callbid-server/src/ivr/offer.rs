@@ -33,10 +33,11 @@ use callbid_core::agents::{
 };
 use callbid_core::state::CallEventKind;
 use callbid_core::{BuyerId, CallId, StateError};
+use callbid_twilio::rest::Client as TwilioClient;
 use callbid_twilio::twiml::{
     Client, Dial, Gather, GatherInput, Number, Redirect, Sip, VoiceResponse,
 };
-use callbid_twilio::webhook::{DialActionRequest, GatherRequest, VoiceRequest};
+use callbid_twilio::webhook::{DialActionRequest, DialCallStatus, GatherRequest, VoiceRequest};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -45,6 +46,7 @@ use crate::settle::log;
 
 /// The agent pool the IVR offers calls to: its store and its id.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AgentOffers {
     /// Pools, presence and offers (shared by every instance).
     pub store: Arc<dyn AgentStore>,
@@ -53,6 +55,28 @@ pub struct AgentOffers {
     /// The buyer id the pool bids under ([`callbid_core::agents::AgentPoolBuyer`]): when
     /// it wins an auction, the call is offered to the pool instead of dialled.
     pub buyer: BuyerId,
+    /// The REST client an Accept click in the agent desk moves the caller's call with
+    /// (`Calls/{CallSid}` update with `Url` = `/ivr/offer/connect`); without one the desk
+    /// shows offers but refuses clicks (agents accept by pressing `1`).
+    pub twilio: Option<TwilioClient>,
+}
+
+impl AgentOffers {
+    /// Offers to `pool` in `store`; the pool bids in auctions as `buyer`.
+    pub fn new(store: Arc<dyn AgentStore>, pool: AgentPoolId, buyer: BuyerId) -> Self {
+        AgentOffers {
+            store,
+            pool,
+            buyer,
+            twilio: None,
+        }
+    }
+
+    /// With the REST client desk accepts redirect the caller's call with.
+    pub fn with_twilio(mut self, client: TwilioClient) -> Self {
+        self.twilio = Some(client);
+        self
+    }
 }
 
 /// Where an offer came from, and so where the caller goes when nobody accepts.
@@ -69,6 +93,17 @@ impl Via {
         match self {
             Via::Auction => "via=auction".to_owned(),
             Via::Fallback(step) => format!("via=fallback&step={step}"),
+        }
+    }
+
+    /// The `via` an offer was started with, from its stored context (see [`start`]).
+    pub(crate) fn from_context(context: &str) -> Option<Via> {
+        match context.strip_prefix("via=")? {
+            "auction" => Some(Via::Auction),
+            rest => {
+                let step = rest.strip_prefix("fallback&step=")?;
+                step.parse().ok().map(Via::Fallback)
+            }
         }
     }
 }
@@ -153,7 +188,8 @@ pub(crate) async fn start(
         return Ok(None);
     };
     let id = OfferId::new(sid).map_err(|e| IvrError(anyhow::anyhow!("CallSid: {e}")))?;
-    let request = OfferRequest::new(id, agents.pool.clone(), call.clone(), needs, Utc::now());
+    let request = OfferRequest::new(id, agents.pool.clone(), call.clone(), needs, Utc::now())
+        .with_context(via.query());
     let offer = agents.store.start_offer(&request).await?;
     if matches!(offer.state, OfferState::Fallback { .. }) {
         log_decision(app, &offer).await?;
@@ -188,7 +224,7 @@ fn leg_url(app: &App, route: &str, offer: &OfferId, agent: &AgentId) -> String {
     )
 }
 
-fn caller_url(app: &App, route: &str, offer: &OfferId, via: Via) -> String {
+pub(crate) fn caller_url(app: &App, route: &str, offer: &OfferId, via: Via) -> String {
     format!(
         "{}/ivr/offer/{route}?offer={}&{}",
         app.config.public_url,
@@ -280,7 +316,7 @@ fn back_to_fallback(app: &App, via: Via) -> Twiml {
 }
 
 /// Logs how the offer was decided (once per offer: the key is the offer's state).
-async fn log_decision(app: &App, offer: &Offer) -> IvrResult<()> {
+pub(crate) async fn log_decision(app: &App, offer: &Offer) -> IvrResult<()> {
     let (outcome, agent, latency_ms) = match &offer.state {
         OfferState::Accepted { agent, at } => {
             let offered = offer
@@ -411,6 +447,12 @@ pub(crate) async fn dial_result(
         .await?
         .ok_or_else(|| IvrError(anyhow::anyhow!("no offer {offer_id}")))?;
     if let OfferState::Accepted { agent, .. } = &offer.state {
+        if req.dial_call_status == Some(DialCallStatus::Canceled) {
+            // The agent desk's accept moved the call with the REST client (which cancels
+            // this <Dial>): the winner is about to be connected, not done.
+            let url = caller_url(&app, "connect", &offer_id, via);
+            return Ok(VoiceResponse::new().redirect(Redirect::new(url)).into());
+        }
         end_call(&agents, &offer_id, agent).await?;
         if connected(req.dial_call_status.as_ref()) {
             return match via {
