@@ -292,6 +292,47 @@ async fn when_tier_1_does_not_answer_tier_2_is_rung_then_the_fallback() {
     assert!(h.all_available().await);
 }
 
+/// A round that follows one ended early (every leg busy) starts at the old round's end,
+/// ahead of the clock: its `<Dial>` still rings one round (20 s), never two. Found by
+/// benches/agent_ringing.rs, where later tiers rang 40, 60, 80 s.
+#[tokio::test]
+async fn a_tier_after_an_early_end_rings_one_round_not_two() {
+    let extra = vec![
+        agent("agent4", "+15125550004", 2),
+        agent("agent5", "+15125550005", 3),
+    ];
+    let h = Harness::start(false, extra).await;
+    let t = h
+        .run(
+            Harness::script("CAagents0007")
+                .dial_legs(DialLegs::new([
+                    DialLeg::busy(),
+                    DialLeg::busy(),
+                    DialLeg::busy(),
+                ]))
+                .dial_legs(DialLegs::new([DialLeg::no_answer()]))
+                .dial_legs(DialLegs::new([DialLeg::no_answer()]))
+                .dial(DialOutcome::NoAnswer),
+        )
+        .await;
+    let ends: Vec<u64> = t
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, SimEvent::Dial { .. }))
+        .map(|(at, _)| at.as_secs())
+        .collect();
+    assert!(ends.len() >= 3, "{}", t.render());
+    for w in ends.windows(2).take(2) {
+        // The round (20 s) plus the "please hold" prompt before the <Dial>.
+        assert!(
+            w[1] - w[0] <= 26,
+            "a tier rang {} s: {}",
+            w[1] - w[0],
+            t.render()
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_pool_bids_in_the_auction_and_its_call_is_settled_like_a_buyers() {
     let h = Harness::start(true, Vec::new()).await;

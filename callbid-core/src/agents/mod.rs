@@ -50,7 +50,7 @@ pub use metrics::{AgentMetrics, AgentStats};
 pub use model::{
     AcceptOutcome, Agent, AgentHours, AgentId, AgentPool, AgentPoolId, AgentRecord, ClientIdentity,
     Language, Leg, LegOutcome, Needs, Next, Offer, OfferId, OfferState, Presence, Reach, Tally,
-    MAX_DIAL_LEGS, MAX_ROUND_AGENTS,
+    MAX_DIAL_LEGS, MAX_ROUND_AGENTS, MAX_TIER,
 };
 
 /// A stored document with the version its compare-and-set is made against.

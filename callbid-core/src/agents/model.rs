@@ -20,6 +20,8 @@ use crate::zip::Zip;
 
 /// Twilio rings at most this many legs in one `<Dial>`.
 pub const MAX_DIAL_LEGS: u8 = 10;
+/// The highest tier an agent can be in (tiers ring one after another: 1, then 2, …).
+pub const MAX_TIER: u8 = 20;
 
 /// Most agents one round offers a call to (TaskRouter's multi-reservation limit). Past
 /// [`MAX_DIAL_LEGS`] the extra agents see the offer in the agent desk only.
@@ -402,13 +404,13 @@ impl Agent {
             tier: 1,
         })
     }
-    /// Sets the tier (1 to 9).
+    /// Sets the tier (1 to [`MAX_TIER`]).
     pub fn with_tier(mut self, tier: u8) -> Result<Self, ValidationError> {
-        if !(1..=9).contains(&tier) {
+        if !(1..=MAX_TIER).contains(&tier) {
             return Err(ValidationError::new(
                 "tier",
                 tier.to_string(),
-                "must be 1 to 9",
+                format!("must be 1 to {MAX_TIER}"),
             ));
         }
         self.tier = tier;

@@ -233,9 +233,19 @@ pub(crate) fn caller_url(app: &App, route: &str, offer: &OfferId, via: Via) -> S
     )
 }
 
-/// Seconds the round's `<Dial>` rings: until the round's end, at least 5.
-fn ring_secs(until: DateTime<Utc>) -> u32 {
-    let left = (until - Utc::now()).num_seconds().max(5);
+/// Seconds the round's `<Dial>` rings: until the round's end, at least 5, and never
+/// longer than the round itself lasts (`until` − the round's start). A round that
+/// follows one ended early (every leg busy, or a voicemail hung up) starts at the old
+/// round's end, ahead of the clock; without the cap its `<Dial>` would ring for two
+/// rounds.
+fn ring_secs(offer: &Offer, until: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    let started = offer
+        .current_legs()
+        .map(|l| l.offered_at)
+        .max()
+        .unwrap_or(now);
+    let round = (until - started).num_seconds();
+    let left = (until - now).num_seconds().min(round).max(5);
     u32::try_from(left).unwrap_or(u32::MAX)
 }
 
@@ -244,7 +254,7 @@ fn ring(app: &App, offer: &Offer, via: Via) -> Twiml {
     let until = offer.round().map_or_else(Utc::now, |r| r.2);
     let mut dial = Dial::new()
         .action(caller_url(app, "dial-result", &offer.id, via))
-        .timeout(ring_secs(until))
+        .timeout(ring_secs(offer, until, Utc::now()))
         .answer_on_bridge(true);
     if let Some(c) = &offer.needs.caller {
         dial = dial.caller_id(c.as_str());
