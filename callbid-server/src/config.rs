@@ -47,6 +47,9 @@ pub const KEYS: &[&str] = &[
     "dashboard_token",
     "insecure_open_dashboard",
     "metrics",
+    "agents",
+    "account_sid",
+    "twilio_api_url",
 ];
 
 /// The default database: the same file for every server, so one dashboard shows every
@@ -107,6 +110,16 @@ pub struct ServerConfig {
     /// Serve `GET /metrics` (Prometheus text; behind the operator token when one is
     /// required).
     pub metrics: bool,
+    /// `agents.toml`: the agent pool calls are offered to (the `in-house` fallback step
+    /// and, when it bids, the auction), and the agent-pool desk at `/desk`. `None`: no
+    /// pool.
+    pub agents: Option<PathBuf>,
+    /// Twilio account SID (`AC…`) of the REST client an Accept click in the desk moves
+    /// calls with (default `$TWILIO_ACCOUNT_SID`); without it a built-in fake of the
+    /// Calls endpoint records the moves (local demos).
+    pub account_sid: Option<String>,
+    /// Twilio REST API base URL (default `https://api.twilio.com`; e.g. the Prism mock).
+    pub twilio_api_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +148,9 @@ impl Default for ServerConfig {
             dashboard_token: None,
             insecure_open_dashboard: false,
             metrics: true,
+            agents: None,
+            account_sid: None,
+            twilio_api_url: None,
         }
     }
 }
@@ -165,6 +181,9 @@ impl fmt::Debug for ServerConfig {
             .field("dashboard_token", &secret(&self.dashboard_token))
             .field("insecure_open_dashboard", &self.insecure_open_dashboard)
             .field("metrics", &self.metrics)
+            .field("agents", &self.agents)
+            .field("account_sid", &self.account_sid)
+            .field("twilio_api_url", &self.twilio_api_url)
             .finish()
     }
 }
@@ -308,6 +327,10 @@ impl ServerConfig {
                 if let Some(v) = get("TWILIO_AUTH_TOKEN") {
                     self.set(key, v, "TWILIO_AUTH_TOKEN")?;
                 }
+            } else if *key == "account_sid" {
+                if let Some(v) = get("TWILIO_ACCOUNT_SID") {
+                    self.set(key, v, "TWILIO_ACCOUNT_SID")?;
+                }
             }
         }
         Ok(())
@@ -343,6 +366,9 @@ impl ServerConfig {
                 self.insecure_open_dashboard = parse_bool(key, value, origin)?
             }
             "metrics" => self.metrics = parse_bool(key, value, origin)?,
+            "agents" => self.agents = opt(value).map(PathBuf::from),
+            "account_sid" => self.account_sid = opt(value),
+            "twilio_api_url" => self.twilio_api_url = opt(value),
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_owned(),
@@ -381,6 +407,29 @@ impl ServerConfig {
         if let Some(url) = &self.public_url {
             callbid_twilio::signature::WebhookVerifier::new(url, "check")
                 .map_err(|e| invalid("public_url", url, O, e))?;
+        }
+        if let Some(sid) = &self.account_sid {
+            let ok = sid.len() == 34
+                && sid.starts_with("AC")
+                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(invalid(
+                    "account_sid",
+                    sid,
+                    O,
+                    "expected AC followed by 32 hex digits",
+                ));
+            }
+        }
+        if let Some(url) = &self.twilio_api_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "twilio_api_url",
+                    url,
+                    O,
+                    "expected an http:// or https:// URL",
+                ));
+            }
         }
         if self.database_url.is_empty() {
             return Err(invalid("database_url", "", O, "must not be empty"));
@@ -485,6 +534,8 @@ mod tests {
             ("concurrency", "0"),
             ("public_url", "ftp://x"),
             ("in_house_number", "555"),
+            ("account_sid", "AC123"),
+            ("twilio_api_url", "api.twilio.com"),
         ] {
             let mut c = ServerConfig::default();
             c.set(key, value, "test").unwrap();

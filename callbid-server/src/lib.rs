@@ -105,6 +105,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod agents_file;
 pub mod auth;
 pub mod campaign;
 pub mod config;

@@ -4,6 +4,7 @@
 //! simulated calls through it first).
 
 mod agent_desk;
+mod pool;
 
 pub use agent_desk::{agent_desk, AgentDeskArgs};
 
@@ -79,8 +80,13 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
 
     // Buyers: a buyers.toml, or the demo network on loopback.
     let loader = BuyersLoader::new(handles.caps.clone(), handles.seen.clone());
-    let (entries, network) =
+    let (mut entries, network) =
         mock_network::load_buyers_or_demo(loader, args.buyers.as_deref(), args.seed).await?;
+    // The agent pool (agents.toml), bidding next to the buyers when it has bids.
+    let pool = pool::setup(&args, &store, resolved.in_house.as_ref()).await?;
+    if let Some(e) = pool.as_ref().and_then(|p| p.entry.clone()) {
+        entries.push(e);
+    }
     let buyer_count = entries.len();
     let auction = build_auction(
         entries,
@@ -136,10 +142,14 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         caps: handles.caps.clone(),
         history: handles.history.clone(),
         routing: handles.routing.clone(),
-        agents: None,
+        agents: pool.as_ref().map(|p| p.offers.clone()),
     };
     let app = App::new(config, stores, auction.clone(), verifier);
     let mut router = app::router(app.clone());
+    if pool.is_some() {
+        let desk = crate::ivr::desk::router(app.clone());
+        router = router.merge(operator_auth::guard_only(desk, &operator));
+    }
     if args.dashboard {
         let dash = dashboard::router(dashboard::DashboardState {
             store: store.clone(),
@@ -181,6 +191,9 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         app.config.fallback,
         args.payout
     );
+    if let Some(p) = &pool {
+        println!("  {}   desk: http://{local}/desk", p.summary);
+    }
     if generated && simulate.is_none() && !args.insecure_skip_signature {
         println!("  no TWILIO_AUTH_TOKEN / --auth-token given; development token: {token}");
     }
@@ -259,6 +272,9 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
     let _ = sweeper.await; // its clone of the app is dropped once it has stopped
     if let Some(net) = &network {
         net.stop();
+    }
+    if let Some(f) = pool.as_ref().and_then(|p| p.fake.as_ref()) {
+        f.stop();
     }
     // Every acknowledged event is already committed; dropping the last handles closes
     // the database connections.

@@ -120,3 +120,86 @@ fn configuration_errors_name_the_key_and_the_value() {
     assert!(!out.status.success());
     assert!(err.contains("sede"), "{err}");
 }
+
+/// Kills the server when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_with_an_agents_file_offers_calls_and_mounts_the_desk() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let agents = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/agents.toml");
+    std::fs::write(
+        dir.path().join("callbid.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\nagents = {agents:?}\nfallback = \"in-house,message\"\nin_house_number = \"+15125550999\"\nauth_token = \"tok\"\n"
+        ),
+    )
+    .unwrap();
+    let child = callbid(dir.path())
+        .args(["serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Running(child);
+    let stdout = server.0.stdout.take().unwrap();
+    let banner: Vec<String> = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("desk: "))
+        .chain(std::iter::once(String::new()))
+        .collect();
+    let base = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("callbid IVR listening on "))
+        .unwrap_or_else(|| panic!("no banner: {banner:?}"))
+        .trim()
+        .to_owned();
+    let v: serde_json::Value = reqwest::get(format!("{base}/desk/api/agents"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["pool"], "in-house", "{v}");
+    let ids: Vec<&str> = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["alice", "bob", "carol"]);
+    assert_eq!(v["agents"][0]["presence"], "available");
+    let page = reqwest::get(format!("{base}/desk?agent=alice"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+
+    // A bad agents file is refused at start, naming the entry and the field.
+    let bad = dir.path().join("bad-agents.toml");
+    std::fs::write(
+        &bad,
+        "[pool]\nid = \"p\"\n[[agent]]\nid = \"a\"\nreach = \"555\"\n",
+    )
+    .unwrap();
+    let out = callbid(dir.path())
+        .env("CALLBID_AGENTS", &bad)
+        .env("CALLBID_LISTEN", "127.0.0.1:0")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("agent[0] (a).reach") && err.contains("555"),
+        "{err}"
+    );
+}
