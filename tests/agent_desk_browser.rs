@@ -11,15 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbid::core::agents::{
-    Agent, AgentId, AgentPool, AgentPoolId, AgentStore, MemoryAgentStore, OfferId, OfferState,
-    PresenceChange, Reach,
+    Agent, AgentId, AgentPool, AgentPoolId, AgentStore, OfferId, OfferState, PresenceChange, Reach,
 };
 use callbid::core::auction::Strategy;
 use callbid::core::billing::PayoutRule;
-use callbid::core::state::{
-    MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemoryRoutingStore,
-};
 use callbid::core::{BuyerId, Money, PhoneNumber};
+use callbid::store::Store;
+use callbid_server::dashboard;
 use callbid_server::demo::fake_twilio::FakeTwilio;
 use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
 use callbid_server::ivr::menu::{Campaigns, Menu};
@@ -40,7 +38,8 @@ const CALLER: &str = "+15125550123";
 
 struct Desk {
     base: String,
-    store: Arc<MemoryAgentStore>,
+    store: Arc<dyn AgentStore>,
+    _dir: tempfile::TempDir,
     pool: AgentPoolId,
     fake: FakeTwilio,
     http: reqwest::Client,
@@ -80,10 +79,15 @@ fn ivr_config(base: &str) -> IvrConfig {
 }
 
 impl Desk {
-    /// The IVR (no buyer networks, fallback `in-house,message`) and the desk, with two
-    /// tier-1 agents logged in and a 60 s offer TTL.
+    /// The IVR (no buyer networks, fallback `in-house,message`), the desk and the
+    /// operator dashboard over one temporary SQLite store, with two tier-1 agents logged
+    /// in and a 60 s offer TTL.
     async fn start() -> Desk {
-        let store = Arc::new(MemoryAgentStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+        let db = Store::open(&url).await.unwrap();
+        let handles = db.handles();
+        let store: Arc<dyn AgentStore> = Arc::new(db.clone());
         let pool = AgentPoolId::new("desk").unwrap();
         let buyer = BuyerId::new("in-house-agents").unwrap();
         let settings = AgentPool::new(pool.clone(), buyer.clone())
@@ -110,10 +114,9 @@ impl Desk {
             .api_base_url(fake.base_url.clone())
             .build()
             .unwrap();
-        let history = Arc::new(MemoryDurationHistory::new());
         let auction = build_auction(
             Vec::new(),
-            history.clone(),
+            handles.history.clone(),
             Strategy::HighestBid,
             Duration::from_millis(500),
         )
@@ -121,21 +124,29 @@ impl Desk {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stores = Stores {
-            log: Arc::new(MemoryCallLog::new()),
-            caps: Arc::new(MemoryCapStore::new()),
-            history,
-            routing: Arc::new(MemoryRoutingStore::new()),
+            log: handles.log.clone(),
+            caps: handles.caps.clone(),
+            history: handles.history.clone(),
+            routing: handles.routing.clone(),
             agents: Some(AgentOffers::new(store.clone(), pool.clone(), buyer).with_twilio(twilio)),
         };
         let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
-        let app: Arc<App> = App::new(ivr_config(&base), stores, auction, Some(verifier));
-        let router = app::router(app.clone()).merge(desk::router(app));
+        let app: Arc<App> = App::new(ivr_config(&base), stores, auction.clone(), Some(verifier));
+        let dash = dashboard::router(dashboard::DashboardState {
+            store: db,
+            auction,
+            title: "desk test".into(),
+        });
+        let router = app::router(app.clone())
+            .merge(desk::router(app))
+            .merge(dash);
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
         Desk {
             base,
             store,
+            _dir: dir,
             pool,
             fake,
             http: reqwest::Client::new(),

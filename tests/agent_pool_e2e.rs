@@ -237,6 +237,73 @@ async fn a_voicemail_that_answers_first_never_wins() {
     );
 }
 
+/// An agent who hears the whisper and presses nothing declines (Gather's
+/// `actionOnEmptyResult`): when every leg did, the round ends at once, not at its TTL.
+#[tokio::test]
+async fn whispers_nobody_answers_are_declines_and_end_the_round_at_once() {
+    let h = Harness::start(false, Vec::new()).await;
+    let legs = DialLegs::new([
+        DialLeg::answers_after(2).stay_silent(),
+        DialLeg::answers_after(3).stay_silent(),
+        DialLeg::voicemail_after(1),
+    ]);
+    let t = h.run(Harness::script("CAagents0008").dial_legs(legs)).await;
+    assert_eq!(t.bridged(), None, "{}", t.render());
+    let offer = h
+        .store
+        .offer(&h.pool, &OfferId::new("CAagents0008").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(offer.state, OfferState::Fallback { .. }),
+        "{offer:?}"
+    );
+    let outcomes: Vec<String> = offer
+        .legs
+        .iter()
+        .map(|l| format!("{:?}", l.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["Declined", "Declined", "Declined"],
+        "{}",
+        t.render()
+    );
+    assert!(h.all_available().await);
+    assert!(
+        t.events
+            .iter()
+            .any(|(_, e)| matches!(e, SimEvent::Say { text, .. } if text == DEFAULT_MESSAGE)),
+        "{}",
+        t.render()
+    );
+}
+
+/// When the last leg of a round declines, the store offers the next tier at once; the
+/// `<Dial>`'s action that follows must ring that tier, not end it as if it rang out.
+/// (Found by benches/agent_ringing.rs: a tier after a voicemail was skipped.)
+#[tokio::test]
+async fn after_every_leg_declines_the_next_tier_is_rung_not_skipped() {
+    let h = Harness::start(false, vec![agent("agent4", "+15125550004", 2)]).await;
+    let t = h
+        .run(
+            Harness::script("CAagents0009")
+                .dial_legs(DialLegs::new([
+                    DialLeg::voicemail_after(1),
+                    DialLeg::answers_after(2).stay_silent(),
+                    DialLeg::answers_after(3).press("2"),
+                ]))
+                .dial_legs(DialLegs::new([DialLeg::answers_after(4).press("1")])),
+        )
+        .await;
+    assert_eq!(t.bridged(), Some("+15125550004"), "{}", t.render());
+    assert_eq!(
+        accepted_by(&h.offer_state("CAagents0009").await),
+        Some("agent4")
+    );
+}
+
 #[tokio::test]
 async fn the_caller_hanging_up_during_the_whisper_frees_every_agent() {
     let h = Harness::start(false, Vec::new()).await;

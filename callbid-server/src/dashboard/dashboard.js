@@ -364,6 +364,29 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     });
   }
 
+  // The agent pool's metrics (issue 10), when the server has a pool (the desk's API
+  // answers 404 without one, and the panel stays hidden).
+  async function loadAgentMetrics() {
+    let res;
+    try { res = await fetch(BASE + "/desk/api/metrics?hours=24", { headers: { Accept: "application/json" } }); } catch (_) { return; }
+    if (!res.ok) { $("agents-panel").hidden = true; return; }
+    const m = await res.json();
+    $("agents-totals").textContent = m.offers + " " + plural(m.offers, "offer") + " · " + m.accepted + " accepted · " +
+      m.fallbacks + " to the fallback · " + m.caller_hung_up + " " + plural(m.caller_hung_up, "caller") +
+      " hung up while offered · " + m.live + " ringing";
+    const tbody = $("agents-metrics").querySelector("tbody");
+    tbody.replaceChildren();
+    for (const a of m.agents) {
+      const tr = el("tr");
+      tr.dataset.agent = a.agent;
+      const util = a.utilisation == null ? "—" : (Number(a.utilisation) * 100).toFixed(1) + "%";
+      const ms = a.accept_ms_median == null ? "—" : (a.accept_ms_median / 1000).toFixed(1) + " s";
+      for (const v of [a.name, a.presence.state, a.offered, a.accepted, a.missed, ms, util]) tr.appendChild(el("td", v));
+      tbody.appendChild(tr);
+    }
+    $("agents-panel").hidden = false;
+  }
+
   async function init() {
     const urlTz = restoreFromUrl();
     let meta;
@@ -402,6 +425,8 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     }));
     connectFeed();
     await refresh();
+    await loadAgentMetrics();
+    setInterval(loadAgentMetrics, 10000);
     document.body.dataset.ready = "true";
   }
 

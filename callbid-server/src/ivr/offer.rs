@@ -114,6 +114,9 @@ pub(crate) struct OfferQuery {
     via: String,
     #[serde(default)]
     step: Option<usize>,
+    /// The round the `<Dial>` rang (absent: any).
+    #[serde(default)]
+    round: Option<u32>,
 }
 
 impl OfferQuery {
@@ -251,9 +254,15 @@ fn ring_secs(offer: &Offer, until: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
 
 /// One `<Dial>` ringing the round's legs (at most [`MAX_DIAL_LEGS`]), each with a whisper.
 fn ring(app: &App, offer: &Offer, via: Via) -> Twiml {
-    let until = offer.round().map_or_else(Utc::now, |r| r.2);
+    let (round, until) = offer
+        .round()
+        .map_or_else(|| (0, Utc::now()), |r| (r.1, r.2));
+    let action = format!(
+        "{}&round={round}",
+        caller_url(app, "dial-result", &offer.id, via)
+    );
     let mut dial = Dial::new()
-        .action(caller_url(app, "dial-result", &offer.id, via))
+        .action(action)
         .timeout(ring_secs(offer, until, Utc::now()))
         .answer_on_bridge(true);
     if let Some(c) = &offer.needs.caller {
@@ -396,6 +405,9 @@ pub(crate) async fn whisper(
         .input(GatherInput::Dtmf)
         .num_digits(1u32)
         .timeout(5u32)
+        // No key pressed is a decline too: the leg stops counting as ringing at once
+        // (the desk and the round's end see it), not at the TTL.
+        .action_on_empty_result(true)
         .action(leg_url(&app, "press", &offer_id, &agent))
         .say(say(&app, prompt));
     Ok(VoiceResponse::new()
@@ -448,7 +460,8 @@ pub(crate) async fn dial_result(
     q: QueryResult<OfferQuery>,
     Signed(req): Signed<DialActionRequest>,
 ) -> IvrResult {
-    let (offer_id, via) = query(q)?.parse()?;
+    let q = query(q)?;
+    let (offer_id, via) = q.parse()?;
     let agents = offers(&app)?.clone();
     call_id(&req.call)?;
     let offer = agents
@@ -476,12 +489,19 @@ pub(crate) async fn dial_result(
         // The winner's leg dropped before the bridge: the caller is not left waiting.
         return Ok(back_to_fallback(&app, via));
     }
-    // The Dial rang out: the round is over whatever the clock says.
-    let until = offer.round().map_or_else(Utc::now, |r| r.2);
-    let offer = agents
-        .store
-        .tick(&agents.pool, &offer_id, Utc::now().max(until))
-        .await?;
+    let rang = q.round;
+    let offer = match offer.round() {
+        // The Dial rang out: its round is over whatever the clock says.
+        Some((_, round, until)) if rang.is_none_or(|r| r == round) => {
+            agents
+                .store
+                .tick(&agents.pool, &offer_id, Utc::now().max(until))
+                .await?
+        }
+        // The round already moved on (its last leg declined while the Dial was still
+        // ending): ring the new round, never cut it short.
+        _ => offer,
+    };
     answer(&app, &offer, via).await
 }
 
