@@ -511,6 +511,33 @@ async fn browser_filters_and_exports_csv() {
         .for_element(Locator::Css("body[data-ready='true']"))
         .await
         .unwrap();
+    // At 1400 px wide every column of the call log fits without a scrollbar, and the
+    // page itself does not scroll sideways (issue 14).
+    c.set_window_size(1400, 1000).await.unwrap();
+    let overflow = eventually(
+        "the call log fits at 1400 px",
+        || async {
+            let v = c
+                .execute(
+                    "const w = document.querySelector('.table-wrap'); \
+                     return [document.querySelectorAll('#calls tbody tr').length, \
+                             w.scrollWidth - w.clientWidth, \
+                             document.documentElement.scrollWidth - document.documentElement.clientWidth];",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            serde_json::from_value::<Vec<i64>>(v).unwrap()
+        },
+        |v| v[0] > 0 && v[1] <= 1 && v[2] <= 0,
+    )
+    .await;
+    assert!(overflow[1] <= 1, "{overflow:?}");
+    if let Ok(path) = std::env::var("DASHBOARD_SCREENSHOT") {
+        // For a look at the layout: DASHBOARD_SCREENSHOT=/tmp/dash.png cargo test …
+        std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+    }
+    c.set_window_size(1440, 1250).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/");
     let js_cookies = c.execute("return document.cookie;", vec![]).await.unwrap();
     assert_eq!(

@@ -1222,18 +1222,18 @@ async fn bridge(app: &App, id: &str) -> Result<Session, (StatusCode, String)> {
     }
 }
 
-async fn forward(State(app): State<Shared>, Path(id): Path<String>) -> Response {
-    match bridge(&app, &id).await {
-        Ok(s) => Json(s).into_response(),
-        Err((status, message)) => {
+async fn forward(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    bridge(&app, &id)
+        .await
+        .map(Json)
+        .map_err(|(status, message)| {
+            // The session rides along so the page can show what was tried.
             let session = app.session(&id);
-            (
-                status,
-                Json(json!({ "error": message, "auction": session })),
-            )
-                .into_response()
-        }
-    }
+            ApiError::Status(status, json!({ "error": message, "auction": session }))
+        })
 }
 
 #[cfg(test)]

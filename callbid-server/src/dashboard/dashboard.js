@@ -103,7 +103,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
   function row(r) {
     const tr = document.createElement("tr");
     tr.dataset.callId = r.call_id;
-    const t = el("td", r.received_local);
+    const t = el("td", r.received_local, "wrap");
     t.title = r.received_at + " (UTC)";
     tr.appendChild(t);
     const st = el("td");
@@ -119,9 +119,9 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     tr.appendChild(id);
     tr.appendChild(el("td", r.caller || "withheld"));
     tr.appendChild(el("td", r.zip || ""));
-    tr.appendChild(el("td", r.service || ""));
-    tr.appendChild(el("td", [r.campaign, r.source].filter(Boolean).join(" / ")));
-    tr.appendChild(el("td", r.buyer || ""));
+    tr.appendChild(el("td", r.service || "", "wrap"));
+    tr.appendChild(el("td", [r.campaign, r.source].filter(Boolean).join(" / "), "wrap"));
+    tr.appendChild(el("td", r.buyer || "", "wrap"));
     tr.appendChild(el("td", money(r.price, r.currency), "num"));
     tr.appendChild(el("td", money(r.revenue, r.currency), "num"));
     tr.appendChild(el("td", fmtDuration(r.duration_secs), "num"));
