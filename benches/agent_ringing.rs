@@ -123,6 +123,7 @@ async fn server(simultaneous: bool) -> Server {
         history,
         routing: Arc::new(MemoryRoutingStore::new()),
         agents: Some(AgentOffers::new(store.clone(), pool.clone(), buyer)),
+        pools: None,
     };
     let verifier = WebhookVerifier::new(&base, TOKEN).expect("verifier");
     let app: Arc<App> = App::new(config, stores, auction, Some(verifier));

@@ -129,6 +129,7 @@ impl Desk {
             history: handles.history.clone(),
             routing: handles.routing.clone(),
             agents: Some(AgentOffers::new(store.clone(), pool.clone(), buyer).with_twilio(twilio)),
+            pools: None,
         };
         let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
         let app: Arc<App> = App::new(ivr_config(&base), stores, auction.clone(), Some(verifier));

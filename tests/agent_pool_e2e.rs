@@ -124,6 +124,7 @@ impl Harness {
             history,
             routing: Arc::new(MemoryRoutingStore::new()),
             agents: Some(AgentOffers::new(store.clone(), pool.clone(), buyer)),
+            pools: None,
         };
         let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
         let app = App::new(config, stores, auction, Some(verifier));

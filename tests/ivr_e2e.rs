@@ -69,6 +69,7 @@ fn memory_stores() -> (Stores, Arc<MemoryCallLog>, Arc<MemoryDurationHistory>) {
         history: history.clone(),
         routing: Arc::new(MemoryRoutingStore::new()),
         agents: None,
+        pools: None,
     };
     (stores, log, history)
 }
@@ -227,6 +228,7 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
         history: h.history.clone(),
         routing: h.routing.clone(),
         agents: None,
+        pools: None,
     };
     let entries = vec![
         entry(buyer("acme", 4200, "+15125550199")),
@@ -825,6 +827,7 @@ async fn simulation_over_the_demo_network_summarizes_from_the_log() {
         history: sh.history.clone(),
         routing: sh.routing.clone(),
         agents: None,
+        pools: None,
     };
     let h = Harness::start(entries, stores, "voicemail,message", Strategy::HighestScore).await;
     let opts = simulate::SimOptions {
@@ -904,6 +907,7 @@ async fn accepted_call_on_postgresql() {
         history: sh.history.clone(),
         routing: sh.routing.clone(),
         agents: None,
+        pools: None,
     };
     // Unique ids: the database is shared with other tests and earlier runs.
     let nanos = std::time::SystemTime::now()
@@ -1394,6 +1398,7 @@ async fn start_protected(auth: &operator_auth::OperatorAuth) -> (Harness, Store)
         history: handles.history.clone(),
         routing: handles.routing.clone(),
         agents: None,
+        pools: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

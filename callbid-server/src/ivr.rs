@@ -48,7 +48,10 @@ use callbid_core::state::MemoryRoutingStore;
 use callbid_core::state::{
     CallEventKind, CallLog, CallStatus as LogStatus, CapStore, DurationHistory, RoutingStore,
 };
-use callbid_core::{Bid, BuyerId, CallContext, CallId, Destination, PhoneNumber, ServiceType, Zip};
+use callbid_core::{
+    Bid, BuyerId, CallContext, CallId, CampaignId, Destination, PhoneNumber, ServiceType, SourceId,
+    Zip,
+};
 use callbid_twilio::signature::{WebhookVerifier, SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER};
 use callbid_twilio::twiml::{
     Dial, DialRecord, Gather, GatherInput, Number, Redirect, Say, Sip, VoiceResponse,
@@ -62,6 +65,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 use crate::ivr::fallback::FallbackChain;
 use crate::ivr::menu::{Campaigns, Menu};
@@ -117,6 +121,10 @@ pub struct Stores {
     /// only when nobody in the pool can take the call at all), and a win of the pool's buyer id in the auction offers it instead of
     /// dialling. See [`offer`].
     pub agents: Option<AgentOffers>,
+    /// Number pools (call tracking, seed 003), when there are any: `/voice` resolves the
+    /// dialed number to the lease it was shown under first, and the call's campaign,
+    /// publisher, listing, visitor and UTM come from it. See [`crate::pool`].
+    pub pools: Option<Arc<crate::pool::PoolApp>>,
 }
 
 #[derive(Debug)]
@@ -715,6 +723,73 @@ async fn next_fallback(app: &App, call: &CallId, step: usize, reason: String) ->
     Ok(chain.twiml(step, None).into())
 }
 
+/// Resolves the dialed number against the number pools and logs the result (an
+/// `attributed` event, once per call); `None` when there are no pools or the number is
+/// in none of them. A failing pool store never fails the call: it is logged, and the
+/// static tracking table applies.
+async fn attribute(
+    app: &App,
+    call: &CallId,
+    dialed: Option<&PhoneNumber>,
+    caller: Option<&PhoneNumber>,
+    now: DateTime<Utc>,
+) -> IvrResult<Option<crate::pool::CallAttribution>> {
+    let (Some(pools), Some(dialed)) = (app.stores.pools.as_ref(), dialed) else {
+        return Ok(None);
+    };
+    let a = match pools.resolve_call(call.as_str(), dialed, caller, now).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("WARN ivr: call {call}: number pool attribution failed: {e}");
+            return Ok(None);
+        }
+    };
+    let e = callbid_core::state::CallEvent::new(
+        call.clone(),
+        now,
+        "attributed",
+        CallEventKind::Attributed {
+            pool: a.pool.to_string(),
+            attribution: a.attribution.kind().to_owned(),
+            attributes: a.attributes(),
+        },
+    );
+    app.stores.log.append(&e).await?;
+    Ok(Some(a))
+}
+
+/// What `/voice` recorded about where the call came from: the campaign and source of
+/// its `incoming` event and the attributes of its `attributed` event (read from the
+/// log, so the service step may run on another instance).
+async fn recorded_origin(
+    app: &App,
+    call: &CallId,
+) -> IvrResult<
+    Option<(
+        Option<CampaignId>,
+        Option<SourceId>,
+        BTreeMap<String, String>,
+    )>,
+> {
+    if app.stores.pools.is_none() {
+        return Ok(None);
+    }
+    let events = app.stores.log.events(call).await?;
+    let mut origin = None;
+    let mut attributes = BTreeMap::new();
+    for e in events {
+        match e.kind {
+            CallEventKind::Incoming {
+                campaign, source, ..
+            } => origin = Some((campaign, source)),
+            CallEventKind::Attributed { attributes: a, .. } => attributes = a,
+            _ => {}
+        }
+    }
+    Ok(origin.map(|(c, s)| (c, s, attributes)))
+}
+
 /// The call's context as the service step sees it.
 fn context(
     app: &App,
@@ -820,7 +895,13 @@ async fn voice(State(app): State<Arc<App>>, Signed(req): Signed<VoiceRequest>) -
     let now = Utc::now();
     let caller = req.call.caller_number();
     let dialed = phone("dialed number", req.call.to.as_deref());
-    let tracking = app.config.campaigns.lookup(dialed.as_ref());
+    let mut tracking = app.config.campaigns.lookup(dialed.as_ref());
+    // Call tracking first: a pool number names the lease (visitor, listing, publisher)
+    // it was shown under, which outranks the static tracking table.
+    if let Some(a) = attribute(&app, &call, dialed.as_ref(), caller.as_ref(), now).await? {
+        tracking.campaign = a.campaign.clone().or(tracking.campaign);
+        tracking.source = a.publisher.clone().or(tracking.source);
+    }
     let e = callbid_core::state::CallEvent::new(
         call,
         now,
@@ -969,7 +1050,12 @@ async fn route_service(
             return Ok(Routed::plain(twiml));
         }
     }
-    let ctx = context(app, &req.call, call.clone(), zip, service.clone());
+    let mut ctx = context(app, &req.call, call.clone(), zip, service.clone());
+    if let Some((campaign, source, attributes)) = recorded_origin(app, call).await? {
+        ctx.campaign = campaign.or(ctx.campaign);
+        ctx.source = source.or(ctx.source);
+        ctx.attributes.extend(attributes);
+    }
     log(
         app.stores.log.as_ref(),
         call,

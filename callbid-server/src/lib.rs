@@ -79,6 +79,7 @@
 //!     history,
 //!     routing: Arc::new(MemoryRoutingStore::new()),
 //!        agents: None,
+//!        pools: None,
 //! };
 //! let verifier = WebhookVerifier::new(public, "your-twilio-auth-token")?;
 //! let ivr_app = App::new(config, stores, auction, Some(verifier));
@@ -115,6 +116,7 @@ pub mod error;
 pub mod ivr;
 pub mod logline;
 pub mod metrics;
+pub mod pool;
 pub mod run;
 pub mod serve;
 pub mod settle;

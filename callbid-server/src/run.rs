@@ -143,6 +143,7 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         history: handles.history.clone(),
         routing: handles.routing.clone(),
         agents: pool.as_ref().map(|p| p.offers.clone()),
+        pools: None,
     };
     let app = App::new(config, stores, auction.clone(), verifier);
     let mut router = app::router(app.clone());

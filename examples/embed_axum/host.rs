@@ -93,6 +93,7 @@ pub async fn app(
         history: h.history.clone(),
         routing: h.routing.clone(),
         agents: None,
+        pools: None,
     };
     let verifier = WebhookVerifier::new(&callbid_url, auth_token)?;
     let ivr = App::new(config, stores, auction.clone(), Some(verifier));

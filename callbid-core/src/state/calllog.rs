@@ -135,6 +135,18 @@ pub enum CallEventKind {
         /// Where.
         url: String,
     },
+    /// The call was resolved against a number pool (call tracking): the lease it belongs
+    /// to, or why there is none.
+    Attributed {
+        /// The pool the dialed number belongs to.
+        pool: String,
+        /// `attributed`, `overflow`, `expired_lease` or `unknown_number`.
+        attribution: String,
+        /// What the lease carried: `listing`, `visitor`, `lease`, `publisher`, `source`,
+        /// `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, `utm_content`,
+        /// `search_term`, `landing_page`, `referrer`, `via`, and `tag.<key>` for free tags.
+        attributes: std::collections::BTreeMap<String, String>,
+    },
     /// Settlement of a finished call.
     Billing {
         /// Whether the buyer pays.
@@ -166,6 +178,7 @@ impl CallEventKind {
             CallEventKind::Recording { .. } => "recording",
             CallEventKind::Billing { .. } => "billing",
             CallEventKind::AgentOffer { .. } => "agent_offer",
+            CallEventKind::Attributed { .. } => "attributed",
         }
     }
 }
@@ -545,6 +558,8 @@ impl CallRecord {
             CallEventKind::Rejected { .. } => st.rejected = true,
             // Reported by the agent metrics; the record's status follows the Dial.
             CallEventKind::AgentOffer { .. } => {}
+            // Attribution facts do not change the call's status.
+            CallEventKind::Attributed { .. } => {}
             CallEventKind::Fallback { kind, .. } => {
                 if st.fallback.as_ref().is_none_or(|(h, _)| stamp > h) {
                     st.fallback = Some((stamp.clone(), kind.clone()));

@@ -1,0 +1,326 @@
+//! Number pools end to end (issue 9, seed 003): a page leases a tracking number through
+//! the public lease API, a call to that number arrives, and the IVR attributes it to the
+//! visitor, listing, publisher and UTM before the auction, which sees them in the call's
+//! context; the call log keeps the attribution. Signed webhooks over real HTTP on
+//! 127.0.0.1, driven by the call simulator, with the in-memory pool store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use callbid::core::auction::Strategy;
+use callbid::core::billing::PayoutRule;
+use callbid::core::pool::{MemoryNumberPoolStore, NumberPoolStore};
+use callbid::core::state::{
+    CallEventKind, CallLog, MemoryCallLog, MemoryCapStore, MemoryDurationHistory,
+    MemoryRoutingStore,
+};
+use callbid::core::{
+    Bid, Buyer, BuyerEntry, BuyerError, BuyerId, CallContext, CallId, Deadline, Destination, Money,
+    PingReply,
+};
+use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
+use callbid_server::ivr::menu::{Campaigns, Menu};
+use callbid_server::ivr::{self as app, App, IvrConfig, Stores};
+use callbid_server::pool::{self, PoolApp, PoolLimits};
+use callbid_server::settle::build_auction;
+use callbid_twilio::signature::WebhookVerifier;
+use callbid_twilio::sim::{CallScript, DialOutcome, Simulator};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "number-pool-e2e";
+const POOL: &str = r#"
+[[pool]]
+id = "cars"
+mode = "visitor_listing"
+lease_secs = 600
+heartbeat_secs = 60
+exhaustion = "overflow"
+overflow_number = "+15125550199"
+campaign = "cars-dealers"
+publisher = "cars-site"
+numbers = ["+15125550101", "+15125550102"]
+"#;
+
+/// A buyer that bids and remembers the context of every ping.
+#[derive(Debug)]
+struct Recording {
+    id: BuyerId,
+    seen: Mutex<Vec<CallContext>>,
+}
+
+#[async_trait]
+impl Buyer for Recording {
+    fn id(&self) -> &BuyerId {
+        &self.id
+    }
+    async fn ping(&self, call: &CallContext, _: Deadline) -> Result<PingReply, BuyerError> {
+        if let Ok(mut s) = self.seen.lock() {
+            s.push(call.clone());
+        }
+        let bid = Bid::new(self.id.clone(), Money::usd(Decimal::new(2500, 2)))
+            .with_destination(Destination::parse("+15125550777").unwrap());
+        Ok(PingReply::Bid(bid))
+    }
+}
+
+struct Harness {
+    base: String,
+    log: Arc<MemoryCallLog>,
+    buyer: Arc<Recording>,
+    sim: Simulator,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn start() -> Harness {
+    let store: Arc<dyn NumberPoolStore> = Arc::new(MemoryNumberPoolStore::new());
+    let specs = pool::spec::parse(POOL, "pools.toml").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let pools = PoolApp::new(store, specs, PoolLimits::default(), Some(&base))
+        .await
+        .unwrap();
+    let buyer = Arc::new(Recording {
+        id: BuyerId::new("acme").unwrap(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let history = Arc::new(MemoryDurationHistory::new());
+    let auction = build_auction(
+        vec![BuyerEntry::new(buyer.clone())],
+        history.clone(),
+        Strategy::HighestBid,
+        Duration::from_millis(1000),
+    )
+    .unwrap();
+    let log = Arc::new(MemoryCallLog::new());
+    let config = IvrConfig {
+        public_url: base.clone(),
+        menu: Menu::parse("1=Plumbing").unwrap(),
+        campaigns: Campaigns::demo(),
+        fallback: FallbackChain::parse(
+            "message",
+            None,
+            DEFAULT_MESSAGE,
+            &format!("{base}/ivr/fallback"),
+        )
+        .unwrap(),
+        payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
+        dial_timeout: 25,
+        record: false,
+        greeting: "Thanks for calling.".to_owned(),
+        log_calls: false,
+    };
+    let stores = Stores {
+        log: log.clone(),
+        caps: Arc::new(MemoryCapStore::new()),
+        history,
+        routing: Arc::new(MemoryRoutingStore::new()),
+        agents: None,
+        pools: Some(pools.clone()),
+    };
+    let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
+    let app: Arc<App> = App::new(config, stores, auction, Some(verifier));
+    let router = app::router(app).merge(pool::router(pools));
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let sim = Simulator::new(&base, TOKEN)
+        .unwrap()
+        .voice_path("/voice")
+        .status_callback("/ivr/status");
+    Harness {
+        base,
+        log,
+        buyer,
+        sim,
+        http: reqwest::Client::new(),
+        server,
+    }
+}
+
+impl Harness {
+    async fn lease(&self, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}/pool/cars/lease", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, sid: &str, to: &str) {
+        let script = CallScript::new("+15125550123", to)
+            .call_sid(sid)
+            .press("78701")
+            .press("1")
+            .dial(DialOutcome::answered(2, 90));
+        self.sim.run(script).await.unwrap();
+    }
+
+    async fn attributed(
+        &self,
+        sid: &str,
+    ) -> Option<(String, std::collections::BTreeMap<String, String>)> {
+        let events = self.log.events(&CallId::new(sid).unwrap()).await.unwrap();
+        events.into_iter().find_map(|e| match e.kind {
+            CallEventKind::Attributed {
+                attribution,
+                attributes,
+                ..
+            } => Some((attribution, attributes)),
+            _ => None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_call_on_a_leased_number_reaches_the_auction_with_the_listing_and_utm() {
+    let h = start().await;
+    let (status, leased) = h
+        .lease(json!({
+            "visitor": "v-123",
+            "listing": "listing-42",
+            "page": "https://cars.example.com/l/42",
+            "referrer": "https://www.google.com/",
+            "utm": {"source": "google", "medium": "cpc", "campaign": "spring"},
+        }))
+        .await;
+    assert_eq!(status, 200, "{leased}");
+    assert_eq!(leased["outcome"], "leased");
+    let number = leased["number"].as_str().unwrap().to_owned();
+    // The same visitor and listing again (a reload): the same lease and number.
+    let (_, again) = h
+        .lease(json!({"visitor": "v-123", "listing": "listing-42"}))
+        .await;
+    assert_eq!(again["number"], number.as_str());
+    assert_eq!(again["lease"], leased["lease"]);
+
+    h.call("CA00000000000000000000000000009001", &number).await;
+    let seen = h.buyer.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let ctx = &seen[0];
+    assert_eq!(
+        ctx.attributes.get("listing").map(String::as_str),
+        Some("listing-42")
+    );
+    assert_eq!(
+        ctx.attributes.get("visitor").map(String::as_str),
+        Some("v-123")
+    );
+    assert_eq!(
+        ctx.attributes.get("utm_source").map(String::as_str),
+        Some("google")
+    );
+    assert_eq!(
+        ctx.attributes.get("utm_campaign").map(String::as_str),
+        Some("spring")
+    );
+    assert_eq!(
+        ctx.attributes.get("attribution").map(String::as_str),
+        Some("attributed")
+    );
+    assert_eq!(
+        ctx.campaign.as_ref().map(|c| c.as_str()),
+        Some("cars-dealers")
+    );
+    assert_eq!(ctx.source.as_ref().map(|s| s.as_str()), Some("cars-site"));
+
+    let (kind, attrs) = h
+        .attributed("CA00000000000000000000000000009001")
+        .await
+        .expect("an attributed event");
+    assert_eq!(kind, "attributed");
+    assert_eq!(
+        attrs.get("landing_page").map(String::as_str),
+        Some("https://cars.example.com/l/42")
+    );
+}
+
+#[tokio::test]
+async fn overflow_and_unknown_numbers_are_told_apart() {
+    let h = start().await;
+    // Two numbers: the third listing gets the overflow number.
+    for (i, l) in ["a", "b", "c"].iter().enumerate() {
+        let (s, v) = h
+            .lease(json!({"visitor": format!("v{i}"), "listing": l}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        if *l == "c" {
+            assert_eq!(v["outcome"], "overflow", "{v}");
+            assert_eq!(v["number"], "+15125550199");
+        }
+    }
+    h.call("CA00000000000000000000000000009002", "+15125550199")
+        .await;
+    let (kind, _) = h
+        .attributed("CA00000000000000000000000000009002")
+        .await
+        .unwrap();
+    assert_eq!(kind, "overflow");
+    // A number in no pool: no attribution at all, the static tracking table applies.
+    h.call("CA00000000000000000000000000009003", "+18005550100")
+        .await;
+    assert!(h
+        .attributed("CA00000000000000000000000000009003")
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn the_lease_api_names_bad_input_and_refuses_foreign_origins() {
+    let h = start().await;
+    for (body, field) in [
+        (json!({"listing": "x"}), "visitor"),
+        (json!({"visitor": "v 1", "listing": "x"}), "visitor"),
+        (json!({"visitor": "v1"}), "listing"),
+        (
+            json!({"visitor": "v1", "listing": "x", "colour": "red"}),
+            "body",
+        ),
+    ] {
+        let (s, v) = h.lease(body.clone()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert_eq!(v["field"], field, "{body}: {v}");
+    }
+    let res = h
+        .http
+        .post(format!("{}/pool/cars/lease", h.base))
+        .header("origin", "https://evil.example")
+        .json(&json!({"visitor": "v1", "listing": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = h
+        .http
+        .post(format!("{}/pool/nope/lease", h.base))
+        .json(&json!({"visitor": "v1", "listing": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let js = h
+        .http
+        .get(format!("{}/pool/callbid-dni.js", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.text().await.unwrap().contains("data-callbid-listing"));
+}
