@@ -50,6 +50,11 @@ pub const KEYS: &[&str] = &[
     "agents",
     "account_sid",
     "twilio_api_url",
+    "pools",
+    "pool_cors_origins",
+    "pool_visitor_per_minute",
+    "pool_ip_per_minute",
+    "pool_trust_forwarded_for",
 ];
 
 /// The default database: the same file for every server, so one dashboard shows every
@@ -120,6 +125,18 @@ pub struct ServerConfig {
     pub account_sid: Option<String>,
     /// Twilio REST API base URL (default `https://api.twilio.com`; e.g. the Prism mock).
     pub twilio_api_url: Option<String>,
+    /// `pools.toml`: number pools for call tracking (format: [`crate::pool::spec`]);
+    /// mounts the public lease API and `callbid-dni.js` under `/pool`. `None`: no pools.
+    pub pools: Option<PathBuf>,
+    /// Browser origins allowed to call the lease API, comma-separated
+    /// (`https://www.example.com`); this server's own origin is always allowed.
+    pub pool_cors_origins: String,
+    /// Lease / renew requests per minute per visitor (per pool).
+    pub pool_visitor_per_minute: u32,
+    /// Lease / renew requests per minute per client IP.
+    pub pool_ip_per_minute: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a proxy).
+    pub pool_trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +168,11 @@ impl Default for ServerConfig {
             agents: None,
             account_sid: None,
             twilio_api_url: None,
+            pools: None,
+            pool_cors_origins: String::new(),
+            pool_visitor_per_minute: 60,
+            pool_ip_per_minute: 600,
+            pool_trust_forwarded_for: false,
         }
     }
 }
@@ -184,6 +206,11 @@ impl fmt::Debug for ServerConfig {
             .field("agents", &self.agents)
             .field("account_sid", &self.account_sid)
             .field("twilio_api_url", &self.twilio_api_url)
+            .field("pools", &self.pools)
+            .field("pool_cors_origins", &self.pool_cors_origins)
+            .field("pool_visitor_per_minute", &self.pool_visitor_per_minute)
+            .field("pool_ip_per_minute", &self.pool_ip_per_minute)
+            .field("pool_trust_forwarded_for", &self.pool_trust_forwarded_for)
             .finish()
     }
 }
@@ -369,6 +396,15 @@ impl ServerConfig {
             "agents" => self.agents = opt(value).map(PathBuf::from),
             "account_sid" => self.account_sid = opt(value),
             "twilio_api_url" => self.twilio_api_url = opt(value),
+            "pools" => self.pools = opt(value).map(PathBuf::from),
+            "pool_cors_origins" => self.pool_cors_origins = value.trim().to_owned(),
+            "pool_visitor_per_minute" => {
+                self.pool_visitor_per_minute = parse_num(key, value, origin)?
+            }
+            "pool_ip_per_minute" => self.pool_ip_per_minute = parse_num(key, value, origin)?,
+            "pool_trust_forwarded_for" => {
+                self.pool_trust_forwarded_for = parse_bool(key, value, origin)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_owned(),
@@ -456,6 +492,16 @@ impl ServerConfig {
         if self.concurrency == 0 {
             return Err(invalid("concurrency", "0", O, "must be at least 1"));
         }
+        for (key, v) in [
+            ("pool_visitor_per_minute", self.pool_visitor_per_minute),
+            ("pool_ip_per_minute", self.pool_ip_per_minute),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "0", O, "must be at least 1"));
+            }
+        }
+        crate::pool::parse_origins(&self.pool_cors_origins)
+            .map_err(|e| invalid("pool_cors_origins", &self.pool_cors_origins, O, e.reason))?;
         Ok(())
     }
 }
@@ -536,6 +582,8 @@ mod tests {
             ("in_house_number", "555"),
             ("account_sid", "AC123"),
             ("twilio_api_url", "api.twilio.com"),
+            ("pool_cors_origins", "www.example.com"),
+            ("pool_ip_per_minute", "0"),
         ] {
             let mut c = ServerConfig::default();
             c.set(key, value, "test").unwrap();

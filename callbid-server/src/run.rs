@@ -5,6 +5,7 @@
 
 mod agent_desk;
 mod pool;
+mod tracking;
 
 pub use agent_desk::{agent_desk, AgentDeskArgs};
 
@@ -137,16 +138,21 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         log_calls: simulate.is_none(),
         greeting: "Thanks for calling. We will connect you with a local professional.".to_owned(),
     };
+    let tracking = tracking::setup(&args, &store, &public_url).await?;
     let stores = Stores {
         log: handles.log.clone(),
         caps: handles.caps.clone(),
         history: handles.history.clone(),
         routing: handles.routing.clone(),
         agents: pool.as_ref().map(|p| p.offers.clone()),
-        pools: None,
+        pools: tracking.as_ref().map(|t| t.app.clone()),
     };
     let app = App::new(config, stores, auction.clone(), verifier);
     let mut router = app::router(app.clone());
+    if let Some(t) = &tracking {
+        // Public: the sites' pages call it (its own limits and CORS apply).
+        router = router.merge(crate::pool::router(t.app.clone()));
+    }
     if pool.is_some() {
         let desk = crate::ivr::desk::router(app.clone());
         router = router.merge(operator_auth::guard_only(desk, &operator));
@@ -194,6 +200,9 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
     );
     if let Some(p) = &pool {
         println!("  {}   desk: http://{local}/desk", p.summary);
+    }
+    if let Some(t) = &tracking {
+        println!("  {}   script: {public_url}/pool/callbid-dni.js", t.summary);
     }
     if generated && simulate.is_none() && !args.insecure_skip_signature {
         println!("  no TWILIO_AUTH_TOKEN / --auth-token given; development token: {token}");
@@ -270,7 +279,11 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         Err(e) => eprintln!("error: server task: {e}"),
     }
     sweeper.abort();
-    let _ = sweeper.await; // its clone of the app is dropped once it has stopped
+    let _ = sweeper.await;
+    if let Some(t) = tracking {
+        t.maintenance.abort();
+        let _ = t.maintenance.await;
+    } // its clone of the app is dropped once it has stopped
     if let Some(net) = &network {
         net.stop();
     }

@@ -132,14 +132,15 @@ impl Drop for Running {
 }
 
 #[tokio::test]
-async fn serve_with_an_agents_file_offers_calls_and_mounts_the_desk() {
+async fn serve_with_agents_and_pools_files_mounts_the_desk_and_the_lease_api() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let agents = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/agents.toml");
+    let pools = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pools.toml");
     std::fs::write(
         dir.path().join("callbid.toml"),
         format!(
-            "listen = \"127.0.0.1:0\"\nagents = {agents:?}\nfallback = \"in-house,message\"\nin_house_number = \"+15125550999\"\nauth_token = \"tok\"\n"
+            "listen = \"127.0.0.1:0\"\nagents = {agents:?}\npools = {pools:?}\nfallback = \"in-house,message\"\nin_house_number = \"+15125550999\"\nauth_token = \"tok\"\n"
         ),
     )
     .unwrap();
@@ -151,12 +152,25 @@ async fn serve_with_an_agents_file_offers_calls_and_mounts_the_desk() {
         .unwrap();
     let mut server = Running(child);
     let stdout = server.0.stdout.take().unwrap();
-    let banner: Vec<String> = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.contains("desk: "))
-        .chain(std::iter::once(String::new()))
-        .collect();
+    // Read the banner, then keep draining stdout so the server never writes to a
+    // closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut banner = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        let done = line.contains("number pools: ");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
     let base = banner
         .iter()
         .find_map(|l| l.strip_prefix("callbid IVR listening on "))
@@ -182,6 +196,17 @@ async fn serve_with_an_agents_file_offers_calls_and_mounts_the_desk() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    // The number pools' lease API is mounted, public.
+    let leased: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/pool/cars/lease"))
+        .json(&serde_json::json!({"visitor": "v-1", "listing": "listing-42"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(leased["outcome"], "leased", "{leased}");
 
     // A bad agents file is refused at start, naming the entry and the field.
     let bad = dir.path().join("bad-agents.toml");
