@@ -35,11 +35,12 @@ pub(crate) async fn setup(
         return Ok(None);
     };
     let specs = pool::spec::load(path)?;
-    let mut limits = PoolLimits::default();
-    limits.visitor_per_minute = cfg.pool_visitor_per_minute;
-    limits.ip_per_minute = cfg.pool_ip_per_minute;
-    limits.trust_forwarded_for = cfg.pool_trust_forwarded_for;
-    limits.cors_origins = pool::parse_origins(&cfg.pool_cors_origins)?;
+    let limits = PoolLimits {
+        visitor_per_minute: cfg.pool_visitor_per_minute,
+        ip_per_minute: cfg.pool_ip_per_minute,
+        trust_forwarded_for: cfg.pool_trust_forwarded_for,
+        cors_origins: pool::parse_origins(&cfg.pool_cors_origins)?,
+    };
     let provisioned = specs.iter().filter(|s| s.provision.is_some()).count();
     let names: Vec<String> = specs.iter().map(|s| s.pool.id.to_string()).collect();
     let backend: Arc<dyn NumberPoolStore> = Arc::new(store.clone());
