@@ -128,7 +128,9 @@ async fn start() -> Harness {
     };
     let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
     let app: Arc<App> = App::new(config, stores, auction, Some(verifier));
-    let router = app::router(app).merge(pool::router(pools));
+    let router = app::router(app)
+        .merge(pool::router(pools.clone()))
+        .merge(pool::operator_router(pools));
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -273,6 +275,29 @@ async fn overflow_and_unknown_numbers_are_told_apart() {
         .await
         .unwrap();
     assert_eq!(kind, "overflow");
+    // Pool health: two numbers leased, one request overflowed, one overflow call.
+    let health: Value = h
+        .http
+        .get(format!("{}/pool/api/health?hours=1", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let p = &health["pools"][0];
+    assert_eq!(p["pool"], "cars", "{health}");
+    assert_eq!(p["health"]["leased"], 2, "{health}");
+    assert_eq!(p["health"]["lease_overflows"], 1, "{health}");
+    assert_eq!(p["health"]["calls"]["overflow"], 1, "{health}");
+    assert_eq!(p["lease_overflow_permille"], 333, "{health}");
+    let bad = h
+        .http
+        .get(format!("{}/pool/api/health?hours=0", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
     // A number in no pool: no attribution at all, the static tracking table applies.
     h.call("CA00000000000000000000000000009003", "+18005550100")
         .await;

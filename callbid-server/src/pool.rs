@@ -737,6 +737,52 @@ pub fn router(app: Arc<PoolApp>) -> Router {
         .merge(api)
 }
 
+/// The operator's view of the pools (mount it behind operator access): `GET
+/// /pool/api/health?hours=H` → every pool's [`callbid_core::pool::PoolHealth`] over the
+/// last `H` hours (default 24, 1 to 2160): numbers, leased, locked, free, peak use of pool
+/// 1, leases granted, overflowed requests and their per-mille rate, calls by attribution,
+/// numbers idle past 30 days.
+pub fn operator_router(app: Arc<PoolApp>) -> Router {
+    Router::new()
+        .route("/pool/api/health", get(health))
+        .with_state(app)
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthQuery {
+    hours: Option<String>,
+}
+
+async fn health(
+    State(app): State<Arc<PoolApp>>,
+    axum::extract::Query(q): axum::extract::Query<HealthQuery>,
+) -> Response {
+    let hours = match q.hours.as_deref().map(str::trim) {
+        None | Some("") => 24,
+        Some(h) => match h.parse::<i64>().ok().filter(|h| (1..=2160).contains(h)) {
+            Some(h) => h,
+            None => return bad_request(&ValidationError::new("hours", h, "expected 1 to 2160")),
+        },
+    };
+    let now = Utc::now();
+    let since = now - chrono::Duration::hours(hours);
+    let idle_after = Duration::from_secs(30 * 86_400);
+    let mut pools = Vec::new();
+    for spec in app.pools() {
+        let id = &spec.pool.id;
+        match app.store.health(id, since, now, idle_after).await {
+            Ok(h) => pools.push(json!({
+                "pool": id.as_str(),
+                "health": h,
+                "lease_overflow_permille": h.lease_overflow_permille(),
+                "call_overflow_permille": h.call_overflow_permille(),
+            })),
+            Err(e) => return state_error(e),
+        }
+    }
+    Json(json!({ "hours": hours, "pools": pools })).into_response()
+}
+
 /// The background maintenance of every configured pool, every `every`: purges leases,
 /// locks and call records older than the lock period plus a day, and, for pools with
 /// provisioning when `provisioner` is given, runs one replenish step (buy below the low

@@ -152,6 +152,8 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
     if let Some(t) = &tracking {
         // Public: the sites' pages call it (its own limits and CORS apply).
         router = router.merge(crate::pool::router(t.app.clone()));
+        let health = crate::pool::operator_router(t.app.clone());
+        router = router.merge(operator_auth::guard_only(health, &operator));
     }
     if pool.is_some() {
         let desk = crate::ivr::desk::router(app.clone());

@@ -387,6 +387,26 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     $("agents-panel").hidden = false;
   }
 
+  // Number-pool health (issue 9), when the server has pools (404 otherwise: hidden).
+  async function loadPoolHealth() {
+    let res;
+    try { res = await fetch(BASE + "/pool/api/health?hours=24", { headers: { Accept: "application/json" } }); } catch (_) { return; }
+    if (!res.ok) { $("pools-panel").hidden = true; return; }
+    const body = await res.json();
+    const tbody = $("pools-health").querySelector("tbody");
+    tbody.replaceChildren();
+    for (const p of body.pools) {
+      const h = p.health;
+      const calls = Object.keys(h.calls).map((k) => k + " " + h.calls[k]).join(", ") || "0";
+      const tr = el("tr");
+      tr.dataset.pool = p.pool;
+      for (const v of [p.pool, h.numbers, h.leased, h.locked, h.peak_leased,
+        (p.lease_overflow_permille / 10).toFixed(1) + "%", calls, h.idle]) tr.appendChild(el("td", v));
+      tbody.appendChild(tr);
+    }
+    $("pools-panel").hidden = body.pools.length === 0;
+  }
+
   async function init() {
     const urlTz = restoreFromUrl();
     let meta;
@@ -426,7 +446,8 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     connectFeed();
     await refresh();
     await loadAgentMetrics();
-    setInterval(loadAgentMetrics, 10000);
+    await loadPoolHealth();
+    setInterval(() => { loadAgentMetrics(); loadPoolHealth(); }, 10000);
     document.body.dataset.ready = "true";
   }
 
