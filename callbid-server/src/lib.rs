@@ -10,6 +10,8 @@
 //! | [`agent`] | seed 002 option 2: the agent desk (`/agent`) and its API |
 //! | [`dashboard`] | operator pages, JSON API, SSE live feed, CSV / XLSX export |
 //! | [`auth`] | operator token, `/login`, session cookie |
+//! | [`pool`] | seed 003: number pools for call tracking (the public lease API, `callbid-dni.js`, call attribution, pool health) |
+//! | [`agents_file`] | seed 001: the `agents.toml` of `callbid serve`'s agent pool (offers in [`ivr::offer`], the desk in [`ivr::desk`]) |
 //! | [`campaign`] | seed 004: outbound campaigns (CSV upload, lifecycle, pacing loop, provider callbacks, `/campaigns` page) |
 //! | [`settle`] | call-log events, billing, duration history, cap release |
 //! | [`sim`] | drive N simulated calls against a base URL |

@@ -18,7 +18,7 @@
 //!
 //! Abuse limits ([`PoolLimits`]): requests per minute per visitor and per client IP
 //! (GCRA limiters of the `governor` crate), the pool's cap on live leases per visitor
-//! ([`NumberPool::max_leases_per_visitor`]), a 16 KiB body limit, and CORS origins
+//! ([`callbid_core::pool::NumberPool::max_leases_per_visitor`]), a 16 KiB body limit, and CORS origins
 //! allow-listed (`tower-http`'s `CorsLayer`; other browser origins get `403`).
 
 pub mod spec;
