@@ -98,4 +98,20 @@ impl NumberPoolStore for Store {
     ) -> Result<PoolHealth, StateError> {
         each!(self, s => s.health(pool, since, now, idle_after).await)
     }
+    async fn leases_created(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<callbid_core::pool::Lease>, StateError> {
+        each!(self, s => s.leases_created(pool, since, until).await)
+    }
+    async fn calls_recorded(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<callbid_core::pool::RecordedCall>, StateError> {
+        each!(self, s => s.calls_recorded(pool, since, until).await)
+    }
 }

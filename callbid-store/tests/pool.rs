@@ -216,5 +216,23 @@ mod pg {
             let p = p.clone();
             fwd!(self, s => s.health(&p, a, b, i).await)
         }
+        async fn leases_created(
+            &self,
+            p: &PoolId,
+            a: DateTime<Utc>,
+            b: DateTime<Utc>,
+        ) -> Result<Vec<callbid_core::pool::Lease>, StateError> {
+            let p = p.clone();
+            fwd!(self, s => s.leases_created(&p, a, b).await)
+        }
+        async fn calls_recorded(
+            &self,
+            p: &PoolId,
+            a: DateTime<Utc>,
+            b: DateTime<Utc>,
+        ) -> Result<Vec<callbid_core::pool::RecordedCall>, StateError> {
+            let p = p.clone();
+            fwd!(self, s => s.calls_recorded(&p, a, b).await)
+        }
     }
 }

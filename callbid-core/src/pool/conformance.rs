@@ -575,6 +575,36 @@ pub async fn numbers_and_health(s: &dyn NumberPoolStore, prefix: &str) -> Result
     )?)
     .await
     .map_err(err)?;
+    // The report's raw material: leases by creation time, calls by arrival.
+    let made = s
+        .leases_created(&p.id, t0(), secs(301))
+        .await
+        .map_err(err)?;
+    ensure!(
+        made.iter().map(|l| l.id.clone()).collect::<Vec<_>>() == [a.id.clone(), b.id.clone()],
+        "leases_created: {made:?}"
+    );
+    let later = s
+        .leases_created(&p.id, secs(1), secs(300))
+        .await
+        .map_err(err)?;
+    ensure!(later.is_empty(), "the window is [since, until): {later:?}");
+    let calls = s
+        .calls_recorded(&p.id, t0(), secs(101))
+        .await
+        .map_err(err)?;
+    let kinds: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.call_sid.as_str(), c.attribution.kind()))
+        .collect();
+    ensure!(
+        kinds == [("CH1", "attributed"), ("CH2", "overflow")],
+        "calls_recorded: {kinds:?}"
+    );
+    ensure!(
+        calls[0].attribution.lease().map(|l| &l.id) == Some(&a.id),
+        "the recorded call keeps its lease"
+    );
     let at = secs(650); // a ended at 600 (locked); b live until 900
     let st = s.numbers(&p.id, at).await.map_err(err)?;
     let states: HashMap<String, NumberState> = st

@@ -621,6 +621,49 @@ impl NumberPoolStore for MemoryNumberPoolStore {
             .map(|st| st.health(since, now, idle_after))
             .unwrap_or_default())
     }
+
+    async fn leases_created(
+        &self,
+        pool: &super::PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, StateError> {
+        let g = self.lock();
+        let mut out: Vec<Lease> = g
+            .get(pool)
+            .map(|st| {
+                st.leases
+                    .values()
+                    .map(|(_, l)| l)
+                    .filter(|l| l.created_at >= since && l.created_at < until)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn calls_recorded(
+        &self,
+        pool: &super::PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<super::RecordedCall>, StateError> {
+        let g = self.lock();
+        let mut out: Vec<super::RecordedCall> = g
+            .get(pool)
+            .map(|st| {
+                st.calls
+                    .iter()
+                    .filter(|(_, (at, _))| *at >= since && *at < until)
+                    .map(|(sid, (at, a))| super::RecordedCall::new(sid.clone(), *at, a.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| (a.at, &a.call_sid).cmp(&(b.at, &b.call_sid)));
+        Ok(out)
+    }
 }
 
 fn add(st: &mut PoolState, numbers: &[PoolNumber], now: DateTime<Utc>) -> u64 {

@@ -123,4 +123,43 @@ pub trait NumberPoolStore: Send + Sync + fmt::Debug {
         now: DateTime<Utc>,
         idle_after: Duration,
     ) -> Result<PoolHealth, StateError>;
+    /// Leases created in `[since, until)`, oldest first (ties by id): the views of the
+    /// per-listing report. Leases [`Self::purge`] deleted are gone.
+    async fn leases_created(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, StateError>;
+    /// Calls recorded in `[since, until)` with what they resolved to, oldest first (ties
+    /// by `CallSid`).
+    async fn calls_recorded(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RecordedCall>, StateError>;
+}
+
+/// A call [`NumberPoolStore::record_call`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedCall {
+    /// The call's `CallSid`.
+    pub call_sid: String,
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+    /// What it resolved to.
+    pub attribution: Attribution,
+}
+
+impl RecordedCall {
+    /// A recorded call.
+    pub fn new(call_sid: impl Into<String>, at: DateTime<Utc>, attribution: Attribution) -> Self {
+        RecordedCall {
+            call_sid: call_sid.into(),
+            at,
+            attribution,
+        }
+    }
 }

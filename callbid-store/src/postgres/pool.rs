@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use callbid_core::pool::{
     peak_concurrency, Attribution, ExhaustionPolicy, Grant, InboundCall, Lease, LeaseId,
     LeaseOutcome, LeaseRequest, LockKey, NumberPool, NumberPoolStore, NumberState, NumberStatus,
-    PoolHealth, PoolId, PoolNumber, RenewOutcome, Via,
+    PoolHealth, PoolId, PoolNumber, RecordedCall, RenewOutcome, Via,
 };
 use callbid_core::{PhoneNumber, StateError, ValidationError};
 use chrono::{DateTime, Utc};
@@ -904,6 +904,76 @@ impl NumberPoolStore for PgStore {
         )
         .await?)
     }
+    async fn leases_created(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, StateError> {
+        let (since, until) = (t("since", since)?, t("until", until)?);
+        in_tx!(self, "pool leases_created", |tx| {
+            leases_created_q(&tx, pool, since, until).await?
+        })
+    }
+
+    async fn calls_recorded(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RecordedCall>, StateError> {
+        let (since, until) = (t("since", since)?, t("until", until)?);
+        in_tx!(self, "pool calls_recorded", |tx| {
+            calls_recorded_q(&tx, pool, since, until).await?
+        })
+    }
+}
+
+async fn leases_created_q(
+    tx: &Transaction<'_>,
+    pool: &PoolId,
+    since: i64,
+    until: i64,
+) -> Result<Vec<Lease>> {
+    const OP: &str = "pool leases_created";
+    let rows = tx
+        .query(
+            "SELECT body FROM pool_leases WHERE pool_id = $1 AND created_at >= $2
+               AND created_at < $3 ORDER BY created_at, lease_id",
+            &[&pool.as_str(), &since, &until],
+        )
+        .await
+        .map_err(pg(OP))?;
+    rows.iter()
+        .map(|r| unjson(OP, &r.get::<_, String>(0)))
+        .collect()
+}
+
+async fn calls_recorded_q(
+    tx: &Transaction<'_>,
+    pool: &PoolId,
+    since: i64,
+    until: i64,
+) -> Result<Vec<RecordedCall>> {
+    const OP: &str = "pool calls_recorded";
+    let rows = tx
+        .query(
+            "SELECT call_sid, at, body FROM pool_calls WHERE pool_id = $1 AND at >= $2
+               AND at < $3 ORDER BY at, call_sid",
+            &[&pool.as_str(), &since, &until],
+        )
+        .await
+        .map_err(pg(OP))?;
+    rows.iter()
+        .map(|r| {
+            let body: String = r.get(2);
+            Ok(RecordedCall::new(
+                r.get::<_, String>(0),
+                from_ns(r.get::<_, i64>(1)),
+                unjson(OP, &body)?,
+            ))
+        })
+        .collect()
 }
 
 impl PgStore {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use callbid_core::pool::{
     peak_concurrency, Attribution, ExhaustionPolicy, Grant, InboundCall, Lease, LeaseId,
     LeaseOutcome, LeaseRequest, LockKey, NumberPool, NumberPoolStore, NumberState, NumberStatus,
-    PoolHealth, PoolId, PoolNumber, RenewOutcome, Via,
+    PoolHealth, PoolId, PoolNumber, RecordedCall, RenewOutcome, Via,
 };
 use callbid_core::{PhoneNumber, StateError, ValidationError};
 use chrono::{DateTime, Utc};
@@ -815,6 +815,66 @@ impl NumberPoolStore for SqliteStore {
         let pool = pool.clone();
         self.pool_read("pool health", move |c| {
             health_q(c, &pool, since, now_ns, idle_before)
+        })
+        .await
+    }
+    async fn leases_created(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, StateError> {
+        const OP: &str = "pool leases_created";
+        let (since, until) = (t("since", since)?, t("until", until)?);
+        let pool = pool.clone();
+        self.pool_read(OP, move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT body FROM pool_leases WHERE pool_id = ?1 AND created_at >= ?2
+                       AND created_at < ?3 ORDER BY created_at, lease_id",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(params![pool.as_str(), since, until], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(StoreError::sqlite(OP))?;
+            rows.map(|r| unjson(OP, &r.map_err(StoreError::sqlite(OP))?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn calls_recorded(
+        &self,
+        pool: &PoolId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RecordedCall>, StateError> {
+        const OP: &str = "pool calls_recorded";
+        let (since, until) = (t("since", since)?, t("until", until)?);
+        let pool = pool.clone();
+        self.pool_read(OP, move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT call_sid, at, body FROM pool_calls WHERE pool_id = ?1 AND at >= ?2
+                       AND at < ?3 ORDER BY at, call_sid",
+                )
+                .map_err(StoreError::sqlite(OP))?;
+            let rows = st
+                .query_map(params![pool.as_str(), since, until], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(StoreError::sqlite(OP))?;
+            rows.map(|r| {
+                let (sid, at, body) = r.map_err(StoreError::sqlite(OP))?;
+                Ok(RecordedCall::new(sid, from_ns(at), unjson(OP, &body)?))
+            })
+            .collect()
         })
         .await
     }
