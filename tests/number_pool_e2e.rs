@@ -130,7 +130,7 @@ async fn start() -> Harness {
     let app: Arc<App> = App::new(config, stores, auction, Some(verifier));
     let router = app::router(app)
         .merge(pool::router(pools.clone()))
-        .merge(pool::operator_router(pools));
+        .merge(pool::operator_router(pools, log.clone()));
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -251,6 +251,58 @@ async fn a_call_on_a_leased_number_reaches_the_auction_with_the_listing_and_utm(
     assert_eq!(
         attrs.get("landing_page").map(String::as_str),
         Some("https://cars.example.com/l/42")
+    );
+
+    // The per-listing report: listing-42 seen once and called (90 s, billable at
+    // $25.00); listing-43 seen and not called.
+    let (s, _) = h
+        .lease(json!({"visitor": "v-9", "listing": "listing-43", "utm": {"source": "bing"}}))
+        .await;
+    assert_eq!(s, 200);
+    let report: Value = h
+        .http
+        .get(format!("{}/pool/api/report?pool=cars&hours=1", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = report["report"]["listings"].as_array().unwrap().clone();
+    let row = |key: &str| {
+        rows.iter()
+            .find(|r| r["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {key}: {report}"))
+    };
+    let l42 = row("listing-42");
+    assert_eq!(
+        (
+            &l42["views"],
+            &l42["calls"],
+            &l42["not_called"],
+            &l42["connected"]
+        ),
+        (&json!(1), &json!(1), &json!(0), &json!(1)),
+        "{report}"
+    );
+    assert_eq!(l42["duration_secs"], 90, "{report}");
+    assert_eq!(l42["billable"], 1, "{report}");
+    assert_eq!(l42["revenue"], "25.00", "{report}");
+    let l43 = row("listing-43");
+    assert_eq!(
+        (&l43["views"], &l43["not_called"]),
+        (&json!(1), &json!(1)),
+        "{report}"
+    );
+    let sources = report["report"]["sources"].to_string();
+    assert!(
+        sources.contains("\"google\"") && sources.contains("\"bing\""),
+        "{report}"
+    );
+    assert_eq!(
+        report["report"]["publishers"][0]["key"], "cars-site",
+        "{report}"
     );
 }
 

@@ -21,6 +21,7 @@
 //! ([`callbid_core::pool::NumberPool::max_leases_per_visitor`]), a 16 KiB body limit, and CORS origins
 //! allow-listed (`tower-http`'s `CorsLayer`; other browser origins get `403`).
 
+pub mod report;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ use callbid_core::pool::{
     Attribution, InboundCall, LeaseContext, LeaseId, LeaseOutcome, LeaseRequest, ListingId,
     NumberPoolStore, PoolId, RenewOutcome, Utm, Via, VisitorId,
 };
+use callbid_core::state::CallLog;
 use callbid_core::{CallContext, CampaignId, PhoneNumber, SourceId, StateError, ValidationError};
 use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
@@ -742,10 +744,68 @@ pub fn router(app: Arc<PoolApp>) -> Router {
 /// last `H` hours (default 24, 1 to 2160): numbers, leased, locked, free, peak use of pool
 /// 1, leases granted, overflowed requests and their per-mille rate, calls by attribution,
 /// numbers idle past 30 days.
-pub fn operator_router(app: Arc<PoolApp>) -> Router {
+///
+/// `GET /pool/api/report?pool=P&hours=H` → the per-listing, per-publisher and per-source
+/// report ([`report::PoolReport`]) of pool `P` (default: the first) over the last `H`
+/// hours (default 24): views, views not called, calls, connected and billable calls, talk
+/// time and revenue, read from the pool store and `log`.
+pub fn operator_router(app: Arc<PoolApp>, log: Arc<dyn CallLog>) -> Router {
     Router::new()
         .route("/pool/api/health", get(health))
-        .with_state(app)
+        .route("/pool/api/report", get(report_route))
+        .with_state(Arc::new(Operator { app, log }))
+}
+
+/// The operator routes' state.
+struct Operator {
+    app: Arc<PoolApp>,
+    log: Arc<dyn CallLog>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    pool: Option<String>,
+    hours: Option<String>,
+}
+
+fn window_hours(h: Option<&str>) -> Result<i64, ValidationError> {
+    match h.map(str::trim) {
+        None | Some("") => Ok(24),
+        Some(h) => h
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=2160).contains(h))
+            .ok_or_else(|| ValidationError::new("hours", h, "expected 1 to 2160")),
+    }
+}
+
+async fn report_route(
+    State(op): State<Arc<Operator>>,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let hours = match window_hours(q.hours.as_deref()) {
+        Ok(h) => h,
+        Err(e) => return bad_request(&e),
+    };
+    let pool = match q.pool.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => match PoolId::new(p) {
+            Ok(id) if op.app.pools.contains_key(&id) => id,
+            Ok(id) => return unknown_pool(&id),
+            Err(e) => return bad_request(&field("pool", e)),
+        },
+        None => match op.app.pools.keys().next() {
+            Some(id) => id.clone(),
+            None => {
+                return Json(json!({"error": "no number pools are configured"})).into_response()
+            }
+        },
+    };
+    let now = Utc::now();
+    let since = now - chrono::Duration::hours(hours);
+    match report::build(op.app.store.as_ref(), op.log.as_ref(), &pool, since, now).await {
+        Ok(r) => Json(json!({"hours": hours, "report": r})).into_response(),
+        Err(e) => state_error(e),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -754,15 +814,13 @@ struct HealthQuery {
 }
 
 async fn health(
-    State(app): State<Arc<PoolApp>>,
+    State(op): State<Arc<Operator>>,
     axum::extract::Query(q): axum::extract::Query<HealthQuery>,
 ) -> Response {
-    let hours = match q.hours.as_deref().map(str::trim) {
-        None | Some("") => 24,
-        Some(h) => match h.parse::<i64>().ok().filter(|h| (1..=2160).contains(h)) {
-            Some(h) => h,
-            None => return bad_request(&ValidationError::new("hours", h, "expected 1 to 2160")),
-        },
+    let app = &op.app;
+    let hours = match window_hours(q.hours.as_deref()) {
+        Ok(h) => h,
+        Err(e) => return bad_request(&e),
     };
     let now = Utc::now();
     let since = now - chrono::Duration::hours(hours);

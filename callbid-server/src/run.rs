@@ -152,7 +152,7 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
     if let Some(t) = &tracking {
         // Public: the sites' pages call it (its own limits and CORS apply).
         router = router.merge(crate::pool::router(t.app.clone()));
-        let health = crate::pool::operator_router(t.app.clone());
+        let health = crate::pool::operator_router(t.app.clone(), handles.log.clone());
         router = router.merge(operator_auth::guard_only(health, &operator));
     }
     if pool.is_some() {

@@ -405,6 +405,17 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       tbody.appendChild(tr);
     }
     $("pools-panel").hidden = body.pools.length === 0;
+    if (!body.pools.length) return;
+    let rep;
+    try { rep = await getJSON(BASE + "/pool/api/report?hours=24"); } catch (_) { return; }
+    const lb = $("pools-listings").querySelector("tbody");
+    lb.replaceChildren();
+    for (const r of rep.report.listings) {
+      const tr = el("tr");
+      tr.dataset.listing = r.key;
+      for (const v of [r.key, r.views, r.not_called, r.calls, fmtDuration(r.duration_secs), "$" + r.revenue]) tr.appendChild(el("td", v));
+      lb.appendChild(tr);
+    }
   }
 
   async function init() {
