@@ -81,11 +81,15 @@ impl Drop for Harness {
 }
 
 async fn start() -> Harness {
+    start_with(PoolLimits::default()).await
+}
+
+async fn start_with(limits: PoolLimits) -> Harness {
     let store: Arc<dyn NumberPoolStore> = Arc::new(MemoryNumberPoolStore::new());
     let specs = pool::spec::parse(POOL, "pools.toml").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let pools = PoolApp::new(store, specs, PoolLimits::default(), Some(&base))
+    let pools = PoolApp::new(store, specs, limits, Some(&base))
         .await
         .unwrap();
     let buyer = Arc::new(Recording {
@@ -400,4 +404,32 @@ async fn the_lease_api_names_bad_input_and_refuses_foreign_origins() {
         .unwrap();
     assert_eq!(js.status(), 200);
     assert!(js.text().await.unwrap().contains("data-callbid-listing"));
+}
+
+#[tokio::test]
+async fn past_the_rate_limit_a_visitor_gets_429_with_retry_after() {
+    let mut limits = PoolLimits::default();
+    limits.visitor_per_minute = 2;
+    let h = start_with(limits).await;
+    for _ in 0..2 {
+        let (s, v) = h.lease(json!({"visitor": "busy", "listing": "a"})).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let res = h
+        .http
+        .post(format!("{}/pool/cars/lease", h.base))
+        .json(&json!({"visitor": "busy", "listing": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        (v["field"].as_str(), v["value"].as_str()),
+        (Some("visitor"), Some("busy"))
+    );
+    // Another visitor is not limited by the first one's requests.
+    let (s, _) = h.lease(json!({"visitor": "calm", "listing": "a"})).await;
+    assert_eq!(s, 200);
 }
