@@ -312,9 +312,20 @@ async fn first_desk_accept_wins_and_the_call_is_moved_to_the_winner() {
         "{twiml}"
     );
 
-    // A repeated click by the winner is still a win (and retries the move).
-    let (again, _) = d.accept(&call, &winner).await;
-    assert_eq!(again, 200);
+    // A repeated click by the winner is still a win but does not move the call again
+    // (that would re-run connect under the live bridge); `retry` does.
+    let (again, v) = d.accept(&call, &winner).await;
+    assert_eq!((again, &v["moved"]), (200, &json!(false)), "{v}");
+    assert_eq!(d.redirects().len(), 1);
+    let (again, v) = d
+        .api(
+            "POST",
+            &format!("/desk/api/offers/{call}/accept"),
+            Some(json!({"agent": winner, "retry": true})),
+        )
+        .await;
+    assert_eq!((again, &v["moved"]), (200, &json!(true)), "{v}");
+    assert_eq!(d.redirects().len(), 2);
 
     // The bridge ends: the winner is free again; metrics count the accept.
     let bye = d
@@ -376,6 +387,20 @@ async fn desk_api_names_bad_input() {
             None,
             400,
             "hours",
+        ),
+        (
+            "POST",
+            format!("/desk/api/offers/{}/accept", sid(9)),
+            Some(json!({"agent": "zed"})),
+            400,
+            "agent",
+        ),
+        (
+            "GET",
+            "/desk/api/offers/stream?agent=zed".into(),
+            None,
+            400,
+            "agent",
         ),
         (
             "GET",

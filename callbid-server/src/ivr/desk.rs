@@ -306,14 +306,17 @@ async fn offers(
 #[derive(Debug, Deserialize)]
 struct AcceptBody {
     agent: String,
+    /// Move the call again when this agent already won (after a failed move).
+    #[serde(default)]
+    retry: bool,
 }
 
 fn body_agent(
     body: Result<Json<AcceptBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<AgentId, ApiError> {
+) -> Result<(AgentId, bool), ApiError> {
     let Json(body) =
         body.map_err(|e| ApiError::bad("body", &e.body_text(), "expected {\"agent\": …}"))?;
-    Ok(AgentId::new(body.agent.trim())?)
+    Ok((AgentId::new(body.agent.trim())?, body.retry))
 }
 
 async fn accept(
@@ -323,7 +326,9 @@ async fn accept(
 ) -> Result<Response, ApiError> {
     let pool = pool_of(&app)?;
     let offer_id = OfferId::new(&offer)?;
-    let agent = body_agent(body)?;
+    let (agent, retry) = body_agent(body)?;
+    let now = Utc::now();
+    presence_of(pool, &agent, now).await?;
     let Some(twilio) = pool.twilio.as_ref() else {
         return Err(ApiError::Status(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -332,20 +337,29 @@ async fn accept(
     };
     let outcome = pool
         .store
-        .accept(&pool.pool, &offer_id, &agent, Utc::now())
+        .accept(&pool.pool, &offer_id, &agent, now)
         .await?;
     let offer = match outcome {
         AcceptOutcome::Won { offer } => offer,
         other => return Ok(refused(&other)),
     };
-    log_decision(&app, &offer)
-        .await
-        .map_err(|e| ApiError::Internal(format!("offer {offer_id}: {}", e.0)))?;
-    move_call(&app, twilio, &offer).await?;
-    Ok(
-        Json(json!({"result": "won", "offer": offer_id.to_string(), "agent": agent.to_string()}))
-            .into_response(),
-    )
+    // A repeated click by the winner (the offer was won before this request) does not
+    // move the call again, which would re-run the connect step under a live bridge;
+    // `"retry": true` does, after a failed move.
+    let first = matches!(&offer.state, OfferState::Accepted { at, .. } if *at == now);
+    if first || retry {
+        log_decision(&app, &offer)
+            .await
+            .map_err(|e| ApiError::Internal(format!("offer {offer_id}: {}", e.0)))?;
+        move_call(&app, twilio, &offer).await?;
+    }
+    Ok(Json(json!({
+        "result": "won",
+        "offer": offer_id.to_string(),
+        "agent": agent.to_string(),
+        "moved": first || retry,
+    }))
+    .into_response())
 }
 
 /// Why an accept did not win, as `409` / `410`.
@@ -393,7 +407,7 @@ async fn move_call(
         .map_err(|e| {
             ApiError::Status(
                 StatusCode::BAD_GATEWAY,
-                json!({"result": "won", "error": format!("won, but Twilio did not move call {}: {e}; click Accept again to retry", offer.call)}),
+                json!({"result": "won", "retry": true, "error": format!("won, but Twilio did not move call {}: {e}; click Accept again to retry", offer.call)}),
             )
         })
 }
@@ -405,7 +419,8 @@ async fn decline(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pool = pool_of(&app)?;
     let offer_id = OfferId::new(&offer)?;
-    let agent = body_agent(body)?;
+    let (agent, _) = body_agent(body)?;
+    presence_of(pool, &agent, Utc::now()).await?;
     let o = pool
         .store
         .decline(&pool.pool, &offer_id, &agent, Utc::now())
@@ -457,8 +472,11 @@ async fn stream_offers(
     State(app): State<Arc<App>>,
     Query(q): Query<AgentQuery>,
 ) -> Result<Response, ApiError> {
-    pool_of(&app)?;
+    let pool = pool_of(&app)?;
     let agent = agent_param(q.agent.as_deref())?;
+    if let Some(a) = &agent {
+        presence_of(pool, a, Utc::now()).await?;
+    }
     let feed = Feed {
         app,
         agent,

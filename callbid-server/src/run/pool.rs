@@ -60,6 +60,21 @@ pub(crate) async fn setup(
     } else {
         None
     };
+    if entry.is_none()
+        && !cfg
+            .fallback
+            .split(',')
+            .any(|s| matches!(s.trim(), "in-house" | "in_house"))
+    {
+        eprintln!(
+            "WARN agents {}: the pool has no bid and the fallback {:?} has no in-house step, so no call will ever be offered to it (add in-house to fallback, or bid in the pool file)",
+            path.display(),
+            cfg.fallback
+        );
+    }
+    if file.agents.is_empty() {
+        eprintln!("WARN agents {}: the pool has no agents", path.display());
+    }
     let logged_in = file.agents.iter().filter(|(_, l)| *l).count();
     let summary = format!(
         "agent pool {}: {} agents ({logged_in} logged in at start){}",

@@ -88,13 +88,21 @@
     if (d.outcome === "accepted" && !d.you) status("Taken by " + d.by, "lost");
   }
 
+  let retryMove = null;  // an offer this agent won whose call move failed
+
   async function accept(id, button) {
     button.disabled = true;
-    const r = await call("POST", "/desk/api/offers/" + encodeURIComponent(id) + "/accept", { agent });
+    const body = { agent };
+    if (retryMove === id) body.retry = true;
+    const r = await call("POST", "/desk/api/offers/" + encodeURIComponent(id) + "/accept", body);
     const d = r.data || {};
     if (r.status === 200) status("You won call " + id + ": connecting", "won");
     else if (d.result === "taken") status("Taken by " + d.by, "lost");
-    else { status(d.error || ("accept failed: " + r.status), "lost"); button.disabled = false; }
+    else {
+      status(d.error || ("accept failed: " + r.status), "lost");
+      button.disabled = false;
+      if (d.retry) retryMove = id;
+    }
   }
 
   async function decline(id) {
