@@ -433,3 +433,55 @@ async fn past_the_rate_limit_a_visitor_gets_429_with_retry_after() {
     let (s, _) = h.lease(json!({"visitor": "calm", "listing": "a"})).await;
     assert_eq!(s, 200);
 }
+
+/// A menu choice that arrives after the status callback said the caller left (late or
+/// reordered webhooks) starts no auction: the answer is `<Hangup/>` and no buyer is
+/// pinged.
+#[tokio::test]
+async fn a_menu_choice_after_the_caller_left_runs_no_auction() {
+    let h = start().await;
+    let sid = "CA00000000000000000000000000009010";
+    let signer = callbid_twilio::signature::RequestValidator::new(TOKEN);
+    let post = |path: &'static str, extra: Vec<(&'static str, &'static str)>| {
+        let url = format!("{}{path}", h.base);
+        let mut params: Vec<(&str, &str)> = vec![
+            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+            ("CallSid", sid),
+            ("From", "+15125550123"),
+            ("To", "+18005550100"),
+            ("Direction", "inbound"),
+        ];
+        params.extend(extra);
+        params.sort();
+        let sig = signer.compute_signature(&url, &params);
+        let req = h
+            .http
+            .post(url)
+            .header("X-Twilio-Signature", sig)
+            .form(&params);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (s, _) = post("/voice", vec![("CallStatus", "ringing")]).await;
+    assert_eq!(s, 200);
+    let (s, _) = post(
+        "/ivr/status",
+        vec![("CallStatus", "completed"), ("CallDuration", "12")],
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, twiml) = post(
+        "/ivr/service?zip=78701&attempt=1",
+        vec![("CallStatus", "in-progress"), ("Digits", "1")],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(twiml.contains("<Hangup"), "{twiml}");
+    assert!(!twiml.contains("<Dial"), "{twiml}");
+    assert!(
+        h.buyer.seen.lock().unwrap().is_empty(),
+        "a buyer was pinged"
+    );
+}

@@ -759,35 +759,32 @@ async fn attribute(
     Ok(Some(a))
 }
 
-/// What `/voice` recorded about where the call came from: the campaign and source of
-/// its `incoming` event and the attributes of its `attributed` event (read from the
-/// log, so the service step may run on another instance).
-async fn recorded_origin(
-    app: &App,
-    call: &CallId,
-) -> IvrResult<
-    Option<(
-        Option<CampaignId>,
-        Option<SourceId>,
-        BTreeMap<String, String>,
-    )>,
-> {
-    if app.stores.pools.is_none() {
-        return Ok(None);
-    }
-    let events = app.stores.log.events(call).await?;
-    let mut origin = None;
-    let mut attributes = BTreeMap::new();
-    for e in events {
+/// Where the call came from and whether it is over, from the log (so the service step
+/// may run on another instance than `/voice` and the status callback).
+#[derive(Debug, Default)]
+struct Recorded {
+    /// The campaign and source of the `incoming` event, when there is one.
+    origin: Option<(Option<CampaignId>, Option<SourceId>)>,
+    /// The attributes of the `attributed` event (number pools).
+    attributes: BTreeMap<String, String>,
+    /// The status callback already reported the call over (a late or reordered Gather
+    /// must not start an auction for a caller who is gone).
+    ended: bool,
+}
+
+async fn recorded(app: &App, call: &CallId) -> IvrResult<Recorded> {
+    let mut r = Recorded::default();
+    for e in app.stores.log.events(call).await? {
+        r.ended |= e.idempotency_key.starts_with("status:");
         match e.kind {
             CallEventKind::Incoming {
                 campaign, source, ..
-            } => origin = Some((campaign, source)),
-            CallEventKind::Attributed { attributes: a, .. } => attributes = a,
+            } => r.origin = Some((campaign, source)),
+            CallEventKind::Attributed { attributes: a, .. } => r.attributes = a,
             _ => {}
         }
     }
-    Ok(origin.map(|(c, s)| (c, s, attributes)))
+    Ok(r)
 }
 
 /// The call's context as the service step sees it.
@@ -1050,11 +1047,16 @@ async fn route_service(
             return Ok(Routed::plain(twiml));
         }
     }
+    let facts = recorded(app, call).await?;
+    if facts.ended {
+        eprintln!("INFO ivr: call {call}: menu choice after the call ended; no auction");
+        return Ok(Routed::plain(VoiceResponse::new().hangup().into()));
+    }
     let mut ctx = context(app, &req.call, call.clone(), zip, service.clone());
-    if let Some((campaign, source, attributes)) = recorded_origin(app, call).await? {
+    if let Some((campaign, source)) = facts.origin.filter(|_| app.stores.pools.is_some()) {
         ctx.campaign = campaign.or(ctx.campaign);
         ctx.source = source.or(ctx.source);
-        ctx.attributes.extend(attributes);
+        ctx.attributes.extend(facts.attributes);
     }
     log(
         app.stores.log.as_ref(),
