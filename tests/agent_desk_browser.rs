@@ -14,18 +14,16 @@ use callbid::core::agents::{
     Agent, AgentId, AgentPool, AgentPoolId, AgentStore, OfferId, OfferState, PresenceChange, Reach,
 };
 use callbid::core::auction::Strategy;
-use callbid::core::billing::PayoutRule;
-use callbid::core::{BuyerId, Money, PhoneNumber};
+use callbid::core::{BuyerId, Money};
 use callbid::store::Store;
 use callbid_server::dashboard;
 use callbid_server::demo::fake_twilio::FakeTwilio;
-use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
-use callbid_server::ivr::menu::{Campaigns, Menu};
-use callbid_server::ivr::{self as app, desk, AgentOffers, App, IvrConfig, Stores};
+use callbid_server::ivr::{self as app, desk, AgentOffers, App, Stores};
 use callbid_server::settle::build_auction;
 use callbid_twilio::signature::{RequestValidator, WebhookVerifier};
 use chrono::Utc;
 use common::browser::*;
+use common::ivr::ivr_config;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -55,27 +53,6 @@ impl Drop for Desk {
 
 fn agent(id: &str, reach: &str) -> Agent {
     Agent::new(AgentId::new(id).unwrap(), id, Reach::parse(reach).unwrap()).unwrap()
-}
-
-fn ivr_config(base: &str) -> IvrConfig {
-    let number = PhoneNumber::parse(IN_HOUSE).unwrap();
-    IvrConfig {
-        public_url: base.to_owned(),
-        menu: Menu::parse("1=Plumbing,2=Pest Control").unwrap(),
-        campaigns: Campaigns::demo(),
-        fallback: FallbackChain::parse(
-            "in-house,message",
-            Some(&number),
-            DEFAULT_MESSAGE,
-            &format!("{base}/ivr/fallback"),
-        )
-        .unwrap(),
-        payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
-        dial_timeout: 25,
-        record: false,
-        greeting: "Thanks for calling.".to_owned(),
-        log_calls: false,
-    }
 }
 
 impl Desk {
@@ -132,7 +109,17 @@ impl Desk {
             pools: None,
         };
         let verifier = WebhookVerifier::new(&base, TOKEN).unwrap();
-        let app: Arc<App> = App::new(ivr_config(&base), stores, auction.clone(), Some(verifier));
+        let app: Arc<App> = App::new(
+            ivr_config(
+                &base,
+                "1=Plumbing,2=Pest Control",
+                "in-house,message",
+                Some(IN_HOUSE),
+            ),
+            stores,
+            auction.clone(),
+            Some(verifier),
+        );
         let dash = dashboard::router(dashboard::DashboardState {
             store: db,
             auction,

@@ -3,6 +3,8 @@
 //! multi-leg `<Dial>` (each leg its own answer delay and whisper input), with the
 //! in-memory agent store.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,20 +13,19 @@ use callbid::core::agents::{
     OfferState, PresenceChange, Reach,
 };
 use callbid::core::auction::Strategy;
-use callbid::core::billing::PayoutRule;
 use callbid::core::state::{
     CallEventKind, MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemoryRoutingStore,
 };
-use callbid::core::{BuyerEntry, BuyerId, CallId, Destination, Money, PhoneNumber, ServiceType};
-use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
-use callbid_server::ivr::menu::{Campaigns, Menu};
-use callbid_server::ivr::{self as app, AgentOffers, App, IvrConfig, Stores};
+use callbid::core::{BuyerEntry, BuyerId, CallId, Destination, Money, ServiceType};
+use callbid_server::ivr::fallback::DEFAULT_MESSAGE;
+use callbid_server::ivr::{self as app, AgentOffers, App, Stores};
 use callbid_server::settle::build_auction;
 use callbid_twilio::signature::WebhookVerifier;
 use callbid_twilio::sim::{
     CallScript, DialLeg, DialLegs, DialOutcome, SimEvent, Simulator, Transcript,
 };
 use chrono::Utc;
+use common::ivr::ivr_config;
 use rust_decimal::Decimal;
 
 const TOKEN: &str = "agent-pool-e2e-token";
@@ -100,24 +101,12 @@ impl Harness {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let number = PhoneNumber::parse(IN_HOUSE).unwrap();
-        let config = IvrConfig {
-            public_url: base.clone(),
-            menu: Menu::parse("1=Plumbing,2=Pest Control").unwrap(),
-            campaigns: Campaigns::demo(),
-            fallback: FallbackChain::parse(
-                "in-house,message",
-                Some(&number),
-                DEFAULT_MESSAGE,
-                &format!("{base}/ivr/fallback"),
-            )
-            .unwrap(),
-            payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
-            dial_timeout: 25,
-            record: false,
-            greeting: "Thanks for calling.".to_owned(),
-            log_calls: false,
-        };
+        let config = ivr_config(
+            &base,
+            "1=Plumbing,2=Pest Control",
+            "in-house,message",
+            Some(IN_HOUSE),
+        );
         let stores = Stores {
             log: Arc::new(MemoryCallLog::new()),
             caps: Arc::new(MemoryCapStore::new()),

@@ -4,12 +4,13 @@
 //! context; the call log keeps the attribution. Signed webhooks over real HTTP on
 //! 127.0.0.1, driven by the call simulator, with the in-memory pool store.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use callbid::core::auction::Strategy;
-use callbid::core::billing::PayoutRule;
 use callbid::core::pool::{MemoryNumberPoolStore, NumberPoolStore};
 use callbid::core::state::{
     CallEventKind, CallLog, MemoryCallLog, MemoryCapStore, MemoryDurationHistory,
@@ -19,13 +20,12 @@ use callbid::core::{
     Bid, Buyer, BuyerEntry, BuyerError, BuyerId, CallContext, CallId, Deadline, Destination, Money,
     PingReply,
 };
-use callbid_server::ivr::fallback::{FallbackChain, DEFAULT_MESSAGE};
-use callbid_server::ivr::menu::{Campaigns, Menu};
-use callbid_server::ivr::{self as app, App, IvrConfig, Stores};
+use callbid_server::ivr::{self as app, App, Stores};
 use callbid_server::pool::{self, PoolApp, PoolLimits};
 use callbid_server::settle::build_auction;
 use callbid_twilio::signature::WebhookVerifier;
 use callbid_twilio::sim::{CallScript, DialOutcome, Simulator};
+use common::ivr::ivr_config;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -105,23 +105,7 @@ async fn start_with(limits: PoolLimits) -> Harness {
     )
     .unwrap();
     let log = Arc::new(MemoryCallLog::new());
-    let config = IvrConfig {
-        public_url: base.clone(),
-        menu: Menu::parse("1=Plumbing").unwrap(),
-        campaigns: Campaigns::demo(),
-        fallback: FallbackChain::parse(
-            "message",
-            None,
-            DEFAULT_MESSAGE,
-            &format!("{base}/ivr/fallback"),
-        )
-        .unwrap(),
-        payout: PayoutRule::PercentOfRevenue(Decimal::from(70)),
-        dial_timeout: 25,
-        record: false,
-        greeting: "Thanks for calling.".to_owned(),
-        log_calls: false,
-    };
+    let config = ivr_config(&base, "1=Plumbing", "message", None);
     let stores = Stores {
         log: log.clone(),
         caps: Arc::new(MemoryCapStore::new()),

@@ -55,6 +55,9 @@ pub use spec::{PoolSpec, ProvisionSpec, SpecError};
 /// The DNI script served at `GET /pool/callbid-dni.js`.
 pub const DNI_JS: &str = include_str!("pool/callbid-dni.js");
 
+/// How long lease history is kept for pools without provisioning (30 days).
+const DEFAULT_IDLE_KEEP: Duration = Duration::from_secs(30 * 86_400);
+
 /// Largest lease / renew body read.
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -866,7 +869,12 @@ pub async fn maintain(app: &PoolApp, provisioner: Option<&dyn NumberProvisioner>
     let now = Utc::now();
     for spec in app.pools() {
         let id = &spec.pool.id;
-        let keep = callbid_core::pool::provision::ProvisionConfig::new(200, "x").idle_after;
+        // Keep history at least as long as numbers may sit idle before release (the
+        // idle check reads it), and never less than the lock period.
+        let keep = spec
+            .provision
+            .as_ref()
+            .map_or(DEFAULT_IDLE_KEEP, |p| p.idle_after);
         let horizon = spec.pool.lock_period.max(keep) + Duration::from_secs(86_400);
         let before = now - chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
         if let Err(e) = app.store.purge(id, before).await {
