@@ -727,7 +727,12 @@ async fn browser_filters_and_exports_csv() {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .find(|p| p.extension().is_some_and(|x| x == "csv"))
         },
-        |p: &Option<std::path::PathBuf>| p.is_some(),
+        // Chromium may show the file before it has written it: wait for whole lines.
+        |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .is_some_and(|t| t.contains('\n') && t.ends_with('\n'))
+        },
     )
     .await
     .unwrap();

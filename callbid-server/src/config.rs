@@ -10,6 +10,7 @@
 //! and why. Every key is documented in README.md's configuration reference (a test
 //! keeps the table and [`KEYS`] in step with the struct).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -137,6 +138,10 @@ pub struct ServerConfig {
     pub pool_ip_per_minute: u32,
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a proxy).
     pub pool_trust_forwarded_for: bool,
+    /// Where each key that is not a default came from (`callbid.toml`, `CALLBID_SEED`,
+    /// `--seed`), so [`ServerConfig::validate`] names the real source of a bad value.
+    #[serde(skip)]
+    origins: BTreeMap<String, String>,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +178,7 @@ impl Default for ServerConfig {
             pool_visitor_per_minute: 60,
             pool_ip_per_minute: 600,
             pool_trust_forwarded_for: false,
+            origins: BTreeMap::new(),
         }
     }
 }
@@ -332,10 +338,25 @@ impl ServerConfig {
 
     /// Parses TOML text (`path` only names the origin in errors).
     pub fn from_toml(text: &str, path: &Path) -> Result<ServerConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        };
+        let mut cfg: ServerConfig = toml::from_str(text).map_err(parse_error)?;
+        let table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let origin = path.display().to_string();
+        cfg.origins = table.keys().map(|k| (k.clone(), origin.clone())).collect();
+        Ok(cfg)
+    }
+
+    /// Where `key`'s value came from: the file, the variable or the flag that set it
+    /// last, or `default`.
+    pub fn origin(&self, key: &str) -> &str {
+        self.origins.get(key).map_or("default", String::as_str)
+    }
+
+    fn bad(&self, key: &str, value: &str, reason: impl fmt::Display) -> ConfigError {
+        invalid(key, value, self.origin(key), reason)
     }
 
     /// Applies `CALLBID_<KEY>` variables (and `TWILIO_AUTH_TOKEN` for `auth_token`
@@ -366,6 +387,12 @@ impl ServerConfig {
     /// Sets one key from its text form; `origin` names the source in errors
     /// (`--seed`, `CALLBID_SEED`). An empty value clears an optional key.
     pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        self.set_value(key, value, origin)?;
+        self.origins.insert(key.to_owned(), origin.to_owned());
+        Ok(())
+    }
+
+    fn set_value(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
         match key {
             "listen" => self.listen = parse_num(key, value, origin)?,
             "public_url" => self.public_url = opt(value),
@@ -418,14 +445,13 @@ impl ServerConfig {
 
     /// Checks every value; the first bad one is reported with its key and value.
     pub fn validate(&self) -> Result<Resolved, ConfigError> {
-        const O: &str = "configuration";
-        let menu = Menu::parse(&self.menu).map_err(|e| invalid("menu", &self.menu, O, e))?;
+        let menu = Menu::parse(&self.menu).map_err(|e| self.bad("menu", &self.menu, e))?;
         let in_house = self
             .in_house_number
             .as_deref()
             .map(|n| {
                 PhoneNumber::parse_field("in_house_number", n)
-                    .map_err(|e| invalid("in_house_number", n, O, e))
+                    .map_err(|e| self.bad("in_house_number", n, e))
             })
             .transpose()?;
         let fallback = FallbackChain::parse(
@@ -434,41 +460,30 @@ impl ServerConfig {
             &self.fallback_message,
             "/ivr/fallback",
         )
-        .map_err(|e| invalid("fallback", &self.fallback, O, e))?;
-        let payout =
-            parse_payout(&self.payout).map_err(|e| invalid("payout", &self.payout, O, e))?;
-        let strategy = parse_strategy(&self.strategy)
-            .map_err(|e| invalid("strategy", &self.strategy, O, e))?;
+        .map_err(|e| self.bad("fallback", &self.fallback, e))?;
+        let payout = parse_payout(&self.payout).map_err(|e| self.bad("payout", &self.payout, e))?;
+        let strategy =
+            parse_strategy(&self.strategy).map_err(|e| self.bad("strategy", &self.strategy, e))?;
         self.check_ranges()?;
         if let Some(url) = &self.public_url {
             callbid_twilio::signature::WebhookVerifier::new(url, "check")
-                .map_err(|e| invalid("public_url", url, O, e))?;
+                .map_err(|e| self.bad("public_url", url, e))?;
         }
         if let Some(sid) = &self.account_sid {
             let ok = sid.len() == 34
                 && sid.starts_with("AC")
                 && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
             if !ok {
-                return Err(invalid(
-                    "account_sid",
-                    sid,
-                    O,
-                    "expected AC followed by 32 hex digits",
-                ));
+                return Err(self.bad("account_sid", sid, "expected AC followed by 32 hex digits"));
             }
         }
         if let Some(url) = &self.twilio_api_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
-                    "twilio_api_url",
-                    url,
-                    O,
-                    "expected an http:// or https:// URL",
-                ));
+                return Err(self.bad("twilio_api_url", url, "expected an http:// or https:// URL"));
             }
         }
         if self.database_url.is_empty() {
-            return Err(invalid("database_url", "", O, "must not be empty"));
+            return Err(self.bad("database_url", "", "must not be empty"));
         }
         Ok(Resolved {
             menu,
@@ -480,28 +495,27 @@ impl ServerConfig {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        const O: &str = "configuration";
         if !(1..=60_000).contains(&self.deadline_ms) {
             let v = self.deadline_ms.to_string();
-            return Err(invalid("deadline_ms", &v, O, "must be 1 to 60000 ms"));
+            return Err(self.bad("deadline_ms", &v, "must be 1 to 60000 ms"));
         }
         if !(1..=600).contains(&self.dial_timeout) {
             let v = self.dial_timeout.to_string();
-            return Err(invalid("dial_timeout", &v, O, "must be 1 to 600 seconds"));
+            return Err(self.bad("dial_timeout", &v, "must be 1 to 600 seconds"));
         }
         if self.concurrency == 0 {
-            return Err(invalid("concurrency", "0", O, "must be at least 1"));
+            return Err(self.bad("concurrency", "0", "must be at least 1"));
         }
         for (key, v) in [
             ("pool_visitor_per_minute", self.pool_visitor_per_minute),
             ("pool_ip_per_minute", self.pool_ip_per_minute),
         ] {
             if v == 0 {
-                return Err(invalid(key, "0", O, "must be at least 1"));
+                return Err(self.bad(key, "0", "must be at least 1"));
             }
         }
         crate::pool::parse_origins(&self.pool_cors_origins)
-            .map_err(|e| invalid("pool_cors_origins", &self.pool_cors_origins, O, e.reason))?;
+            .map_err(|e| self.bad("pool_cors_origins", &self.pool_cors_origins, e.reason))?;
         Ok(())
     }
 }
@@ -551,6 +565,8 @@ mod tests {
             let mut c = d.clone();
             c.set(key, &text, "test")
                 .unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(c.origin(key), "test");
+            c.origins.clear();
             assert_eq!(c, d, "{key}");
         }
         assert!(d.validate().is_ok());
@@ -611,5 +627,41 @@ mod tests {
         assert!(!format!("{c:?}").contains("tok\""));
         let e = ServerConfig::from_toml("sede = 1\n", Path::new("callbid.toml")).unwrap_err();
         assert!(e.to_string().contains("sede"), "{e}");
+    }
+
+    #[test]
+    fn validation_errors_name_where_the_bad_value_came_from() {
+        let file = Path::new("/etc/callbid/callbid.toml");
+        let c = ServerConfig::from_toml("deadline_ms = 0\n", file).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("deadline_ms") && e.contains("/etc/callbid/callbid.toml"),
+            "{e}"
+        );
+        let mut c = ServerConfig::from_toml("strategy = \"loudest\"\n", file).unwrap();
+        c.apply_env([("CALLBID_STRATEGY".to_owned(), "bogus".to_owned())])
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("\"bogus\"") && e.contains("CALLBID_STRATEGY"),
+            "{e}"
+        );
+        c.set("strategy", "loudest", "--strategy").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--strategy"), "{e}");
+        let c = ServerConfig {
+            concurrency: 0,
+            ..ServerConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("concurrency") && e.contains("(from default)"),
+            "{e}"
+        );
+        let mut c = ServerConfig::default();
+        c.apply_env([("TWILIO_ACCOUNT_SID".to_owned(), "AC1".to_owned())])
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("TWILIO_ACCOUNT_SID") && e.contains("AC1"), "{e}");
     }
 }
