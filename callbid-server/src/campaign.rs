@@ -222,7 +222,7 @@ impl CampaignApp {
                 "{base}/campaigns/{{campaign}}/answer?number={{number}}&attempt={{attempt}}"
             ),
             status: format!(
-                "{base}/campaigns/{{campaign}}/status?number={{number}}&attempt={{attempt}}"
+                "{base}/campaigns/{{campaign}}/status?number={{number}}&attempt={{attempt}}&cid={{caller_id}}"
             ),
         };
         Ok(CampaignRunner::new(

@@ -52,6 +52,7 @@ pub const KEYS: &[&str] = &[
     "account_sid",
     "twilio_api_url",
     "pools",
+    "outbound",
     "pool_cors_origins",
     "pool_visitor_per_minute",
     "pool_ip_per_minute",
@@ -129,6 +130,10 @@ pub struct ServerConfig {
     /// `pools.toml`: number pools for call tracking (format: [`crate::pool::spec`]);
     /// mounts the public lease API and `callbid-dni.js` under `/pool`. `None`: no pools.
     pub pools: Option<PathBuf>,
+    /// `outbound.toml`: outbound campaigns (format: [`crate::outbound_file`]); mounts the
+    /// campaign API and page behind operator access, the provider's webhooks under
+    /// `/campaigns/{id}/*`, and runs the pacer. `None`: no campaigns.
+    pub outbound: Option<PathBuf>,
     /// Browser origins allowed to call the lease API, comma-separated
     /// (`https://www.example.com`); this server's own origin is always allowed.
     pub pool_cors_origins: String,
@@ -174,6 +179,7 @@ impl Default for ServerConfig {
             account_sid: None,
             twilio_api_url: None,
             pools: None,
+            outbound: None,
             pool_cors_origins: String::new(),
             pool_visitor_per_minute: 60,
             pool_ip_per_minute: 600,
@@ -213,6 +219,7 @@ impl fmt::Debug for ServerConfig {
             .field("account_sid", &self.account_sid)
             .field("twilio_api_url", &self.twilio_api_url)
             .field("pools", &self.pools)
+            .field("outbound", &self.outbound)
             .field("pool_cors_origins", &self.pool_cors_origins)
             .field("pool_visitor_per_minute", &self.pool_visitor_per_minute)
             .field("pool_ip_per_minute", &self.pool_ip_per_minute)
@@ -424,6 +431,7 @@ impl ServerConfig {
             "account_sid" => self.account_sid = opt(value),
             "twilio_api_url" => self.twilio_api_url = opt(value),
             "pools" => self.pools = opt(value).map(PathBuf::from),
+            "outbound" => self.outbound = opt(value).map(PathBuf::from),
             "pool_cors_origins" => self.pool_cors_origins = value.trim().to_owned(),
             "pool_visitor_per_minute" => {
                 self.pool_visitor_per_minute = parse_num(key, value, origin)?

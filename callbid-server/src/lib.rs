@@ -118,6 +118,7 @@ pub mod error;
 pub mod ivr;
 pub mod logline;
 pub mod metrics;
+pub mod outbound_file;
 pub mod pool;
 pub mod run;
 pub mod serve;

@@ -4,6 +4,7 @@
 //! simulated calls through it first).
 
 mod agent_desk;
+mod outbound;
 mod pool;
 mod tracking;
 
@@ -40,17 +41,18 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
     let buyers = buyers(&cfg, &store, &checked).await?;
     let endpoint = bind(&cfg).await?;
     let (app, tracking) = build_app(&cfg, &store, &checked, &buyers, &endpoint, simulate).await?;
-    let router = mount(&cfg, &app, &store, &buyers, tracking.as_ref(), &operator);
-    print_banner(
+    let outbound = outbound::setup(
         &cfg,
-        &app,
         &store,
-        &buyers,
-        &endpoint,
-        tracking.as_ref(),
-        &operator,
-        simulate,
-    );
+        &endpoint.public_url,
+        endpoint.verifier.as_ref(),
+        &endpoint.token,
+    )
+    .await?;
+    let extras = Extras { tracking, outbound };
+    let router = mount(&cfg, &app, &store, &buyers, &extras, &operator);
+    let banner = (&store, &buyers, &endpoint, &extras);
+    print_banner(&cfg, &app, banner, &operator, simulate);
     let running = start(app.clone(), endpoint.listener, router);
     let code = match simulate {
         Some(n) => simulate_calls(&cfg, &app, &checked, &endpoint.token, endpoint.local, n).await,
@@ -60,7 +62,7 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         let _ = running.stop.send(true);
     }
     drain(running).await;
-    close(app, buyers, tracking, store, simulate).await;
+    close(app, buyers, extras, store, simulate).await;
     Ok(code)
 }
 
@@ -239,6 +241,12 @@ async fn build_app(
     Ok((app, tracking))
 }
 
+/// What a server may add to the IVR: number pools and outbound campaigns.
+struct Extras {
+    tracking: Option<tracking::Tracking>,
+    outbound: Option<outbound::Outbound>,
+}
+
 /// Phase 7: the routes: the IVR, the lease API, the desk, the dashboard and the metrics,
 /// each behind the operator access it needs.
 fn mount(
@@ -246,11 +254,17 @@ fn mount(
     app: &Arc<App>,
     store: &Store,
     buyers: &Buyers,
-    tracking: Option<&tracking::Tracking>,
+    extras: &Extras,
     operator: &operator_auth::OperatorAuth,
 ) -> Router {
     let mut router = app::router(app.clone());
-    if let Some(t) = tracking {
+    if let Some(o) = &extras.outbound {
+        // The provider's webhooks are public (signature-checked for Twilio).
+        router = router.merge(crate::campaign::webhook_router(o.app.clone()));
+        let api = crate::campaign::api_router(o.app.clone());
+        router = router.merge(operator_auth::guard_only(api, operator));
+    }
+    if let Some(t) = &extras.tracking {
         // Public: the sites' pages call it (its own limits and CORS apply).
         router = router.merge(crate::pool::router(t.app.clone()));
         let health = crate::pool::operator_router(t.app.clone(), store.handles().log.clone());
@@ -278,14 +292,10 @@ fn mount(
 }
 
 /// Phase 8: what is where, on stdout.
-#[allow(clippy::too_many_arguments)]
 fn print_banner(
     cfg: &ServerConfig,
     app: &Arc<App>,
-    store: &Store,
-    buyers: &Buyers,
-    endpoint: &Endpoint,
-    tracking: Option<&tracking::Tracking>,
+    (store, buyers, endpoint, extras): (&Store, &Buyers, &Endpoint, &Extras),
     operator: &operator_auth::OperatorAuth,
     simulate: Option<usize>,
 ) {
@@ -317,8 +327,11 @@ fn print_banner(
     if let Some(p) = &buyers.pool {
         println!("  {}   desk: http://{local}/desk", p.summary);
     }
-    if let Some(t) = tracking {
+    if let Some(t) = &extras.tracking {
         println!("  {}   script: {public_url}/pool/callbid-dni.js", t.summary);
+    }
+    if let Some(o) = &extras.outbound {
+        println!("  {}   campaigns: http://{local}/campaigns", o.summary);
     }
     if endpoint.generated && simulate.is_none() && !cfg.insecure_skip_signature {
         let token = &endpoint.token;
@@ -434,11 +447,18 @@ async fn drain(running: Running) {
 async fn close(
     app: Arc<App>,
     buyers: Buyers,
-    tracking: Option<tracking::Tracking>,
+    extras: Extras,
     store: Store,
     simulate: Option<usize>,
 ) {
-    if let Some(t) = tracking {
+    if let Some(o) = extras.outbound {
+        o.pacer.abort();
+        let _ = o.pacer.await;
+        if let Some(f) = &o.fake {
+            f.stop();
+        }
+    }
+    if let Some(t) = extras.tracking {
         t.maintenance.abort();
         let _ = t.maintenance.await;
     } // its clone of the app is dropped once it has stopped

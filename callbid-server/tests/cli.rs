@@ -228,3 +228,197 @@ async fn serve_with_agents_and_pools_files_mounts_the_desk_and_the_lease_api() {
         "{err}"
     );
 }
+
+/// Starts `callbid serve` in `dir` and reads its banner up to a line containing
+/// `last`; returns the server and the banner.
+fn serve_until(dir: &std::path::Path, last: &str) -> (Running, Vec<String>) {
+    use std::io::BufRead;
+    let child = callbid(dir)
+        .args(["serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Running(child);
+    let stdout = server.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut banner = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        let done = line.contains(last);
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    (server, banner)
+}
+
+#[tokio::test]
+async fn serve_with_an_outbound_file_runs_a_campaign_through_the_fake_twilio() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("outbound.toml"),
+        "provider = \"twilio\"\ncalls_per_second = 5\nfree_agents = 3\npacer_interval_ms = 200\nsuppression = [\"+12125550100\", \"+15125550100\", \"+14155550100\", \"+18085550100\", \"+918047100100\"]\n[[caller_id]]\nnumber = \"+15125559000\"\n[[caller_id]]\nnumber = \"+918047109000\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("callbid.toml"),
+        "listen = \"127.0.0.1:0\"\noutbound = \"outbound.toml\"\nauth_token = \"tok\"\n",
+    )
+    .unwrap();
+    let (_server, banner) = serve_until(dir.path(), "outbound: ");
+    let base = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("callbid IVR listening on "))
+        .unwrap_or_else(|| panic!("no banner: {banner:?}"))
+        .trim()
+        .to_owned();
+    let fake = banner
+        .iter()
+        .find_map(|l| l.split("(fake at ").nth(1))
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no fake in the banner: {banner:?}"))
+        .to_owned();
+    let http = reqwest::Client::new();
+    let csv = |numbers: &[&str]| format!("number\n{}\n", numbers.join("\n"));
+
+    // Which areas may be called right now (the windows are in the callee's local time):
+    // asked of the preview, as an operator would before launching.
+    let mut callable = Vec::new();
+    for area in ["+1212555", "+1512555", "+1415555", "+1808555", "+91804710"] {
+        let v: serde_json::Value = http
+            .post(format!("{base}/api/campaigns/preview"))
+            .header("content-type", "text/csv")
+            .body(csv(&[&format!("{area}0123")]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["callable"] == 1 {
+            callable.push(area);
+        }
+    }
+    assert!(
+        !callable.is_empty(),
+        "some of the areas is always inside its window"
+    );
+    let area = callable[0];
+    let (answers, busy) = (format!("{area}0123"), format!("{area}0128"));
+    let no_answer = format!("{area}0129");
+    let suppressed = format!("{area}0100");
+    let list = csv(&[&answers, &busy, &no_answer, &suppressed]);
+    let res = http
+        .post(format!(
+            "{base}/api/campaigns?id=dec&flow=message&message=Hello"
+        ))
+        .header("content-type", "text/csv")
+        .body(list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = http
+        .post(format!("{base}/api/campaigns/dec/start"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+
+    // The pacer dials, the fake's callees answer or not, the callbacks settle them.
+    let mut last = serde_json::Value::Null;
+    for _ in 0..150 {
+        last = http
+            .get(format!("{base}/api/campaigns/dec"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let p = &last["progress"];
+        if p["dialing"] == 0 && p["done"] == 1 && p["retry_scheduled"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let p = &last["progress"];
+    // A suppressed contact is never claimed: it stays queued, and is never dialed.
+    assert_eq!(p["queued"], 1, "{last}");
+    assert_eq!(p["attempts"], 3, "{last}");
+    assert_eq!(p["dialing"], 0, "{last}");
+    // The answered call is done; busy and no-answer wait for their retries.
+    assert_eq!(p["done"], 1, "{last}");
+    assert_eq!(p["retry_scheduled"], 2, "{last}");
+    // Every ended call taught its caller ID (the status callback names it).
+    let ids = last["caller_ids"].as_array().unwrap();
+    let sum = |k: &str| ids.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("attempts"), sum("answered")), (3, 1), "{last}");
+
+    let requests: serde_json::Value = reqwest::get(format!("{fake}/fake/requests"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let creates: Vec<&serde_json::Value> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/Calls.json"))
+        .collect();
+    assert_eq!(creates.len(), 3, "{requests}");
+    let param = |r: &serde_json::Value, k: &str| -> Option<String> {
+        r["form"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == k)
+            .map(|p| p[1].as_str().unwrap().to_owned())
+    };
+    for r in &creates {
+        let to = param(r, "To").unwrap();
+        assert_ne!(to, suppressed, "a suppressed number was dialed");
+        assert!(param(r, "StatusCallback")
+            .unwrap()
+            .starts_with(&format!("{base}/campaigns/dec/status")));
+        assert!(param(r, "Url")
+            .unwrap()
+            .starts_with(&format!("{base}/campaigns/dec/answer")));
+        assert!(param(r, "From").is_some());
+    }
+    // The page is mounted.
+    let page = reqwest::get(format!("{base}/campaigns")).await.unwrap();
+    assert_eq!(page.status(), 200);
+}
+
+#[test]
+fn a_bad_outbound_file_is_refused_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("outbound.toml"),
+        "provider = \"twilio\"\n[[caller_id]]\nnumber = \"555\"\n",
+    )
+    .unwrap();
+    let out = callbid(dir.path())
+        .env("CALLBID_OUTBOUND", "outbound.toml")
+        .env("CALLBID_LISTEN", "127.0.0.1:0")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("caller_id[0].number") && err.contains("555"),
+        "{err}"
+    );
+}

@@ -5,6 +5,15 @@
 //! request, and answers like Twilio: a Call resource, or Twilio's error JSON.
 //!
 //! `GET /fake/requests` lists what was recorded, for local curl experiments.
+//!
+//! It also stands in for `Calls.create` (`POST …/Calls.json`) and call fetch
+//! (`GET …/Calls/{CallSid}.json`), so an outbound campaign runs locally: each created
+//! call is played out by a simulated callee a moment later. The callee's answer follows
+//! the number's last digit: `8` is `busy`, `9` is `no-answer`, anything else answers
+//! (`AnsweredBy=human`): the fake fetches the call's `Url` (the flow's TwiML), sends the
+//! `AsyncAmdStatusCallback` when machine detection was asked for, then `completed` with
+//! `CallDuration=20` to the `StatusCallback`. Callbacks are signed like Twilio's
+//! (`X-Twilio-Signature`) with the token given to [`FakeTwilio::sign_callbacks_with`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -51,9 +60,15 @@ pub struct InjectedError {
     pub message: String,
 }
 
+/// A created call's status, duration (seconds) and `AnsweredBy`.
+type CallState = (String, Option<u32>, Option<String>);
+
 #[derive(Debug, Default)]
 struct Inner {
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Created calls by SID.
+    calls: Mutex<std::collections::HashMap<String, CallState>>,
+    callback_token: Mutex<Option<String>>,
     fail_next: Mutex<Option<InjectedError>>,
     account_sid: String,
     auth_token: String,
@@ -82,7 +97,11 @@ impl FakeTwilio {
             ..Default::default()
         });
         let app = Router::new()
-            .route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update))
+            .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{call}",
+                post(update).get(fetch),
+            )
             .route("/fake/requests", get(list))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -112,6 +131,14 @@ impl FakeTwilio {
     pub fn fail_next(&self, error: InjectedError) {
         if let Ok(mut f) = self.inner.fail_next.lock() {
             *f = Some(error);
+        }
+    }
+
+    /// Signs the simulated callee's webhooks (the created calls' `Url` and callbacks)
+    /// with `token`, the auth token the receiving server checks signatures with.
+    pub fn sign_callbacks_with(&self, token: &str) {
+        if let Ok(mut t) = self.inner.callback_token.lock() {
+            *t = Some(token.to_owned());
         }
     }
 
@@ -160,12 +187,8 @@ async fn update(
             "The requested resource was not found",
         );
     };
-    match basic_auth(&headers) {
-        Some((user, pass)) if user == inner.account_sid && pass == inner.auth_token => {}
-        _ => return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate"),
-    }
-    if account != inner.account_sid {
-        return twilio_error(StatusCode::FORBIDDEN, 20003, "Permission denied");
+    if let Err(r) = authorize(&inner, &headers, &account) {
+        return *r;
     }
     if !is_sid("CA", call_sid) {
         return twilio_error(
@@ -205,6 +228,203 @@ async fn update(
         "uri": format!("/2010-04-01/Accounts/{account}/Calls/{call_sid}.json"),
     }))
     .into_response()
+}
+
+fn authorize(inner: &Inner, headers: &HeaderMap, account: &str) -> Result<(), Box<Response>> {
+    let authenticated = matches!(basic_auth(headers),
+        Some((user, pass)) if user == inner.account_sid && pass == inner.auth_token);
+    if !authenticated {
+        let e = twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+        return Err(Box::new(e));
+    }
+    if account != inner.account_sid {
+        let e = twilio_error(StatusCode::FORBIDDEN, 20003, "Permission denied");
+        return Err(Box::new(e));
+    }
+    Ok(())
+}
+
+fn call_json(
+    account: &str,
+    sid: &str,
+    status: &str,
+    duration: Option<u32>,
+    by: Option<&str>,
+) -> Response {
+    let code = if status == "queued" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(json!({
+            "sid": sid,
+            "account_sid": account,
+            "status": status,
+            "direction": "outbound-api",
+            "duration": duration.map(|d| d.to_string()),
+            "answered_by": by,
+            "api_version": "2010-04-01",
+            "uri": format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json"),
+        })),
+    )
+        .into_response()
+}
+
+/// `POST …/Calls.json`: records the call, answers `queued`, and plays the callee out.
+async fn create(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = authorize(&inner, &headers, &account) {
+        return *r;
+    }
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(to), Some(from)) = (get("To"), get("From")) else {
+        return twilio_error(StatusCode::BAD_REQUEST, 21201, "To and From are required");
+    };
+    if get("Url").is_none() && get("Twiml").is_none() {
+        return twilio_error(StatusCode::BAD_REQUEST, 21205, "Url or Twiml is required");
+    }
+    let sid = format!("CA{:032x}", rand::random::<u128>());
+    if let Ok(mut r) = inner.requests.lock() {
+        r.push(RecordedRequest {
+            path: format!("/2010-04-01/Accounts/{account}/Calls.json"),
+            account_sid: account.clone(),
+            call_sid: sid.clone(),
+            form: form.clone(),
+        });
+    }
+    let injected = inner.fail_next.lock().ok().and_then(|mut f| f.take());
+    if let Some(e) = injected {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+        return twilio_error(status, e.code, &e.message);
+    }
+    set_status(&inner, &sid, "queued", None, None);
+    let callee = Callee {
+        inner: inner.clone(),
+        account: account.clone(),
+        sid: sid.clone(),
+        to,
+        from,
+        form,
+    };
+    tokio::spawn(callee.play_out());
+    call_json(&account, &sid, "queued", None, None)
+}
+
+/// `GET …/Calls/{CallSid}.json`: a created call's current state.
+async fn fetch(
+    State(inner): State<Arc<Inner>>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&inner, &headers, &account) {
+        return *r;
+    }
+    let sid = call.strip_suffix(".json").unwrap_or(&call);
+    let known = inner.calls.lock().ok().and_then(|c| c.get(sid).cloned());
+    match known {
+        Some((status, duration, by)) => call_json(&account, sid, &status, duration, by.as_deref()),
+        None => twilio_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        ),
+    }
+}
+
+fn set_status(inner: &Inner, sid: &str, status: &str, duration: Option<u32>, by: Option<&str>) {
+    if let Ok(mut c) = inner.calls.lock() {
+        c.insert(
+            sid.to_owned(),
+            (status.to_owned(), duration, by.map(str::to_owned)),
+        );
+    }
+}
+
+/// The simulated callee of one created call.
+struct Callee {
+    inner: Arc<Inner>,
+    account: String,
+    sid: String,
+    to: String,
+    from: String,
+    form: Vec<(String, String)>,
+}
+
+impl Callee {
+    fn param(&self, k: &str) -> Option<String> {
+        self.form
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    }
+
+    async fn play_out(self) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (status, by) = match self.to.chars().last() {
+            Some('8') => ("busy", None),
+            Some('9') => ("no-answer", None),
+            _ => ("completed", Some("human")),
+        };
+        if by.is_some() {
+            set_status(&self.inner, &self.sid, "in-progress", None, by);
+            if let Some(url) = self.param("Url") {
+                self.post(&url, &[("CallStatus", "in-progress")]).await;
+            }
+            if self.param("AsyncAmd").as_deref() == Some("true") {
+                if let Some(url) = self.param("AsyncAmdStatusCallback") {
+                    self.post(&url, &[("AnsweredBy", "human")]).await;
+                }
+            }
+        }
+        let duration = if by.is_some() { 20 } else { 0 };
+        set_status(&self.inner, &self.sid, status, Some(duration), by);
+        if let Some(url) = self.param("StatusCallback") {
+            let d = duration.to_string();
+            let mut extra = vec![("CallStatus", status), ("CallDuration", d.as_str())];
+            if let Some(by) = by {
+                extra.push(("AnsweredBy", by));
+            }
+            self.post(&url, &extra).await;
+        }
+    }
+
+    /// A signed form POST like Twilio's webhooks; failures are printed, not retried.
+    async fn post(&self, url: &str, extra: &[(&str, &str)]) {
+        let mut params: Vec<(&str, &str)> = vec![
+            ("AccountSid", self.account.as_str()),
+            ("CallSid", self.sid.as_str()),
+            ("From", self.from.as_str()),
+            ("To", self.to.as_str()),
+            ("Direction", "outbound-api"),
+        ];
+        params.extend_from_slice(extra);
+        let token = self
+            .inner
+            .callback_token
+            .lock()
+            .ok()
+            .and_then(|t| t.clone());
+        let token = token.unwrap_or_else(|| self.inner.auth_token.clone());
+        let signature = callbid_twilio::signature::RequestValidator::new(&token)
+            .compute_signature(url, &params);
+        let res = reqwest::Client::new()
+            .post(url)
+            .header(callbid_twilio::signature::SIGNATURE_HEADER, signature)
+            .form(&params)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => eprintln!("fake Twilio: {url} answered {}", r.status()),
+            Err(e) => eprintln!("fake Twilio: cannot reach {url}: {e}"),
+        }
+    }
 }
 
 async fn list(State(inner): State<Arc<Inner>>) -> Response {

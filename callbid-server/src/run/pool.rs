@@ -40,7 +40,7 @@ pub(crate) async fn setup(
     file.install(agents.as_ref())
         .await
         .with_context(|| format!("cannot store the agent pool of agents {}", path.display()))?;
-    let (twilio, fake) = rest_client(cfg).await?;
+    let (twilio, fake) = rest_client(cfg, "desk accepts move calls").await?;
     let entry = if file.bids() {
         let line = match (&file.line, in_house) {
             (Some(l), _) => l.clone(),
@@ -97,7 +97,10 @@ pub(crate) async fn setup(
 }
 
 /// The configured Twilio account, or the built-in fake of the Calls endpoint.
-async fn rest_client(cfg: &ServerConfig) -> anyhow::Result<(TwilioClient, Option<FakeTwilio>)> {
+pub(super) async fn rest_client(
+    cfg: &ServerConfig,
+    purpose: &str,
+) -> anyhow::Result<(TwilioClient, Option<FakeTwilio>)> {
     let token = cfg.auth_token.as_deref().filter(|t| !t.trim().is_empty());
     match (&cfg.account_sid, token) {
         (Some(sid), Some(token)) => {
@@ -117,7 +120,7 @@ async fn rest_client(cfg: &ServerConfig) -> anyhow::Result<(TwilioClient, Option
                 .await
                 .context("cannot start the fake Twilio API")?;
             eprintln!(
-                "no account_sid: desk accepts move calls through a built-in fake of Twilio's Calls endpoint at {} (see {}/fake/requests)",
+                "no account_sid: {purpose} through a built-in fake of Twilio's Calls API at {} (see {}/fake/requests)",
                 f.base_url, f.base_url
             );
             let c = TwilioClient::builder(sid)
