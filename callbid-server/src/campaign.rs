@@ -566,7 +566,17 @@ async fn create(
     let name = p.name.clone().unwrap_or_else(|| id_text.clone());
     let mut campaign = Campaign::new(id.clone(), name, flow_of(&p)?);
     campaign.pacer.mode = mode_of(&p)?;
-    let contacts = contacts_of(&p, &body)?;
+    let mut contacts = contacts_of(&p, &body)?;
+    // Numbers on the suppression list are final from the start: never dialed, and the
+    // campaign can finish without them.
+    for c in &mut contacts {
+        if let Some(reason) = app.settings.suppression.reason(&c.number) {
+            let event = callbid_core::campaign::ContactEvent::Suppressed {
+                reason: reason.to_owned(),
+            };
+            c.apply(&event, &campaign.retry);
+        }
+    }
     let store = &app.settings.store;
     if store
         .campaign(&id)

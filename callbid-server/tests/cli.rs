@@ -352,8 +352,9 @@ async fn serve_with_an_outbound_file_runs_a_campaign_through_the_fake_twilio() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let p = &last["progress"];
-    // A suppressed contact is never claimed: it stays queued, and is never dialed.
-    assert_eq!(p["queued"], 1, "{last}");
+    // A suppressed contact is final from the upload on, and never dialed.
+    assert_eq!(p["queued"], 0, "{last}");
+    assert_eq!(p["suppressed"], 1, "{last}");
     assert_eq!(p["attempts"], 3, "{last}");
     assert_eq!(p["dialing"], 0, "{last}");
     // The answered call is done; busy and no-answer wait for their retries.
