@@ -14,6 +14,14 @@
 //! concurrency: calls/s, p50 and p99 per webhook, server CPU per call, and the ratio of
 //! the server's CPU per call to the floor's.
 //!
+//! Memory under load: `cargo bench --bench ivr_server -- memory [CALLS] [FLOOD]` drives
+//! CALLS complete calls (default 100,000) at concurrency 32 against the IVR on in-memory
+//! SQLite (the call log grows in memory there, so it is the worst case for the process),
+//! printing the server's resident memory (`VmRSS`, and its peak `VmHWM`, from
+//! `/proc/<pid>/status`) every tenth of the run, then sends FLOOD `/voice`-only requests
+//! (default 100,000: calls that never get a status callback) to a fresh server on a
+//! SQLite file and prints the same figures.
+//!
 //! Run: `cargo bench --bench ivr_server -- [CALLS]` (default 400 calls per concurrency);
 //! with `DATABASE_URL=postgres://…` it also runs on PostgreSQL (build with
 //! `--features postgres`). This measures a server, not a function, so it has its own
@@ -281,6 +289,117 @@ impl Client {
     }
 }
 
+impl Client {
+    /// One `/voice` webhook only (a call that never gets another one).
+    async fn voice(&self, sid: String) -> Result<Duration, String> {
+        let params = vec![
+            (
+                "AccountSid",
+                "AC0123456789abcdef0123456789abcdef".to_owned(),
+            ),
+            ("ApiVersion", "2010-04-01".to_owned()),
+            ("CallSid", sid),
+            ("CallStatus", "ringing".to_owned()),
+            ("Direction", "inbound".to_owned()),
+            ("From", "+15125550123".to_owned()),
+            ("To", "+18005550100".to_owned()),
+        ];
+        self.post("/voice", &params, "<Gather").await
+    }
+}
+
+/// `VmRSS` and `VmHWM` of `pid` in MiB.
+fn rss(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn memory(calls: usize, flood: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = spawn("ivr", "sqlite::memory:");
+    let pid = server.child.id();
+    let (r0, _) = rss(pid);
+    println!(
+        "memory under load: the IVR on in-memory SQLite, {calls} complete calls at concurrency 32"
+    );
+    println!("| calls done | calls/s (this tenth) | VmRSS | VmHWM | errors |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!("| 0 | | {r0:.1} MiB | | |");
+    let step = (calls / 10).max(1);
+    let mut done = 0;
+    let mut i = 0u64;
+    while done < calls {
+        let n = step.min(calls - done);
+        let run = drive(&server, n, 32, false, (1 << 40) + i * 10_000_000).await;
+        done += n;
+        i += 1;
+        let (now, peak) = rss(pid);
+        println!(
+            "| {done} | {:.0} | {now:.1} MiB | {peak:.1} MiB | {} |",
+            run.calls_per_sec, run.errors
+        );
+    }
+    drop(server);
+    let db = format!("sqlite://{}", dir.path().join("flood.db").display());
+    let server = spawn("ivr", &db);
+    let pid = server.child.id();
+    let client = Arc::new(Client {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        base: server.base.clone(),
+        signer: RequestValidator::new(TOKEN),
+    });
+    println!();
+    println!("`/voice` flood: {flood} calls that never get a status callback, SQLite file, concurrency 64");
+    println!("| requests done | VmRSS | VmHWM | errors |");
+    println!("|---:|---:|---:|---:|");
+    let (r0, _) = rss(pid);
+    println!("| 0 | {r0:.1} MiB | | |");
+    let step = (flood / 10).max(1);
+    let mut sent = 0;
+    while sent < flood {
+        let n = step.min(flood - sent);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (client, next) = (client.clone(), next.clone());
+                let base = sent;
+                tokio::spawn(async move {
+                    let mut errors = 0usize;
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if k >= n {
+                            break;
+                        }
+                        let sid = format!("CA{:016x}{:016x}", 7u64 << 40, base + k);
+                        if client.voice(sid).await.is_err() {
+                            errors += 1;
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        let mut errors = 0;
+        for t in tasks {
+            errors += t.await.expect("task");
+        }
+        sent += n;
+        let (now, peak) = rss(pid);
+        println!("| {sent} | {now:.1} MiB | {peak:.1} MiB | {errors} |");
+    }
+}
+
 struct Run {
     calls_per_sec: f64,
     p50: Duration,
@@ -398,14 +517,18 @@ fn main() {
         child_main(&role);
         return;
     }
-    let calls = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(400);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(parent(calls));
+    if args.iter().any(|a| a == "memory") {
+        let calls = numbers.first().copied().unwrap_or(100_000);
+        let flood = numbers.get(1).copied().unwrap_or(100_000);
+        rt.block_on(memory(calls, flood));
+    } else {
+        rt.block_on(parent(numbers.first().copied().unwrap_or(400)));
+    }
 }
