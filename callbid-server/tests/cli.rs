@@ -133,7 +133,6 @@ impl Drop for Running {
 
 #[tokio::test]
 async fn serve_with_agents_and_pools_files_mounts_the_desk_and_the_lease_api() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let agents = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/agents.toml");
     let pools = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pools.toml");
@@ -144,33 +143,7 @@ async fn serve_with_agents_and_pools_files_mounts_the_desk_and_the_lease_api() {
         ),
     )
     .unwrap();
-    let child = callbid(dir.path())
-        .args(["serve"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Running(child);
-    let stdout = server.0.stdout.take().unwrap();
-    // Read the banner, then keep draining stdout so the server never writes to a
-    // closed pipe.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut banner = Vec::new();
-    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
-        let done = line.contains("number pools: ");
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
+    let (_server, banner) = serve_until(dir.path(), "number pools: ");
     let base = banner
         .iter()
         .find_map(|l| l.strip_prefix("callbid IVR listening on "))
@@ -261,14 +234,104 @@ fn serve_until(dir: &std::path::Path, last: &str) -> (Running, Vec<String>) {
     (server, banner)
 }
 
+const OUTBOUND_TOML: &str = "provider = \"twilio\"\ncalls_per_second = 5\nfree_agents = 3\npacer_interval_ms = 200\nsuppression = [\"+12125550100\", \"+15125550100\", \"+14155550100\", \"+18085550100\", \"+918047100100\"]\n[[caller_id]]\nnumber = \"+15125559000\"\n[[caller_id]]\nnumber = \"+918047109000\"\n";
+
+fn csv(numbers: &[&str]) -> String {
+    format!("number\n{}\n", numbers.join("\n"))
+}
+
+/// An area whose numbers are inside their calling window right now (the windows are in
+/// the callee's local time), asked of the preview as an operator would before launching.
+/// US areas and India together always have one.
+async fn callable_area(http: &reqwest::Client, base: &str) -> &'static str {
+    for area in ["+1212555", "+1512555", "+1415555", "+1808555", "+91804710"] {
+        let v: serde_json::Value = http
+            .post(format!("{base}/api/campaigns/preview"))
+            .header("content-type", "text/csv")
+            .body(csv(&[&format!("{area}0123")]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["callable"] == 1 {
+            return area;
+        }
+    }
+    panic!("some of the areas is always inside its window")
+}
+
+/// Creates campaign `dec` (a recorded message) over `numbers` and starts it.
+async fn create_and_start(http: &reqwest::Client, base: &str, numbers: &[&str]) {
+    let res = http
+        .post(format!(
+            "{base}/api/campaigns?id=dec&flow=message&message=Hello"
+        ))
+        .header("content-type", "text/csv")
+        .body(csv(numbers))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = http
+        .post(format!("{base}/api/campaigns/dec/start"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
+
+/// Campaign `dec` once the answered call is done and the other two wait for retries
+/// (or the last answer after 30 s).
+async fn settled_campaign(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..150 {
+        last = http
+            .get(format!("{base}/api/campaigns/dec"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let p = &last["progress"];
+        if p["dialing"] == 0 && p["done"] == 1 && p["retry_scheduled"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    last
+}
+
+/// The `Calls.create` requests the fake received, as `(To, From, Url, StatusCallback)`.
+async fn fake_creates(fake: &str) -> Vec<[Option<String>; 4]> {
+    let requests: serde_json::Value = reqwest::get(format!("{fake}/fake/requests"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let param = |r: &serde_json::Value, k: &str| -> Option<String> {
+        r["form"]
+            .as_array()?
+            .iter()
+            .find(|p| p[0] == k)
+            .and_then(|p| p[1].as_str().map(str::to_owned))
+    };
+    requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/Calls.json"))
+        .map(|r| ["To", "From", "Url", "StatusCallback"].map(|k| param(r, k)))
+        .collect()
+}
+
 #[tokio::test]
 async fn serve_with_an_outbound_file_runs_a_campaign_through_the_fake_twilio() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("outbound.toml"),
-        "provider = \"twilio\"\ncalls_per_second = 5\nfree_agents = 3\npacer_interval_ms = 200\nsuppression = [\"+12125550100\", \"+15125550100\", \"+14155550100\", \"+18085550100\", \"+918047100100\"]\n[[caller_id]]\nnumber = \"+15125559000\"\n[[caller_id]]\nnumber = \"+918047109000\"\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("outbound.toml"), OUTBOUND_TOML).unwrap();
     std::fs::write(
         dir.path().join("callbid.toml"),
         "listen = \"127.0.0.1:0\"\noutbound = \"outbound.toml\"\nauth_token = \"tok\"\n",
@@ -288,69 +351,13 @@ async fn serve_with_an_outbound_file_runs_a_campaign_through_the_fake_twilio() {
         .unwrap_or_else(|| panic!("no fake in the banner: {banner:?}"))
         .to_owned();
     let http = reqwest::Client::new();
-    let csv = |numbers: &[&str]| format!("number\n{}\n", numbers.join("\n"));
-
-    // Which areas may be called right now (the windows are in the callee's local time):
-    // asked of the preview, as an operator would before launching.
-    let mut callable = Vec::new();
-    for area in ["+1212555", "+1512555", "+1415555", "+1808555", "+91804710"] {
-        let v: serde_json::Value = http
-            .post(format!("{base}/api/campaigns/preview"))
-            .header("content-type", "text/csv")
-            .body(csv(&[&format!("{area}0123")]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["callable"] == 1 {
-            callable.push(area);
-        }
-    }
-    assert!(
-        !callable.is_empty(),
-        "some of the areas is always inside its window"
-    );
-    let area = callable[0];
+    let area = callable_area(&http, &base).await;
     let (answers, busy) = (format!("{area}0123"), format!("{area}0128"));
-    let no_answer = format!("{area}0129");
-    let suppressed = format!("{area}0100");
-    let list = csv(&[&answers, &busy, &no_answer, &suppressed]);
-    let res = http
-        .post(format!(
-            "{base}/api/campaigns?id=dec&flow=message&message=Hello"
-        ))
-        .header("content-type", "text/csv")
-        .body(list)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let res = http
-        .post(format!("{base}/api/campaigns/dec/start"))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let (no_answer, suppressed) = (format!("{area}0129"), format!("{area}0100"));
+    create_and_start(&http, &base, &[&answers, &busy, &no_answer, &suppressed]).await;
 
     // The pacer dials, the fake's callees answer or not, the callbacks settle them.
-    let mut last = serde_json::Value::Null;
-    for _ in 0..150 {
-        last = http
-            .get(format!("{base}/api/campaigns/dec"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let p = &last["progress"];
-        if p["dialing"] == 0 && p["done"] == 1 && p["retry_scheduled"] == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let last = settled_campaign(&http, &base).await;
     let p = &last["progress"];
     // A suppressed contact is final from the upload on, and never dialed.
     assert_eq!(p["queued"], 0, "{last}");
@@ -365,37 +372,23 @@ async fn serve_with_an_outbound_file_runs_a_campaign_through_the_fake_twilio() {
     let sum = |k: &str| ids.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!((sum("attempts"), sum("answered")), (3, 1), "{last}");
 
-    let requests: serde_json::Value = reqwest::get(format!("{fake}/fake/requests"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let creates: Vec<&serde_json::Value> = requests
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["path"].as_str().unwrap().ends_with("/Calls.json"))
-        .collect();
-    assert_eq!(creates.len(), 3, "{requests}");
-    let param = |r: &serde_json::Value, k: &str| -> Option<String> {
-        r["form"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p[0] == k)
-            .map(|p| p[1].as_str().unwrap().to_owned())
-    };
-    for r in &creates {
-        let to = param(r, "To").unwrap();
-        assert_ne!(to, suppressed, "a suppressed number was dialed");
-        assert!(param(r, "StatusCallback")
+    let creates = fake_creates(&fake).await;
+    assert_eq!(creates.len(), 3, "{creates:?}");
+    for [to, from, url, status] in &creates {
+        assert_ne!(
+            to.as_deref(),
+            Some(suppressed.as_str()),
+            "a suppressed number was dialed"
+        );
+        assert!(status
+            .as_deref()
             .unwrap()
             .starts_with(&format!("{base}/campaigns/dec/status")));
-        assert!(param(r, "Url")
+        assert!(url
+            .as_deref()
             .unwrap()
             .starts_with(&format!("{base}/campaigns/dec/answer")));
-        assert!(param(r, "From").is_some());
+        assert!(from.is_some());
     }
     // The page is mounted.
     let page = reqwest::get(format!("{base}/campaigns")).await.unwrap();
