@@ -242,9 +242,17 @@ async fn waiting_for_a_busy_pool_times_out() {
     // Another session holds the counter's lock, so a reservation holds the pool's only
     // connection while it waits.
     let mut other = raw(&url).await;
+    // Another session holds the counter's row lock (reserve takes it to add to it).
+    other
+        .execute(
+            "INSERT INTO cap_counters (counter, used) VALUES ($1, 0)",
+            &[&key],
+        )
+        .await
+        .unwrap();
     let tx = other.transaction().await.unwrap();
     tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        "SELECT 1 FROM cap_counters WHERE counter = $1 FOR UPDATE",
         &[&key],
     )
     .await
@@ -345,9 +353,17 @@ async fn reserve_waits_no_longer_than_its_deadline() {
     let key = unique_prefix("deadline");
     let pg = PgStore::connect(&url).await.unwrap();
     let mut other = raw(&url).await;
+    // Another session holds the counter's row lock (reserve takes it to add to it).
+    other
+        .execute(
+            "INSERT INTO cap_counters (counter, used) VALUES ($1, 0)",
+            &[&key],
+        )
+        .await
+        .unwrap();
     let tx = other.transaction().await.unwrap();
     tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        "SELECT 1 FROM cap_counters WHERE counter = $1 FOR UPDATE",
         &[&key],
     )
     .await

@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_number_pools.sql"),
     include_str!("../../migrations/postgres/0007_agents.sql"),
     include_str!("../../migrations/postgres/0008_routing.sql"),
+    include_str!("../../migrations/postgres/0009_cap_counters.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.
@@ -319,15 +320,8 @@ impl PgStore {
 
     /// Deletes cap reservations that expired before `before`. Returns how many.
     pub async fn prune_expired(&self, before: DateTime<Utc>) -> Result<u64> {
-        const OP: &str = "prune_expired";
         let ns = to_ns("before", before)?;
-        let c = self.client(OP).await?;
-        c.execute(
-            "DELETE FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= $1",
-            &[&ns],
-        )
-        .await
-        .map_err(pg(OP))
+        self.prune_batch(ns, i64::MAX).await
     }
 
     async fn reserve_inner(&self, request: &ReservationRequest) -> Result<ReserveOutcome> {
@@ -339,12 +333,19 @@ impl PgStore {
             .expires_at
             .map(|t| to_ns("expires_at", t))
             .transpose()?;
-        let incs = merge_increments(request);
-        let mut keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
-        keys.sort_unstable();
+        let mut incs = merge_increments(request);
+        // Counter rows are locked in one order (byte order of the key) by every
+        // transaction that takes more than one, so two reservations never deadlock.
+        incs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(before) = prune_before {
+            if self.prune.claim() {
+                let n = self.prune_batch(before, prune::BATCH).await?;
+                self.prune.done(n);
+            }
+        }
         let mut c = self.client(OP).await?;
         let tx = read_committed(&mut c).await.map_err(pg(OP))?;
-        // Bound the wait for the counters' advisory locks by the caller's deadline:
+        // Bound the wait for the counters' row locks by the caller's deadline:
         // PostgreSQL cancels a lock wait past lock_timeout (SQLSTATE 55P03).
         if let Some(deadline) = request.deadline {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -353,47 +354,15 @@ impl PgStore {
                 .await
                 .map_err(pg(OP))?;
         }
-        for k in &keys {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[k],
-            )
-            .await
-            .map_err(pg(OP))?;
-        }
-        let exists = tx
-            .query_opt(
-                "SELECT 1 FROM cap_reservations WHERE id = $1",
-                &[&request.id.0],
-            )
-            .await
-            .map_err(pg(OP))?
-            .is_some();
-        if exists {
+        if !insert_reservation(&tx, &request.id.0, expires, &incs).await? {
+            // Already held (perhaps committed by another process a moment ago).
             return Ok(ReserveOutcome::Reserved);
         }
-        if let Some(before) = prune_before {
-            if self.prune.claim() {
-                // SKIP LOCKED: rows another transaction is deleting are left to it, so
-                // two pruning processes never wait on (or deadlock with) each other.
-                let n = tx
-                    .execute(
-                        "DELETE FROM cap_reservations WHERE id IN (SELECT id FROM cap_reservations \
-                         WHERE expires_ns IS NOT NULL AND expires_ns <= $1 \
-                         ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)",
-                        &[&before, &prune::BATCH],
-                    )
-                    .await
-                    .map_err(pg(OP))?;
-                self.prune.done(n);
-            }
-        }
         for (key, (amount, limit)) in &incs {
-            let used = usage_in(&*tx, key, now).await?;
-            // An overflowing sum can only exceed the limit.
-            if used.checked_add(*amount).is_none_or(|total| total > *limit) {
-                // Commits what pruning deleted (nothing else was written).
-                tx.commit().await.map_err(pg(OP))?;
+            if !add_within(&tx, key, *amount, *limit, now, &request.id.0).await? {
+                tx.rollback().await.map_err(pg(OP))?;
+                let client: &tokio_postgres::Client = &c;
+                let used = usage_in(client, key, now).await?;
                 return Ok(ReserveOutcome::Exceeded {
                     key: key.clone(),
                     used,
@@ -401,33 +370,128 @@ impl PgStore {
                 });
             }
         }
-        let inserted = tx
-            .execute(
-                "INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                &[&request.id.0, &expires],
-            )
-            .await
-            .map_err(pg(OP))?;
-        if inserted == 0 {
-            // The same id was reserved concurrently on counters we did not lock: it is
-            // held, which is what the caller asked for.
-            tx.commit().await.map_err(pg(OP))?;
-            return Ok(ReserveOutcome::Reserved);
-        }
-        let st = tx
-            .prepare(
-                "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES ($1, $2, $3)",
-            )
-            .await
-            .map_err(pg(OP))?;
-        for (key, (amount, _)) in &incs {
-            tx.execute(&st, &[&request.id.0, key, amount])
-                .await
-                .map_err(pg(OP))?;
-        }
         tx.commit().await.map_err(pg(OP))?;
         Ok(ReserveOutcome::Reserved)
     }
+
+    /// Deletes up to `limit` reservations that expired at or before `before` (oldest
+    /// first) and subtracts their increments from their counters, in one transaction.
+    /// `SKIP LOCKED`: rows another transaction is deleting are left to it, so two pruning
+    /// processes never wait on each other, and each amount is subtracted once (by the
+    /// transaction whose `DELETE … RETURNING` returned it).
+    async fn prune_batch(&self, before: i64, limit: i64) -> Result<u64> {
+        const OP: &str = "prune";
+        let mut c = self.client(OP).await?;
+        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+        let rows = tx
+            .query(
+                "WITH r AS (DELETE FROM cap_reservations WHERE id IN (SELECT id FROM cap_reservations \
+                 WHERE expires_ns IS NOT NULL AND expires_ns <= $1 \
+                 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id), \
+                 i AS (DELETE FROM cap_increments x USING r WHERE x.reservation_id = r.id \
+                 RETURNING x.counter, x.amount) \
+                 SELECT (SELECT count(*) FROM r), counter, amount FROM i \
+                 UNION ALL SELECT (SELECT count(*) FROM r), NULL, NULL",
+                &[&before, &limit],
+            )
+            .await
+            .map_err(pg(OP))?;
+        let n = deleted_count(&rows)?;
+        subtract(&tx, &rows).await?;
+        tx.commit().await.map_err(pg(OP))?;
+        Ok(n)
+    }
+}
+
+/// The reservation count of a [`PgStore::prune_batch`] or release result.
+fn deleted_count(rows: &[tokio_postgres::Row]) -> Result<u64> {
+    const OP: &str = "prune";
+    match rows.first() {
+        Some(r) => Ok(u64::try_from(r.try_get::<_, i64>(0).map_err(pg(OP))?).unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
+/// Subtracts deleted increments (rows of `(_, counter, amount)`; a NULL counter is
+/// skipped) from their counters, one counter at a time in key order.
+async fn subtract(tx: &Transaction<'_>, rows: &[tokio_postgres::Row]) -> Result<()> {
+    const OP: &str = "cap_counter";
+    let mut sums: std::collections::BTreeMap<String, Decimal> = Default::default();
+    for r in rows {
+        let Some(key) = r.try_get::<_, Option<String>>(1).map_err(pg(OP))? else {
+            continue;
+        };
+        let amount: Decimal = r.try_get(2).map_err(pg(OP))?;
+        let sum = sums.entry(key).or_default();
+        *sum = sum
+            .checked_add(amount)
+            .ok_or_else(|| StoreError::corrupt(OP, "a cap counter overflows"))?;
+    }
+    for (key, amount) in &sums {
+        tx.execute(
+            "UPDATE cap_counters SET used = used - $2 WHERE counter = $1",
+            &[key, amount],
+        )
+        .await
+        .map_err(pg(OP))?;
+    }
+    Ok(())
+}
+
+/// Stores the reservation and its increments in one statement. `false`: the id was
+/// already reserved (nothing written).
+async fn insert_reservation(
+    tx: &Transaction<'_>,
+    id: &str,
+    expires: Option<i64>,
+    incs: &[(String, (Decimal, Decimal))],
+) -> Result<bool> {
+    const OP: &str = "reserve";
+    let keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
+    let amounts: Vec<Decimal> = incs.iter().map(|(_, (a, _))| *a).collect();
+    let row = tx
+        .query_one(
+            "WITH r AS (INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2) \
+             ON CONFLICT (id) DO NOTHING RETURNING id), \
+             i AS (INSERT INTO cap_increments (reservation_id, counter, amount, expires_ns) \
+             SELECT r.id, u.k, u.a, $2 FROM r, unnest($3::text[], $4::numeric[]) AS u (k, a)) \
+             SELECT count(*) FROM r",
+            &[&id, &expires, &keys, &amounts],
+        )
+        .await
+        .map_err(pg(OP))?;
+    Ok(row.try_get::<_, i64>(0).map_err(pg(OP))? > 0)
+}
+
+/// Adds `amount` to the counter's row (creating it) when the counter's usage at `now`
+/// stays within `limit`; takes the row's lock until the transaction ends. `false`: it
+/// would exceed the limit (nothing changed). The usage excludes reservations that
+/// expired by `now` but are still stored (other than `own`, just inserted).
+async fn add_within(
+    tx: &Transaction<'_>,
+    key: &str,
+    amount: Decimal,
+    limit: Decimal,
+    now: i64,
+    own: &str,
+) -> Result<bool> {
+    const OP: &str = "reserve";
+    if amount > limit {
+        return Ok(false);
+    }
+    let rows = tx
+        .query(
+            "INSERT INTO cap_counters AS c (counter, used) VALUES ($1, $2) \
+             ON CONFLICT (counter) DO UPDATE SET used = c.used + EXCLUDED.used \
+             WHERE c.used + EXCLUDED.used - (SELECT COALESCE(SUM(x.amount), 0) \
+             FROM cap_increments x WHERE x.counter = $1 AND x.expires_ns IS NOT NULL \
+             AND x.expires_ns <= $4 AND x.reservation_id <> $5) <= $3 \
+             RETURNING 1",
+            &[&key, &amount, &limit, &now, &own],
+        )
+        .await
+        .map_err(pg(OP))?;
+    Ok(!rows.is_empty())
 }
 
 async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
@@ -438,9 +502,9 @@ async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
     const OP: &str = "usage";
     let row = c
         .query_one(
-            "SELECT COALESCE(SUM(i.amount), 0) FROM cap_increments i \
-             JOIN cap_reservations r ON r.id = i.reservation_id \
-             WHERE i.counter = $1 AND (r.expires_ns IS NULL OR r.expires_ns > $2)",
+            "SELECT COALESCE((SELECT used FROM cap_counters WHERE counter = $1), 0) \
+             - (SELECT COALESCE(SUM(amount), 0) FROM cap_increments \
+             WHERE counter = $1 AND expires_ns IS NOT NULL AND expires_ns <= $2)",
             &[&key, &now],
         )
         .await
@@ -760,11 +824,22 @@ impl CapStore for PgStore {
     async fn release(&self, id: &ReservationId) -> Result<bool, StateError> {
         const OP: &str = "release";
         async {
-            let c = self.client(OP).await?;
-            let n = c
-                .execute("DELETE FROM cap_reservations WHERE id = $1", &[&id.0])
+            let mut c = self.client(OP).await?;
+            let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+            let rows = tx
+                .query(
+                    "WITH r AS (DELETE FROM cap_reservations WHERE id = $1 RETURNING id), \
+                     i AS (DELETE FROM cap_increments x USING r WHERE x.reservation_id = r.id \
+                     RETURNING x.counter, x.amount) \
+                     SELECT (SELECT count(*) FROM r), counter, amount FROM i \
+                     UNION ALL SELECT (SELECT count(*) FROM r), NULL, NULL",
+                    &[&id.0],
+                )
                 .await
                 .map_err(pg(OP))?;
+            let n = deleted_count(&rows)?;
+            subtract(&tx, &rows).await?;
+            tx.commit().await.map_err(pg(OP))?;
             Ok::<_, StoreError>(n > 0)
         }
         .await
@@ -1112,14 +1187,22 @@ async fn copy_state(tx: &Transaction<'_>, state: StateDump, stats: &mut CopyStat
         .map_err(pg(OP))?;
         for (counter, amount) in incs {
             tx.execute(
-                "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES ($1, $2, $3)",
-                &[&id, &counter, &amount],
+                "INSERT INTO cap_increments (reservation_id, counter, amount, expires_ns) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&id, &counter, &amount, &expires],
             )
             .await
             .map_err(pg(OP))?;
         }
         stats.reservations += 1;
     }
+    tx.execute(
+        "INSERT INTO cap_counters (counter, used) \
+         SELECT counter, SUM(amount) FROM cap_increments GROUP BY counter",
+        &[],
+    )
+    .await
+    .map_err(pg(OP))?;
     for (buyer, caller, at) in state.seen {
         tx.execute(
             "INSERT INTO seen_callers (buyer, caller, last_seen_ns) VALUES ($1, $2, $3)",

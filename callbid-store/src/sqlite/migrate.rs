@@ -19,7 +19,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_number_pools.sql"),
     include_str!("../../migrations/sqlite/0007_agents.sql"),
     include_str!("../../migrations/sqlite/0008_routing.sql"),
+    include_str!("../../migrations/sqlite/0009_cap_counters.sql"),
 ];
+
+/// The version whose data step seeds the cap counters (see `caps::seed_counters`).
+const CAP_COUNTERS: usize = 9;
 
 /// The schema version after every migration.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -43,6 +47,9 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
         .map_err(|_| StoreError::corrupt(OP, format!("negative schema version {current}")))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         tx.execute_batch(sql).map_err(StoreError::sqlite(OP))?;
+        if i + 1 == CAP_COUNTERS {
+            super::caps::seed_counters(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)
             .map_err(StoreError::sqlite(OP))?;
     }

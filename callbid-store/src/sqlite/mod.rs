@@ -44,6 +44,7 @@ use crate::report::{
 
 mod agents;
 mod campaign;
+mod caps;
 mod migrate;
 mod pool;
 mod routing;
@@ -395,20 +396,9 @@ impl SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(StoreError::sqlite(OP))?;
-            tx.execute(
-                "DELETE FROM cap_increments WHERE reservation_id IN \
-                 (SELECT id FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= ?1)",
-                [ns],
-            )
-            .map_err(StoreError::sqlite(OP))?;
-            let n = tx
-                .execute(
-                    "DELETE FROM cap_reservations WHERE expires_ns IS NOT NULL AND expires_ns <= ?1",
-                    [ns],
-                )
-                .map_err(StoreError::sqlite(OP))?;
+            let n = prune_in(&tx, ns, i64::MAX)?;
             tx.commit().map_err(StoreError::sqlite(OP))?;
-            Ok(n as u64)
+            Ok(n)
         })
         .await
     }
@@ -715,7 +705,7 @@ fn reserve_tx(
                 }
             }
             for (key, (amount, limit)) in incs {
-                let used = usage_in(&tx, key, now)?;
+                let used = caps::usage_in(&tx, key, now)?;
                 // An overflowing sum can only exceed the limit.
                 if used.checked_add(*amount).is_none_or(|total| total > *limit) {
                     // Commits what pruning deleted (nothing else was written).
@@ -727,20 +717,7 @@ fn reserve_tx(
                     });
                 }
             }
-            tx.prepare_cached("INSERT INTO cap_reservations (id, expires_ns) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![id, expires]))
-                .map_err(StoreError::sqlite(OP))?;
-            {
-                let mut st = tx
-                    .prepare_cached(
-                        "INSERT INTO cap_increments (reservation_id, counter, amount) VALUES (?1, ?2, ?3)",
-                    )
-                    .map_err(StoreError::sqlite(OP))?;
-                for (key, (amount, _)) in incs {
-                    st.execute(params![id, key, amount.to_string()])
-                        .map_err(StoreError::sqlite(OP))?;
-                }
-            }
+            caps::insert(&tx, id, expires, incs)?;
             tx.commit().map_err(StoreError::sqlite(OP))?;
             Ok(ReserveOutcome::Reserved)
         }
@@ -761,15 +738,8 @@ fn prune_in(tx: &Transaction<'_>, before: i64, limit: i64) -> Result<u64> {
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(StoreError::sqlite(OP))?;
-    let mut incs = tx
-        .prepare_cached("DELETE FROM cap_increments WHERE reservation_id = ?1")
-        .map_err(StoreError::sqlite(OP))?;
-    let mut res = tx
-        .prepare_cached("DELETE FROM cap_reservations WHERE id = ?1")
-        .map_err(StoreError::sqlite(OP))?;
     for id in &ids {
-        incs.execute([id]).map_err(StoreError::sqlite(OP))?;
-        res.execute([id]).map_err(StoreError::sqlite(OP))?;
+        caps::delete(tx, id)?;
     }
     Ok(ids.len() as u64)
 }
@@ -891,29 +861,6 @@ fn dump_state(c: &Connection) -> Result<StateDump> {
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(e(OP))?;
     Ok(d)
-}
-
-fn usage_in(c: &Connection, key: &str, now: i64) -> Result<Decimal> {
-    const OP: &str = "usage";
-    let mut st = c
-        .prepare_cached(
-            "SELECT i.amount FROM cap_increments i JOIN cap_reservations r ON r.id = i.reservation_id \
-             WHERE i.counter = ?1 AND (r.expires_ns IS NULL OR r.expires_ns > ?2)",
-        )
-        .map_err(StoreError::sqlite(OP))?;
-    let rows = st
-        .query_map(params![key, now], |r| r.get::<_, String>(0))
-        .map_err(StoreError::sqlite(OP))?;
-    let mut total = Decimal::ZERO;
-    for r in rows {
-        let s = r.map_err(StoreError::sqlite(OP))?;
-        let d = Decimal::from_str_exact(&s)
-            .map_err(|e| StoreError::corrupt(OP, format!("cap amount {s:?}: {e}")))?;
-        total = total
-            .checked_add(d)
-            .ok_or_else(|| StoreError::corrupt(OP, format!("counter {key} overflows")))?;
-    }
-    Ok(total)
 }
 
 /// The record of the last call an import touched, and whether its `calls` row is
@@ -1124,7 +1071,7 @@ impl CapStore for SqliteStore {
         const OP: &str = "usage";
         let key = key.to_string();
         let now = to_ns("now", now).map_err(|e| e.into_state(OP))?;
-        self.read(OP, move |c| usage_in(c, &key, now))
+        self.read(OP, move |c| caps::usage_in(c, &key, now))
             .await
             .map_err(|e| e.into_state(OP))
     }
@@ -1142,16 +1089,9 @@ impl CapStore for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(StoreError::sqlite(OP))?;
-            tx.execute(
-                "DELETE FROM cap_increments WHERE reservation_id = ?1",
-                [&id],
-            )
-            .map_err(StoreError::sqlite(OP))?;
-            let n = tx
-                .execute("DELETE FROM cap_reservations WHERE id = ?1", [&id])
-                .map_err(StoreError::sqlite(OP))?;
+            let n = caps::delete(&tx, &id)?;
             tx.commit().map_err(StoreError::sqlite(OP))?;
-            Ok(n > 0)
+            Ok(n)
         })
         .await
         .map_err(|e| e.into_state(OP))
