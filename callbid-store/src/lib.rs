@@ -66,7 +66,7 @@
 //! An append returns only after its transaction commits (SQLite: WAL,
 //! `synchronous = FULL`). A cap reservation is one `BEGIN IMMEDIATE` transaction on
 //! SQLite (SQLite's write lock makes it atomic across processes sharing the file) and
-//! one transaction holding `pg_advisory_xact_lock` on each counter on PostgreSQL.
+//! one transaction holding each counter's row lock (`cap_counters`) on PostgreSQL.
 //! A SQLite path is always a plain file name: `file:` URIs (whose `nolock=1`,
 //! `immutable=1` or `mode=memory` would break that cross-process locking), `:memory:`
 //! and the empty path are refused, and every open or migration error names the path.

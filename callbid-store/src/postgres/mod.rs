@@ -2,10 +2,12 @@
 //!
 //! A [`deadpool_postgres`] pool of [`tokio_postgres`] connections. Atomicity:
 //!
-//! - a cap reservation runs in one transaction that first takes a transaction-scoped
-//!   advisory lock (`pg_advisory_xact_lock`) on each of its counters, in sorted order (so
-//!   two reservations never deadlock), then reads usage, checks limits and inserts; every
-//!   process reserving on the same counter queues on the same lock;
+//! - a cap reservation runs in one transaction: it stores the reservation and its
+//!   increments (one statement), then adds to each counter's row in `cap_counters` with
+//!   a conditional upsert that takes the row's lock, in byte order of the keys (so two
+//!   reservations never deadlock), and refuses when the counter's usage would pass its
+//!   limit; every process reserving on the same counter queues on that row (schema v9;
+//!   before, an advisory lock and a `SUM` over the counter's reservations);
 //! - an append takes an advisory lock on its call id, so a call's events get their
 //!   sequence numbers in the order they are folded into the `calls` row; a bulk
 //!   [`PgStore::import`] takes one `SHARE ROW EXCLUSIVE` lock on `call_events` and
@@ -1252,8 +1254,8 @@ async fn insert_many(
 }
 
 /// Opens a transaction at READ COMMITTED whatever the server's default is: cap
-/// reservations take an advisory lock and then read usage, which must see what the
-/// previous holder of the lock committed (under REPEATABLE READ the snapshot would be
+/// reservations wait for a counter's row lock and then read usage, which must see what
+/// the previous holder of the lock committed (under REPEATABLE READ the snapshot would be
 /// taken before the lock was granted).
 async fn read_committed(
     c: &mut deadpool_postgres::ClientWrapper,
