@@ -66,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0007_agents.sql"),
     include_str!("../../migrations/postgres/0008_routing.sql"),
     include_str!("../../migrations/postgres/0009_cap_counters.sql"),
+    include_str!("../../migrations/postgres/0010_cap_refuse.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.
@@ -345,34 +346,59 @@ impl PgStore {
                 self.prune.done(n);
             }
         }
-        let mut c = self.client(OP).await?;
-        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+        let c = self.client(OP).await?;
+        if let Some((key, _)) = incs.iter().find(|(_, (amount, limit))| amount > limit) {
+            return exceeded(&c, key, &incs, now).await;
+        }
+        let insert = c.prepare_cached(INSERT_RESERVATION).await.map_err(pg(OP))?;
+        let add = c.prepare_cached(ADD_WITHIN).await.map_err(pg(OP))?;
+        let client: &tokio_postgres::Client = &c;
         // Bound the wait for the counters' row locks by the caller's deadline:
         // PostgreSQL cancels a lock wait past lock_timeout (SQLSTATE 55P03).
-        if let Some(deadline) = request.deadline {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let ms = left.as_millis().clamp(1, i32::MAX as u128);
-            tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
-                .await
-                .map_err(pg(OP))?;
-        }
-        if !insert_reservation(&tx, &request.id.0, expires, &incs).await? {
-            // Already held (perhaps committed by another process a moment ago).
-            return Ok(ReserveOutcome::Reserved);
-        }
-        for (key, (amount, limit)) in &incs {
-            if !add_within(&tx, key, *amount, *limit, now, &request.id.0).await? {
-                tx.rollback().await.map_err(pg(OP))?;
-                let client: &tokio_postgres::Client = &c;
-                let used = usage_in(client, key, now).await?;
-                return Ok(ReserveOutcome::Exceeded {
-                    key: key.clone(),
-                    used,
-                    limit: *limit,
-                });
+        let begin = match request.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let ms = left.as_millis().clamp(1, i32::MAX as u128);
+                format!("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {ms}")
             }
+            None => "BEGIN ISOLATION LEVEL READ COMMITTED".to_string(),
+        };
+        let keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
+        let amounts: Vec<Decimal> = incs.iter().map(|(_, (a, _))| *a).collect();
+        let id = request.id.0.as_str();
+        // One round trip: every message is sent before any answer is read (tokio-postgres
+        // pipelines futures polled together, in the order they are first polled). A
+        // refusal raises, which aborts the transaction and turns the COMMIT into a
+        // rollback; so each counter's row lock is held only from its upsert to COMMIT.
+        let adds = incs.iter().map(|(key, (amount, limit))| {
+            let params: [&(dyn ToSql + Sync); 5] = [key, amount, limit, &now, &id];
+            client.execute_raw(&add, params)
+        });
+        let insert_params: [&(dyn ToSql + Sync); 4] = [&id, &expires, &keys, &amounts];
+        let (began, inserted, added, committed) = futures::join!(
+            client.batch_execute(&begin),
+            client.execute_raw(&insert, insert_params),
+            futures::future::join_all(adds),
+            client.batch_execute("COMMIT"),
+        );
+        began.map_err(pg(OP))?;
+        match inserted {
+            Err(e) if refused(&e, "CBDUP") => {
+                committed.map_err(pg(OP))?;
+                return Ok(ReserveOutcome::Reserved);
+            }
+            other => other.map_err(pg(OP))?,
+        };
+        for (i, result) in added.into_iter().enumerate() {
+            match result {
+                Err(e) if refused(&e, "CBCAP") => {
+                    committed.map_err(pg(OP))?;
+                    return exceeded(client, &incs[i].0, &incs, now).await;
+                }
+                other => other.map_err(pg(OP))?,
+            };
         }
-        tx.commit().await.map_err(pg(OP))?;
+        committed.map_err(pg(OP))?;
         Ok(ReserveOutcome::Reserved)
     }
 
@@ -440,61 +466,51 @@ async fn subtract(tx: &Transaction<'_>, rows: &[tokio_postgres::Row]) -> Result<
     Ok(())
 }
 
-/// Stores the reservation and its increments in one statement. `false`: the id was
-/// already reserved (nothing written).
-async fn insert_reservation(
-    tx: &Transaction<'_>,
-    id: &str,
-    expires: Option<i64>,
+/// The refusal of a reservation on `key` (its usage read after the rollback, on the
+/// same connection: taking a second one could wait forever on a full pool).
+async fn exceeded(
+    client: &tokio_postgres::Client,
+    key: &str,
     incs: &[(String, (Decimal, Decimal))],
-) -> Result<bool> {
-    const OP: &str = "reserve";
-    let keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
-    let amounts: Vec<Decimal> = incs.iter().map(|(_, (a, _))| *a).collect();
-    let row = tx
-        .query_one(
-            "WITH r AS (INSERT INTO cap_reservations (id, expires_ns) VALUES ($1, $2) \
-             ON CONFLICT (id) DO NOTHING RETURNING id), \
-             i AS (INSERT INTO cap_increments (reservation_id, counter, amount, expires_ns) \
-             SELECT r.id, u.k, u.a, $2 FROM r, unnest($3::text[], $4::numeric[]) AS u (k, a)) \
-             SELECT count(*) FROM r",
-            &[&id, &expires, &keys, &amounts],
-        )
-        .await
-        .map_err(pg(OP))?;
-    Ok(row.try_get::<_, i64>(0).map_err(pg(OP))? > 0)
+    now: i64,
+) -> Result<ReserveOutcome> {
+    let used = usage_in(client, key, now).await?;
+    let limit = incs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or(Decimal::ZERO, |(_, (_, l))| *l);
+    Ok(ReserveOutcome::Exceeded {
+        key: key.to_string(),
+        used,
+        limit,
+    })
 }
 
-/// Adds `amount` to the counter's row (creating it) when the counter's usage at `now`
-/// stays within `limit`; takes the row's lock until the transaction ends. `false`: it
-/// would exceed the limit (nothing changed). The usage excludes reservations that
-/// expired by `now` but are still stored (other than `own`, just inserted).
-async fn add_within(
-    tx: &Transaction<'_>,
-    key: &str,
-    amount: Decimal,
-    limit: Decimal,
-    now: i64,
-    own: &str,
-) -> Result<bool> {
-    const OP: &str = "reserve";
-    if amount > limit {
-        return Ok(false);
-    }
-    let rows = tx
-        .query(
-            "INSERT INTO cap_counters AS c (counter, used) VALUES ($1, $2) \
-             ON CONFLICT (counter) DO UPDATE SET used = c.used + EXCLUDED.used \
-             WHERE c.used + EXCLUDED.used - (SELECT COALESCE(SUM(x.amount), 0) \
-             FROM cap_increments x WHERE x.counter = $1 AND x.expires_ns IS NOT NULL \
-             AND x.expires_ns <= $4 AND x.reservation_id <> $5) <= $3 \
-             RETURNING 1",
-            &[&key, &amount, &limit, &now, &own],
-        )
-        .await
-        .map_err(pg(OP))?;
-    Ok(!rows.is_empty())
+/// Whether a statement of a pipelined reservation raised `callbid_refuse(code, …)`.
+fn refused(e: &tokio_postgres::Error, code: &str) -> bool {
+    e.code().is_some_and(|c| c.code() == code)
 }
+
+/// Stores the reservation and its increments in one statement; raises CBDUP when the id
+/// is already reserved (nothing written). $1 id, $2 expiry (ns), $3 keys, $4 amounts.
+const INSERT_RESERVATION: &str = "WITH r AS (INSERT INTO cap_reservations (id, expires_ns) \
+     VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id), \
+     i AS (INSERT INTO cap_increments (reservation_id, counter, amount, expires_ns) \
+     SELECT r.id, u.k, u.a, $2 FROM r, unnest($3::text[], $4::numeric[]) AS u (k, a)) \
+     SELECT CASE WHEN (SELECT count(*) FROM r) > 0 THEN 0 \
+     ELSE callbid_refuse('CBDUP', 'reservation ' || $1 || ' is already held') END";
+
+/// Adds $2 to counter $1's row (creating it) when the counter's usage at $4 stays within
+/// $3, taking the row's lock until the transaction ends; raises CBCAP otherwise (nothing
+/// changed). The usage excludes reservations that expired by $4 but are still stored
+/// (other than $5, the one being reserved).
+const ADD_WITHIN: &str = "WITH u AS (INSERT INTO cap_counters AS c (counter, used) \
+     VALUES ($1, $2) ON CONFLICT (counter) DO UPDATE SET used = c.used + EXCLUDED.used \
+     WHERE c.used + EXCLUDED.used - (SELECT COALESCE(SUM(x.amount), 0) \
+     FROM cap_increments x WHERE x.counter = $1 AND x.expires_ns IS NOT NULL \
+     AND x.expires_ns <= $4 AND x.reservation_id <> $5) <= $3 RETURNING 1) \
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 0 \
+     ELSE callbid_refuse('CBCAP', 'counter ' || $1 || ' would pass its limit') END";
 
 async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
     c: &C,

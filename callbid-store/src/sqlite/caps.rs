@@ -28,6 +28,7 @@ pub(super) fn usage_in(c: &Connection, key: &str, now: i64) -> Result<Decimal> {
     )?;
     stored
         .checked_sub(expired)
+        .map(|d| d.normalize())
         .ok_or_else(|| StoreError::corrupt(OP, format!("counter {key} underflows")))
 }
 

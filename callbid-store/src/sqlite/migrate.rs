@@ -56,3 +56,52 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     tx.commit().map_err(StoreError::sqlite(OP))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v8 database with reservations gets counter rows holding the exact sums of its
+    /// increments, and each increment its reservation's expiry.
+    #[test]
+    fn v9_seeds_cap_counters_from_stored_increments() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..8] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 8).unwrap();
+        c.execute_batch(
+            "INSERT INTO cap_reservations (id, expires_ns) VALUES ('a', NULL), ('b', 100), ('c', 200);
+             INSERT INTO cap_increments (reservation_id, counter, amount) VALUES
+               ('a', 'spend', '0.10'), ('b', 'spend', '0.20'), ('c', 'spend', '1.005'),
+               ('a', 'count', '1'), ('c', 'count', '1');",
+        )
+        .unwrap();
+        apply(&mut c).unwrap();
+        let used = |k: &str| -> String {
+            c.query_row(
+                "SELECT used FROM cap_counters WHERE counter = ?1",
+                [k],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        // 0.1 + 0.2 in floating point would be 0.30000000000000004.
+        assert_eq!(used("spend"), "1.305");
+        assert_eq!(used("count"), "2");
+        let expiry: Option<i64> = c
+            .query_row(
+                "SELECT expires_ns FROM cap_increments WHERE reservation_id = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(expiry, Some(100));
+        // At 150, b has expired and no longer counts; at 250, c neither.
+        let usage = |k: &str, now| super::super::caps::usage_in(&c, k, now).unwrap();
+        assert_eq!(usage("spend", 50).to_string(), "1.305");
+        assert_eq!(usage("spend", 150).to_string(), "1.105");
+        assert_eq!(usage("spend", 250).to_string(), "0.1");
+        assert_eq!(usage("count", 250).to_string(), "1");
+    }
+}
