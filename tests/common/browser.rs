@@ -154,7 +154,7 @@ pub async fn shown_ids(c: &fantoccini::Client) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
-/// Polls `check` until it holds (10 s), else fails with what was last seen.
+/// Polls `check` until it holds (30 s), else fails with what was last seen.
 pub async fn eventually<T: std::fmt::Debug, F, Fut>(
     what: &str,
     mut probe: F,
@@ -164,7 +164,9 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // 30 s: on a loaded 2-core CI machine a headless Chromium page load and form post
+    // took over 10 s once (the login error of browser_filters_and_exports_csv).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let v = probe().await;
         if check(&v) {
