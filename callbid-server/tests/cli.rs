@@ -144,12 +144,7 @@ async fn serve_with_agents_and_pools_files_mounts_the_desk_and_the_lease_api() {
     )
     .unwrap();
     let (_server, banner) = serve_until(dir.path(), "number pools: ");
-    let base = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("callbid IVR listening on "))
-        .unwrap_or_else(|| panic!("no banner: {banner:?}"))
-        .trim()
-        .to_owned();
+    let base = listening_on(&banner);
     let v: serde_json::Value = reqwest::get(format!("{base}/desk/api/agents"))
         .await
         .unwrap()
@@ -200,6 +195,16 @@ async fn serve_with_agents_and_pools_files_mounts_the_desk_and_the_lease_api() {
         err.contains("agent[0] (a).reach") && err.contains("555"),
         "{err}"
     );
+}
+
+/// The server's base URL from its banner ("callbid IVR listening on …").
+fn listening_on(banner: &[String]) -> String {
+    banner
+        .iter()
+        .find_map(|l| l.strip_prefix("callbid IVR listening on "))
+        .unwrap_or_else(|| panic!("no banner: {banner:?}"))
+        .trim()
+        .to_owned()
 }
 
 /// Starts `callbid serve` in `dir` and reads its banner up to a line containing
@@ -338,12 +343,7 @@ async fn serve_with_an_outbound_file_runs_a_campaign_through_the_fake_twilio() {
     )
     .unwrap();
     let (_server, banner) = serve_until(dir.path(), "outbound: ");
-    let base = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("callbid IVR listening on "))
-        .unwrap_or_else(|| panic!("no banner: {banner:?}"))
-        .trim()
-        .to_owned();
+    let base = listening_on(&banner);
     let fake = banner
         .iter()
         .find_map(|l| l.split("(fake at ").nth(1))

@@ -25,6 +25,28 @@ async fn raw(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Takes counter `key`'s row lock (the one reserve takes to add to it) in a transaction
+/// of `c`, creating the row; the lock is held until the transaction ends.
+async fn hold_counter_lock<'a>(
+    c: &'a mut tokio_postgres::Client,
+    key: &str,
+) -> tokio_postgres::Transaction<'a> {
+    c.execute(
+        "INSERT INTO cap_counters (counter, used) VALUES ($1, 0)",
+        &[&key],
+    )
+    .await
+    .unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM cap_counters WHERE counter = $1 FOR UPDATE",
+        &[&key],
+    )
+    .await
+    .unwrap();
+    tx
+}
+
 async fn count(c: &tokio_postgres::Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
 }
@@ -242,21 +264,7 @@ async fn waiting_for_a_busy_pool_times_out() {
     // Another session holds the counter's lock, so a reservation holds the pool's only
     // connection while it waits.
     let mut other = raw(&url).await;
-    // Another session holds the counter's row lock (reserve takes it to add to it).
-    other
-        .execute(
-            "INSERT INTO cap_counters (counter, used) VALUES ($1, 0)",
-            &[&key],
-        )
-        .await
-        .unwrap();
-    let tx = other.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM cap_counters WHERE counter = $1 FOR UPDATE",
-        &[&key],
-    )
-    .await
-    .unwrap();
+    let tx = hold_counter_lock(&mut other, &key).await;
     let busy = pg.clone();
     let k = key.clone();
     let blocked = tokio::spawn(async move {
@@ -353,21 +361,7 @@ async fn reserve_waits_no_longer_than_its_deadline() {
     let key = unique_prefix("deadline");
     let pg = PgStore::connect(&url).await.unwrap();
     let mut other = raw(&url).await;
-    // Another session holds the counter's row lock (reserve takes it to add to it).
-    other
-        .execute(
-            "INSERT INTO cap_counters (counter, used) VALUES ($1, 0)",
-            &[&key],
-        )
-        .await
-        .unwrap();
-    let tx = other.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM cap_counters WHERE counter = $1 FOR UPDATE",
-        &[&key],
-    )
-    .await
-    .unwrap();
+    let tx = hold_counter_lock(&mut other, &key).await;
     let req = |id: &str, wait: Duration| ReservationRequest {
         id: ReservationId(format!("{key}-{id}")),
         increments: vec![CounterIncrement {
