@@ -240,6 +240,48 @@ pub async fn cap_store(store: &dyn CapStore, prefix: &str) -> Result<(), String>
             == one,
         "only the unexpired reservation counts"
     );
+    held_reservation_repeats_whatever_its_request(store, prefix).await
+}
+
+/// A repeated reservation counts once, whatever the repeat's amounts and limits say:
+/// even an amount above its limit (refused outright for a new id) is `Reserved`, and
+/// usage does not change.
+async fn held_reservation_repeats_whatever_its_request(
+    store: &dyn CapStore,
+    prefix: &str,
+) -> Result<(), String> {
+    let key = format!("{prefix}|repeat");
+    let id = format!("{prefix}-repeat");
+    let first = req(&id, &[(&key, Decimal::ONE, Decimal::from(5))], None);
+    ensure!(
+        store.reserve(&first).await.map_err(err)? == ReserveOutcome::Reserved,
+        "a first reservation within its limit must succeed"
+    );
+    for (amount, limit) in [
+        (Decimal::from(3), Decimal::ONE),
+        (Decimal::ONE, Decimal::ZERO),
+    ] {
+        let r = store
+            .reserve(&req(&id, &[(&key, amount, limit)], None))
+            .await
+            .map_err(err)?;
+        ensure!(
+            r == ReserveOutcome::Reserved,
+            "repeating a held id (amount {amount}, limit {limit}) must be Reserved, got {r:?}"
+        );
+    }
+    let fresh = req(
+        &format!("{id}-new"),
+        &[(&key, Decimal::from(3), Decimal::ONE)],
+        None,
+    );
+    let r = store.reserve(&fresh).await.map_err(err)?;
+    ensure!(
+        matches!(r, ReserveOutcome::Exceeded { .. }),
+        "a new id whose amount is above its limit must be refused, got {r:?}"
+    );
+    let used = store.usage(&key, t0()).await.map_err(err)?;
+    ensure!(used == Decimal::ONE, "usage must stay 1, got {used}");
     Ok(())
 }
 

@@ -347,7 +347,22 @@ impl PgStore {
             }
         }
         let c = self.client(OP).await?;
+        // An amount above its limit can never fit (and a new counter's row would take
+        // it unchecked), so it is refused here, unless the id is already held: a
+        // repeated reservation counts once, whatever its request says now (as on
+        // SQLite, which looks the id up first).
         if let Some((key, _)) = incs.iter().find(|(_, (amount, limit))| amount > limit) {
+            let held = c
+                .query_opt(
+                    "SELECT 1 FROM cap_reservations WHERE id = $1",
+                    &[&request.id.0],
+                )
+                .await
+                .map_err(pg(OP))?
+                .is_some();
+            if held {
+                return Ok(ReserveOutcome::Reserved);
+            }
             return exceeded(&c, key, &incs, now).await;
         }
         let insert = c.prepare_cached(INSERT_RESERVATION).await.map_err(pg(OP))?;
