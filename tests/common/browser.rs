@@ -154,7 +154,7 @@ pub async fn shown_ids(c: &fantoccini::Client) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
-/// Polls `check` until it holds (30 s), else fails with what was last seen.
+/// Polls `check` until it holds (10 s), else fails with what was last seen.
 pub async fn eventually<T: std::fmt::Debug, F, Fut>(
     what: &str,
     mut probe: F,
@@ -164,9 +164,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    // 30 s: on a loaded 2-core CI machine a headless Chromium page load and form post
-    // took over 10 s once (the login error of browser_filters_and_exports_csv).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let v = probe().await;
         if check(&v) {
@@ -233,8 +231,9 @@ pub async fn text_of(c: &fantoccini::Client, id: &str) -> String {
 
 /// The text of the first element `at` finds. The page re-renders its tables and feeds
 /// while a test reads them, so an element found can be gone (stale) by the time its
-/// text is read: that, or a missing element, comes back as a description (which no
-/// check accepts) instead of a panic, so `eventually` polls again.
+/// text is read: that, or a missing element, comes back as a description instead of a
+/// panic, so `eventually` polls again ([`wait_text`] never accepts one; a direct
+/// `eventually` must check for the expected text, not only for some text).
 pub async fn text_at(c: &fantoccini::Client, at: fantoccini::Locator<'_>) -> String {
     match c.find(at).await {
         Ok(el) => match el.text().await {
@@ -256,5 +255,12 @@ pub async fn wait_text(
     what: &str,
     check: impl Fn(&String) -> bool,
 ) -> String {
-    eventually(what, || text_of(c, id), check).await
+    // A missing or stale element comes back as a description, which a loose check such
+    // as "not empty" would accept: never take one for the element's text.
+    eventually(what, || text_of(c, id), |t| !is_description(t) && check(t)).await
+}
+
+/// Whether `t` is [`text_at`]'s description of an element it could not read.
+fn is_description(t: &str) -> bool {
+    t.starts_with("<not found: ") || t.starts_with("<unreadable: ")
 }
