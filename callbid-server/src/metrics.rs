@@ -153,6 +153,17 @@ impl CallLog for TimedCallLog {
             .record(started.elapsed().as_secs_f64());
         r
     }
+    async fn append_all(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>, StateError> {
+        let started = Instant::now();
+        let r = self.0.append_all(events).await;
+        let outcome = if r.is_ok() { "ok" } else { "error" };
+        let per_event = started.elapsed().as_secs_f64();
+        for _ in events {
+            metrics::histogram!("callbid_call_log_append_duration_seconds", "outcome" => outcome)
+                .record(per_event);
+        }
+        r
+    }
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
         self.0.events(call).await
     }

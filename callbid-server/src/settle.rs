@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbid_core::auction::{
-    AcceptRecord, Auction, AuctionOutcome, AuctionResult, BuyerReply, Eligibility, Strategy,
+    AcceptRecord, Auction, AuctionOutcome, AuctionResult, BuyerRecord, BuyerReply, Eligibility,
+    Strategy,
 };
 use callbid_core::billing::{settle, PayoutRule, Settlement};
 use callbid_core::rules::CapRule;
@@ -122,6 +123,21 @@ pub async fn log_auction_attempt(
     attempt: u32,
 ) -> Result<(), callbid_core::StateError> {
     crate::metrics::record_auction(outcome);
+    // One unit: a durable store commits the auction's events together.
+    calls
+        .append_all(&auction_events(call, outcome, attempt, Utc::now()))
+        .await?;
+    Ok(())
+}
+
+/// The events [`log_auction_attempt`] appends, in order; `now` stamps all but
+/// `auction_started` (which carries the auction's start).
+pub fn auction_events(
+    call: &CallContext,
+    outcome: &AuctionOutcome,
+    attempt: u32,
+    now: chrono::DateTime<Utc>,
+) -> Vec<CallEvent> {
     let key = |base: String| {
         if attempt <= 1 {
             base
@@ -129,58 +145,16 @@ pub async fn log_auction_attempt(
             format!("{base}:{attempt}")
         }
     };
-    let eligible = outcome
-        .buyers
-        .iter()
-        .filter(|b| matches!(b.eligibility, Eligibility::Eligible))
-        .count();
-    let excluded = outcome.buyers.len() - eligible;
-    let started = CallEvent::new(
+    let event = |k: String, kind| CallEvent::new(call.call_id.clone(), now, key(k), kind);
+    let mut events = Vec::with_capacity(outcome.buyers.len() + 3);
+    events.push(CallEvent::new(
         call.call_id.clone(),
         outcome.timings.started_at,
         key("auction_started".to_owned()),
-        CallEventKind::AuctionStarted {
-            zip: call.zip,
-            service: call.service.clone(),
-            eligible: u32::try_from(eligible).unwrap_or(u32::MAX),
-            excluded: u32::try_from(excluded).unwrap_or(u32::MAX),
-        },
-    );
-    calls.append(&started).await?;
+        started_kind(call, outcome),
+    ));
     for b in &outcome.buyers {
-        let (price, reason) = match &b.reply {
-            BuyerReply::NotPinged => match &b.eligibility {
-                // Not pinged: record which rule excluded it, for review.
-                Eligibility::Excluded { rule, reason } => {
-                    (None, Some(format!("not pinged: {rule}: {reason}")))
-                }
-                _ => (None, Some("not pinged".to_owned())),
-            },
-            BuyerReply::Bid { bid } => (Some(bid.price), None),
-            BuyerReply::InvalidBid { bid, reason } => {
-                (None, Some(format!("invalid bid {}: {reason}", bid.price)))
-            }
-            BuyerReply::NoBid { reason } => (None, Some(format!("no bid: {reason}"))),
-            BuyerReply::Failed { kind, message } => (None, Some(format!("{kind}: {message}"))),
-            BuyerReply::TimedOut => (None, Some("timeout".to_owned())),
-            BuyerReply::Cancelled => (None, Some("cancelled".to_owned())),
-            other => (None, Some(format!("{other:?}"))),
-        };
-        let latency_ms = b
-            .latency
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        log(
-            calls,
-            &call.call_id,
-            key(format!("ping:{}", b.buyer)),
-            CallEventKind::PingResult {
-                buyer: b.buyer.clone(),
-                latency_ms,
-                price,
-                reason,
-            },
-        )
-        .await?;
+        events.push(event(format!("ping:{}", b.buyer), ping_kind(b)));
     }
     // Failed accepts first (the cascade tried them before the winner).
     for b in &outcome.buyers {
@@ -189,41 +163,71 @@ pub async fn log_auction_attempt(
             Some(AcceptRecord::Failed { kind, message }) => format!("{kind}: {message}"),
             _ => continue,
         };
-        log(
-            calls,
-            &call.call_id,
-            key(format!("accept_failed:{}", b.buyer)),
-            CallEventKind::AcceptFailed {
-                buyer: b.buyer.clone(),
-                reason,
-            },
-        )
-        .await?;
+        let kind = CallEventKind::AcceptFailed {
+            buyer: b.buyer.clone(),
+            reason,
+        };
+        events.push(event(format!("accept_failed:{}", b.buyer), kind));
     }
     if let AuctionResult::Won(w) = &outcome.result {
-        log(
-            calls,
-            &call.call_id,
-            key("winner".to_owned()),
-            CallEventKind::Winner {
-                buyer: w.buyer.clone(),
-                price: w.bid.price,
-                score: w.score.score,
-            },
-        )
-        .await?;
-        log(
-            calls,
-            &call.call_id,
-            key("accepted".to_owned()),
-            CallEventKind::Accepted {
-                buyer: w.buyer.clone(),
-                destination: w.destination.clone(),
-            },
-        )
-        .await?;
+        let winner = CallEventKind::Winner {
+            buyer: w.buyer.clone(),
+            price: w.bid.price,
+            score: w.score.score,
+        };
+        events.push(event("winner".to_owned(), winner));
+        let accepted = CallEventKind::Accepted {
+            buyer: w.buyer.clone(),
+            destination: w.destination.clone(),
+        };
+        events.push(event("accepted".to_owned(), accepted));
     }
-    Ok(())
+    events
+}
+
+fn started_kind(call: &CallContext, outcome: &AuctionOutcome) -> CallEventKind {
+    let eligible = outcome
+        .buyers
+        .iter()
+        .filter(|b| matches!(b.eligibility, Eligibility::Eligible))
+        .count();
+    let excluded = outcome.buyers.len() - eligible;
+    CallEventKind::AuctionStarted {
+        zip: call.zip,
+        service: call.service.clone(),
+        eligible: u32::try_from(eligible).unwrap_or(u32::MAX),
+        excluded: u32::try_from(excluded).unwrap_or(u32::MAX),
+    }
+}
+
+fn ping_kind(b: &BuyerRecord) -> CallEventKind {
+    let (price, reason) = match &b.reply {
+        BuyerReply::NotPinged => match &b.eligibility {
+            // Not pinged: record which rule excluded it, for review.
+            Eligibility::Excluded { rule, reason } => {
+                (None, Some(format!("not pinged: {rule}: {reason}")))
+            }
+            _ => (None, Some("not pinged".to_owned())),
+        },
+        BuyerReply::Bid { bid } => (Some(bid.price), None),
+        BuyerReply::InvalidBid { bid, reason } => {
+            (None, Some(format!("invalid bid {}: {reason}", bid.price)))
+        }
+        BuyerReply::NoBid { reason } => (None, Some(format!("no bid: {reason}"))),
+        BuyerReply::Failed { kind, message } => (None, Some(format!("{kind}: {message}"))),
+        BuyerReply::TimedOut => (None, Some("timeout".to_owned())),
+        BuyerReply::Cancelled => (None, Some("cancelled".to_owned())),
+        other => (None, Some(format!("{other:?}"))),
+    };
+    let latency_ms = b
+        .latency
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    CallEventKind::PingResult {
+        buyer: b.buyer.clone(),
+        latency_ms,
+        price,
+        reason,
+    }
 }
 
 /// The profile of `buyer` in `auction` (a default profile if the buyer is unknown).

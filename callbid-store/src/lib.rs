@@ -110,6 +110,7 @@ mod campaign;
 mod codec;
 pub mod error;
 pub mod export;
+mod group;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod prune;

@@ -158,6 +158,9 @@ impl CallLog for Store {
     async fn append(&self, event: &CallEvent) -> Result<AppendOutcome, StateError> {
         each!(self, s => CallLog::append(s, event).await)
     }
+    async fn append_all(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>, StateError> {
+        each!(self, s => CallLog::append_all(s, events).await)
+    }
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
         each!(self, s => CallLog::events(s, call).await)
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use callbid_core::state::conformance;
 use callbid_core::state::{
-    CapStore, MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers, SeenCallers,
+    CallLog, CapStore, MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers,
+    SeenCallers,
 };
 use callbid_store::SqliteStore;
 
@@ -32,6 +33,38 @@ async fn memory_passes_the_suite() {
     conformance::call_log_order(&MemoryCallLog::new(), "m", 11, 2)
         .await
         .unwrap();
+    conformance::call_log_append_all(&MemoryCallLog::new(), "m")
+        .await
+        .unwrap();
+}
+
+/// Concurrent appends, single and in slices, from writers on two handles (group
+/// commit batches them): each event recorded once, every record canonical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_call_log_concurrency() {
+    let s: Arc<dyn CallLog> = Arc::new(MemoryCallLog::new());
+    conformance::call_log_concurrency(s.clone(), s, "m", 4, 8)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_call_log_concurrency_across_two_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let a: Arc<dyn CallLog> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn CallLog> = Arc::new(SqliteStore::open(&path).unwrap());
+    conformance::call_log_concurrency(a, b, "race", 4, 8)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_call_log_concurrency_in_memory() {
+    let s: Arc<dyn CallLog> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    conformance::call_log_concurrency(s.clone(), s, "race", 4, 8)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,6 +82,7 @@ async fn full_suite(s: &SqliteStore, prefix: &str) {
     conformance::duration_history(s, prefix).await.unwrap();
     conformance::call_log(s, prefix).await.unwrap();
     conformance::call_log_order(s, prefix, 11, 2).await.unwrap();
+    conformance::call_log_append_all(s, prefix).await.unwrap();
 }
 
 #[tokio::test]
@@ -191,6 +225,18 @@ mod pg {
         conformance::duration_history(&s, &prefix).await.unwrap();
         conformance::call_log(&s, &prefix).await.unwrap();
         conformance::call_log_order(&s, &prefix, 11, 2)
+            .await
+            .unwrap();
+        conformance::call_log_append_all(&s, &prefix).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_call_log_concurrency_across_two_pools() {
+        let Some((a, b)) = two_stores().await else {
+            return;
+        };
+        let prefix = common::unique_prefix("pglog");
+        conformance::call_log_concurrency(Arc::new(a), Arc::new(b), &prefix, 4, 8)
             .await
             .unwrap();
     }

@@ -630,6 +630,18 @@ pub enum AppendOutcome {
 pub trait CallLog: Send + Sync + fmt::Debug {
     /// Appends an event (idempotent by `(call_id, idempotency_key)`).
     async fn append(&self, event: &CallEvent) -> Result<AppendOutcome, StateError>;
+    /// Appends `events` in order (each idempotent as in [`append`](Self::append)) and
+    /// returns one outcome per event, in the same order. A durable store commits them
+    /// together, so one request's events cost one commit instead of one each; the
+    /// default appends them one by one. On an error, a prefix of `events` may be
+    /// recorded: retrying the whole slice is safe, since each event is idempotent.
+    async fn append_all(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>, StateError> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(self.append(e).await?);
+        }
+        Ok(out)
+    }
     /// A call's events in the order they were appended.
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError>;
     /// A call's derived record.

@@ -418,6 +418,12 @@ pub async fn duration_history(history: &dyn DurationHistory, prefix: &str) -> Re
         "overall bucket wrong: {:?}",
         s[2]
     );
+    let mut into = vec![HistoryStats::default(); 7];
+    history.stats_into(&keys, &mut into).await.map_err(err)?;
+    ensure!(
+        into == s,
+        "stats_into must give what stats gives (and clear its buffer first), got {into:?}"
+    );
     let reversed: Vec<HistoryKey> = keys.iter().rev().cloned().collect();
     let r = history.stats(&reversed).await.map_err(err)?;
     ensure!(
@@ -1206,6 +1212,173 @@ pub async fn call_log_order(
     Ok(())
 }
 
+/// Concurrency of a [`CallLog`] (what group commit must keep): `tasks` concurrent
+/// writers share `calls` calls of every [`call_sequences`] shape, each writer sending
+/// the calls' events shuffled, with redeliveries, alternately one by one
+/// ([`CallLog::append`]) and in slices ([`CallLog::append_all`]). Then every distinct
+/// event is recorded exactly once over all writers (each `append_all` answers one
+/// outcome per event, in order), and every call's record and events are the canonical
+/// ones. `log_b` may be a second handle on the same store (another "instance").
+pub async fn call_log_concurrency(
+    log_a: Arc<dyn CallLog>,
+    log_b: Arc<dyn CallLog>,
+    prefix: &str,
+    calls: usize,
+    tasks: usize,
+) -> Result<(), String> {
+    let mut all: Vec<Vec<CallEvent>> = Vec::new();
+    for c in 0..calls {
+        let base = CallId::new(format!("{prefix}-conc-{c}")).map_err(err)?;
+        for (i, (_, events)) in call_sequences(&base)?.into_iter().enumerate() {
+            let call = CallId::new(format!("{base}-{i}")).map_err(err)?;
+            all.push(
+                events
+                    .into_iter()
+                    .map(|e| CallEvent {
+                        call_id: call.clone(),
+                        ..e
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let flat: Vec<CallEvent> = all.iter().flatten().cloned().collect();
+    let mut writers = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        let log = if t % 2 == 0 {
+            log_a.clone()
+        } else {
+            log_b.clone()
+        };
+        let mine = shuffled_with_duplicates(&flat, 7 + t as u64);
+        writers.push(tokio::spawn(
+            async move { write_mixed(&*log, &mine, t).await },
+        ));
+    }
+    let mut recorded: std::collections::HashMap<(CallId, String), u32> = Default::default();
+    for w in writers {
+        for (e, outcome) in w.await.map_err(err)?? {
+            if outcome == AppendOutcome::Recorded {
+                *recorded.entry((e.call_id, e.idempotency_key)).or_default() += 1;
+            }
+        }
+    }
+    ensure!(
+        recorded.len() == flat.len() && recorded.values().all(|n| *n == 1),
+        "{} distinct events, {} recorded, some more than once: {:?}",
+        flat.len(),
+        recorded.len(),
+        recorded
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    check_canonical(&*log_a, &all).await
+}
+
+/// Sends `events` through `log`, alternating single appends and slices of up to 5;
+/// returns each event with its outcome.
+async fn write_mixed(
+    log: &dyn CallLog,
+    events: &[CallEvent],
+    seed: usize,
+) -> Result<Vec<(CallEvent, AppendOutcome)>, String> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut rest = events;
+    let mut i = seed;
+    while !rest.is_empty() {
+        let single = i.is_multiple_of(2);
+        let n = if single {
+            1
+        } else {
+            (i % 5 + 1).min(rest.len())
+        };
+        let (sent, later) = rest.split_at(n);
+        let outcomes = if single {
+            vec![log.append(&sent[0]).await.map_err(err)?]
+        } else {
+            log.append_all(sent).await.map_err(err)?
+        };
+        ensure!(
+            outcomes.len() == sent.len(),
+            "append_all answered {} outcomes for {} events",
+            outcomes.len(),
+            sent.len()
+        );
+        out.extend(sent.iter().cloned().zip(outcomes));
+        rest = later;
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Every call of `all` has its canonical record and exactly its distinct events.
+async fn check_canonical(log: &dyn CallLog, all: &[Vec<CallEvent>]) -> Result<(), String> {
+    for events in all {
+        let call = &events[0].call_id;
+        let canonical = CallRecord::from_events(events).ok_or("empty sequence")?;
+        let got = log.record(call).await.map_err(err)?;
+        ensure!(
+            got.as_ref() == Some(&canonical),
+            "{call}: concurrent appends gave {got:?}, canonical {canonical:?}"
+        );
+        let n = log.events(call).await.map_err(err)?.len();
+        ensure!(
+            n == events.len(),
+            "{call}: {n} events stored, {} distinct",
+            events.len()
+        );
+    }
+    Ok(())
+}
+
+/// `append_all` answers one outcome per event in order, a duplicate inside the slice
+/// included, and an empty slice is a no-op.
+pub async fn call_log_append_all(log: &dyn CallLog, prefix: &str) -> Result<(), String> {
+    let call = CallId::new(format!("{prefix}-all-CA1")).map_err(err)?;
+    let ev = |key: &str, value: &str| {
+        CallEvent::new(
+            call.clone(),
+            t0(),
+            key,
+            CallEventKind::IvrInput {
+                step: "zip".into(),
+                value: value.into(),
+            },
+        )
+    };
+    ensure!(
+        log.append_all(&[]).await.map_err(err)?.is_empty(),
+        "an empty append_all must answer no outcomes"
+    );
+    let got = log
+        .append_all(&[ev("a", "78701"), ev("b", "78702"), ev("a", "78703")])
+        .await
+        .map_err(err)?;
+    use AppendOutcome::{Duplicate, Recorded};
+    ensure!(
+        got == [Recorded, Recorded, Duplicate],
+        "append_all with a repeated key answered {got:?}"
+    );
+    let again = log
+        .append_all(&[ev("b", "x"), ev("c", "78704")])
+        .await
+        .map_err(err)?;
+    ensure!(
+        again == [Duplicate, Recorded],
+        "a second append_all answered {again:?}"
+    );
+    let n = log.events(&call).await.map_err(err)?.len();
+    ensure!(n == 3, "{n} events stored, 3 distinct");
+    let first = &log.events(&call).await.map_err(err)?[0];
+    ensure!(
+        matches!(&first.kind, CallEventKind::IvrInput { value, .. } if value == "78701"),
+        "the first append of a key wins, got {first:?}"
+    );
+    Ok(())
+}
+
 /// [`RoutingStore`]: claims, busy leases, take-over after a lease ends, the first
 /// decision standing, release, and pruning.
 pub async fn routing_store(store: &dyn RoutingStore, prefix: &str) -> Result<(), String> {
@@ -1456,6 +1629,21 @@ mod tests {
     #[tokio::test]
     async fn memory_call_log() {
         call_log(&MemoryCallLog::new(), "t").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_call_log_append_all() {
+        call_log_append_all(&MemoryCallLog::new(), "t")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_call_log_concurrency() {
+        let log: Arc<dyn CallLog> = Arc::new(MemoryCallLog::new());
+        call_log_concurrency(log.clone(), log, "t", 3, 6)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

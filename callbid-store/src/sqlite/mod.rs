@@ -4,7 +4,8 @@
 //! memory instead of spinning on SQLite's lock) and a few reader connections, all driven
 //! through [`tokio::task::spawn_blocking`]. The database runs in WAL mode with
 //! `synchronous = FULL` by default: an append returns only after its transaction is
-//! committed and synced. Every write transaction is `BEGIN IMMEDIATE`, which takes
+//! committed and synced. Call-log appends are group-committed (see `appends`):
+//! concurrent appends share one transaction and one sync. Every write transaction is `BEGIN IMMEDIATE`, which takes
 //! SQLite's write lock up front, so a cap reservation's read-check-write is atomic across
 //! every connection and every process that opens the same file; `busy_timeout` makes a
 //! second writer wait instead of failing. Cap reservations wait no longer than their
@@ -43,6 +44,7 @@ use crate::report::{
 };
 
 mod agents;
+mod appends;
 mod campaign;
 mod caps;
 mod migrate;
@@ -143,6 +145,8 @@ struct Inner {
     /// while they wait, so the writer that holds the lock can tell (see
     /// [`with_busy_deadline`]). `None` in memory, or if the file cannot be opened.
     waiters: Option<std::fs::File>,
+    /// Call-log appends waiting for their group commit (see [`appends`]).
+    appends: crate::group::GroupQueue,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
@@ -274,6 +278,7 @@ impl SqliteStore {
                 waiters: path.as_deref().and_then(open_waiters),
                 path,
                 prune: PruneGate::default(),
+                appends: crate::group::GroupQueue::default(),
             }),
         }
     }
@@ -337,17 +342,17 @@ impl SqliteStore {
 
     /// Appends an event (see [`CallLog::append`]), with this crate's error type.
     pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
-        const OP: &str = "append";
-        let event = event.clone();
-        self.write(OP, move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(StoreError::sqlite(OP))?;
-            let out = append_in(&tx, &event, &mut None, false)?;
-            tx.commit().map_err(StoreError::sqlite(OP))?;
-            Ok(out)
-        })
-        .await
+        let mut out = appends::submit(&self.inner, vec![event.clone()]).await?;
+        Ok(out.pop().unwrap_or(AppendOutcome::Duplicate))
+    }
+
+    /// Appends events in order in one transaction (see [`CallLog::append_all`]), with
+    /// this crate's error type: all of them are committed, or none.
+    pub async fn append_events(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        appends::submit(&self.inner, events.to_vec()).await
     }
 
     /// Appends many events in **one** transaction with prepared statements (imports,
@@ -371,14 +376,17 @@ impl SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(StoreError::sqlite(OP))?;
-            let mut cache: Cached = None;
+            let mut records = appends::Records::default();
             let mut new = 0u64;
             for e in events {
-                if append_in(&tx, &e, &mut cache, true)? == AppendOutcome::Recorded {
+                if appends::append_event(&tx, &e, &mut records)? == AppendOutcome::Recorded {
                     new += 1;
                 }
+                if records.len() >= IMPORT_HELD_RECORDS {
+                    records.flush(&tx)?;
+                }
             }
-            flush(&tx, cache)?;
+            records.flush(&tx)?;
             tx.commit().map_err(StoreError::sqlite(OP))?;
             Ok(new)
         })();
@@ -865,69 +873,8 @@ fn dump_state(c: &Connection) -> Result<StateDump> {
 
 /// The record of the last call an import touched, and whether its `calls` row is
 /// behind (`true` while an import defers writing it).
-type Cached = Option<(CallRecord, bool)>;
-
-/// Inserts an event and folds it into the call's summary row, inside `tx`.
-/// `cache` holds the record of the last call touched; with `defer`, the call's row is
-/// written only when the next event is for another call (or by [`flush`]), so a bulk
-/// import writes each call's row once instead of once per event.
-fn append_in(
-    tx: &Transaction<'_>,
-    e: &CallEvent,
-    cache: &mut Cached,
-    defer: bool,
-) -> Result<AppendOutcome> {
-    const OP: &str = "append";
-    let at = to_ns("at", e.at)?;
-    let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
-    let n = tx
-        .prepare_cached(
-            "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (call_id, idempotency_key) DO NOTHING",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                e.call_id.as_str(),
-                e.idempotency_key,
-                at,
-                e.kind.type_name(),
-                json
-            ])
-        })
-        .map_err(StoreError::sqlite(OP))?;
-    if n == 0 {
-        return Ok(AppendOutcome::Duplicate);
-    }
-    let mut record = match cache.take() {
-        Some((r, _)) if r.call_id == e.call_id => r,
-        other => {
-            flush(tx, other)?;
-            tx.prepare_cached("SELECT record FROM calls WHERE call_id = ?1")
-                .and_then(|mut s| {
-                    s.query_row([e.call_id.as_str()], |r| r.get::<_, String>(0))
-                        .optional()
-                })
-                .map_err(StoreError::sqlite(OP))?
-                .map(|j| parse_record(OP, &j))
-                .transpose()?
-                .unwrap_or_else(|| CallRecord::new(e.call_id.clone(), e.at))
-        }
-    };
-    record.apply(e);
-    if !defer {
-        upsert_call(tx, CallRow::from_record(&record)?)?;
-    }
-    *cache = Some((record, defer));
-    Ok(AppendOutcome::Recorded)
-}
-
-/// Writes a deferred `calls` row.
-fn flush(tx: &Transaction<'_>, cached: Cached) -> Result<()> {
-    match cached {
-        Some((r, true)) => upsert_call(tx, CallRow::from_record(&r)?),
-        _ => Ok(()),
-    }
-}
+/// An import writes its held summary rows when it holds this many calls' records.
+const IMPORT_HELD_RECORDS: usize = 4096;
 
 fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
     const OP: &str = "append";
@@ -1025,6 +972,11 @@ impl CallReports for SqliteStore {
 impl CallLog for SqliteStore {
     async fn append(&self, event: &CallEvent) -> Result<AppendOutcome, StateError> {
         self.append_event(event)
+            .await
+            .map_err(|e| e.into_state("append"))
+    }
+    async fn append_all(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>, StateError> {
+        self.append_events(events)
             .await
             .map_err(|e| e.into_state("append"))
     }
