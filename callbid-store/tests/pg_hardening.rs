@@ -394,3 +394,47 @@ async fn reserve_waits_no_longer_than_its_deadline() {
         ReserveOutcome::Reserved
     );
 }
+
+/// A burst of concurrent appends (group-committed in shared transactions) holding one
+/// event PostgreSQL refuses (a NUL byte in its key): that append fails, with the
+/// step named, and every other one is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_fails_only_its_own_append() {
+    let Some(url) = database_url("pg_group_commit_refused") else {
+        return;
+    };
+    let s = PgStore::connect(&url).await.expect("connect");
+    let prefix = unique_prefix("pgbad");
+    let event = |call: usize, key: String| {
+        CallEvent::new(
+            CallId::new(format!("{prefix}-{call}")).unwrap(),
+            Utc::now(),
+            key,
+            CallEventKind::Recording { url: "u".into() },
+        )
+    };
+    let mut events: Vec<CallEvent> = (0..40).map(|i| event(i % 10, format!("k{i}"))).collect();
+    events.insert(20, event(3, "bad\0key".to_owned()));
+    let appends = events.iter().map(|e| {
+        let (s, e) = (s.clone(), e.clone());
+        tokio::spawn(async move { CallLog::append(&s, &e).await })
+    });
+    let results = futures::future::join_all(appends).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let r = r.expect("task");
+        if i == 20 {
+            let err = r.expect_err("a NUL byte in a text column");
+            assert!(err.to_string().contains("append"), "{err}");
+        } else {
+            assert!(r.is_ok(), "append {i}: {r:?}");
+        }
+    }
+    for call in 0..10 {
+        let id = CallId::new(format!("{prefix}-{call}")).unwrap();
+        assert_eq!(
+            CallLog::events(&s, &id).await.unwrap().len(),
+            4,
+            "call {call}"
+        );
+    }
+}

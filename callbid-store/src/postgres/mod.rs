@@ -8,8 +8,10 @@
 //!   reservations never deadlock), and refuses when the counter's usage would pass its
 //!   limit; every process reserving on the same counter queues on that row (schema v9;
 //!   before, an advisory lock and a `SUM` over the counter's reservations);
-//! - an append takes an advisory lock on its call id, so a call's events get their
-//!   sequence numbers in the order they are folded into the `calls` row; a bulk
+//! - appends are group-committed (see `appends`): concurrent appends share one
+//!   transaction, which takes an advisory lock on each of its calls (in order of the
+//!   lock key, so batches never deadlock), so a call's events get their sequence
+//!   numbers in the order they are folded into the `calls` row; a bulk
 //!   [`PgStore::import`] takes one `SHARE ROW EXCLUSIVE` lock on `call_events` and
 //!   `calls` instead (one lock for any number of calls).
 //!
@@ -19,6 +21,7 @@
 //! Connections are made without TLS (`NoTls`): meant for loopback or a private network.
 
 mod agents;
+mod appends;
 mod campaign;
 mod pool;
 mod routing;
@@ -133,6 +136,8 @@ pub struct PgStore {
     pool: Pool,
     options: PgOptions,
     prune: Arc<PruneGate>,
+    /// Call-log appends waiting for their group commit (see [`appends`]).
+    appends: Arc<crate::group::GroupQueue>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -185,6 +190,7 @@ impl PgStore {
             pool,
             options,
             prune: Arc::new(PruneGate::default()),
+            appends: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -278,12 +284,17 @@ impl PgStore {
 
     /// Appends an event (see [`CallLog::append`]), with this crate's error type.
     pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
-        const OP: &str = "append";
-        let mut c = self.client(OP).await?;
-        let tx = read_committed(&mut c).await.map_err(pg(OP))?;
-        let out = append_in(&tx, event).await?;
-        tx.commit().await.map_err(pg(OP))?;
-        Ok(out)
+        let mut out = appends::submit(self, vec![event.clone()]).await?;
+        Ok(out.pop().unwrap_or(AppendOutcome::Duplicate))
+    }
+
+    /// Appends events in order in one transaction (see [`CallLog::append_all`]), with
+    /// this crate's error type: all of them are committed, or none.
+    pub async fn append_events(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        appends::submit(self, events.to_vec()).await
     }
 
     /// Appends many events in one transaction (imports, backfills, benchmarks),
@@ -315,7 +326,11 @@ impl PgStore {
             if chunk.is_empty() {
                 break;
             }
-            new += import_chunk(&tx, &chunk).await?;
+            new += import_chunk(&tx, &chunk, OP)
+                .await?
+                .into_iter()
+                .filter(|o| *o == AppendOutcome::Recorded)
+                .count() as u64;
         }
         tx.commit().await.map_err(pg(OP))?;
         Ok(new)
@@ -554,8 +569,14 @@ const IMPORT_CHUNK: usize = 1_000;
 /// One round of an import, set-based: insert the events (in order, so their sequence
 /// numbers follow the input), load the records of the calls they touch, fold the new
 /// events in input order, and upsert those calls' rows. Returns how many were new.
-async fn import_chunk(tx: &Transaction<'_>, chunk: &[CallEvent]) -> Result<u64> {
-    const OP: &str = "import";
+/// Inserts `chunk` (at most [`IMPORT_CHUNK`] events) and folds the new ones into their
+/// calls' rows, set-based: three statements. One outcome per event, in order. The
+/// caller holds the locks that keep each call's events folded in sequence order.
+async fn import_chunk(
+    tx: &Transaction<'_>,
+    chunk: &[CallEvent],
+    op: &'static str,
+) -> Result<Vec<AppendOutcome>> {
     let mut ids = Vec::with_capacity(chunk.len());
     let mut keys = Vec::with_capacity(chunk.len());
     let mut ats = Vec::with_capacity(chunk.len());
@@ -566,7 +587,7 @@ async fn import_chunk(tx: &Transaction<'_>, chunk: &[CallEvent]) -> Result<u64> 
         keys.push(e.idempotency_key.as_str());
         ats.push(to_ns("at", e.at)?);
         kinds.push(e.kind.type_name());
-        jsons.push(serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?);
+        jsons.push(serde_json::to_string(e).map_err(|err| StoreError::corrupt(op, err))?);
     }
     let inserted = tx
         .query(
@@ -578,15 +599,15 @@ async fn import_chunk(tx: &Transaction<'_>, chunk: &[CallEvent]) -> Result<u64> 
             &[&ids, &keys, &ats, &kinds, &jsons],
         )
         .await
-        .map_err(pg(OP))?;
+        .map_err(pg(op))?;
     let mut fresh = std::collections::HashSet::with_capacity(inserted.len());
     for r in &inserted {
-        let call: String = r.try_get(0).map_err(pg(OP))?;
-        let key: String = r.try_get(1).map_err(pg(OP))?;
+        let call: String = r.try_get(0).map_err(pg(op))?;
+        let key: String = r.try_get(1).map_err(pg(op))?;
         fresh.insert((call, key));
     }
     if fresh.is_empty() {
-        return Ok(0);
+        return Ok(vec![AppendOutcome::Duplicate; chunk.len()]);
     }
     let mut touched: Vec<&str> = chunk
         .iter()
@@ -603,23 +624,24 @@ async fn import_chunk(tx: &Transaction<'_>, chunk: &[CallEvent]) -> Result<u64> 
             &[&touched],
         )
         .await
-        .map_err(pg(OP))?
+        .map_err(pg(op))?
     {
-        let call: String = r.try_get(0).map_err(pg(OP))?;
-        let record = parse_record(OP, r.try_get::<_, &str>(1).map_err(pg(OP))?)?;
+        let call: String = r.try_get(0).map_err(pg(op))?;
+        let record = parse_record(op, r.try_get::<_, &str>(1).map_err(pg(op))?)?;
         records.insert(call, record);
     }
-    let mut new = 0;
+    let mut outcomes = Vec::with_capacity(chunk.len());
     for e in chunk {
         // The same (call, key) twice in one chunk is new only the first time.
         if !fresh.remove(&(e.call_id.as_str().to_string(), e.idempotency_key.clone())) {
+            outcomes.push(AppendOutcome::Duplicate);
             continue;
         }
         records
             .entry(e.call_id.as_str().to_string())
             .or_insert_with(|| CallRecord::new(e.call_id.clone(), e.at))
             .apply(e);
-        new += 1;
+        outcomes.push(AppendOutcome::Recorded);
     }
     let mut params: Vec<Boxed> = Vec::with_capacity(records.len() * CALL_COLUMNS.len());
     for r in records.values() {
@@ -630,63 +652,8 @@ async fn import_chunk(tx: &Transaction<'_>, chunk: &[CallEvent]) -> Result<u64> 
         &boxed_refs(&params),
     )
     .await
-    .map_err(pg(OP))?;
-    Ok(new)
-}
-
-/// Inserts one event under an advisory lock on its call, and folds it into the call's
-/// row (see the SQLite twin).
-async fn append_in(tx: &Transaction<'_>, e: &CallEvent) -> Result<AppendOutcome> {
-    const OP: &str = "append";
-    let at = to_ns("at", e.at)?;
-    let json = serde_json::to_string(e).map_err(|err| StoreError::corrupt(OP, err))?;
-    let call_id = e.call_id.as_str();
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))",
-        &[&call_id],
-    )
-    .await
-    .map_err(pg(OP))?;
-    let n = tx
-        .execute(
-            "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id, idempotency_key) DO NOTHING",
-            &[
-                &call_id,
-                &e.idempotency_key,
-                &at,
-                &e.kind.type_name(),
-                &json,
-            ],
-        )
-        .await
-        .map_err(pg(OP))?;
-    if n == 0 {
-        return Ok(AppendOutcome::Duplicate);
-    }
-    let mut record = match tx
-        .query_opt("SELECT record FROM calls WHERE call_id = $1", &[&call_id])
-        .await
-        .map_err(pg(OP))?
-    {
-        Some(row) => parse_record(OP, row.try_get::<_, &str>(0).map_err(pg(OP))?)?,
-        None => CallRecord::new(e.call_id.clone(), e.at),
-    };
-    record.apply(e);
-    upsert_call(tx, CallRow::from_record(&record)?).await?;
-    Ok(AppendOutcome::Recorded)
-}
-
-async fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
-    const OP: &str = "append";
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| upsert_sql(Dialect::Postgres, 1));
-    let st = tx.prepare_cached(sql).await.map_err(pg(OP))?;
-    let params: Vec<Boxed> = r.into_values().into_iter().map(pg_value).collect();
-    tx.execute(&st, &boxed_refs(&params))
-        .await
-        .map_err(pg(OP))?;
-    Ok(())
+    .map_err(pg(op))?;
+    Ok(outcomes)
 }
 
 /// A `calls` column value as PostgreSQL binds it (`BIGINT` or `TEXT`, possibly NULL).

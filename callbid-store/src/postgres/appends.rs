@@ -1,0 +1,100 @@
+//! Group commit of call-log appends on PostgreSQL (the queue is [`crate::group`]).
+//!
+//! The leader is a tokio task. It writes each batch in one transaction on one pooled
+//! connection, in six statements whatever the batch's size: `BEGIN`, the advisory
+//! locks of every call in the batch (taken in order of their lock key, so two batches
+//! on different instances never deadlock), the events' `INSERT … RETURNING`, one read
+//! of the touched calls' rows, one multi-row upsert of them, and `COMMIT`. Before, each
+//! event was its own transaction of six statements. If anything in a batch fails, the
+//! batch is rolled back and each unit is retried in a transaction of its own, so one
+//! bad event fails only its own append.
+
+use callbid_core::state::{AppendOutcome, CallEvent};
+use futures::FutureExt;
+
+use super::{import_chunk, pg, read_committed, PgStore};
+use crate::error::Result;
+use crate::group::{self, Pending};
+
+const OP: &str = "append";
+
+/// At most this many events (so at most this many calls' advisory locks) go into one
+/// transaction: PostgreSQL's shared lock table has `max_locks_per_transaction ×
+/// max_connections` slots (6,400 by default), shared by every instance.
+const MAX_BATCH_EVENTS: usize = 256;
+
+/// Queues `events` as one unit and waits until the commit that holds them is done.
+pub(super) async fn submit(store: &PgStore, events: Vec<CallEvent>) -> Result<Vec<AppendOutcome>> {
+    let (answer, start) = store.appends.push(events);
+    if start {
+        let leader = store.clone();
+        tokio::spawn(async move { lead(&leader).await });
+    }
+    group::wait(answer, OP).await
+}
+
+/// The leader: writes batches until the queue is empty.
+async fn lead(store: &PgStore) {
+    loop {
+        let batch = store.appends.take(MAX_BATCH_EVENTS);
+        if batch.is_empty() {
+            if store.appends.step_down() {
+                continue;
+            }
+            return;
+        }
+        // A panic while writing drops this batch's answers (their appends get an
+        // error) and its transaction rolls back; the leader goes on with the next.
+        let _ = std::panic::AssertUnwindSafe(async {
+            let answers = write_batch(store, &batch).await;
+            for (p, a) in batch.into_iter().zip(answers) {
+                p.answer(a);
+            }
+        })
+        .catch_unwind()
+        .await;
+    }
+}
+
+/// Writes a batch in one transaction; on any failure, each unit on its own.
+async fn write_batch(store: &PgStore, batch: &[Pending]) -> Vec<Result<Vec<AppendOutcome>>> {
+    let units: Vec<&[CallEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
+    match write_units(store, &units).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(_) if units.len() > 1 => {
+            let mut answers = Vec::with_capacity(units.len());
+            for u in &units {
+                answers.push(
+                    write_units(store, &[u])
+                        .await
+                        .map(|mut v| v.pop().unwrap_or_default()),
+                );
+            }
+            answers
+        }
+        Err(e) => vec![Err(e)],
+    }
+}
+
+/// All `units` in one transaction: their outcomes, or nothing committed.
+async fn write_units(store: &PgStore, units: &[&[CallEvent]]) -> Result<Vec<Vec<AppendOutcome>>> {
+    let events: Vec<CallEvent> = units.iter().flat_map(|u| u.iter().cloned()).collect();
+    let mut c = store.client(OP).await?;
+    let tx = read_committed(&mut c).await.map_err(pg(OP))?;
+    let mut calls: Vec<&str> = events.iter().map(|e| e.call_id.as_str()).collect();
+    calls.sort_unstable();
+    calls.dedup();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(c, 1) AS k \
+         FROM unnest($1::text[]) AS c ORDER BY k) AS keys",
+        &[&calls],
+    )
+    .await
+    .map_err(pg(OP))?;
+    let mut flat = import_chunk(&tx, &events, OP).await?.into_iter();
+    tx.commit().await.map_err(pg(OP))?;
+    Ok(units
+        .iter()
+        .map(|u| flat.by_ref().take(u.len()).collect())
+        .collect())
+}
