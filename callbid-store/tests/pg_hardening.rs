@@ -438,3 +438,33 @@ async fn a_refused_event_fails_only_its_own_append() {
         );
     }
 }
+
+/// `append_all` through the trait (as the server calls it) is one transaction on
+/// PostgreSQL: a refused event in the slice leaves none of the slice recorded.
+#[tokio::test]
+async fn append_all_is_all_or_nothing() {
+    let Some(url) = database_url("pg_append_all_atomic") else {
+        return;
+    };
+    let s = PgStore::connect(&url).await.expect("connect");
+    let call = CallId::new(unique_prefix("pgall")).unwrap();
+    let event = |key: &str| {
+        CallEvent::new(
+            call.clone(),
+            Utc::now(),
+            key,
+            CallEventKind::Recording { url: "u".into() },
+        )
+    };
+    let log: &dyn CallLog = &s;
+    let err = log
+        .append_all(&[event("a"), event("b\0")])
+        .await
+        .expect_err("a NUL byte in a text column");
+    assert!(err.to_string().contains("append"), "{err}");
+    assert!(
+        log.events(&call).await.unwrap().is_empty(),
+        "nothing of the slice"
+    );
+    assert_eq!(log.append_all(&[event("a")]).await.unwrap().len(), 1);
+}

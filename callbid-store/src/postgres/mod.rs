@@ -755,6 +755,12 @@ impl CallLog for PgStore {
             .map_err(|e| e.into_state("append"))
     }
 
+    async fn append_all(&self, events: &[CallEvent]) -> Result<Vec<AppendOutcome>, StateError> {
+        self.append_events(events)
+            .await
+            .map_err(|e| e.into_state("append"))
+    }
+
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
         const OP: &str = "events";
         async {

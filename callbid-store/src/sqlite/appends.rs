@@ -236,6 +236,23 @@ mod tests {
             .is_some());
     }
 
+    /// `append_all` through the trait is one transaction: a bad event in the slice
+    /// leaves none of the slice recorded.
+    #[tokio::test]
+    async fn append_all_is_all_or_nothing() {
+        let s = SqliteStore::open_in_memory().expect("open");
+        let far = Utc
+            .with_ymd_and_hms(2400, 1, 1, 0, 0, 0)
+            .single()
+            .expect("far");
+        let log: &dyn CallLog = &s;
+        let slice = [ev("CA1", "a", Utc::now()), ev("CA1", "b", far)];
+        assert!(log.append_all(&slice).await.is_err());
+        let id = CallId::new("CA1").expect("id");
+        assert!(log.events(&id).await.expect("events").is_empty());
+        assert!(log.record(&id).await.expect("record").is_none());
+    }
+
     /// Many concurrent single appends on one call (one webhook each) are answered
     /// after their commit, and every one is stored.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
