@@ -139,22 +139,35 @@ fn summary() {
     let fixed_rounds: Option<usize> = std::env::var("AUCTION_SUMMARY_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok());
+    // `AUCTION_SUMMARY_SIDE=auction` (or `floor`) runs only that side, so that an
+    // instruction count (callgrind) is not moved by the allocator state the other side
+    // leaves behind; the printed ratio is then meaningless.
+    let side = std::env::var("AUCTION_SUMMARY_SIDE").unwrap_or_default();
+    let (with_auction, with_floor) = (side != "floor", side != "auction");
     for n in sizes {
         let (auction, buyers, call) = setup(n);
         let rounds = fixed_rounds.unwrap_or((200_000 / n).clamp(200, 20_000));
         let (mut ta, mut tf) = (Duration::ZERO, Duration::ZERO);
         rt.block_on(async {
             for _ in 0..50 {
-                black_box(auction.run(&call).await);
-                black_box(floor(&buyers, &call).await);
+                if with_auction {
+                    black_box(auction.run(&call).await);
+                }
+                if with_floor {
+                    black_box(floor(&buyers, &call).await);
+                }
             }
             for _ in 0..rounds {
-                let t = Instant::now();
-                black_box(auction.run(&call).await);
-                ta += t.elapsed();
-                let t = Instant::now();
-                black_box(floor(&buyers, &call).await);
-                tf += t.elapsed();
+                if with_auction {
+                    let t = Instant::now();
+                    black_box(auction.run(&call).await);
+                    ta += t.elapsed();
+                }
+                if with_floor {
+                    let t = Instant::now();
+                    black_box(floor(&buyers, &call).await);
+                    tf += t.elapsed();
+                }
             }
         });
         let (a, f) = (ta / rounds as u32, tf / rounds as u32);

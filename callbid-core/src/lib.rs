@@ -81,6 +81,7 @@ pub mod inprocess;
 pub mod money;
 pub mod phone;
 pub mod pool;
+mod reuse;
 pub mod rules;
 pub mod scoring;
 pub mod state;

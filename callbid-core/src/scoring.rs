@@ -35,6 +35,7 @@ use crate::error::{StateError, ValidationError};
 use crate::geo::UsState;
 use crate::ids::BuyerId;
 use crate::money::Money;
+use crate::reuse::Reuse;
 use crate::state::{
     hour_of_week, AreaKey, DurationHistory, HistoryKey, HistoryStats, MemoryDurationHistory,
 };
@@ -215,6 +216,21 @@ pub trait Scorer: Send + Sync + fmt::Debug {
         call: &CallContext,
         bids: &[(&BuyerProfile, &Bid)],
     ) -> Result<Vec<ScoreBreakdown>, StateError>;
+
+    /// The same breakdowns as [`Scorer::score`], written into `out` (cleared first), so
+    /// that a caller scoring many auctions (the [`Auction`](crate::auction::Auction))
+    /// can reuse one buffer. The default calls `score`.
+    async fn score_into(
+        &self,
+        call: &CallContext,
+        bids: &[(&BuyerProfile, &Bid)],
+        out: &mut Vec<ScoreBreakdown>,
+    ) -> Result<(), StateError> {
+        let scores = self.score(call, bids).await?;
+        out.clear();
+        out.extend(scores);
+        Ok(())
+    }
 }
 
 /// The built-in [`Scorer`] (see the module docs for the formula).
@@ -222,6 +238,7 @@ pub trait Scorer: Send + Sync + fmt::Debug {
 pub struct ScoringEngine {
     history: Arc<dyn DurationHistory>,
     config: ScoringConfig,
+    buffers: Reuse<Buffers>,
 }
 
 impl Default for ScoringEngine {
@@ -229,18 +246,48 @@ impl Default for ScoringEngine {
         ScoringEngine {
             history: Arc::new(MemoryDurationHistory::new()),
             config: ScoringConfig::default(),
+            buffers: Reuse::default(),
         }
+    }
+}
+
+/// One scoring batch's working vectors, kept between batches (emptied).
+#[derive(Default)]
+struct Buffers {
+    /// The history keys of every bid: overall, then state × hour and area code × hour
+    /// when the call's state and area code are known.
+    keys: Vec<HistoryKey>,
+    /// Their counts, in the same order.
+    stats: Vec<HistoryStats>,
+    /// Per bid: (hour of week, local hour) in the buyer's zone.
+    hours: Vec<(u8, u8)>,
+    /// Per time zone seen in this batch: (zone, hour of week, local hour).
+    zones: Vec<(chrono_tz::Tz, u8, u8)>,
+}
+
+impl Buffers {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.stats.clear();
+        self.hours.clear();
+        self.zones.clear();
     }
 }
 
 const FACTOR_DP: u32 = 10;
 const SCORE_DP: u32 = 6;
 
+#[inline]
 fn smooth(stats: HistoryStats, k: Decimal, prior: Decimal) -> Decimal {
     if stats.calls == 0 {
         // (0 + k·prior) / (0 + k) is exactly `prior`: skip the division.
         return prior;
     }
+    smooth_counts(stats, k, prior)
+}
+
+#[inline(never)]
+fn smooth_counts(stats: HistoryStats, k: Decimal, prior: Decimal) -> Decimal {
     let n = Decimal::from(stats.calls);
     let b = Decimal::from(stats.billable);
     // n + k > 0 because k > 0 (validated), and both are far from overflow.
@@ -254,7 +301,11 @@ impl ScoringEngine {
         config: ScoringConfig,
     ) -> Result<Self, ValidationError> {
         config.validate()?;
-        Ok(ScoringEngine { history, config })
+        Ok(ScoringEngine {
+            history,
+            config,
+            buffers: Reuse::default(),
+        })
     }
 
     /// The configuration.
@@ -268,6 +319,9 @@ impl ScoringEngine {
     }
 
     fn geo(&self, buyer: &BuyerId, facts: &CallFacts) -> (Decimal, GeoBasis) {
+        if self.config.geo_weights.is_empty() && self.config.buyer_geo_weights.is_empty() {
+            return (Decimal::ONE, GeoBasis::Default);
+        }
         let ac = facts.area_code.map(GeoKey::AreaCode);
         let st = facts.state.map(GeoKey::State);
         if let Some(m) = self.config.buyer_geo_weights.get(buyer) {
@@ -285,6 +339,19 @@ impl ScoringEngine {
         (Decimal::ONE, GeoBasis::Default)
     }
 
+    /// The smoothed probability of a billable call, level by level (module docs).
+    fn duration_factor(&self, ev: &DurationEvidence) -> Decimal {
+        let k = self.config.prior_strength;
+        let mut p = smooth(ev.overall, k, self.config.prior);
+        if let Some(s) = ev.state_hour {
+            p = smooth(s, k, p);
+        }
+        if let Some(a) = ev.area_code_hour {
+            p = smooth(a, k, p);
+        }
+        p
+    }
+
     /// Scores one bid given the call's facts and the history counts already fetched.
     fn combine(
         &self,
@@ -295,42 +362,27 @@ impl ScoringEngine {
         ev: DurationEvidence,
     ) -> ScoreBreakdown {
         let (geo_factor, geo_basis) = self.geo(&profile.id, facts);
-        let (time_factor, time_weighted) = match self.config.hour_weights.get(&local_hour) {
-            Some(w) => (*w, true),
-            None => (Decimal::ONE, false),
+        let time_weight = match self.config.hour_weights.is_empty() {
+            true => None,
+            false => self.config.hour_weights.get(&local_hour).copied(),
         };
-        let duration_factor = if self.config.use_duration_history {
-            let k = self.config.prior_strength;
-            let mut p = smooth(ev.overall, k, self.config.prior);
-            if let Some(s) = ev.state_hour {
-                p = smooth(s, k, p);
-            }
-            if let Some(a) = ev.area_code_hour {
-                p = smooth(a, k, p);
-            }
-            p
-        } else {
-            Decimal::ONE
-        };
+        let duration = self
+            .config
+            .use_duration_history
+            .then(|| self.duration_factor(&ev));
         // Factors that are the default 1 (no weight configured, history off) are skipped
         // without comparing decimals: multiplying by 1 is exact, so skipping changes nothing.
-        let mut score = Some(bid.price.amount);
-        let applies = [
-            !matches!(geo_basis, GeoBasis::Default),
-            time_weighted,
-            self.config.use_duration_history,
-        ];
-        for (f, on) in [geo_factor, time_factor, duration_factor]
+        let geo = (!matches!(geo_basis, GeoBasis::Default)).then_some(geo_factor);
+        let score = [geo, time_weight, duration]
             .into_iter()
-            .zip(applies)
-        {
-            if on {
-                score = score.and_then(|v| v.checked_mul(f));
-            }
-        }
-        let score = score
-            .map(|v| v.round_dp(SCORE_DP).normalize())
+            .flatten()
+            .try_fold(bid.price.amount, |v, f| v.checked_mul(f))
+            .map(round_score)
             .unwrap_or(Decimal::MAX);
+        let (time_factor, duration_factor) = (
+            time_weight.unwrap_or(Decimal::ONE),
+            duration.unwrap_or(Decimal::ONE),
+        );
         ScoreBreakdown {
             price: bid.price,
             geo_factor,
@@ -344,12 +396,15 @@ impl ScoringEngine {
     }
 }
 
+/// A score as shown: rounded to [`SCORE_DP`] places, trailing zeros dropped.
+fn round_score(v: Decimal) -> Decimal {
+    v.round_dp(SCORE_DP).normalize()
+}
+
 /// What the scorer needs of a call, computed once per call.
 struct CallFacts {
     state: Option<UsState>,
     area_code: Option<u16>,
-    /// Per time zone seen: (zone, hour of week, local hour).
-    zones: Vec<(chrono_tz::Tz, u8, u8)>,
 }
 
 impl CallFacts {
@@ -357,36 +412,109 @@ impl CallFacts {
         CallFacts {
             state: call.state(),
             area_code: call.caller.as_ref().and_then(|c| c.area_code()),
-            zones: Vec::with_capacity(2),
         }
     }
 
-    fn hours(&mut self, call: &CallContext, tz: chrono_tz::Tz) -> (u8, u8) {
-        if let Some((_, how, h)) = self.zones.iter().find(|(z, _, _)| *z == tz) {
+    /// (hour of week, local hour) of the call in `tz`, computed once per zone.
+    fn hours(
+        call: &CallContext,
+        tz: chrono_tz::Tz,
+        zones: &mut Vec<(chrono_tz::Tz, u8, u8)>,
+    ) -> (u8, u8) {
+        if let Some((_, how, h)) = zones.iter().find(|(z, _, _)| *z == tz) {
             return (*how, *h);
         }
         let how = hour_of_week(call.received_at, tz);
         // hour() < 24 always fits in a u8.
         let h = call.received_at.with_timezone(&tz).hour() as u8;
-        self.zones.push((tz, how, h));
+        zones.push((tz, how, h));
         (how, h)
+    }
+
+    /// Appends a bid's history keys: overall, then state × hour and area code × hour
+    /// when known (the order [`CallFacts::evidence`] reads them back in).
+    fn push_keys(&self, buyer: &BuyerId, how: u8, keys: &mut Vec<HistoryKey>) {
+        keys.push(HistoryKey {
+            buyer: buyer.clone(),
+            area: AreaKey::Any,
+            hour_of_week: None,
+        });
+        let areas = [
+            self.state.map(AreaKey::State),
+            self.area_code.map(AreaKey::AreaCode),
+        ];
+        for area in areas.into_iter().flatten() {
+            keys.push(HistoryKey {
+                buyer: buyer.clone(),
+                area,
+                hour_of_week: Some(how),
+            });
+        }
+    }
+
+    /// Reads one bid's counts back, in the order [`CallFacts::push_keys`] wrote them.
+    fn evidence(
+        &self,
+        stats: &mut impl Iterator<Item = HistoryStats>,
+        how: u8,
+    ) -> DurationEvidence {
+        let overall = stats.next().unwrap_or_default();
+        let state_hour = self.state.and_then(|_| stats.next());
+        let area_code_hour = self.area_code.and_then(|_| stats.next());
+        DurationEvidence {
+            overall,
+            state_hour,
+            area_code_hour,
+            hour_of_week: how,
+        }
     }
 }
 
-fn keys_for(profile: &BuyerProfile, facts: &CallFacts, how: u8) -> [Option<HistoryKey>; 3] {
-    let k = |area| HistoryKey {
-        buyer: profile.id.clone(),
-        area,
-        hour_of_week: Some(how),
-    };
-    let overall = HistoryKey {
-        buyer: profile.id.clone(),
-        area: AreaKey::Any,
-        hour_of_week: None,
-    };
-    let st = facts.state.map(|s| k(AreaKey::State(s)));
-    let ac = facts.area_code.map(|a| k(AreaKey::AreaCode(a)));
-    [Some(overall), st, ac]
+impl ScoringEngine {
+    /// One batch with its working vectors (see [`Scorer::score_into`]).
+    async fn score_with(
+        &self,
+        call: &CallContext,
+        bids: &[(&BuyerProfile, &Bid)],
+        buf: &mut Buffers,
+        out: &mut Vec<ScoreBreakdown>,
+    ) -> Result<(), StateError> {
+        out.clear();
+        let facts = CallFacts::new(call);
+        let use_history = self.config.use_duration_history;
+        buf.hours.reserve(bids.len());
+        if use_history {
+            buf.keys.reserve(bids.len() * 3);
+        }
+        for (profile, _) in bids {
+            let hours = CallFacts::hours(call, profile.time_zone, &mut buf.zones);
+            buf.hours.push(hours);
+            if use_history {
+                facts.push_keys(&profile.id, hours.0, &mut buf.keys);
+            }
+        }
+        if !buf.keys.is_empty() {
+            self.history.stats_into(&buf.keys, &mut buf.stats).await?;
+        }
+        if buf.stats.len() != buf.keys.len() {
+            return Err(StateError::Corrupt {
+                store: "duration history",
+                message: format!(
+                    "asked for {} keys, got {} answers",
+                    buf.keys.len(),
+                    buf.stats.len()
+                ),
+            });
+        }
+        let mut stats = buf.stats.iter().copied();
+        out.reserve(bids.len());
+        for ((profile, bid), &(how, local_hour)) in bids.iter().zip(&buf.hours) {
+            // Without history there are no keys and no counts: the evidence is empty.
+            let ev = facts.evidence(&mut stats, how);
+            out.push(self.combine(&facts, local_hour, profile, bid, ev));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -396,50 +524,22 @@ impl Scorer for ScoringEngine {
         call: &CallContext,
         bids: &[(&BuyerProfile, &Bid)],
     ) -> Result<Vec<ScoreBreakdown>, StateError> {
-        let mut facts = CallFacts::new(call);
-        let mut shapes = Vec::with_capacity(bids.len());
-        let mut keys = Vec::with_capacity(if self.config.use_duration_history {
-            bids.len() * 3
-        } else {
-            0
-        });
-        for (profile, _) in bids {
-            let (how, local_hour) = facts.hours(call, profile.time_zone);
-            let mut present = [false; 3];
-            if self.config.use_duration_history {
-                let ks = keys_for(profile, &facts, how);
-                present = [ks[0].is_some(), ks[1].is_some(), ks[2].is_some()];
-                keys.extend(ks.into_iter().flatten());
-            }
-            shapes.push((how, local_hour, present));
-        }
-        let stats = if self.config.use_duration_history && !keys.is_empty() {
-            self.history.stats(&keys).await?
-        } else {
-            vec![HistoryStats::default(); keys.len()]
-        };
-        if stats.len() != keys.len() {
-            return Err(StateError::Corrupt {
-                store: "duration history",
-                message: format!("asked for {} keys, got {} answers", keys.len(), stats.len()),
-            });
-        }
-        let mut it = stats.into_iter();
         let mut out = Vec::with_capacity(bids.len());
-        for ((profile, bid), (how, local_hour, present)) in bids.iter().zip(shapes) {
-            let mut next = |p: bool| if p { it.next() } else { None };
-            let overall = next(present[0]).unwrap_or_default();
-            let state_hour = next(present[1]);
-            let area_code_hour = next(present[2]);
-            let ev = DurationEvidence {
-                overall,
-                state_hour,
-                area_code_hour,
-                hour_of_week: how,
-            };
-            out.push(self.combine(&facts, local_hour, profile, bid, ev));
-        }
+        self.score_into(call, bids, &mut out).await?;
         Ok(out)
+    }
+
+    async fn score_into(
+        &self,
+        call: &CallContext,
+        bids: &[(&BuyerProfile, &Bid)],
+        out: &mut Vec<ScoreBreakdown>,
+    ) -> Result<(), StateError> {
+        let mut buf = self.buffers.take();
+        let scored = self.score_with(call, bids, &mut buf, out).await;
+        buf.clear();
+        self.buffers.give(buf);
+        scored
     }
 }
 

@@ -47,7 +47,9 @@
 //! ```
 
 mod events;
+mod order;
 mod outcome;
+mod ping;
 mod run;
 
 use std::collections::HashSet;
@@ -58,8 +60,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use tokio::sync::broadcast;
 
 use crate::buyer::{Bid, BuyerErrorKind, Deadline};
@@ -68,6 +68,7 @@ use crate::entry::BuyerEntry;
 use crate::error::ValidationError;
 use crate::money::{Currency, Money};
 use crate::phone::Destination;
+use crate::reuse::{recycle, Reuse};
 use crate::rules::{Hold, Reservation, RoutingRule, Verdict};
 use crate::scoring::{ScoreBreakdown, Scorer, ScoringEngine};
 
@@ -341,6 +342,8 @@ impl AuctionBuilder {
         let (events, _) = broadcast::channel(self.event_capacity);
         Ok(Auction {
             inner: Arc::new(Inner {
+                id_rank: order::id_ranks(&self.entries),
+                scratch: Reuse::default(),
                 entries: self.entries,
                 rules: self.rules,
                 scorer: self
@@ -367,6 +370,10 @@ impl AuctionBuilder {
 #[derive(Debug)]
 struct Inner {
     entries: Vec<BuyerEntry>,
+    /// Each entry's place in buyer-id order (ids are unique): ties break on it.
+    id_rank: Vec<usize>,
+    /// Working vectors of finished runs, reused by the next ones.
+    scratch: Reuse<Scratch>,
     rules: Vec<Arc<dyn RoutingRule>>,
     scorer: Arc<dyn Scorer>,
     strategy: Strategy,
@@ -396,6 +403,39 @@ struct Candidate {
     idx: usize,
     price: rust_decimal::Decimal,
     score: rust_decimal::Decimal,
+    /// The strategy's two decimal keys as integers at a common scale (see
+    /// [`order`]), set just before sorting.
+    key: (u128, u128),
+}
+
+impl Candidate {
+    fn new(idx: usize, price: rust_decimal::Decimal) -> Self {
+        Candidate {
+            idx,
+            price,
+            score: rust_decimal::Decimal::ZERO,
+            key: (0, 0),
+        }
+    }
+}
+
+/// One run's working vectors, kept between runs (emptied) so that a run allocates
+/// only what its outcome keeps.
+#[derive(Default)]
+struct Scratch {
+    cands: Vec<Candidate>,
+    /// The `(profile, bid)` pairs handed to the scorer, stored without their borrows
+    /// (see [`recycle`]).
+    pairs: Vec<(usize, usize)>,
+    scores: Vec<ScoreBreakdown>,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.cands.clear();
+        self.pairs.clear();
+        self.scores.clear();
+    }
 }
 
 fn bid_of(records: &[BuyerRecord], idx: usize) -> Option<&Bid> {
@@ -407,12 +447,6 @@ fn bid_of(records: &[BuyerRecord], idx: usize) -> Option<&Bid> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -460,18 +494,26 @@ impl Auction {
         }
     }
 
+    /// Whether the buyer can take this call at all (before any rule).
+    fn capable(entry: &BuyerEntry, call: &CallContext) -> Eligibility {
+        if call.caller.is_none() && entry.buyer.capabilities().needs_caller_id {
+            return Eligibility::Excluded {
+                rule: "capabilities".into(),
+                reason: "buyer needs caller id and the call has none".into(),
+            };
+        }
+        Eligibility::Eligible
+    }
+
     async fn eligibility(
         &self,
         entry: &BuyerEntry,
         call: &CallContext,
         now: DateTime<Utc>,
     ) -> Eligibility {
-        let caps = entry.buyer.capabilities();
-        if caps.needs_caller_id && call.caller.is_none() {
-            return Eligibility::Excluded {
-                rule: "capabilities".into(),
-                reason: "buyer needs caller id and the call has none".into(),
-            };
+        let capable = Self::capable(entry, call);
+        if capable != Eligibility::Eligible {
+            return capable;
         }
         for rule in self.inner.rules.iter().chain(entry.rules.iter()) {
             match rule.check(call, &entry.profile, now).await {
@@ -639,65 +681,6 @@ impl Auction {
             Err(rec) => {
                 release(holds).await;
                 Err(rec)
-            }
-        }
-    }
-
-    fn order(&self, call: &CallContext, cands: &mut Vec<Candidate>) {
-        let entries = &self.inner.entries;
-        let prio = |c: &Candidate| entries[c.idx].profile.priority;
-        let id = |c: &Candidate| entries[c.idx].buyer.id();
-        // Buyer ids are unique (the builder refuses duplicates), so the two comparators
-        // below that end on the id are total orders and need no pre-sort; the weighted
-        // draw starts from the id order so that equal seeds give equal draws.
-        match self.inner.strategy {
-            Strategy::HighestScore | Strategy::FirstAccept => cands.sort_by(|a, b| {
-                b.score
-                    .cmp(&a.score)
-                    .then(b.price.cmp(&a.price))
-                    .then(prio(a).cmp(&prio(b)))
-                    .then(id(a).cmp(id(b)))
-            }),
-            Strategy::HighestBid => cands.sort_by(|a, b| {
-                b.price
-                    .cmp(&a.price)
-                    .then(b.score.cmp(&a.score))
-                    .then(prio(a).cmp(&prio(b)))
-                    .then(id(a).cmp(id(b)))
-            }),
-            Strategy::PriorityWeighted { seed } => {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(call.call_id.as_str()));
-                cands.sort_by(|a, b| prio(a).cmp(&prio(b)).then(id(a).cmp(id(b))));
-                let mut out = Vec::with_capacity(cands.len());
-                let mut rest: Vec<Candidate> = std::mem::take(cands);
-                while !rest.is_empty() {
-                    let p = prio(&rest[0]);
-                    let n = rest.iter().take_while(|c| prio(c) == p).count();
-                    let mut group: Vec<Candidate> = rest.drain(..n).collect();
-                    while !group.is_empty() {
-                        let total: u64 = group
-                            .iter()
-                            .map(|c| u64::from(entries[c.idx].profile.weight))
-                            .sum();
-                        let pick = if total == 0 {
-                            0
-                        } else {
-                            let mut r = rng.random_range(0..total);
-                            let mut i = 0;
-                            for (j, c) in group.iter().enumerate() {
-                                let w = u64::from(entries[c.idx].profile.weight);
-                                if r < w {
-                                    i = j;
-                                    break;
-                                }
-                                r -= w;
-                            }
-                            i
-                        };
-                        out.push(group.remove(pick));
-                    }
-                }
-                *cands = out;
             }
         }
     }

@@ -97,7 +97,8 @@ pub struct BuyerRecord {
     pub buyer: BuyerId,
     /// Pinged or excluded.
     pub eligibility: Eligibility,
-    /// Ping latency, when pinged and answered (or timed out).
+    /// Ping latency, when pinged and answered (or timed out): from the start of the
+    /// ping phase, when every ping goes out, to the auction receiving the answer.
     #[serde(with = "opt_millis")]
     pub latency: Option<Duration>,
     /// The answer.

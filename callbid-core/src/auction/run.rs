@@ -3,26 +3,23 @@
 //! The phases share a [`RunState`]: the call, the clock readings, the deadlines, one
 //! [`BuyerRecord`] per buyer, the valid candidates and, once found, the winner.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 use tokio::time::Instant;
 
+use super::ping::{Ping, PingResult};
 use super::{
-    bid_of, millis, panic_message, unscored, AcceptRecord, Auction, AuctionEventKind,
+    bid_of, millis, panic_message, recycle, unscored, AcceptRecord, Auction, AuctionEventKind,
     AuctionOutcome, AuctionResult, BuyerRecord, BuyerReply, Candidate, Eligibility, NoBuyerReason,
-    Strategy, Timings, Winner,
+    Scratch, Strategy, Timings, Winner,
 };
-use crate::buyer::{BuyerError, BuyerErrorKind, Deadline, PingReply};
+use crate::buyer::{Bid, BuyerErrorKind, BuyerProfile, Deadline, PingReply};
 use crate::call::CallContext;
+use crate::entry::BuyerEntry;
 use crate::phone::Destination;
 use crate::rules::Hold;
-
-/// What one ping produced: `None` when the buyer's own timer fired, `Err` on a panic.
-type PingResult = Option<Result<Result<PingReply, BuyerError>, Box<dyn std::any::Any + Send>>>;
 
 /// Everything one run accumulates as it goes through the phases.
 pub(super) struct RunState<'c> {
@@ -32,7 +29,9 @@ pub(super) struct RunState<'c> {
     pub(super) deadline: Deadline,
     pub(super) ping_deadline: Deadline,
     pub(super) records: Vec<BuyerRecord>,
-    pub(super) cands: Vec<Candidate>,
+    /// The valid candidates (in `scratch.cands`) and the other working vectors, taken
+    /// from the auction's kept ones and given back at the end.
+    pub(super) scratch: Scratch,
     pub(super) won: Option<(usize, Destination, Vec<Hold>)>,
     pub(super) any_pinged: bool,
     pub(super) any_bid: bool,
@@ -72,7 +71,7 @@ impl Auction {
             deadline: Deadline(t_start + inner.deadline),
             ping_deadline: Deadline(t_start + inner.ping_timeout),
             records: Vec::new(),
-            cands: Vec::new(),
+            scratch: inner.scratch.take(),
             won: None,
             any_pinged: false,
             any_bid: false,
@@ -89,33 +88,23 @@ impl Auction {
     async fn check_eligibility(&self, st: &mut RunState<'_>) {
         let inner = &self.inner;
         let (call, now) = (st.call, st.started_at);
-        let eligibility: Vec<Eligibility> = if inner.has_rules {
-            futures::future::join_all(inner.entries.iter().map(|e| self.eligibility(e, call, now)))
-                .await
+        let mut records = Vec::with_capacity(inner.entries.len());
+        if inner.has_rules {
+            let eligibility = futures::future::join_all(
+                inner.entries.iter().map(|e| self.eligibility(e, call, now)),
+            )
+            .await;
+            records.extend(inner.entries.iter().zip(eligibility).map(new_record));
         } else {
-            let mut v = Vec::with_capacity(inner.entries.len());
-            for e in &inner.entries {
-                v.push(self.eligibility(e, call, now).await);
-            }
-            v
-        };
-        st.records = inner
-            .entries
-            .iter()
-            .zip(eligibility)
-            .map(|(e, el)| BuyerRecord {
-                buyer: e.buyer.id().clone(),
-                reply: if el == Eligibility::Eligible {
-                    BuyerReply::TimedOut
-                } else {
-                    BuyerReply::NotPinged
-                },
-                eligibility: el,
-                latency: None,
-                score: None,
-                accept: None,
-            })
-            .collect();
+            // Without rules nothing awaits: the capability check is all there is.
+            records.extend(
+                inner
+                    .entries
+                    .iter()
+                    .map(|e| new_record((e, Self::capable(e, call)))),
+            );
+        }
+        st.records = records;
         st.t_eligible = st.t_start.elapsed();
         self.emit_started(st);
     }
@@ -151,7 +140,7 @@ impl Auction {
         let (call, t_start, ping_deadline) = (st.call, st.t_start, st.ping_deadline);
         let mut pending = FuturesUnordered::new();
         for (idx, e) in inner.entries.iter().enumerate() {
-            if st.records[idx].eligibility != Eligibility::Eligible {
+            if !matches!(st.records[idx].eligibility, Eligibility::Eligible) {
                 continue;
             }
             let own = e
@@ -159,15 +148,7 @@ impl Auction {
                 .map(|t| t_start + t)
                 .filter(|t| *t < ping_deadline.0);
             let buyer_deadline = Deadline(own.unwrap_or(ping_deadline.0));
-            pending.push(async move {
-                let t0 = Instant::now();
-                let fut = AssertUnwindSafe(e.buyer.ping(call, buyer_deadline)).catch_unwind();
-                let r: PingResult = match own {
-                    Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
-                    None => Some(fut.await),
-                };
-                (idx, t0.elapsed(), r)
-            });
+            pending.push(Ping::new(idx, &*e.buyer, call, buyer_deadline, own));
         }
         st.any_pinged = !pending.is_empty();
         let phase_end = tokio::time::sleep_until(ping_deadline.0);
@@ -181,12 +162,13 @@ impl Auction {
                     None
                 }
             };
-            let Some((idx, latency, r)) = next else { break };
-            let Some(cand) = self.record_reply(st, idx, latency, r) else {
+            let Some((idx, r)) = next else { break };
+            // Latency counts from the start of the phase, when every ping went out.
+            let Some(cand) = self.record_reply(st, idx, t_ping.elapsed(), r) else {
                 continue;
             };
             if inner.strategy != Strategy::FirstAccept {
-                st.cands.push(cand);
+                st.scratch.cands.push(cand);
             } else if self.accept_at_once(st, cand, pending.len()).await {
                 break;
             }
@@ -250,11 +232,7 @@ impl Auction {
                     }
                     Ok(()) => {
                         rec.reply = BuyerReply::Bid { bid };
-                        Some(Candidate {
-                            idx,
-                            price,
-                            score: rust_decimal::Decimal::ZERO,
-                        })
+                        Some(Candidate::new(idx, price))
                     }
                 };
             }
@@ -344,9 +322,9 @@ impl Auction {
     /// by the strategy (FirstAccept already decided, or found nothing that accepted).
     async fn score_bids(&self, st: &mut RunState<'_>) {
         let t_select = Instant::now();
-        if self.inner.strategy != Strategy::FirstAccept && !st.cands.is_empty() {
+        if self.inner.strategy != Strategy::FirstAccept && !st.scratch.cands.is_empty() {
             self.apply_scores(st).await;
-            self.order(st.call, &mut st.cands);
+            self.order(st.call, &mut st.scratch.cands);
         }
         st.select_time = t_select.elapsed();
     }
@@ -354,16 +332,22 @@ impl Auction {
     async fn apply_scores(&self, st: &mut RunState<'_>) {
         let inner = &self.inner;
         let records = &st.records;
-        let pairs: Vec<(&crate::buyer::BuyerProfile, &crate::buyer::Bid)> = st
-            .cands
-            .iter()
-            .filter_map(|c| bid_of(records, c.idx).map(|b| (&inner.entries[c.idx].profile, b)))
-            .collect();
-        let scored = inner.scorer.score(st.call, &pairs).await;
-        drop(pairs);
+        let scratch = &mut st.scratch;
+        let mut pairs: Vec<(&BuyerProfile, &Bid)> = recycle(std::mem::take(&mut scratch.pairs));
+        pairs.extend(
+            scratch
+                .cands
+                .iter()
+                .filter_map(|c| bid_of(records, c.idx).map(|b| (&inner.entries[c.idx].profile, b))),
+        );
+        let scored = inner
+            .scorer
+            .score_into(st.call, &pairs, &mut scratch.scores)
+            .await;
+        scratch.pairs = recycle(pairs);
         match scored {
-            Ok(scores) if scores.len() == st.cands.len() => {
-                for (c, s) in st.cands.iter_mut().zip(scores) {
+            Ok(()) if scratch.scores.len() == scratch.cands.len() => {
+                for (c, s) in scratch.cands.iter_mut().zip(scratch.scores.drain(..)) {
                     c.score = s.score;
                     st.records[c.idx].score = Some(s);
                 }
@@ -381,7 +365,7 @@ impl Auction {
     async fn cascade(&self, st: &mut RunState<'_>) {
         let t_accept = Instant::now();
         if st.won.is_none() {
-            let cands = std::mem::take(&mut st.cands);
+            let cands = std::mem::take(&mut st.scratch.cands);
             for (i, cand) in cands.iter().enumerate() {
                 if st.deadline.passed() {
                     st.deadline_hit = true;
@@ -398,6 +382,7 @@ impl Auction {
                     break;
                 }
             }
+            st.scratch.cands = cands;
         }
         st.accept_time += t_accept.elapsed();
     }
@@ -430,6 +415,9 @@ impl Auction {
     fn conclude(&self, st: RunState<'_>) -> AuctionOutcome {
         let call = st.call;
         let records = st.records;
+        let mut scratch = st.scratch;
+        scratch.clear();
+        self.inner.scratch.give(scratch);
         let won = st
             .won
             .and_then(|(idx, d, h)| bid_of(&records, idx).cloned().map(|b| (idx, b, d, h)));
@@ -479,6 +467,22 @@ impl Auction {
                 total: st.t_start.elapsed(),
             },
         }
+    }
+}
+
+/// A buyer's record before its ping: eligible ones start as timed out (what they stay
+/// if they never answer), excluded ones as not pinged.
+fn new_record((entry, eligibility): (&BuyerEntry, Eligibility)) -> BuyerRecord {
+    BuyerRecord {
+        buyer: entry.buyer.id().clone(),
+        reply: match eligibility {
+            Eligibility::Eligible => BuyerReply::TimedOut,
+            Eligibility::Excluded { .. } => BuyerReply::NotPinged,
+        },
+        eligibility,
+        latency: None,
+        score: None,
+        accept: None,
     }
 }
 

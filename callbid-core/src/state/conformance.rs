@@ -418,6 +418,12 @@ pub async fn duration_history(history: &dyn DurationHistory, prefix: &str) -> Re
         "overall bucket wrong: {:?}",
         s[2]
     );
+    let mut into = vec![HistoryStats::default(); 7];
+    history.stats_into(&keys, &mut into).await.map_err(err)?;
+    ensure!(
+        into == s,
+        "stats_into must give what stats gives (and clear its buffer first), got {into:?}"
+    );
     let reversed: Vec<HistoryKey> = keys.iter().rev().cloned().collect();
     let r = history.stats(&reversed).await.map_err(err)?;
     ensure!(

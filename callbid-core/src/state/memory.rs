@@ -292,6 +292,17 @@ impl DurationHistory for MemoryDurationHistory {
             .map(|k| map.get(k).copied().unwrap_or_default())
             .collect())
     }
+
+    async fn stats_into(
+        &self,
+        keys: &[HistoryKey],
+        out: &mut Vec<HistoryStats>,
+    ) -> Result<(), StateError> {
+        let map = self.inner.lock().map_err(|_| poisoned("stats"))?;
+        out.clear();
+        out.extend(keys.iter().map(|k| map.get(k).copied().unwrap_or_default()));
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]

@@ -235,6 +235,19 @@ pub trait DurationHistory: Send + Sync + fmt::Debug {
     async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError>;
     /// Counts for each key, in order (zeros for unknown keys).
     async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError>;
+    /// The same counts as [`DurationHistory::stats`], written into `out` (cleared first)
+    /// so that a caller scoring many auctions can reuse one buffer. The default calls
+    /// `stats`; an implementation may override it to skip that allocation.
+    async fn stats_into(
+        &self,
+        keys: &[HistoryKey],
+        out: &mut Vec<HistoryStats>,
+    ) -> Result<(), StateError> {
+        let stats = self.stats(keys).await?;
+        out.clear();
+        out.extend(stats);
+        Ok(())
+    }
 }
 
 /// The hour of the week of `at` in `tz` (0 = Monday 00h).
