@@ -10,7 +10,7 @@
 //! once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use callbid_core::state::{AppendOutcome, CallEvent};
 use tokio::sync::oneshot;
@@ -43,13 +43,17 @@ pub(crate) struct GroupQueue {
 }
 
 impl GroupQueue {
-    /// Queues `events` as one unit. The flag says whether the caller must start a
-    /// leader (no leader was at work).
-    pub fn push(&self, events: Vec<CallEvent>) -> (Answer, bool) {
+    /// Queues `events` as one unit. With no leader at work, the caller gets the
+    /// [`Leader`] it must start.
+    pub fn push(self: &Arc<Self>, events: Vec<CallEvent>) -> (Answer, Option<Leader>) {
         let (done, answer) = oneshot::channel();
         self.lock().push(Pending { events, done });
         let start = !self.leading.swap(true, Ordering::SeqCst);
-        (answer, start)
+        let leader = start.then(|| Leader {
+            queue: self.clone(),
+            stepped_down: false,
+        });
+        (answer, leader)
     }
 
     /// The next batch for the leader: queued units in order, up to `max_events` events
@@ -80,6 +84,40 @@ impl GroupQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
         // Pushing and draining a Vec cannot leave it inconsistent.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The right to write the queue's batches, held by one leader at a time. Dropped
+/// before it stepped down (its task cancelled, never run, or unwound), it steps down,
+/// so the next submitter starts a new leader for whatever is still queued.
+#[derive(Debug)]
+pub(crate) struct Leader {
+    queue: Arc<GroupQueue>,
+    stepped_down: bool,
+}
+
+impl Leader {
+    /// The next batch (see [`GroupQueue::take`]), or `None` once the queue is empty
+    /// and this leader has stepped down.
+    pub fn next_batch(&mut self, max_events: usize) -> Option<Vec<Pending>> {
+        loop {
+            let batch = self.queue.take(max_events);
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+            if !self.queue.step_down() {
+                self.stepped_down = true;
+                return None;
+            }
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if !self.stepped_down {
+            self.queue.leading.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -114,36 +152,59 @@ mod tests {
 
     #[test]
     fn only_the_first_submitter_starts_a_leader_until_it_steps_down() {
-        let q = GroupQueue::default();
+        let q = Arc::new(GroupQueue::default());
         let (_a, start) = q.push(vec![ev("a")]);
-        assert!(start);
+        let mut leader = start.expect("the first submitter leads");
         let (_b, start) = q.push(vec![ev("b")]);
-        assert!(!start);
+        assert!(start.is_none());
         assert_eq!(q.take(10).len(), 2);
         assert!(q.take(10).is_empty());
-        assert!(!q.step_down());
+        assert!(
+            leader.next_batch(10).is_none(),
+            "nothing queued: it steps down"
+        );
+        drop(leader);
         let (_c, start) = q.push(vec![ev("c")]);
         assert!(
-            start,
+            start.is_some(),
             "after stepping down, the next submitter starts a leader"
+        );
+        let (_d, start) = q.push(vec![ev("d")]);
+        assert!(
+            start.is_none(),
+            "a leader that stepped down does not clear its successor"
+        );
+    }
+
+    #[test]
+    fn a_leader_dropped_before_stepping_down_lets_the_next_submitter_lead() {
+        let q = Arc::new(GroupQueue::default());
+        let (_a, leader) = q.push(vec![ev("a")]);
+        drop(leader); // as when its task is cancelled or never runs
+        let (_b, start) = q.push(vec![ev("b")]);
+        let mut next = start.expect("a new leader");
+        assert_eq!(
+            next.next_batch(10).map(|b| b.len()),
+            Some(2),
+            "a is not stranded"
         );
     }
 
     #[test]
     fn a_unit_queued_before_stepping_down_keeps_the_leader() {
-        let q = GroupQueue::default();
-        let (_a, _) = q.push(vec![ev("a")]);
+        let q = Arc::new(GroupQueue::default());
+        let (_a, _leader) = q.push(vec![ev("a")]);
         assert_eq!(q.take(10).len(), 1);
         let (_b, start) = q.push(vec![ev("b")]);
-        assert!(!start);
+        assert!(start.is_none());
         assert!(q.step_down(), "the leader goes on with b");
         assert_eq!(q.take(10).len(), 1);
     }
 
     #[test]
     fn a_batch_stops_at_its_event_budget_but_always_takes_one_unit() {
-        let q = GroupQueue::default();
-        let (_a, _) = q.push(vec![ev("a"), ev("b"), ev("c")]);
+        let q = Arc::new(GroupQueue::default());
+        let (_a, _leader) = q.push(vec![ev("a"), ev("b"), ev("c")]);
         let (_b, _) = q.push(vec![ev("d")]);
         assert_eq!(
             q.take(2).len(),
@@ -155,8 +216,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_unit_answers_with_an_error() {
-        let q = GroupQueue::default();
-        let (answer, _) = q.push(vec![ev("a")]);
+        let q = Arc::new(GroupQueue::default());
+        let (answer, _leader) = q.push(vec![ev("a")]);
         drop(q.take(10));
         let err = wait(answer, "append").await.expect_err("no answer");
         assert!(err.to_string().contains("rolled back"), "{err}");

@@ -14,7 +14,7 @@ use futures::FutureExt;
 
 use super::{import_chunk, pg, read_committed, PgStore};
 use crate::error::Result;
-use crate::group::{self, Pending};
+use crate::group::{self, Leader, Pending};
 
 const OP: &str = "append";
 
@@ -25,24 +25,17 @@ const MAX_BATCH_EVENTS: usize = 256;
 
 /// Queues `events` as one unit and waits until the commit that holds them is done.
 pub(super) async fn submit(store: &PgStore, events: Vec<CallEvent>) -> Result<Vec<AppendOutcome>> {
-    let (answer, start) = store.appends.push(events);
-    if start {
-        let leader = store.clone();
-        tokio::spawn(async move { lead(&leader).await });
+    let (answer, leader) = store.appends.push(events);
+    if let Some(leader) = leader {
+        let store = store.clone();
+        tokio::spawn(async move { lead(&store, leader).await });
     }
     group::wait(answer, OP).await
 }
 
 /// The leader: writes batches until the queue is empty.
-async fn lead(store: &PgStore) {
-    loop {
-        let batch = store.appends.take(MAX_BATCH_EVENTS);
-        if batch.is_empty() {
-            if store.appends.step_down() {
-                continue;
-            }
-            return;
-        }
+async fn lead(store: &PgStore, mut leader: Leader) {
+    while let Some(batch) = leader.next_batch(MAX_BATCH_EVENTS) {
         // A panic while writing drops this batch's answers (their appends get an
         // error) and its transaction rolls back; the leader goes on with the next.
         let _ = std::panic::AssertUnwindSafe(async {

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::{upsert_call, Inner};
 use crate::codec::{parse_record, to_ns, CallRow};
 use crate::error::{Result, StoreError};
-use crate::group::{self, Pending};
+use crate::group::{self, Leader, Pending};
 
 /// At most this many events go into one transaction; the rest wait for the next.
 const MAX_BATCH_EVENTS: usize = 1024;
@@ -27,24 +27,17 @@ pub(super) async fn submit(
     inner: &Arc<Inner>,
     events: Vec<CallEvent>,
 ) -> Result<Vec<AppendOutcome>> {
-    let (answer, start) = inner.appends.push(events);
-    if start {
-        let leader = inner.clone();
-        tokio::task::spawn_blocking(move || lead(&leader));
+    let (answer, leader) = inner.appends.push(events);
+    if let Some(leader) = leader {
+        let inner = inner.clone();
+        tokio::task::spawn_blocking(move || lead(&inner, leader));
     }
     group::wait(answer, OP).await
 }
 
 /// The leader: writes batches until the queue is empty.
-fn lead(inner: &Inner) {
-    loop {
-        let batch = inner.appends.take(MAX_BATCH_EVENTS);
-        if batch.is_empty() {
-            if inner.appends.step_down() {
-                continue;
-            }
-            return;
-        }
+fn lead(inner: &Inner, mut leader: Leader) {
+    while let Some(batch) = leader.next_batch(MAX_BATCH_EVENTS) {
         // A panic while writing drops this batch's answers (their appends get an
         // error) and rolls its transaction back; the leader goes on with the next.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -146,7 +146,7 @@ struct Inner {
     /// [`with_busy_deadline`]). `None` in memory, or if the file cannot be opened.
     waiters: Option<std::fs::File>,
     /// Call-log appends waiting for their group commit (see [`appends`]).
-    appends: crate::group::GroupQueue,
+    appends: Arc<crate::group::GroupQueue>,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
@@ -278,7 +278,7 @@ impl SqliteStore {
                 waiters: path.as_deref().and_then(open_waiters),
                 path,
                 prune: PruneGate::default(),
-                appends: crate::group::GroupQueue::default(),
+                appends: Arc::default(),
             }),
         }
     }
