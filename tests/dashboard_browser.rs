@@ -1013,3 +1013,174 @@ async fn campaigns_page_uploads_previews_and_starts() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------
+// "Why this buyer won" (issue 12, item 3): a real auction logged through the servers'
+// `settle::log_auction`, its call detail in the browser, and its replay over the API.
+
+/// A store holding one auctioned call, "CAwhy": "proven" (20.00, 20 billable calls of
+/// history) beats "newcomer" (21.00, none) on score; "far-away" is excluded by a geo
+/// rule; "sleepy" declines.
+async fn start_explained() -> (SocketAddr, tempfile::TempDir) {
+    use callbid::core::inprocess::PingBehavior;
+    use callbid::core::rules::GeoRule;
+    use callbid::core::scoring::{ScoringConfig, ScoringEngine};
+    use callbid::core::state::{history_keys, DurationHistory, MemoryDurationHistory};
+    use callbid::core::{BuyerProfile, CallContext};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let call = CallContext::new(
+        CallId::new("CAwhy").unwrap(),
+        Zip::parse("78701").unwrap(),
+        ServiceType::new("plumbing").unwrap(),
+        Utc::now(),
+    )
+    .with_caller(PhoneNumber::parse("+15125550123").unwrap());
+    let history = Arc::new(MemoryDurationHistory::new());
+    let dest = Destination::parse("+15125550199").unwrap();
+    let mut b = Auction::builder();
+    for (id, cents, billable) in [
+        ("proven", 2000, 20),
+        ("newcomer", 2100, 0),
+        ("far-away", 3000, 0),
+        ("sleepy", 0, 0),
+    ] {
+        let buyer = BuyerId::new(id).unwrap();
+        let profile = BuyerProfile::new(buyer.clone());
+        for _ in 0..billable {
+            history
+                .record(&history_keys(&buyer, &call, profile.time_zone), true)
+                .await
+                .unwrap();
+        }
+        let mut ib = InProcessBuyer::new(buyer, Money::usd(Decimal::new(cents, 2)), dest.clone());
+        if id == "sleepy" {
+            ib = ib.with_ping(PingBehavior::NoBid("closed for the day".into()));
+        }
+        let mut e = BuyerEntry::new(Arc::new(ib)).with_profile(profile);
+        if id == "far-away" {
+            let ny = GeoRule::allow().with_states([callbid::core::UsState::parse("NY").unwrap()]);
+            e = e.with_rule(Arc::new(ny));
+        }
+        b = b.buyer(e);
+    }
+    let scorer = ScoringEngine::new(history, ScoringConfig::default()).unwrap();
+    let auction = b.scorer(Arc::new(scorer)).build().unwrap();
+    let outcome = auction.run(&call).await;
+    callbid_server::settle::log_auction(&store, &auction, &call, &outcome)
+        .await
+        .unwrap();
+    let app = router(DashboardState {
+        store,
+        auction,
+        title: "why".into(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, dir)
+}
+
+#[tokio::test]
+async fn replay_api_confirms_and_answers_what_if() {
+    let (addr, _dir) = start_explained().await;
+    let base = format!("http://{addr}/api/calls/CAwhy");
+    let (status, body) = get_json(&format!("{base}/replay")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["agrees"], true, "{body}");
+    assert_eq!(body["logged_winner"], "proven");
+    assert_eq!(body["replay"]["winner"], "proven");
+    // What-if: by price alone the newcomer would have been tried first.
+    let (status, body) = get_json(&format!("{base}/replay?strategy=highest-bid")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replay"]["winner"], "newcomer");
+    assert_eq!(body["replay"]["winner_assumed"], true);
+    assert_eq!(body["agrees"], serde_json::Value::Null);
+    // A floor above the proven bid.
+    let (_, body) = get_json(&format!("{base}/replay?floor=20.50")).await;
+    assert_eq!(body["replay"]["winner"], "newcomer");
+    // Bad input names the parameter and the value.
+    for (q, field) in [
+        ("strategy=cheapest", "strategy"),
+        ("floor=ten", "floor"),
+        ("hour_weight.25=1", "hour_weight"),
+        ("prior=2", "prior"),
+        ("colour=red", "parameter"),
+    ] {
+        let (status, body) = get_json(&format!("{base}/replay?{q}")).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert_eq!(body["field"], field, "{q}: {body}");
+    }
+    let (status, _) = get_json(&format!("http://{addr}/api/calls/CAnone/replay")).await;
+    assert_eq!(status, 404);
+}
+
+#[cfg_attr(
+    callbid_no_browser,
+    ignore = "needs chromium and chromedriver (/usr/bin or CHROMIUM_BIN / CHROMEDRIVER_BIN; source .ci/chromium.sh)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_shows_why_this_buyer_won() {
+    use fantoccini::Locator;
+    let Some(b) = browser().await else {
+        return;
+    };
+    let c = &b.c;
+    let (addr, _dir) = start_explained().await;
+    open(c, &format!("http://{addr}/")).await;
+    eventually(
+        "the call is listed",
+        || shown_ids(c),
+        |ids| ids == &["CAwhy"],
+    )
+    .await;
+    c.find(Locator::Css("#calls tbody tr button.link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verdict = wait_text(c, "why-verdict", "the replay verdict", |t| !t.is_empty()).await;
+    assert!(verdict.contains("same winner, same scores"), "{verdict}");
+    let rows = eventually(
+        "one row per buyer",
+        || async {
+            let v = c
+                .execute(
+                    "return [...document.querySelectorAll('#why-table tbody tr')].map(tr => \
+                     [tr.dataset.buyer, tr.className, ...[...tr.cells].map(td => td.textContent)]);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            serde_json::from_value::<Vec<Vec<String>>>(v).unwrap()
+        },
+        |rows| rows.len() == 4,
+    )
+    .await;
+    let row = |id: &str| rows.iter().find(|r| r[0] == id).unwrap().clone();
+    let proven = row("proven");
+    assert_eq!(proven[1], "winner", "{proven:?}");
+    assert_eq!(proven[2], "1", "tried first: {proven:?}");
+    assert_eq!(proven[4], "won");
+    assert!(
+        proven[9].starts_with("all 20/20"),
+        "history counts: {proven:?}"
+    );
+    let newcomer = row("newcomer");
+    assert_eq!(newcomer[4], "outbid");
+    assert_eq!(
+        newcomer[8], "0.5",
+        "a new buyer scores the prior: {newcomer:?}"
+    );
+    assert!(row("far-away")[4].starts_with("excluded: geo"), "{rows:?}");
+    assert!(row("sleepy")[4].contains("closed for the day"), "{rows:?}");
+    // The raw explanation event is listed but not dumped.
+    let events = text_of(c, "detail-events").await;
+    assert!(events.contains("auction_explained"), "{events}");
+    assert!(!events.contains("duration_evidence"), "{events}");
+    b.c.close().await.unwrap();
+}

@@ -275,6 +275,7 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
             "ping_result",
             "winner",
             "accepted",
+            "auction_explained",
             "forwarded",
             "recording",
             "connected",
@@ -282,6 +283,11 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
             "billing"
         ]
     );
+    // The logged inputs replay to the same decision (issue 12, item 4).
+    let explanation = callbid_server::explain::latest_explanation(&events).unwrap();
+    let check = callbid::core::auction::verify(explanation).unwrap();
+    assert!(check.agrees(), "{:?}", check.mismatches);
+    assert_eq!(check.replay.winner.as_ref().unwrap().as_str(), "acme");
 
     // Twilio retries the Dial action: nothing is recorded twice, history counts once.
     let params = [

@@ -71,6 +71,101 @@ impl fmt::Display for GeoKey {
     }
 }
 
+impl std::str::FromStr for GeoKey {
+    type Err = ValidationError;
+
+    /// Parses what [`GeoKey`]'s `Display` writes: `state:TX` or `ac:512`.
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        let bad = |reason: &str| ValidationError::new("geo_key", s, reason);
+        match s.split_once(':') {
+            Some(("state", st)) => Ok(GeoKey::State(UsState::parse(st)?)),
+            Some(("ac", ac)) => ac
+                .parse::<u16>()
+                .ok()
+                .filter(|a| (200..=999).contains(a))
+                .map(GeoKey::AreaCode)
+                .ok_or_else(|| bad("an area code is three digits, 200 to 999")),
+            _ => Err(bad("expected state:XX or ac:NNN")),
+        }
+    }
+}
+
+/// Serde for a map keyed by [`GeoKey`], as a JSON-friendly map keyed by its display form.
+mod geo_map {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::GeoKey;
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<GeoKey, Decimal>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let named: BTreeMap<String, &Decimal> = m.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        named.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<GeoKey, Decimal>, D::Error> {
+        let named = BTreeMap::<String, Decimal>::deserialize(d)?;
+        named
+            .into_iter()
+            .map(|(k, v)| {
+                k.parse::<GeoKey>()
+                    .map(|k| (k, v))
+                    .map_err(D::Error::custom)
+            })
+            .collect()
+    }
+}
+
+/// Serde for the per-buyer geography weights (see [`geo_map`]).
+mod buyer_geo_map {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::GeoKey;
+    use crate::ids::BuyerId;
+
+    type Map = BTreeMap<BuyerId, BTreeMap<GeoKey, Decimal>>;
+
+    pub fn serialize<S: Serializer>(m: &Map, s: S) -> Result<S::Ok, S::Error> {
+        let named: BTreeMap<&str, BTreeMap<String, &Decimal>> = m
+            .iter()
+            .map(|(b, w)| {
+                (
+                    b.as_str(),
+                    w.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                )
+            })
+            .collect();
+        named.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
+        let named = BTreeMap::<String, BTreeMap<String, Decimal>>::deserialize(d)?;
+        let mut out = Map::new();
+        for (b, w) in named {
+            let buyer = BuyerId::new(&b).map_err(D::Error::custom)?;
+            let weights = w
+                .into_iter()
+                .map(|(k, v)| {
+                    k.parse::<GeoKey>()
+                        .map(|k| (k, v))
+                        .map_err(D::Error::custom)
+                })
+                .collect::<Result<_, _>>()?;
+            out.insert(buyer, weights);
+        }
+        Ok(out)
+    }
+}
+
 impl fmt::Display for GeoBasis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -89,9 +184,11 @@ pub struct ScoringConfig {
     pub prior: Decimal,
     /// How many calls of evidence the prior is worth at each level (default 10).
     pub prior_strength: Decimal,
-    /// Global geography weights.
+    /// Global geography weights (serialized as a map keyed `state:TX` / `ac:512`).
+    #[serde(with = "geo_map")]
     pub geo_weights: BTreeMap<GeoKey, Decimal>,
     /// Per-buyer geography weights (take precedence over the global ones).
+    #[serde(with = "buyer_geo_map")]
     pub buyer_geo_weights: BTreeMap<BuyerId, BTreeMap<GeoKey, Decimal>>,
     /// Weight by local hour (0–23) in the buyer's zone; missing hours weigh 1.
     pub hour_weights: BTreeMap<u8, Decimal>,
@@ -230,6 +327,14 @@ pub trait Scorer: Send + Sync + fmt::Debug {
         out.clear();
         out.extend(scores);
         Ok(())
+    }
+
+    /// The built-in engine's configuration, when this scorer is (or wraps) a
+    /// [`ScoringEngine`]: logged with each auction so that a replay can re-run the
+    /// scoring from the evidence in the breakdowns ([`ScoringEngine::rescore`]). The
+    /// default, `None`, means a replay takes the logged scores as given.
+    fn scoring_config(&self) -> Option<&ScoringConfig> {
+        None
     }
 }
 
@@ -555,6 +660,10 @@ impl Scorer for ScoringEngine {
         let mut out = Vec::with_capacity(bids.len());
         self.score_into(call, bids, &mut out).await?;
         Ok(out)
+    }
+
+    fn scoring_config(&self) -> Option<&ScoringConfig> {
+        Some(&self.config)
     }
 
     async fn score_into(

@@ -1077,7 +1077,9 @@ async fn run_auction(app: Shared, id: String, attempt: u32, ctx: CallContext, fo
     )
     .await;
     let outcome = app.cfg.auction.run(&ctx).await;
-    if let Err(e) = log_auction_attempt(&app.cfg.store, &ctx, &outcome, attempt).await {
+    if let Err(e) =
+        log_auction_attempt(&app.cfg.store, &app.cfg.auction, &ctx, &outcome, attempt).await
+    {
         app.session_log_error(&id, format!("cannot log auction {id} for {call}: {e}"));
     }
     let bids: Vec<BidView> = outcome.buyers.iter().map(bid_view).collect();

@@ -97,6 +97,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/api/meta", get(meta))
         .route("/api/calls", get(calls))
         .route("/api/calls/{call_id}", get(call_detail))
+        .route("/api/calls/{call_id}/replay", get(call_replay))
         .route("/api/summary", get(summary))
         .route("/api/export.csv", get(export_csv))
         .route("/api/export.xlsx", get(export_xlsx))
@@ -554,10 +555,10 @@ async fn call_detail(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no call {call_id:?}")))?;
-    let events: Vec<CallEvent> = CallLog::events(&s.store, &id)
+    let raw: Vec<CallEvent> = CallLog::events(&s.store, &id)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let events: Vec<EventView> = events
+    let events: Vec<EventView> = raw
         .iter()
         .map(|e| EventView {
             at: e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -568,9 +569,46 @@ async fn call_detail(
         .collect();
     Ok(Json(json!({
         "call": CallRow::new(&record, tz),
+        "why": why_json(&id, &raw),
         "events": events,
         "tz": tz.name(),
     })))
+}
+
+/// "Why this buyer won" for the call detail: the verified replay of the latest logged
+/// auction (`null` when the call has none).
+fn why_json(id: &CallId, events: &[CallEvent]) -> serde_json::Value {
+    let Some(expl) = crate::explain::latest_explanation(events) else {
+        return serde_json::Value::Null;
+    };
+    match crate::explain::report(id, expl, &Default::default()) {
+        Ok(r) => json!({
+            "rows": r.rows,
+            "agrees": r.agrees,
+            "mismatches": r.mismatches,
+            "strategy": r.logged_strategy,
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// `GET /api/calls/{call_id}/replay?strategy=…&floor=…`: the replay of the call's
+/// logged auction, as logged or with the what-if parameters of [`crate::explain`].
+async fn call_replay(
+    State(s): State<Shared>,
+    Path(call_id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<crate::explain::ReplayReport>, ApiError> {
+    use crate::explain::{replay_call, ReplayCallError, WhatIfParams};
+    let id =
+        CallId::new(&call_id).map_err(|e| ValidationError::new("call_id", &call_id, e.reason))?;
+    let params = WhatIfParams::parse(&pairs)?;
+    match replay_call(&s.store, &id, &params).await {
+        Ok(r) => Ok(Json(r)),
+        Err(ReplayCallError::Invalid(e)) => Err(e.into()),
+        Err(e @ ReplayCallError::NoExplanation(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
 }
 
 async fn summary(

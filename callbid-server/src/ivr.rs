@@ -1143,7 +1143,7 @@ async fn auction_and_dial(
         AuctionResult::Won(w) => {
             let w = *w;
             let result = async {
-                log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
+                log_auction(app.stores.log.as_ref(), &app.auction, &ctx, &outcome).await?;
                 let pool_won = app
                     .stores
                     .agents
@@ -1191,7 +1191,7 @@ async fn auction_and_dial(
             })
         }
         AuctionResult::NoBuyer { reason } => {
-            log_auction(app.stores.log.as_ref(), &ctx, &outcome).await?;
+            log_auction(app.stores.log.as_ref(), &app.auction, &ctx, &outcome).await?;
             if reason == NoBuyerReason::NoEligibleBuyers {
                 // Nobody could even be asked (rules, caps, hours): a rejected call.
                 reject(app, &call, &format!("no buyer: {reason}")).await?;

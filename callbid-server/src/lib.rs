@@ -14,6 +14,7 @@
 //! | [`agents_file`] | seed 001: the `agents.toml` of `callbid serve`'s agent pool (offers in [`ivr::offer`], the desk in [`ivr::desk`]) |
 //! | [`campaign`] | seed 004: outbound campaigns (CSV upload, lifecycle, pacing loop, provider callbacks, `/campaigns` page) |
 //! | [`settle`] | call-log events, billing, duration history, cap release |
+//! | [`explain`] | "why this buyer won" and replay (`callbid replay`, `/api/calls/{id}/replay`) from the logged auction inputs |
 //! | [`sim`] | drive N simulated calls against a base URL |
 //! | [`demo`] | the demo buyer network (and a fake Twilio REST API for the agent desk) |
 //! | [`metrics`] | `GET /metrics` (Prometheus text) and what is recorded |
@@ -115,6 +116,7 @@ pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod error;
+pub mod explain;
 pub mod ivr;
 pub mod logline;
 pub mod metrics;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbid_core::auction::{
-    AcceptRecord, Auction, AuctionOutcome, AuctionResult, BuyerRecord, BuyerReply, Eligibility,
-    Strategy,
+    AcceptRecord, Auction, AuctionExplanation, AuctionOutcome, AuctionResult, BuyerRecord,
+    BuyerReply, Eligibility, Strategy,
 };
 use callbid_core::billing::{settle, PayoutRule, Settlement};
 use callbid_core::rules::CapRule;
@@ -100,15 +100,18 @@ pub async fn log(
 
 /// Writes an auction's outcome to the call log: `auction_started`, one `ping_result`
 /// per buyer (excluded ones with the rule that excluded them), `accept_failed` for each
-/// failed accept, then `winner` and `accepted`. The idempotency keys are
-/// `auction_started`, `ping:{buyer}`, `accept_failed:{buyer}`, `winner` and `accepted`.
-/// (Re-running it for the same call records nothing twice.)
+/// failed accept, then `winner` and `accepted`, and last `auction_explained`: the
+/// auction's full inputs ([`Auction::explain`]), from which the dashboard shows why the
+/// winner won and `callbid replay` re-runs the decision. The idempotency keys are
+/// `auction_started`, `ping:{buyer}`, `accept_failed:{buyer}`, `winner`, `accepted` and
+/// `explanation`. (Re-running it for the same call records nothing twice.)
 pub async fn log_auction(
     calls: &dyn CallLog,
+    auction: &Auction,
     call: &CallContext,
     outcome: &AuctionOutcome,
 ) -> Result<(), callbid_core::StateError> {
-    log_auction_attempt(calls, call, outcome, 1).await
+    log_auction_attempt(calls, auction, call, outcome, 1).await
 }
 
 /// [`log_auction`] for the `attempt`-th auction of a call that may be auctioned more
@@ -118,23 +121,33 @@ pub async fn log_auction(
 /// the same fields.
 pub async fn log_auction_attempt(
     calls: &dyn CallLog,
+    auction: &Auction,
     call: &CallContext,
     outcome: &AuctionOutcome,
     attempt: u32,
 ) -> Result<(), callbid_core::StateError> {
     crate::metrics::record_auction(outcome);
+    let explanation = auction.explain(call, outcome);
     // One unit: a durable store commits the auction's events together.
     calls
-        .append_all(&auction_events(call, outcome, attempt, Utc::now()))
+        .append_all(&auction_events(
+            call,
+            outcome,
+            explanation,
+            attempt,
+            Utc::now(),
+        ))
         .await?;
     Ok(())
 }
 
 /// The events [`log_auction_attempt`] appends, in order; `now` stamps all but
-/// `auction_started` (which carries the auction's start).
+/// `auction_started` (which carries the auction's start). `explanation` is the
+/// outcome's [`Auction::explain`], logged last.
 pub fn auction_events(
     call: &CallContext,
     outcome: &AuctionOutcome,
+    explanation: AuctionExplanation,
     attempt: u32,
     now: chrono::DateTime<Utc>,
 ) -> Vec<CallEvent> {
@@ -182,6 +195,10 @@ pub fn auction_events(
         };
         events.push(event("accepted".to_owned(), accepted));
     }
+    let explained = CallEventKind::AuctionExplained {
+        explanation: Box::new(explanation),
+    };
+    events.push(event("explanation".to_owned(), explained));
     events
 }
 

@@ -416,3 +416,88 @@ fn a_bad_outbound_file_is_refused_at_start_naming_the_key() {
         "{err}"
     );
 }
+
+/// A SQLite database holding one call auctioned and logged as the IVR logs it: "cheap"
+/// (20.00, 20 billable calls of history) beats "pricey" (21.00, no history) on score.
+async fn auctioned_db(dir: &std::path::Path) -> String {
+    use std::sync::Arc;
+
+    use callbid_core::auction::Auction;
+    use callbid_core::inprocess::InProcessBuyer;
+    use callbid_core::scoring::{ScoringConfig, ScoringEngine};
+    use callbid_core::state::{history_keys, DurationHistory, MemoryDurationHistory};
+    use callbid_core::{
+        BuyerEntry, BuyerId, BuyerProfile, CallContext, CallId, Destination, Money,
+    };
+    let url = format!("sqlite://{}", dir.join("calls.db").display());
+    let store = callbid_store::Store::open(&url).await.unwrap();
+    let call = CallContext::new(
+        CallId::new("CAreplay").unwrap(),
+        "78701".parse().unwrap(),
+        callbid_core::ServiceType::new("plumbing").unwrap(),
+        chrono::Utc::now(),
+    );
+    let history = Arc::new(MemoryDurationHistory::new());
+    let mut b = Auction::builder();
+    for (id, cents, billable) in [("cheap", 2000, 20), ("pricey", 2100, 0)] {
+        let buyer = BuyerId::new(id).unwrap();
+        let profile = BuyerProfile::new(buyer.clone());
+        for _ in 0..billable {
+            let keys = history_keys(&buyer, &call, profile.time_zone);
+            history.record(&keys, true).await.unwrap();
+        }
+        let dest = Destination::parse("+15125550199").unwrap();
+        let price = Money::usd(rust_decimal::Decimal::new(cents, 2));
+        let e = BuyerEntry::new(Arc::new(InProcessBuyer::new(buyer, price, dest)));
+        b = b.buyer(e.with_profile(profile));
+    }
+    let scorer = ScoringEngine::new(history, ScoringConfig::default()).unwrap();
+    let auction = b.scorer(Arc::new(scorer)).build().unwrap();
+    let outcome = auction.run(&call).await;
+    callbid_server::settle::log_auction(&store, &auction, &call, &outcome)
+        .await
+        .unwrap();
+    url
+}
+
+#[tokio::test]
+async fn replay_confirms_the_logged_auction_and_shows_a_what_if() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = auctioned_db(dir.path()).await;
+    let run = |args: &[&str]| {
+        callbid(dir.path())
+            .env("CALLBID_DATABASE_URL", &url)
+            .arg("replay")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["CAreplay"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("logged winner cheap"), "{text}");
+    assert!(text.contains("replay agrees"), "{text}");
+    assert!(
+        text.contains("all 20/20"),
+        "history counts are shown: {text}"
+    );
+    let out = run(&["CAreplay", "--strategy", "highest-bid"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("what-if winner: pricey"), "{text}");
+    let out = run(&["CAreplay", "--duration-history", "off", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["replay"]["winner"], "pricey");
+    // Bad input names the option and the value; an unknown call is said to be unknown.
+    let out = run(&["CAreplay", "--floor", "ten"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("floor \"ten\""));
+    let out = run(&["CAreplay", "--hour-weight", "9"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--hour-weight \"9\""));
+    let out = run(&["CAmissing"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no logged auction explanation"));
+}

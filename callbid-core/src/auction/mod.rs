@@ -47,9 +47,11 @@
 //! ```
 
 mod events;
+pub mod explain;
 mod order;
 mod outcome;
 mod ping;
+pub mod replay;
 mod run;
 
 use std::collections::HashSet;
@@ -73,15 +75,18 @@ use crate::rules::{Hold, Reservation, RoutingRule, Verdict};
 use crate::scoring::{ScoreBreakdown, Scorer, ScoringEngine};
 
 pub use events::{AuctionEvent, AuctionEventKind};
+pub use explain::{AuctionExplanation, BuyerInput, EXPLANATION_VERSION};
 pub use outcome::{
     AcceptRecord, AuctionOutcome, AuctionResult, BuyerRecord, BuyerReply, Decision, Eligibility,
     NoBuyerReason, Timings, Winner,
 };
+pub use replay::{replay, verify, Replay, ReplayCheck, ReplayError, ReplayedBuyer, WhatIf};
 
 /// How the winner is chosen among valid bids. Every strategy first orders candidates by
 /// buyer id, so arrival order never matters; remaining ties break by price (higher
 /// first), then priority (lower first), then buyer id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Strategy {
     /// Highest score (price weighed by geography, time and duration history).
@@ -438,6 +443,63 @@ impl Scratch {
     }
 }
 
+/// The auction's own checks of a bid, before the rules' `check_bid`: what validation
+/// and its replay share.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BidChecks<'a> {
+    pub(super) currency: Currency,
+    pub(super) floor: Option<&'a Money>,
+    pub(super) allow_sip: bool,
+}
+
+impl BidChecks<'_> {
+    /// Buyer id, currency, a positive price, the floor, expiry at `now`, and a
+    /// destination (or an accept step) that is allowed.
+    pub(super) fn check(
+        &self,
+        from: &crate::ids::BuyerId,
+        has_accept: bool,
+        bid: &Bid,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        if &bid.buyer != from {
+            return Err(format!(
+                "bid names buyer {} but came from {from}",
+                bid.buyer
+            ));
+        }
+        if bid.price.currency != self.currency {
+            return Err(format!(
+                "currency {} is not the auction's {}",
+                bid.price.currency, self.currency
+            ));
+        }
+        if !bid.price.is_positive() {
+            return Err(format!("price {} is not positive", bid.price));
+        }
+        if let Some(f) = self.floor {
+            if bid.price.amount < f.amount {
+                return Err(format!("price {} below the floor {f}", bid.price));
+            }
+        }
+        if let Some(exp) = bid.expires_at {
+            if exp <= now {
+                return Err(format!(
+                    "bid expired at {}",
+                    exp.format("%Y-%m-%dT%H:%M:%SZ")
+                ));
+            }
+        }
+        match &bid.destination {
+            None if !has_accept => Err("no destination and the buyer has no accept step".into()),
+            Some(Destination::Sip(_)) if !self.allow_sip => {
+                Err("SIP destinations are not allowed".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 fn bid_of(records: &[BuyerRecord], idx: usize) -> Option<&Bid> {
     match &records[idx].reply {
         BuyerReply::Bid { bid } => Some(bid),
@@ -543,44 +605,13 @@ impl Auction {
         now: DateTime<Utc>,
     ) -> Result<(), String> {
         let inner = &self.inner;
-        if &bid.buyer != entry.buyer.id() {
-            return Err(format!(
-                "bid names buyer {} but came from {}",
-                bid.buyer,
-                entry.buyer.id()
-            ));
-        }
-        if bid.price.currency != inner.currency {
-            return Err(format!(
-                "currency {} is not the auction's {}",
-                bid.price.currency, inner.currency
-            ));
-        }
-        if !bid.price.is_positive() {
-            return Err(format!("price {} is not positive", bid.price));
-        }
-        if let Some(f) = &inner.floor {
-            if bid.price.amount < f.amount {
-                return Err(format!("price {} below the floor {f}", bid.price));
-            }
-        }
-        if let Some(exp) = bid.expires_at {
-            if exp <= now {
-                return Err(format!(
-                    "bid expired at {}",
-                    exp.format("%Y-%m-%dT%H:%M:%SZ")
-                ));
-            }
-        }
-        match &bid.destination {
-            None if !entry.buyer.capabilities().has_accept => {
-                return Err("no destination and the buyer has no accept step".into())
-            }
-            Some(Destination::Sip(_)) if !inner.allow_sip => {
-                return Err("SIP destinations are not allowed".into())
-            }
-            _ => {}
-        }
+        let checks = BidChecks {
+            currency: inner.currency,
+            floor: inner.floor.as_ref(),
+            allow_sip: inner.allow_sip,
+        };
+        let has_accept = entry.buyer.capabilities().has_accept;
+        checks.check(entry.buyer.id(), has_accept, bid, now)?;
         for rule in inner.rules.iter().chain(entry.rules.iter()) {
             if let Verdict::Deny(reason) = rule.check_bid(call, &entry.profile, bid) {
                 return Err(format!("{}: {reason}", rule.name()));
@@ -589,8 +620,6 @@ impl Auction {
         Ok(())
     }
 
-    /// Reserves, accepts and confirms with one candidate. On failure everything it
-    /// reserved is released and the record says why.
     async fn try_win(
         &self,
         call: &CallContext,

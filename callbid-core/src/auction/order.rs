@@ -19,10 +19,16 @@ use crate::entry::BuyerEntry;
 
 /// Each entry's place in buyer-id order.
 pub(super) fn id_ranks(entries: &[BuyerEntry]) -> Vec<usize> {
-    let mut by_id: Vec<usize> = (0..entries.len()).collect();
-    by_id.sort_unstable_by(|a, b| entries[*a].buyer.id().cmp(entries[*b].buyer.id()));
-    let mut rank = vec![0; entries.len()];
-    for (r, idx) in by_id.into_iter().enumerate() {
+    let ids: Vec<&crate::ids::BuyerId> = entries.iter().map(|e| e.buyer.id()).collect();
+    ranks_of(&ids)
+}
+
+/// Each key's place in sorted order (keys are unique buyer ids).
+pub(super) fn ranks_of<T: Ord>(keys: &[T]) -> Vec<usize> {
+    let mut by_key: Vec<usize> = (0..keys.len()).collect();
+    by_key.sort_unstable_by(|a, b| keys[*a].cmp(&keys[*b]));
+    let mut rank = vec![0; keys.len()];
+    for (r, idx) in by_key.into_iter().enumerate() {
         rank[idx] = r;
     }
     rank
@@ -124,36 +130,58 @@ impl Auction {
     /// Orders the candidates by the strategy (see the module docs).
     pub(super) fn order(&self, call: &CallContext, cands: &mut [Candidate]) {
         let inner = &self.inner;
-        let tie = |c: &Candidate| (inner.entries[c.idx].profile.priority, inner.id_rank[c.idx]);
-        match inner.strategy {
-            Strategy::HighestScore | Strategy::FirstAccept => {
-                sort_desc(cands, |c| (c.score, c.price), tie)
-            }
-            Strategy::HighestBid => sort_desc(cands, |c| (c.price, c.score), tie),
-            Strategy::PriorityWeighted { seed } => self.order_weighted(call, seed, cands),
-        }
+        let profile = |idx: usize| {
+            let p = &inner.entries[idx].profile;
+            (p.priority, p.weight)
+        };
+        order_candidates(inner.strategy, call, profile, &inner.id_rank, cands);
     }
+}
 
-    /// Lowest priority number first; within a priority, drawn one by one by weight
-    /// (without replacement) from ChaCha8 seeded with `seed` and the call id, the draw
-    /// starting from buyer-id order so that equal seeds give equal orders.
-    fn order_weighted(&self, call: &CallContext, seed: u64, cands: &mut [Candidate]) {
-        let inner = &self.inner;
-        let prio = |c: &Candidate| inner.entries[c.idx].profile.priority;
-        let weight = |c: &Candidate| u64::from(inner.entries[c.idx].profile.weight);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(call.call_id.as_str()));
-        cands.sort_unstable_by_key(|c| (prio(c), inner.id_rank[c.idx]));
-        let mut start = 0;
-        while start < cands.len() {
-            let p = prio(&cands[start]);
-            let end = start + cands[start..].iter().take_while(|c| prio(c) == p).count();
-            for i in start..end {
-                let pick = draw(&mut rng, cands[i..end].iter().map(weight));
-                // The drawn one comes next; the rest keep their order.
-                cands[i..=i + pick].rotate_right(1);
-            }
-            start = end;
+/// Orders `cands` by `strategy` (see the module docs): what [`Auction::order`] and the
+/// replay share. `profile(idx)` gives candidate `idx`'s (priority, weight) and
+/// `id_rank[idx]` its place in buyer-id order.
+pub(super) fn order_candidates(
+    strategy: Strategy,
+    call: &CallContext,
+    profile: impl Fn(usize) -> (u32, u32) + Copy,
+    id_rank: &[usize],
+    cands: &mut [Candidate],
+) {
+    let tie = |c: &Candidate| (profile(c.idx).0, id_rank[c.idx]);
+    match strategy {
+        Strategy::HighestScore | Strategy::FirstAccept => {
+            sort_desc(cands, |c| (c.score, c.price), tie)
         }
+        Strategy::HighestBid => sort_desc(cands, |c| (c.price, c.score), tie),
+        Strategy::PriorityWeighted { seed } => order_weighted(call, seed, profile, id_rank, cands),
+    }
+}
+
+/// Lowest priority number first; within a priority, drawn one by one by weight
+/// (without replacement) from ChaCha8 seeded with `seed` and the call id, the draw
+/// starting from buyer-id order so that equal seeds give equal orders.
+fn order_weighted(
+    call: &CallContext,
+    seed: u64,
+    profile: impl Fn(usize) -> (u32, u32) + Copy,
+    id_rank: &[usize],
+    cands: &mut [Candidate],
+) {
+    let prio = |c: &Candidate| profile(c.idx).0;
+    let weight = |c: &Candidate| u64::from(profile(c.idx).1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(call.call_id.as_str()));
+    cands.sort_unstable_by_key(|c| (prio(c), id_rank[c.idx]));
+    let mut start = 0;
+    while start < cands.len() {
+        let p = prio(&cands[start]);
+        let end = start + cands[start..].iter().take_while(|c| prio(c) == p).count();
+        for i in start..end {
+            let pick = draw(&mut rng, cands[i..end].iter().map(weight));
+            // The drawn one comes next; the rest keep their order.
+            cands[i..=i + pick].rotate_right(1);
+        }
+        start = end;
     }
 }
 

@@ -101,6 +101,11 @@ pub struct BuyerRecord {
     /// ping phase, when every ping goes out, to the auction receiving the answer.
     #[serde(with = "opt_millis")]
     pub latency: Option<Duration>,
+    /// When it answered, as a place among the answers (0 = the first to answer); `None`
+    /// when it was not pinged or never answered. [`Strategy::FirstAccept`](super::Strategy::FirstAccept)
+    /// tries bids in this order, so an explanation logs it for replay.
+    #[serde(default)]
+    pub arrival: Option<u32>,
     /// The answer.
     pub reply: BuyerReply,
     /// The score, for valid bids.

@@ -35,6 +35,8 @@ pub(super) struct RunState<'c> {
     pub(super) won: Option<(usize, Destination, Vec<Hold>)>,
     pub(super) any_pinged: bool,
     pub(super) any_bid: bool,
+    /// Answers received so far (each record's `arrival`).
+    pub(super) answers: u32,
     pub(super) ping_phase_timed_out: bool,
     pub(super) deadline_hit: bool,
     pub(super) t_eligible: Duration,
@@ -75,6 +77,7 @@ impl Auction {
             won: None,
             any_pinged: false,
             any_bid: false,
+            answers: 0,
             ping_phase_timed_out: false,
             deadline_hit: false,
             t_eligible: Duration::ZERO,
@@ -191,6 +194,8 @@ impl Auction {
         let call = st.call;
         let rec = &mut st.records[idx];
         rec.latency = Some(latency);
+        rec.arrival = Some(st.answers);
+        st.answers += 1;
         let failed = |kind: BuyerErrorKind, message: String| BuyerReply::Failed { kind, message };
         match r {
             None => {
@@ -481,6 +486,7 @@ fn new_record((entry, eligibility): (&BuyerEntry, Eligibility)) -> BuyerRecord {
         },
         eligibility,
         latency: None,
+        arrival: None,
         score: None,
         accept: None,
     }

@@ -156,6 +156,12 @@ pub enum CallEventKind {
         /// What the publisher gets.
         payout: Money,
     },
+    /// An auction's full inputs and decision, for "why this buyer won" and replay
+    /// (see [`crate::auction::explain`]). Logged with the auction's other events.
+    AuctionExplained {
+        /// The explanation.
+        explanation: Box<crate::auction::AuctionExplanation>,
+    },
 }
 
 impl CallEventKind {
@@ -179,6 +185,7 @@ impl CallEventKind {
             CallEventKind::Billing { .. } => "billing",
             CallEventKind::AgentOffer { .. } => "agent_offer",
             CallEventKind::Attributed { .. } => "attributed",
+            CallEventKind::AuctionExplained { .. } => "auction_explained",
         }
     }
 }
@@ -560,6 +567,8 @@ impl CallRecord {
             CallEventKind::AgentOffer { .. } => {}
             // Attribution facts do not change the call's status.
             CallEventKind::Attributed { .. } => {}
+            // Read from the events by whoever explains or replays the auction.
+            CallEventKind::AuctionExplained { .. } => {}
             CallEventKind::Fallback { kind, .. } => {
                 if st.fallback.as_ref().is_none_or(|(h, _)| stamp > h) {
                     st.fallback = Some((stamp.clone(), kind.clone()));

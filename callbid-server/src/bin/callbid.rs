@@ -6,6 +6,8 @@
 //! callbid simulate 50 --against http://127.0.0.1:3000   # signed with auth_token
 //! callbid check buyers.toml
 //! callbid sign http://127.0.0.1:3000/voice CallSid=CA123 From=+15125550123
+//! callbid replay CA123                      # confirm the logged auction, bit for bit
+//! callbid replay CA123 --strategy highest-bid --floor 20.00   # what-if
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,42 @@ enum Command {
         /// Form parameters.
         params: Vec<String>,
     },
+    /// Re-run a call's logged auction (validation, scoring, selection) from its logged
+    /// inputs in the configured database: with no option it confirms the same winner
+    /// and breakdowns bit for bit (exit 1 if not); with options it shows what that
+    /// configuration would have done.
+    Replay(ReplayArgs),
+}
+
+/// `callbid replay`'s arguments (the what-if options of `callbid_server::explain`).
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The call (its CallSid).
+    call_id: String,
+    /// Another strategy: highest-score, highest-bid, priority[:SEED], first-accept.
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Another floor in the auction's currency, or `none`.
+    #[arg(long)]
+    floor: Option<String>,
+    /// Another duration prior (0 to 1).
+    #[arg(long)]
+    prior: Option<String>,
+    /// Another prior strength (calls of evidence, > 0).
+    #[arg(long)]
+    prior_strength: Option<String>,
+    /// Duration history on or off.
+    #[arg(long)]
+    duration_history: Option<String>,
+    /// H=W: the weight of local hour H (repeatable).
+    #[arg(long)]
+    hour_weight: Vec<String>,
+    /// KEY=W: the global weight of state:TX or ac:512 (repeatable).
+    #[arg(long)]
+    geo_weight: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -90,7 +128,64 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate { calls, against } => simulate(cfg, calls, against).await,
         Command::Check { buyers } => check(&buyers),
         Command::Sign { url, params } => sign(&cfg, &url, &params),
+        Command::Replay(args) => replay(&cfg, args).await,
     }
+}
+
+/// The what-if pairs `callbid_server::explain::WhatIfParams::parse` reads.
+fn what_if_pairs(a: &ReplayArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let named = [
+        ("strategy", &a.strategy),
+        ("floor", &a.floor),
+        ("prior", &a.prior),
+        ("prior_strength", &a.prior_strength),
+        ("duration_history", &a.duration_history),
+    ];
+    for (k, v) in named {
+        if let Some(v) = v {
+            pairs.push((k.to_owned(), v.clone()));
+        }
+    }
+    for (prefix, list) in [
+        ("hour_weight", &a.hour_weight),
+        ("geo_weight", &a.geo_weight),
+    ] {
+        for kv in list {
+            let Some((k, v)) = kv.split_once('=') else {
+                bail!(
+                    "invalid --{} {kv:?}: expected KEY=WEIGHT",
+                    prefix.replace('_', "-")
+                );
+            };
+            pairs.push((format!("{prefix}.{k}"), v.to_owned()));
+        }
+    }
+    Ok(pairs)
+}
+
+async fn replay(cfg: &ServerConfig, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use callbid_server::explain::{render_text, replay_call, WhatIfParams};
+    let call = callbid_core::CallId::new(&args.call_id)
+        .map_err(|e| anyhow::anyhow!("invalid call id {:?}: {}", args.call_id, e.reason))?;
+    let params = WhatIfParams::parse(&what_if_pairs(&args)?)?;
+    let store = callbid_store::Store::open(&cfg.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database_url {}",
+                callbid_server::config::redact(&cfg.database_url)
+            )
+        })?;
+    let report = replay_call(&store, &call, &params).await?;
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{}", render_text(&report)),
+    }
+    Ok(match report.agrees {
+        Some(false) => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 async fn simulate(

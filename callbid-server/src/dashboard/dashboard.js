@@ -292,10 +292,17 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       $("detail-id").textContent = data.call.call_id;
       const list = $("detail-events");
       list.replaceChildren();
+      showWhy(data.why);
       for (const ev of data.events) {
         const li = el("li");
         li.appendChild(el("span", ev.at_local, "t"));
         li.appendChild(el("strong", ev.type));
+        if (ev.type === "auction_explained") {
+          // The auction's full inputs: shown as the "why this buyer won" table above.
+          li.appendChild(el("div", "the auction's inputs: see \u201cWhy this buyer won\u201d", "muted"));
+          list.appendChild(li);
+          continue;
+        }
         const d = Object.assign({}, ev.detail); delete d.type;
         const parts = Object.entries(d).filter(([, v]) => v !== null)
           .map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v));
@@ -304,6 +311,33 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       }
       $("detail").hidden = false;
     } catch (e) { showError(e.message); }
+  }
+
+  // "Why this buyer won": one row per buyer of the verified replay of the logged auction.
+  function showWhy(why) {
+    const box = $("detail-why");
+    box.hidden = !why;
+    if (!why) return;
+    const verdict = $("why-verdict");
+    if (why.error) {
+      verdict.textContent = "cannot replay: " + why.error;
+    } else if (why.agrees) {
+      verdict.textContent = "Strategy " + why.strategy.name + ". Replayed from the logged inputs: same winner, same scores.";
+    } else {
+      verdict.textContent = "Replay disagrees with the log: " + why.mismatches.join("; ");
+    }
+    const body = $("why-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const r of why.rows || []) {
+      const tr = el("tr");
+      if (r.winner) tr.className = "winner";
+      tr.dataset.buyer = r.buyer;
+      const outcome = r.detail ? r.outcome + ": " + r.detail : r.outcome;
+      for (const v of [r.rank, r.buyer, outcome, r.bid, r.geo, r.time, r.duration, r.evidence, r.score]) {
+        tr.appendChild(el("td", v === null || v === undefined ? "" : String(v)));
+      }
+      body.appendChild(tr);
+    }
   }
 
   // A destination as serialized by core: {"kind": "phone"|"sip", "value": "…"}.
