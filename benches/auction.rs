@@ -123,6 +123,40 @@ fn scoring(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the explanation costs (issue 12): a run alone, a run plus `Auction::explain` and
+/// its JSON (what the servers log per auction), and a replay of that JSON (`verify`).
+fn explanation(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("explanation");
+    for n in [4, 64] {
+        let (auction, _, call) = setup(n);
+        g.bench_with_input(BenchmarkId::new("run", n), &n, |b, _| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(auction.run(&call).await) })
+        });
+        g.bench_with_input(BenchmarkId::new("run_explain_json", n), &n, |b, _| {
+            b.to_async(&rt).iter(|| async {
+                let out = auction.run(&call).await;
+                black_box(serde_json::to_string(&auction.explain(&call, &out)).unwrap())
+            })
+        });
+        let out = rt.block_on(auction.run(&call));
+        let json = serde_json::to_string(&auction.explain(&call, &out)).unwrap();
+        g.bench_with_input(BenchmarkId::new("parse_and_verify", n), &n, |b, _| {
+            b.iter(|| {
+                let e: callbid::core::auction::AuctionExplanation =
+                    serde_json::from_str(&json).unwrap();
+                black_box(callbid::core::auction::verify(&e).unwrap().agrees())
+            })
+        });
+        println!("explanation of {n} buyers: {} bytes of JSON", json.len());
+    }
+    g.finish();
+}
+
 /// One interleaved run per N: mean auction time ÷ mean floor time, and heap use.
 fn summary() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -194,7 +228,7 @@ fn summary() {
     });
 }
 
-criterion_group!(benches, auction_vs_floor, scoring);
+criterion_group!(benches, auction_vs_floor, scoring, explanation);
 
 fn main() {
     // `AUCTION_SUMMARY_ONLY=1` skips criterion's groups and prints only the interleaved
