@@ -1178,6 +1178,9 @@ async fn browser_shows_why_this_buyer_won() {
     );
     assert!(row("far-away")[4].starts_with("excluded: geo"), "{rows:?}");
     assert!(row("sleepy")[4].contains("closed for the day"), "{rows:?}");
+    if let Ok(path) = std::env::var("WHY_SCREENSHOT") {
+        std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+    }
     // The raw explanation event is listed but not dumped.
     let events = text_of(c, "detail-events").await;
     assert!(events.contains("auction_explained"), "{events}");

@@ -82,13 +82,19 @@ pub struct WhyRow {
     pub winner: bool,
 }
 
-/// The "why this buyer won" rows of `replay` over the explanation it replayed.
+/// The "why this buyer won" rows of `replay` over the explanation it replayed: the
+/// valid bids in the order their accepts were tried (the winner's first when it was
+/// tried first), then the other buyers in the auction's order.
 pub fn why_rows(expl: &AuctionExplanation, replay: &Replay) -> Vec<WhyRow> {
-    expl.buyers
+    let mut rows: Vec<WhyRow> = expl
+        .buyers
         .iter()
         .zip(&replay.buyers)
         .map(|(input, r)| why_row(input, r, replay.winner.as_ref()))
-        .collect()
+        .collect();
+    // Stable: unranked rows keep the auction's order.
+    rows.sort_by_key(|r| r.rank.unwrap_or(u32::MAX));
+    rows
 }
 
 fn why_row(input: &BuyerInput, r: &ReplayedBuyer, winner: Option<&BuyerId>) -> WhyRow {

@@ -292,6 +292,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       $("detail-id").textContent = data.call.call_id;
       const list = $("detail-events");
       list.replaceChildren();
+      $("why-call").textContent = data.call.call_id;
       showWhy(data.why);
       for (const ev of data.events) {
         const li = el("li");
@@ -482,7 +483,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
     });
     tz.addEventListener("change", refresh);
     $("load-more").addEventListener("click", () => loadCalls(true).catch((e) => showError(e.message)));
-    $("detail-close").addEventListener("click", () => { $("detail").hidden = true; });
+    $("detail-close").addEventListener("click", () => { $("detail").hidden = true; $("detail-why").hidden = true; });
     document.querySelectorAll("button.sort").forEach((b) => b.addEventListener("click", () => {
       if (state.sort === b.dataset.sort) state.order = state.order === "desc" ? "asc" : "desc";
       else { state.sort = b.dataset.sort; state.order = "desc"; }
