@@ -156,6 +156,31 @@ pub enum CallEventKind {
         /// What the publisher gets.
         payout: Money,
     },
+    /// The winning buyer's conversion postback (`POST /api/conversions`).
+    Conversion {
+        /// The buyer that posted it (the call's winner).
+        buyer: BuyerId,
+        /// Whether the call converted (a sale).
+        converted: bool,
+        /// The sale's value, when given.
+        value: Option<Money>,
+    },
+    /// A final fragment of the call's transcript (Twilio real-time transcription) and
+    /// what the phrase rules made of it.
+    Transcript {
+        /// Twilio's `TranscriptionSid`.
+        transcription: String,
+        /// Twilio's `SequenceId` of the fragment (its place in the transcript).
+        sequence: u64,
+        /// Which side spoke (`Track`: `inbound_track` is the caller).
+        track: Option<String>,
+        /// The fragment's text.
+        text: String,
+        /// `converted` or `junk` when a rule matched (`quality` module), else none.
+        class: Option<String>,
+        /// The phrase that matched.
+        phrase: Option<String>,
+    },
 }
 
 impl CallEventKind {
@@ -179,6 +204,8 @@ impl CallEventKind {
             CallEventKind::Billing { .. } => "billing",
             CallEventKind::AgentOffer { .. } => "agent_offer",
             CallEventKind::Attributed { .. } => "attributed",
+            CallEventKind::Conversion { .. } => "conversion",
+            CallEventKind::Transcript { .. } => "transcript",
         }
     }
 }
@@ -560,6 +587,8 @@ impl CallRecord {
             CallEventKind::AgentOffer { .. } => {}
             // Attribution facts do not change the call's status.
             CallEventKind::Attributed { .. } => {}
+            // Quality evidence lives in the quality history and the events themselves.
+            CallEventKind::Conversion { .. } | CallEventKind::Transcript { .. } => {}
             CallEventKind::Fallback { kind, .. } => {
                 if st.fallback.as_ref().is_none_or(|(h, _)| stamp > h) {
                     st.fallback = Some((stamp.clone(), kind.clone()));
