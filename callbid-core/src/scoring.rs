@@ -36,7 +36,9 @@
 //!   by one that did (the duration factor alone only exploits what it knows). With
 //!   `c = (1 − prior)/prior` (1 for the default prior 0.5) a new buyer's
 //!   `duration × explore` is exactly 1, the best a proven buyer can reach: optimism in
-//!   the face of uncertainty. No randomness: the same history gives the same bonus.
+//!   the face of uncertainty; `tests/exploration_sim.rs` uses `c` = 2, enough for a
+//!   buyer whose first few calls went badly to recover. No randomness: the same history
+//!   gives the same bonus.
 //!
 //! All arithmetic is `Decimal` (no floats), each factor is rounded to 10 places and the
 //! score to 6, so the same inputs give the same scores bit for bit on every platform.
