@@ -120,6 +120,7 @@ pub mod logline;
 pub mod metrics;
 pub mod outbound_file;
 pub mod pool;
+pub mod quality;
 pub mod run;
 pub mod serve;
 pub mod settle;
