@@ -121,6 +121,7 @@ pub mod metrics;
 pub mod outbound_file;
 pub mod pool;
 pub mod quality;
+pub mod quality_file;
 pub mod run;
 pub mod serve;
 pub mod settle;
