@@ -2,7 +2,9 @@
 //! 2,500 under each strategy (the seeded weighted one included), with random buyers that
 //! bid, decline, fail, bid in the wrong currency, bid below the floor or above a rule's
 //! ceiling, lack an accept step, fail their accept, and carry random duration history,
-//! zones, priorities and weights, under random scoring weights. Each auction's
+//! zones, priorities and weights, and random conversion outcomes (postbacks and
+//! transcripts), under random scoring weights, with the quality factor and the
+//! exploration bonus on or off. Each auction's
 //! explanation goes through JSON (as the call log stores it) and is replayed; the replay
 //! must confirm the same winner and the same breakdowns, bit for bit.
 
@@ -15,7 +17,10 @@ use callbid::core::auction::{
 use callbid::core::inprocess::{AcceptBehavior, InProcessBuyer, PingBehavior};
 use callbid::core::rules::BidBoundsRule;
 use callbid::core::scoring::{GeoKey, ScoringConfig, ScoringEngine};
-use callbid::core::state::{history_keys, DurationHistory, MemoryDurationHistory};
+use callbid::core::state::{
+    history_keys, DurationHistory, MemoryDurationHistory, MemoryQualityHistory, QualityHistory,
+    QualityObservation,
+};
 use callbid::core::*;
 use chrono::TimeZone;
 use rand::{Rng, SeedableRng};
@@ -71,6 +76,13 @@ fn scoring(rng: &mut ChaCha8Rng) -> ScoringConfig {
     if rng.random_bool(0.1) {
         cfg.use_duration_history = false;
     }
+    if rng.random_bool(0.4) {
+        cfg.use_quality = true;
+        cfg.quality_prior = Decimal::new(rng.random_range(10..90), 2);
+    }
+    if rng.random_bool(0.4) {
+        cfg.exploration = Decimal::new(rng.random_range(1..300), 2);
+    }
     cfg
 }
 
@@ -84,12 +96,14 @@ fn ping(rng: &mut ChaCha8Rng) -> PingBehavior {
     }
 }
 
-async fn entry(
-    rng: &mut ChaCha8Rng,
-    i: usize,
-    c: &CallContext,
-    h: &MemoryDurationHistory,
-) -> BuyerEntry {
+/// Histories the scoring engine reads: durations and outcomes (conversions).
+struct Histories {
+    duration: Arc<MemoryDurationHistory>,
+    quality: Arc<MemoryQualityHistory>,
+}
+
+async fn entry(rng: &mut ChaCha8Rng, i: usize, c: &CallContext, hs: &Histories) -> BuyerEntry {
+    let h = &hs.duration;
     let id = BuyerId::new(format!("buyer-{i:02}")).unwrap();
     let profile = BuyerProfile::new(id.clone())
         .with_time_zone(ZONES[rng.random_range(0..ZONES.len())])
@@ -99,6 +113,16 @@ async fn entry(
         h.record(&history_keys(&id, c, profile.time_zone), billable)
             .await
             .unwrap();
+    }
+    // Past calls' outcomes, each one call: a postback or a transcript, converted or not.
+    for k in 0..rng.random_range(0..15) {
+        let past = CallId::new(format!("{}-{id}-{k}", c.call_id)).unwrap();
+        let obs = match rng.random_bool(0.5) {
+            true => QualityObservation::postback(rng.random_bool(0.5)),
+            false => QualityObservation::transcript(rng.random_bool(0.5)),
+        };
+        let keys = history_keys(&id, c, profile.time_zone);
+        hs.quality.record(&past, &keys, obs).await.unwrap();
     }
     let dest = Destination::parse(&format!("+1512555{i:04}")).unwrap();
     let accept = match rng.random_bool(0.25) {
@@ -120,12 +144,17 @@ async fn entry(
 }
 
 async fn auction(rng: &mut ChaCha8Rng, c: &CallContext, strategy: Strategy) -> Auction {
-    let history = Arc::new(MemoryDurationHistory::new());
+    let hs = Histories {
+        duration: Arc::new(MemoryDurationHistory::new()),
+        quality: Arc::new(MemoryQualityHistory::new()),
+    };
     let mut entries = Vec::new();
     for i in 0..rng.random_range(0..9) {
-        entries.push(entry(rng, i, c, &history).await);
+        entries.push(entry(rng, i, c, &hs).await);
     }
-    let scorer = ScoringEngine::new(history, scoring(rng)).unwrap();
+    let scorer = ScoringEngine::new(hs.duration, scoring(rng))
+        .unwrap()
+        .with_quality_history(hs.quality);
     let mut b = Auction::builder()
         .buyers(entries)
         .scorer(Arc::new(scorer))

@@ -81,6 +81,7 @@ pub mod inprocess;
 pub mod money;
 pub mod phone;
 pub mod pool;
+pub mod quality;
 mod reuse;
 pub mod rules;
 pub mod scoring;

@@ -1,7 +1,7 @@
 //! The deterministic, explainable scoring engine.
 //!
 //! ```text
-//! score = price × geo × time × duration
+//! score = price × geo × time × duration × quality × explore
 //! ```
 //!
 //! * **geo**: an operator weight for where the call comes from: the buyer's own weight
@@ -16,6 +16,29 @@
 //!   `p = (b_ah + k·p_state)/(n_ah + k)` where `sh` is state × hour-of-week and `ah`
 //!   area code × hour-of-week. A new buyer scores `prior`, the same as every other
 //!   new buyer: a fair chance until evidence accumulates.
+//! * **quality** (optional, off by default: `use_quality`; factor 1 when off): the
+//!   smoothed probability that a call from this area at this hour-of-week *converts*,
+//!   from [`QualityHistory`] (fed by the buyer's conversion postbacks and by transcript
+//!   phrase rules, one outcome per call, a postback overriding a transcript; see
+//!   [`crate::state::quality`]). It is smoothed exactly like duration, level by level,
+//!   towards `quality_prior` (default 0.5) with the same strength `k`:
+//!   `q_all = (c_all + k·quality_prior)/(n_all + k)`, then state × hour, then area code ×
+//!   hour, where `n` counts calls with a known outcome and `c` the converted ones. A
+//!   buyer without outcomes scores exactly `quality_prior`, like every other new buyer.
+//!   The breakdown shows the counts behind it and which signal they came from
+//!   (`quality 0.62 (postback 14, transcript 3)`: the buyer's overall outcomes by signal).
+//! * **explore** (optional, off by default: `exploration` = 0; factor 1 when off): a
+//!   deterministic optimism bonus for buyers the engine knows little about,
+//!   `explore = 1 + c·k/(n + k)` where `c` is `exploration`, `k` is `prior_strength` and
+//!   `n` the buyer's overall duration-history count (every connected call it took). It is
+//!   bounded (`1 ≤ explore ≤ 1 + c`), is exactly `1 + c` for a new buyer, and shrinks
+//!   towards 1 as calls accumulate, so a buyer that never got a call is not locked out
+//!   by one that did (the duration factor alone only exploits what it knows). With
+//!   `c = (1 − prior)/prior` (1 for the default prior 0.5) a new buyer's
+//!   `duration × explore` is exactly 1, the best a proven buyer can reach: optimism in
+//!   the face of uncertainty; `tests/exploration_sim.rs` uses `c` = 2, enough for a
+//!   buyer whose first few calls went badly to recover. No randomness: the same history
+//!   gives the same bonus.
 //!
 //! All arithmetic is `Decimal` (no floats), each factor is rounded to 10 places and the
 //! score to 6, so the same inputs give the same scores bit for bit on every platform.
@@ -38,6 +61,7 @@ use crate::money::Money;
 use crate::reuse::Reuse;
 use crate::state::{
     hour_of_week, AreaKey, DurationHistory, HistoryKey, HistoryStats, MemoryDurationHistory,
+    MemoryQualityHistory, QualityHistory, QualityStats,
 };
 
 /// Where a geography weight applies.
@@ -194,6 +218,27 @@ pub struct ScoringConfig {
     pub hour_weights: BTreeMap<u8, Decimal>,
     /// Whether to use duration history at all (false: the duration factor is 1).
     pub use_duration_history: bool,
+    /// Whether to use the quality history (default false: the quality factor is 1).
+    #[serde(default)]
+    pub use_quality: bool,
+    /// Prior probability that a call converts (default 0.5).
+    #[serde(default = "half")]
+    pub quality_prior: Decimal,
+    /// The exploration bonus's size `c` (default 0: off; 1 suits the default prior).
+    #[serde(default)]
+    pub exploration: Decimal,
+}
+
+fn half() -> Decimal {
+    Decimal::new(5, 1)
+}
+
+fn one() -> Decimal {
+    Decimal::ONE
+}
+
+fn is_one(d: &Decimal) -> bool {
+    *d == Decimal::ONE
 }
 
 impl Default for ScoringConfig {
@@ -205,18 +250,31 @@ impl Default for ScoringConfig {
             buyer_geo_weights: BTreeMap::new(),
             hour_weights: BTreeMap::new(),
             use_duration_history: true,
+            use_quality: false,
+            quality_prior: half(),
+            exploration: Decimal::ZERO,
         }
     }
 }
 
 impl ScoringConfig {
-    /// Checks ranges: prior in [0, 1], strength > 0, weights ≥ 0, hours < 24.
+    /// Checks ranges: priors in [0, 1], strength > 0, exploration in [0, 100],
+    /// weights ≥ 0, hours < 24.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.prior < Decimal::ZERO || self.prior > Decimal::ONE {
+        for (field, p) in [("prior", self.prior), ("quality_prior", self.quality_prior)] {
+            if p < Decimal::ZERO || p > Decimal::ONE {
+                return Err(ValidationError::new(
+                    field,
+                    p.to_string(),
+                    "must be between 0 and 1",
+                ));
+            }
+        }
+        if self.exploration < Decimal::ZERO || self.exploration > Decimal::ONE_HUNDRED {
             return Err(ValidationError::new(
-                "prior",
-                self.prior.to_string(),
-                "must be between 0 and 1",
+                "exploration",
+                self.exploration.to_string(),
+                "must be between 0 and 100",
             ));
         }
         if self.prior_strength <= Decimal::ZERO {
@@ -264,6 +322,19 @@ pub struct DurationEvidence {
     pub hour_of_week: u8,
 }
 
+/// Which quality history a quality factor rests on (same buckets as
+/// [`DurationEvidence`], same hour-of-week).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityEvidence {
+    /// The buyer's outcomes overall (its `postback` / `transcript` counts are the
+    /// breakdown's "which signal").
+    pub overall: QualityStats,
+    /// Outcomes of calls from the call's state in this hour-of-week (when known).
+    pub state_hour: Option<QualityStats>,
+    /// Outcomes of calls from the caller's area code in this hour-of-week (when known).
+    pub area_code_hour: Option<QualityStats>,
+}
+
 /// A score and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -283,7 +354,22 @@ pub struct ScoreBreakdown {
     pub duration_factor: Decimal,
     /// The history behind it.
     pub duration_evidence: DurationEvidence,
-    /// `price × geo × time × duration`, rounded to 6 places (trailing zeros dropped).
+    /// The quality factor (smoothed conversion probability; 1 when quality is off).
+    /// Left out of the JSON when 1, so breakdowns logged before it parse and those
+    /// scored without it serialize as before.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub quality_factor: Decimal,
+    /// The quality history behind it (none when quality is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_evidence: Option<QualityEvidence>,
+    /// The exploration bonus (1 when exploration is off).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub explore_factor: Decimal,
+    /// The observation count `n` the bonus was computed from (none when off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore_observations: Option<u64>,
+    /// `price × geo × time × duration × quality × explore`, rounded to 6 places
+    /// (trailing zeros dropped).
     pub score: Decimal,
 }
 
@@ -299,7 +385,18 @@ impl fmt::Display for ScoreBreakdown {
             self.time_factor,
             self.local_hour,
             self.duration_factor
-        )
+        )?;
+        if let Some(q) = &self.quality_evidence {
+            write!(
+                f,
+                " × quality {} (postback {}, transcript {})",
+                self.quality_factor, q.overall.postback, q.overall.transcript
+            )?;
+        }
+        if let Some(n) = self.explore_observations {
+            write!(f, " × explore {} (n {n})", self.explore_factor)?;
+        }
+        Ok(())
     }
 }
 
@@ -342,6 +439,7 @@ pub trait Scorer: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct ScoringEngine {
     history: Arc<dyn DurationHistory>,
+    quality: Arc<dyn QualityHistory>,
     config: ScoringConfig,
     buffers: Reuse<Buffers>,
 }
@@ -350,6 +448,7 @@ impl Default for ScoringEngine {
     fn default() -> Self {
         ScoringEngine {
             history: Arc::new(MemoryDurationHistory::new()),
+            quality: Arc::new(MemoryQualityHistory::new()),
             config: ScoringConfig::default(),
             buffers: Reuse::default(),
         }
@@ -364,6 +463,8 @@ struct Buffers {
     keys: Vec<HistoryKey>,
     /// Their counts, in the same order.
     stats: Vec<HistoryStats>,
+    /// Their quality counts, in the same order (when quality is on).
+    quality: Vec<QualityStats>,
     /// Per bid: (hour of week, local hour) in the buyer's zone.
     hours: Vec<(u8, u8)>,
     /// Per time zone seen in this batch: (zone, hour of week, local hour).
@@ -374,6 +475,7 @@ impl Buffers {
     fn clear(&mut self) {
         self.keys.clear();
         self.stats.clear();
+        self.quality.clear();
         self.hours.clear();
         self.zones.clear();
     }
@@ -408,9 +510,27 @@ impl ScoringEngine {
         config.validate()?;
         Ok(ScoringEngine {
             history,
+            quality: Arc::new(MemoryQualityHistory::new()),
             config,
             buffers: Reuse::default(),
         })
+    }
+
+    /// The same engine reading quality counts from `quality` (used when
+    /// `use_quality` is on; the default is an empty in-memory history).
+    pub fn with_quality_history(mut self, quality: Arc<dyn QualityHistory>) -> Self {
+        self.quality = quality;
+        self
+    }
+
+    /// The quality history the engine reads.
+    pub fn quality_history(&self) -> &Arc<dyn QualityHistory> {
+        &self.quality
+    }
+
+    /// Whether duration counts are fetched: for the duration factor or the bonus's `n`.
+    fn wants_duration(&self) -> bool {
+        self.config.use_duration_history || self.config.exploration > Decimal::ZERO
     }
 
     /// The configuration.
@@ -445,7 +565,8 @@ impl ScoringEngine {
     }
 
     /// Recomputes the breakdown of `bid` for `call` from the evidence recorded in
-    /// `logged` (its history counts), reading no store: what
+    /// `logged` (its duration and quality counts, and the exploration's `n`, which is the
+    /// duration evidence's overall count), reading no store: what
     /// an auction replay uses to re-run scoring from an auction's logged
     /// inputs. With the same configuration the result equals `logged` bit for bit; with
     /// another one it is what that configuration would have scored.
@@ -461,7 +582,7 @@ impl ScoringEngine {
         let (how, local_hour) = CallFacts::hours(call, profile.time_zone, &mut zones);
         let mut ev = logged.duration_evidence;
         ev.hour_of_week = how;
-        if !self.config.use_duration_history {
+        if !self.wants_duration() {
             ev = DurationEvidence {
                 overall: HistoryStats::default(),
                 state_hour: None,
@@ -469,7 +590,38 @@ impl ScoringEngine {
                 hour_of_week: how,
             };
         }
-        self.combine(&facts, local_hour, profile, bid, ev)
+        // Quality turned on for a what-if over a breakdown logged without it: no outcomes.
+        let q = self
+            .config
+            .use_quality
+            .then(|| logged.quality_evidence.unwrap_or_default());
+        self.combine(&facts, local_hour, profile, bid, ev, q)
+    }
+
+    /// The smoothed conversion probability, level by level (module docs).
+    fn quality_factor(&self, q: &QualityEvidence) -> Decimal {
+        let k = self.config.prior_strength;
+        let as_history = |s: QualityStats| HistoryStats {
+            calls: s.calls,
+            billable: s.converted,
+        };
+        let mut p = smooth(as_history(q.overall), k, self.config.quality_prior);
+        for s in [q.state_hour, q.area_code_hour].into_iter().flatten() {
+            p = smooth(as_history(s), k, p);
+        }
+        p
+    }
+
+    /// The exploration bonus `1 + c·k/(n + k)` (module docs), or none when off.
+    fn explore_factor(&self, n: u64) -> Option<Decimal> {
+        let c = self.config.exploration;
+        if c <= Decimal::ZERO {
+            return None;
+        }
+        let k = self.config.prior_strength;
+        // n + k > 0 (k > 0 validated); c ≤ 100 keeps the product far from overflow.
+        let bonus = (c * k).checked_div(Decimal::from(n) + k)?;
+        Some((Decimal::ONE + bonus).round_dp(FACTOR_DP))
     }
 
     /// The smoothed probability of a billable call, level by level (module docs).
@@ -493,6 +645,7 @@ impl ScoringEngine {
         profile: &BuyerProfile,
         bid: &Bid,
         ev: DurationEvidence,
+        q: Option<QualityEvidence>,
     ) -> ScoreBreakdown {
         let (geo_factor, geo_basis) = self.geo(&profile.id, facts);
         let time_weight = match self.config.hour_weights.is_empty() {
@@ -505,8 +658,10 @@ impl ScoringEngine {
             .then(|| self.duration_factor(&ev));
         // Factors that are the default 1 (no weight configured, history off) are skipped
         // without comparing decimals: multiplying by 1 is exact, so skipping changes nothing.
+        let quality = q.as_ref().map(|q| self.quality_factor(q));
+        let explore = self.explore_factor(ev.overall.calls);
         let geo = (!matches!(geo_basis, GeoBasis::Default)).then_some(geo_factor);
-        let score = [geo, time_weight, duration]
+        let score = [geo, time_weight, duration, quality, explore]
             .into_iter()
             .flatten()
             .try_fold(bid.price.amount, |v, f| v.checked_mul(f))
@@ -524,6 +679,10 @@ impl ScoringEngine {
             local_hour,
             duration_factor,
             duration_evidence: ev,
+            quality_factor: quality.unwrap_or(Decimal::ONE),
+            quality_evidence: q,
+            explore_factor: explore.unwrap_or(Decimal::ONE),
+            explore_observations: explore.map(|_| ev.overall.calls),
             score,
         }
     }
@@ -585,6 +744,16 @@ impl CallFacts {
         }
     }
 
+    /// Reads one bid's quality counts back, in the order [`CallFacts::push_keys`] wrote
+    /// the keys.
+    fn quality_evidence(&self, stats: &mut impl Iterator<Item = QualityStats>) -> QualityEvidence {
+        QualityEvidence {
+            overall: stats.next().unwrap_or_default(),
+            state_hour: self.state.and_then(|_| stats.next()),
+            area_code_hour: self.area_code.and_then(|_| stats.next()),
+        }
+    }
+
     /// Reads one bid's counts back, in the order [`CallFacts::push_keys`] wrote them.
     fn evidence(
         &self,
@@ -614,7 +783,8 @@ impl ScoringEngine {
     ) -> Result<(), StateError> {
         out.clear();
         let facts = CallFacts::new(call);
-        let use_history = self.config.use_duration_history;
+        let (duration_on, quality_on) = (self.wants_duration(), self.config.use_quality);
+        let use_history = duration_on || quality_on;
         buf.hours.reserve(bids.len());
         if use_history {
             buf.keys.reserve(bids.len() * 3);
@@ -626,28 +796,36 @@ impl ScoringEngine {
                 facts.push_keys(&profile.id, hours.0, &mut buf.keys);
             }
         }
-        if !buf.keys.is_empty() {
+        if duration_on && !buf.keys.is_empty() {
             self.history.stats_into(&buf.keys, &mut buf.stats).await?;
+            check_answers("duration history", buf.keys.len(), buf.stats.len())?;
         }
-        if buf.stats.len() != buf.keys.len() {
-            return Err(StateError::Corrupt {
-                store: "duration history",
-                message: format!(
-                    "asked for {} keys, got {} answers",
-                    buf.keys.len(),
-                    buf.stats.len()
-                ),
-            });
+        if quality_on && !buf.keys.is_empty() {
+            buf.quality = self.quality.stats(&buf.keys).await?;
+            check_answers("quality history", buf.keys.len(), buf.quality.len())?;
         }
         let mut stats = buf.stats.iter().copied();
+        let mut quality = buf.quality.iter().copied();
         out.reserve(bids.len());
         for ((profile, bid), &(how, local_hour)) in bids.iter().zip(&buf.hours) {
-            // Without history there are no keys and no counts: the evidence is empty.
+            // Without history there are no counts: the evidence is empty.
             let ev = facts.evidence(&mut stats, how);
-            out.push(self.combine(&facts, local_hour, profile, bid, ev));
+            let q = quality_on.then(|| facts.quality_evidence(&mut quality));
+            out.push(self.combine(&facts, local_hour, profile, bid, ev, q));
         }
         Ok(())
     }
+}
+
+/// A history must answer one count per key asked for.
+fn check_answers(store: &'static str, asked: usize, got: usize) -> Result<(), StateError> {
+    if asked == got {
+        return Ok(());
+    }
+    Err(StateError::Corrupt {
+        store,
+        message: format!("asked for {asked} keys, got {got} answers"),
+    })
 }
 
 #[async_trait]
@@ -684,7 +862,7 @@ impl Scorer for ScoringEngine {
 mod tests {
     use super::*;
     use crate::ids::{CallId, ServiceType};
-    use crate::state::history_keys;
+    use crate::state::{history_keys, QualityObservation};
     use chrono::{TimeZone, Utc};
     use rust_decimal_macros::dec;
 
@@ -815,6 +993,256 @@ mod tests {
         assert_eq!(other.duration_factor, s.duration_factor);
         assert_eq!(other.time_factor, Decimal::ONE);
         assert!(other.score < s.score);
+    }
+
+    fn quality_config() -> ScoringConfig {
+        ScoringConfig {
+            use_quality: true,
+            exploration: Decimal::ONE,
+            ..Default::default()
+        }
+    }
+
+    /// An engine with quality and exploration on over fresh histories, and the histories.
+    fn quality_engine() -> (
+        ScoringEngine,
+        Arc<MemoryDurationHistory>,
+        Arc<MemoryQualityHistory>,
+    ) {
+        let h = Arc::new(MemoryDurationHistory::new());
+        let q = Arc::new(MemoryQualityHistory::new());
+        let e = ScoringEngine::new(h.clone(), quality_config())
+            .unwrap()
+            .with_quality_history(q.clone());
+        (e, h, q)
+    }
+
+    async fn outcomes(
+        q: &MemoryQualityHistory,
+        p: &BuyerProfile,
+        c: &CallContext,
+        obs: &[QualityObservation],
+    ) {
+        for (i, o) in obs.iter().enumerate() {
+            let id = CallId::new(format!("{}-{i}", p.id)).unwrap();
+            q.record(&id, &history_keys(&p.id, c, p.time_zone), *o)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn rescore_with_quality_and_exploration_is_the_same_breakdown() {
+        let (mut e, h, q) = quality_engine();
+        e.config.hour_weights.insert(9, dec!(1.25));
+        let p = profile("a");
+        let c = call();
+        for billable in [true, true, false] {
+            h.record(&history_keys(&p.id, &c, p.time_zone), billable)
+                .await
+                .unwrap();
+        }
+        let obs = [
+            QualityObservation::postback(true),
+            QualityObservation::postback(false),
+            QualityObservation::transcript(true),
+        ];
+        outcomes(&q, &p, &c, &obs).await;
+        let bid = Bid::new(p.id.clone(), Money::usd(dec!(33.30)));
+        let s = e.score(&c, &[(&p, &bid)]).await.unwrap().remove(0);
+        assert_eq!(s.explore_observations, Some(3));
+        assert_eq!(s.quality_evidence.unwrap().overall.postback, 2);
+        let blank =
+            ScoringEngine::new(Arc::new(MemoryDurationHistory::new()), e.config().clone()).unwrap();
+        let again = blank.rescore(&c, &p, &bid, &s);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::to_string(&again).unwrap(), json);
+        // The logged JSON parses back to the same breakdown.
+        assert_eq!(serde_json::from_str::<ScoreBreakdown>(&json).unwrap(), s);
+        // What-if without quality and exploration: both factors 1, left out of the JSON.
+        let off = ScoringEngine::default().rescore(&c, &p, &bid, &s);
+        assert_eq!(
+            (off.quality_factor, off.explore_factor),
+            (Decimal::ONE, Decimal::ONE)
+        );
+        let off_json = serde_json::to_string(&off).unwrap();
+        assert!(
+            !off_json.contains("quality") && !off_json.contains("explore"),
+            "{off_json}"
+        );
+    }
+
+    #[tokio::test]
+    async fn older_breakdowns_without_quality_still_parse() {
+        let e = ScoringEngine::default();
+        let p = profile("a");
+        let bid = Bid::new(p.id.clone(), Money::usd(dec!(40)));
+        let s = e.score(&call(), &[(&p, &bid)]).await.unwrap().remove(0);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(
+            !json.contains("quality"),
+            "quality off serializes as before: {json}"
+        );
+        let back: ScoreBreakdown = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            (back.quality_factor, back.explore_factor),
+            (Decimal::ONE, Decimal::ONE)
+        );
+        assert_eq!(back, s);
+    }
+
+    #[tokio::test]
+    async fn quality_line_says_which_signal() {
+        let (e, _, q) = quality_engine();
+        let p = profile("a");
+        let c = call();
+        let mut obs = vec![QualityObservation::postback(true); 14];
+        obs.extend([QualityObservation::transcript(false); 3]);
+        outcomes(&q, &p, &c, &obs).await;
+        let bid = Bid::new(p.id.clone(), Money::usd(dec!(40)));
+        let s = e.score(&c, &[(&p, &bid)]).await.unwrap().remove(0);
+        let line = s.to_string();
+        assert!(
+            line.contains(&format!(
+                "× quality {} (postback 14, transcript 3)",
+                s.quality_factor
+            )),
+            "{line}"
+        );
+        assert!(line.ends_with("× explore 2 (n 0)"), "{line}");
+        assert!(s.quality_factor > dec!(0.5));
+    }
+
+    #[tokio::test]
+    async fn a_new_buyer_scores_the_quality_prior_and_the_full_bonus() {
+        let (e, _, _) = quality_engine();
+        let p = profile("new");
+        let bid = Bid::new(p.id.clone(), Money::usd(dec!(40)));
+        let s = e.score(&call(), &[(&p, &bid)]).await.unwrap().remove(0);
+        assert_eq!(s.quality_factor, dec!(0.5));
+        assert_eq!(s.explore_factor, dec!(2));
+        // 40 × duration 0.5 × quality 0.5 × explore 2.
+        assert_eq!(s.score, dec!(20));
+        assert_eq!(
+            s.quality_evidence,
+            Some(QualityEvidence {
+                overall: QualityStats::default(),
+                state_hour: Some(QualityStats::default()),
+                area_code_hour: Some(QualityStats::default()),
+            })
+        );
+    }
+
+    #[test]
+    fn exploration_is_bounded_and_shrinks() {
+        let e =
+            ScoringEngine::new(Arc::new(MemoryDurationHistory::new()), quality_config()).unwrap();
+        assert_eq!(e.explore_factor(0), Some(dec!(2)));
+        // 1 + 10/(10 + 10).
+        assert_eq!(e.explore_factor(10), Some(dec!(1.5)));
+        let mut last = dec!(2);
+        for n in [1, 5, 50, 500, 5000, u32::MAX as u64] {
+            let f = e.explore_factor(n).unwrap();
+            assert!(f < last && f >= Decimal::ONE, "n {n}: {f}");
+            last = f;
+        }
+        assert_eq!(ScoringEngine::default().explore_factor(0), None);
+    }
+
+    #[test]
+    fn quality_config_validation() {
+        let c = ScoringConfig {
+            quality_prior: dec!(-0.1),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "quality_prior");
+        let c = ScoringConfig {
+            exploration: dec!(-1),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "exploration");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn stats() -> impl Strategy<Value = QualityStats> {
+            (0u64..500, 0u64..500).prop_map(|(a, b)| QualityStats {
+                calls: a.max(b),
+                converted: a.min(b),
+                postback: a.max(b),
+                transcript: 0,
+            })
+        }
+
+        fn evidence(overall: QualityStats) -> QualityEvidence {
+            QualityEvidence {
+                overall,
+                state_hour: None,
+                area_code_hour: None,
+            }
+        }
+
+        fn engine() -> ScoringEngine {
+            ScoringEngine::new(Arc::new(MemoryDurationHistory::new()), quality_config()).unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn quality_is_deterministic_and_a_probability(o in stats(), s in stats(), a in stats()) {
+                let e = engine();
+                let q = QualityEvidence { overall: o, state_hour: Some(s), area_code_hour: Some(a) };
+                let f = e.quality_factor(&q);
+                prop_assert_eq!(f, engine().quality_factor(&q));
+                prop_assert!(f >= Decimal::ZERO && f <= Decimal::ONE);
+            }
+
+            /// More evidence at the same rate moves the factor further from the prior,
+            /// monotonically, towards the observed rate.
+            #[test]
+            fn more_evidence_moves_further_from_the_prior(conv in 0u64..=10, scale in 1u64..20) {
+                let e = engine();
+                let at = |m: u64| e.quality_factor(&evidence(QualityStats {
+                    calls: 10 * m, converted: conv * m, postback: 10 * m, transcript: 0,
+                }));
+                let prior = dec!(0.5);
+                let (small, big) = (at(scale), at(scale + 1));
+                prop_assert!((big - prior).abs() >= (small - prior).abs(), "{} then {}", small, big);
+                let rate = Decimal::from(conv) / dec!(10);
+                prop_assert!((big - rate).abs() <= (small - rate).abs());
+            }
+
+            /// One more converted outcome never lowers the factor; one more non-converted
+            /// one never raises it.
+            #[test]
+            fn monotone_in_outcomes(o in stats()) {
+                let e = engine();
+                let base = e.quality_factor(&evidence(o));
+                let mut up = o;
+                up.apply(&QualityObservation::postback(true), 1);
+                let mut down = o;
+                down.apply(&QualityObservation::postback(false), 1);
+                prop_assert!(e.quality_factor(&evidence(up)) >= base);
+                prop_assert!(e.quality_factor(&evidence(down)) <= base);
+            }
+
+            /// Every buyer without outcomes scores exactly the prior, whatever its id.
+            #[test]
+            fn new_buyers_score_exactly_the_prior(id in "[a-z]{1,12}", prior in 0u32..=100) {
+                let cfg = ScoringConfig {
+                    use_quality: true,
+                    quality_prior: Decimal::new(prior.into(), 2),
+                    ..Default::default()
+                };
+                let e = ScoringEngine::new(Arc::new(MemoryDurationHistory::new()), cfg).unwrap();
+                let p = profile(&id);
+                let bid = Bid::new(p.id.clone(), Money::usd(dec!(10)));
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let s = rt.block_on(e.score(&call(), &[(&p, &bid)])).unwrap().remove(0);
+                prop_assert_eq!(s.quality_factor, Decimal::new(prior.into(), 2));
+            }
+        }
     }
 
     #[test]

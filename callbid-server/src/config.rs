@@ -53,6 +53,7 @@ pub const KEYS: &[&str] = &[
     "twilio_api_url",
     "pools",
     "outbound",
+    "quality",
     "pool_cors_origins",
     "pool_visitor_per_minute",
     "pool_ip_per_minute",
@@ -134,6 +135,10 @@ pub struct ServerConfig {
     /// campaign API and page behind operator access, the provider's webhooks under
     /// `/campaigns/{id}/*`, and runs the pacer. `None`: no campaigns.
     pub outbound: Option<PathBuf>,
+    /// `quality.toml`: the quality factor, exploration, transcription and the buyers'
+    /// postback tokens (format: [`crate::quality_file`]); mounts `POST /api/conversions`
+    /// and `/twilio/transcription`. `None`: scoring without quality or exploration.
+    pub quality: Option<PathBuf>,
     /// Browser origins allowed to call the lease API, comma-separated
     /// (`https://www.example.com`); this server's own origin is always allowed.
     pub pool_cors_origins: String,
@@ -180,6 +185,7 @@ impl Default for ServerConfig {
             twilio_api_url: None,
             pools: None,
             outbound: None,
+            quality: None,
             pool_cors_origins: String::new(),
             pool_visitor_per_minute: 60,
             pool_ip_per_minute: 600,
@@ -220,6 +226,7 @@ impl fmt::Debug for ServerConfig {
             .field("twilio_api_url", &self.twilio_api_url)
             .field("pools", &self.pools)
             .field("outbound", &self.outbound)
+            .field("quality", &self.quality)
             .field("pool_cors_origins", &self.pool_cors_origins)
             .field("pool_visitor_per_minute", &self.pool_visitor_per_minute)
             .field("pool_ip_per_minute", &self.pool_ip_per_minute)
@@ -432,6 +439,7 @@ impl ServerConfig {
             "twilio_api_url" => self.twilio_api_url = opt(value),
             "pools" => self.pools = opt(value).map(PathBuf::from),
             "outbound" => self.outbound = opt(value).map(PathBuf::from),
+            "quality" => self.quality = opt(value).map(PathBuf::from),
             "pool_cors_origins" => self.pool_cors_origins = value.trim().to_owned(),
             "pool_visitor_per_minute" => {
                 self.pool_visitor_per_minute = parse_num(key, value, origin)?

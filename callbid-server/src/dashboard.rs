@@ -41,7 +41,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use callbid_core::auction::{Auction, AuctionEvent};
-use callbid_core::state::{CallEvent, CallLog, CallRecord, CallStatus};
+use callbid_core::state::{CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
 use callbid_core::{CallId, ValidationError};
 use callbid_store::{
     AggregateRow, CallReports, Cursor, GroupBy, ReportFilter, ReportQuery, SortKey, SortOrder,
@@ -558,6 +558,7 @@ async fn call_detail(
     let raw: Vec<CallEvent> = CallLog::events(&s.store, &id)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let quality = quality_view(&raw);
     let events: Vec<EventView> = raw
         .iter()
         .map(|e| EventView {
@@ -571,6 +572,7 @@ async fn call_detail(
         "call": CallRow::new(&record, tz),
         "why": why_json(&id, &raw),
         "events": events,
+        "quality": quality,
         "tz": tz.name(),
     })))
 }
@@ -609,6 +611,60 @@ async fn call_replay(
         Err(e @ ReplayCallError::NoExplanation(_)) => Err(ApiError::NotFound(e.to_string())),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
+}
+
+/// The call detail's quality section (issue 12): the transcript, its fragments in
+/// `(TranscriptionSid, SequenceId)` order whatever order their callbacks arrived in, the
+/// call's transcript class (the strongest of its fragments': `converted` over `junk`) and
+/// the buyer's conversion postbacks. `null` when the call has neither.
+fn quality_view(events: &[CallEvent]) -> serde_json::Value {
+    use callbid_core::quality::TranscriptClass;
+    let mut fragments = Vec::new();
+    let mut class = None;
+    let mut postbacks = Vec::new();
+    for e in events {
+        match &e.kind {
+            CallEventKind::Transcript {
+                transcription,
+                sequence,
+                track,
+                text,
+                class: c,
+                phrase,
+            } => {
+                let parsed = c.as_deref().and_then(TranscriptClass::parse);
+                class = TranscriptClass::strongest(class, parsed);
+                fragments.push((
+                    transcription.clone(),
+                    *sequence,
+                    json!({
+                        "track": track, "text": text, "class": c, "phrase": phrase,
+                    }),
+                ));
+            }
+            CallEventKind::Conversion {
+                buyer,
+                converted,
+                value,
+            } => postbacks.push(json!({
+                "buyer": buyer.as_str(),
+                "converted": converted,
+                "value": value.map(|v| v.amount.to_string()),
+                "currency": value.map(|v| v.currency.to_string()),
+            })),
+            _ => {}
+        }
+    }
+    if fragments.is_empty() && postbacks.is_empty() {
+        return serde_json::Value::Null;
+    }
+    fragments.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let transcript: Vec<serde_json::Value> = fragments.into_iter().map(|(_, _, f)| f).collect();
+    json!({
+        "transcript": transcript,
+        "transcript_class": class.map(|c| c.as_str()),
+        "postbacks": postbacks,
+    })
 }
 
 async fn summary(
@@ -779,6 +835,42 @@ async fn auction_stream(State(s): State<Shared>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quality_section_orders_fragments_and_keeps_the_strongest_class() {
+        let call = CallId::new("CA1").unwrap();
+        let at = chrono::Utc::now();
+        let frag = |seq: u64, text: &str, class: Option<&str>| {
+            CallEvent::new(
+                call.clone(),
+                at,
+                format!("transcript:GT1:{seq}"),
+                CallEventKind::Transcript {
+                    transcription: "GT1".into(),
+                    sequence: seq,
+                    track: Some("inbound_track".into()),
+                    text: text.into(),
+                    class: class.map(str::to_owned),
+                    phrase: class.map(|_| "x".to_owned()),
+                },
+            )
+        };
+        let events = [
+            frag(2, "wrong number", Some("junk")),
+            frag(1, "booked", Some("converted")),
+            frag(3, "bye", None),
+        ];
+        let v = quality_view(&events);
+        assert_eq!(v["transcript_class"], json!("converted"));
+        let texts: Vec<&str> = v["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["booked", "wrong number", "bye"]);
+        assert_eq!(quality_view(&events[..0]), serde_json::Value::Null);
+    }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()

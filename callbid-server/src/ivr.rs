@@ -165,6 +165,8 @@ pub struct App {
     pub verifier: Option<WebhookVerifier>,
     calls: Mutex<HashMap<String, LiveCall>>,
     latencies: Mutex<Latencies>,
+    /// Whether forwarded calls start Twilio real-time transcription ([`App::transcribe`]).
+    transcribe: std::sync::atomic::AtomicBool,
 }
 
 /// The most recent auction latencies (bounded), and how many auctions ran in total.
@@ -194,6 +196,7 @@ impl App {
             verifier,
             calls: Mutex::new(HashMap::new()),
             latencies: Mutex::new(Latencies::default()),
+            transcribe: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -1211,6 +1214,21 @@ async fn auction_and_dial(
     }
 }
 
+impl App {
+    /// Turns real-time transcription of forwarded calls on or off (default off): with it
+    /// on, the `<Dial>` to a winner is preceded by `<Start><Transcription
+    /// statusCallbackUrl="{public_url}/twilio/transcription"/></Start>`, whose callbacks
+    /// [`crate::quality::webhook_router`] serves (mount it with [`crate::Mounts::with_quality`]).
+    pub fn transcribe(&self, on: bool) {
+        self.transcribe
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn transcribing(&self) -> bool {
+        self.transcribe.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &str) -> IvrResult {
     let cfg = &app.config;
     let mut dial = Dial::new()
@@ -1230,16 +1248,18 @@ fn dial_twiml(app: &App, ctx: &CallContext, dest: &Destination, service_name: &s
         Destination::Sip(s) => dial.sip(Sip::new(s.as_str())),
         other => return Err(IvrError(anyhow::anyhow!("cannot dial destination {other}"))),
     };
-    Ok(VoiceResponse::new()
-        .say(say(
-            app,
-            format!(
-                "Thank you. Connecting you with a {} professional now.",
-                service_name.to_lowercase()
-            ),
-        ))
-        .dial(dial)
-        .into())
+    let mut twiml = VoiceResponse::new().say(say(
+        app,
+        format!(
+            "Thank you. Connecting you with a {} professional now.",
+            service_name.to_lowercase()
+        ),
+    ));
+    if app.transcribing() {
+        let callback = format!("{}/twilio/transcription", cfg.public_url);
+        twiml = twiml.start(crate::quality::transcription_start(&callback));
+    }
+    Ok(twiml.dial(dial).into())
 }
 
 fn connected(status: Option<&DialCallStatus>) -> bool {

@@ -122,6 +122,8 @@ pub mod logline;
 pub mod metrics;
 pub mod outbound_file;
 pub mod pool;
+pub mod quality;
+pub mod quality_file;
 pub mod run;
 pub mod serve;
 pub mod settle;
@@ -147,6 +149,10 @@ pub struct Mounts {
     pub campaigns: Option<Arc<campaign::CampaignApp>>,
     /// `GET /metrics` (Prometheus text), behind the operator token when one is required.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Quality evidence: buyers' conversion postbacks (`POST /api/conversions`, their
+    /// own bearer tokens) and Twilio's transcription callback (`/twilio/transcription`,
+    /// signed), both outside operator access. See [`quality`].
+    pub quality: Option<Arc<quality::QualityApp>>,
     /// Who may open the dashboard and the agent desk.
     pub operator: auth::OperatorAuth,
 }
@@ -160,6 +166,7 @@ impl Mounts {
             dashboard: None,
             campaigns: None,
             metrics: None,
+            quality: None,
             operator,
         }
     }
@@ -186,6 +193,12 @@ impl Mounts {
     /// the handle).
     pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
         self.metrics = Some(handle);
+        self
+    }
+
+    /// Mounts the quality routes ([`quality::api_router`], [`quality::webhook_router`]).
+    pub fn with_quality(mut self, app: Arc<quality::QualityApp>) -> Self {
+        self.quality = Some(app);
         self
     }
 
@@ -220,6 +233,11 @@ pub fn router(m: Mounts) -> Router {
     }
     if let Some(h) = m.metrics {
         app = app.merge(auth::guard_only(metrics::router(h), &m.operator));
+    }
+    if let Some(q) = m.quality {
+        app = app
+            .merge(quality::api_router(q.clone()))
+            .merge(quality::webhook_router(q));
     }
     app
 }

@@ -10,6 +10,7 @@ mod tracking;
 
 pub use agent_desk::{agent_desk, AgentDeskArgs};
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ use anyhow::{bail, Context};
 use axum::Router;
 use callbid_buyers::BuyersLoader;
 use callbid_core::auction::Auction;
+use callbid_core::BuyerId;
 use callbid_store::Store;
 use callbid_twilio::signature::WebhookVerifier;
 use rand::Rng;
@@ -128,6 +130,11 @@ struct Buyers {
     count: usize,
     network: Option<mock_network::MockNetwork>,
     pool: Option<pool::PoolSetup>,
+    /// The `quality` key's file and every buyer's zone (for the quality routes).
+    quality: Option<(
+        crate::quality_file::QualityFile,
+        BTreeMap<BuyerId, chrono_tz::Tz>,
+    )>,
 }
 
 async fn buyers(cfg: &ServerConfig, store: &Store, checked: &Checked) -> anyhow::Result<Buyers> {
@@ -140,17 +147,40 @@ async fn buyers(cfg: &ServerConfig, store: &Store, checked: &Checked) -> anyhow:
         entries.push(e);
     }
     let count = entries.len();
-    let auction = build_auction(
-        entries,
-        handles.history.clone(),
-        checked.resolved.strategy,
-        Duration::from_millis(cfg.deadline_ms),
-    )?;
+    let deadline = Duration::from_millis(cfg.deadline_ms);
+    let quality = match &cfg.quality {
+        None => None,
+        Some(path) => {
+            let file = crate::quality_file::load(path, |v| std::env::var(v).ok())?;
+            let zones = entries
+                .iter()
+                .map(|e| (e.profile.id.clone(), e.profile.time_zone))
+                .collect();
+            Some((file, zones))
+        }
+    };
+    let auction = match &quality {
+        None => build_auction(
+            entries,
+            handles.history.clone(),
+            checked.resolved.strategy,
+            deadline,
+        )?,
+        Some((file, _)) => crate::settle::build_auction_with_quality(
+            entries,
+            handles.history.clone(),
+            Arc::new(store.clone()),
+            file.scoring.clone(),
+            checked.resolved.strategy,
+            deadline,
+        )?,
+    };
     Ok(Buyers {
         auction,
         count,
         network,
         pool,
+        quality,
     })
 }
 
@@ -258,6 +288,20 @@ fn mount(
     operator: &operator_auth::OperatorAuth,
 ) -> Router {
     let mut router = app::router(app.clone());
+    if let Some((file, zones)) = &buyers.quality {
+        app.transcribe(file.transcribe);
+        let q = Arc::new(crate::quality::QualityApp {
+            log: app.stores.log.clone(),
+            quality: Arc::new(store.clone()),
+            tokens: file.tokens.clone(),
+            classifier: file.classifier.clone(),
+            zones: zones.clone(),
+            verifier: app.verifier.clone(),
+        });
+        router = router
+            .merge(crate::quality::api_router(q.clone()))
+            .merge(crate::quality::webhook_router(q));
+    }
     if let Some(o) = &extras.outbound {
         // The provider's webhooks are public (signature-checked for Twilio).
         router = router.merge(crate::campaign::webhook_router(o.app.clone()));

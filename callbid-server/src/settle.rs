@@ -39,6 +39,25 @@ pub fn build_auction(
         .build()?)
 }
 
+/// [`build_auction`] scoring with `scoring` and the quality counts in `quality` (the
+/// quality factor and exploration of issue 12, when `scoring` turns them on).
+pub fn build_auction_with_quality(
+    entries: Vec<BuyerEntry>,
+    history: Arc<dyn DurationHistory>,
+    quality: Arc<dyn callbid_core::state::QualityHistory>,
+    scoring: ScoringConfig,
+    strategy: Strategy,
+    deadline: Duration,
+) -> anyhow::Result<Auction> {
+    let scorer = ScoringEngine::new(history, scoring)?.with_quality_history(quality);
+    Ok(Auction::builder()
+        .buyers(entries)
+        .scorer(Arc::new(scorer))
+        .strategy(strategy)
+        .deadline(deadline)
+        .build()?)
+}
+
 /// Parses a strategy name: `highest-score`, `highest-bid`, `priority[:SEED]`, `first-accept`.
 pub fn parse_strategy(s: &str) -> Result<Strategy, ValidationError> {
     let norm = s.trim().to_ascii_lowercase().replace('_', "-");

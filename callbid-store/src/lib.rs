@@ -122,7 +122,7 @@ mod store_pool;
 mod store_routing;
 mod url;
 
-pub use callbid_core::state::{CallLog, CapStore, DurationHistory, SeenCallers};
+pub use callbid_core::state::{CallLog, CapStore, DurationHistory, QualityHistory, SeenCallers};
 pub use error::{Result, StoreError};
 #[cfg(feature = "postgres")]
 pub use postgres::{CopyStats, PgOptions, PgStore};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use callbid_core::state::{
     AppendOutcome, CallEvent, CallLog, CallRecord, CapStore, ClaimOutcome, DurationHistory,
-    HistoryKey, HistoryStats, ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
-    SeenClaim,
+    HistoryKey, HistoryStats, QualityHistory, QualityObservation, QualityRecorded, QualityStats,
+    ReservationId, ReservationRequest, ReserveOutcome, SeenCallers, SeenClaim,
 };
 use callbid_core::{BuyerId, CallId, PhoneNumber, StateError};
 use chrono::{DateTime, Utc};
@@ -230,7 +230,25 @@ impl DurationHistory for Store {
         each!(self, s => DurationHistory::record(s, keys, billable).await)
     }
     async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError> {
-        each!(self, s => s.stats(keys).await)
+        each!(self, s => DurationHistory::stats(s, keys).await)
+    }
+}
+
+#[async_trait]
+impl QualityHistory for Store {
+    async fn record(
+        &self,
+        call: &CallId,
+        keys: &[HistoryKey],
+        obs: QualityObservation,
+    ) -> Result<QualityRecorded, StateError> {
+        each!(self, s => QualityHistory::record(s, call, keys, obs).await)
+    }
+    async fn outcome(&self, call: &CallId) -> Result<Option<QualityObservation>, StateError> {
+        each!(self, s => s.outcome(call).await)
+    }
+    async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<QualityStats>, StateError> {
+        each!(self, s => QualityHistory::stats(s, keys).await)
     }
 }
 

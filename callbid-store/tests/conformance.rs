@@ -27,6 +27,9 @@ async fn memory_passes_the_suite() {
     conformance::duration_history(&MemoryDurationHistory::new(), "m")
         .await
         .unwrap();
+    conformance::quality_history(&callbid_core::state::MemoryQualityHistory::new(), "m")
+        .await
+        .unwrap();
     conformance::call_log(&MemoryCallLog::new(), "m")
         .await
         .unwrap();
@@ -67,6 +70,19 @@ async fn sqlite_call_log_concurrency_in_memory() {
         .unwrap();
 }
 
+/// Two handles on one SQLite file record the same calls at once: each counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_quality_concurrency_across_two_handles() {
+    use callbid_core::state::QualityHistory;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quality.db");
+    let a: Arc<dyn QualityHistory> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn QualityHistory> = Arc::new(SqliteStore::open(&path).unwrap());
+    conformance::quality_history_concurrency(a, b, "race", 24)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_cap_concurrency() {
     let s: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
@@ -80,6 +96,7 @@ async fn full_suite(s: &SqliteStore, prefix: &str) {
     conformance::seen_callers(s, prefix).await.unwrap();
     conformance::seen_claims(s, prefix).await.unwrap();
     conformance::duration_history(s, prefix).await.unwrap();
+    conformance::quality_history(s, prefix).await.unwrap();
     conformance::call_log(s, prefix).await.unwrap();
     conformance::call_log_order(s, prefix, 11, 2).await.unwrap();
     conformance::call_log_append_all(s, prefix).await.unwrap();
@@ -223,11 +240,23 @@ mod pg {
         conformance::seen_callers(&s, &prefix).await.unwrap();
         conformance::seen_claims(&s, &prefix).await.unwrap();
         conformance::duration_history(&s, &prefix).await.unwrap();
+        conformance::quality_history(&s, &prefix).await.unwrap();
         conformance::call_log(&s, &prefix).await.unwrap();
         conformance::call_log_order(&s, &prefix, 11, 2)
             .await
             .unwrap();
         conformance::call_log_append_all(&s, &prefix).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_quality_concurrency_across_two_pools() {
+        let Some((a, b)) = two_stores().await else {
+            return;
+        };
+        let prefix = common::unique_prefix("pgq");
+        conformance::quality_history_concurrency(Arc::new(a), Arc::new(b), &prefix, 40)
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -779,6 +779,10 @@ fn unscored(bid: &Bid) -> ScoreBreakdown {
             area_code_hour: None,
             hour_of_week: 0,
         },
+        quality_factor: rust_decimal::Decimal::ONE,
+        quality_evidence: None,
+        explore_factor: rust_decimal::Decimal::ONE,
+        explore_observations: None,
         score: bid.price.amount,
     }
 }

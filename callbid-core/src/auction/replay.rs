@@ -25,12 +25,14 @@ use serde::Serialize;
 
 use super::explain::{AuctionExplanation, BuyerInput, EXPLANATION_VERSION};
 use super::order::{order_candidates, ranks_of};
-use super::{AcceptRecord, BidChecks, BuyerReply, Candidate, Eligibility, NoBuyerReason, Strategy};
+use super::{
+    unscored, AcceptRecord, BidChecks, BuyerReply, Candidate, Eligibility, NoBuyerReason, Strategy,
+};
 use crate::buyer::Bid;
 use crate::error::ValidationError;
 use crate::ids::BuyerId;
 use crate::money::Money;
-use crate::scoring::{DurationEvidence, GeoBasis, ScoreBreakdown, ScoringConfig, ScoringEngine};
+use crate::scoring::{ScoreBreakdown, ScoringConfig, ScoringEngine};
 use crate::state::MemoryDurationHistory;
 
 /// What to change in a replay (all `None`: replay as logged).
@@ -246,7 +248,7 @@ impl Setup {
                 (None, Some(_)) => {
                     r.notes
                         .push("not scored in the original: scored with no history".into());
-                    blank_breakdown(bid)
+                    unscored(bid)
                 }
                 (None, None) => {
                     r.notes
@@ -346,26 +348,6 @@ fn received_bid(b: &BuyerInput) -> Option<&Bid> {
     match &b.reply {
         BuyerReply::Bid { bid } | BuyerReply::InvalidBid { bid, .. } => Some(bid),
         _ => None,
-    }
-}
-
-/// A breakdown with no evidence, for scoring a bid whose evidence was not logged.
-fn blank_breakdown(bid: &Bid) -> ScoreBreakdown {
-    let one = rust_decimal::Decimal::ONE;
-    ScoreBreakdown {
-        price: bid.price,
-        geo_factor: one,
-        geo_basis: GeoBasis::Default,
-        time_factor: one,
-        local_hour: 0,
-        duration_factor: one,
-        duration_evidence: DurationEvidence {
-            overall: Default::default(),
-            state_hour: None,
-            area_code_hour: None,
-            hour_of_week: 0,
-        },
-        score: bid.price.amount,
     }
 }
 

@@ -162,6 +162,31 @@ pub enum CallEventKind {
         /// The explanation.
         explanation: Box<crate::auction::AuctionExplanation>,
     },
+    /// The winning buyer's conversion postback (`POST /api/conversions`).
+    Conversion {
+        /// The buyer that posted it (the call's winner).
+        buyer: BuyerId,
+        /// Whether the call converted (a sale).
+        converted: bool,
+        /// The sale's value, when given.
+        value: Option<Money>,
+    },
+    /// A final fragment of the call's transcript (Twilio real-time transcription) and
+    /// what the phrase rules made of it.
+    Transcript {
+        /// Twilio's `TranscriptionSid`.
+        transcription: String,
+        /// Twilio's `SequenceId` of the fragment (its place in the transcript).
+        sequence: u64,
+        /// Which side spoke (`Track`: `inbound_track` is the caller).
+        track: Option<String>,
+        /// The fragment's text.
+        text: String,
+        /// `converted` or `junk` when a rule matched (`quality` module), else none.
+        class: Option<String>,
+        /// The phrase that matched.
+        phrase: Option<String>,
+    },
 }
 
 impl CallEventKind {
@@ -186,6 +211,8 @@ impl CallEventKind {
             CallEventKind::AgentOffer { .. } => "agent_offer",
             CallEventKind::Attributed { .. } => "attributed",
             CallEventKind::AuctionExplained { .. } => "auction_explained",
+            CallEventKind::Conversion { .. } => "conversion",
+            CallEventKind::Transcript { .. } => "transcript",
         }
     }
 }
@@ -569,6 +596,8 @@ impl CallRecord {
             CallEventKind::Attributed { .. } => {}
             // Read from the events by whoever explains or replays the auction.
             CallEventKind::AuctionExplained { .. } => {}
+            // Quality evidence lives in the quality history and the events themselves.
+            CallEventKind::Conversion { .. } | CallEventKind::Transcript { .. } => {}
             CallEventKind::Fallback { kind, .. } => {
                 if st.fallback.as_ref().is_none_or(|(h, _)| stamp > h) {
                     st.fallback = Some((stamp.clone(), kind.clone()));

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use super::calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
+use super::quality::{QualityHistory, QualityObservation, QualityStats};
 use super::routing::{RouteClaim, RouteDecision, RoutingStore};
 use super::{
     AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryStats, ReservationId,
@@ -438,6 +439,162 @@ pub async fn duration_history(history: &dyn DurationHistory, prefix: &str) -> Re
     ensure!(
         history.stats(&[other]).await.map_err(err)?[0] == HistoryStats::default(),
         "hours must be independent"
+    );
+    Ok(())
+}
+
+fn quality_keys(prefix: &str, name: &str) -> Result<Vec<HistoryKey>, String> {
+    let buyer = BuyerId::new(format!("{prefix}-{name}")).map_err(err)?;
+    let tx = UsState::parse("TX").map_err(err)?;
+    let k = |area, hour_of_week| HistoryKey {
+        buyer: buyer.clone(),
+        area,
+        hour_of_week,
+    };
+    Ok(vec![
+        k(AreaKey::AreaCode(512), Some(15)),
+        k(AreaKey::State(tx), Some(15)),
+        k(AreaKey::Any, None),
+    ])
+}
+
+fn qstats(calls: u64, converted: u64, postback: u64, transcript: u64) -> QualityStats {
+    QualityStats {
+        calls,
+        converted,
+        postback,
+        transcript,
+    }
+}
+
+/// Semantics of [`QualityHistory`]: one outcome per call, replaced only by one that
+/// outranks it (a postback beats a transcript), whatever the order; buckets independent.
+pub async fn quality_history(history: &dyn QualityHistory, prefix: &str) -> Result<(), String> {
+    let keys = quality_keys(prefix, "quality")?;
+    let call = |n: u32| CallId::new(format!("{prefix}-q{n}")).map_err(err);
+    let zero = history.stats(&keys).await.map_err(err)?;
+    ensure!(
+        zero == vec![QualityStats::default(); 3],
+        "unknown keys must read zero, got {zero:?}"
+    );
+    ensure!(
+        history.outcome(&call(1)?).await.map_err(err)?.is_none(),
+        "an unknown call has no outcome"
+    );
+    let t_junk = QualityObservation::transcript(false);
+    let t_conv = QualityObservation::transcript(true);
+    let p_no = QualityObservation::postback(false);
+    let p_yes = QualityObservation::postback(true);
+    // Call 1: a transcript says junk, twice; then the buyer's postback says converted.
+    let r = history
+        .record(&call(1)?, &keys, t_junk)
+        .await
+        .map_err(err)?;
+    ensure!(r.changed && r.stored == t_junk, "first outcome: {r:?}");
+    let r = history
+        .record(&call(1)?, &keys, t_junk)
+        .await
+        .map_err(err)?;
+    ensure!(
+        !r.changed && r.stored == t_junk,
+        "same outcome twice: {r:?}"
+    );
+    let s = history.stats(&keys).await.map_err(err)?;
+    ensure!(s[0] == qstats(1, 0, 0, 1), "junk counted once: {:?}", s[0]);
+    let r = history.record(&call(1)?, &keys, p_yes).await.map_err(err)?;
+    ensure!(r.changed && r.stored == p_yes, "postback replaces: {r:?}");
+    // Call 2: the postback (not converted) comes first; a later transcript is ignored.
+    history.record(&call(2)?, &keys, p_no).await.map_err(err)?;
+    let r = history
+        .record(&call(2)?, &keys, t_conv)
+        .await
+        .map_err(err)?;
+    ensure!(
+        !r.changed && r.stored == p_no,
+        "a transcript never beats a postback: {r:?}"
+    );
+    // Call 3: only in the overall bucket; converted postback then not converted.
+    history
+        .record(&call(3)?, &keys[2..], p_yes)
+        .await
+        .map_err(err)?;
+    let r = history.record(&call(3)?, &keys, p_no).await.map_err(err)?;
+    ensure!(
+        !r.changed && r.stored == p_yes,
+        "a conversion is not taken back: {r:?}"
+    );
+    let s = history.stats(&keys).await.map_err(err)?;
+    ensure!(s[0] == qstats(2, 1, 2, 0), "area-code bucket: {:?}", s[0]);
+    ensure!(s[1] == qstats(2, 1, 2, 0), "state bucket: {:?}", s[1]);
+    ensure!(s[2] == qstats(3, 2, 3, 0), "overall bucket: {:?}", s[2]);
+    ensure!(
+        history.outcome(&call(1)?).await.map_err(err)? == Some(p_yes),
+        "stored outcome of call 1"
+    );
+    let reversed: Vec<HistoryKey> = keys.iter().rev().cloned().collect();
+    let r = history.stats(&reversed).await.map_err(err)?;
+    ensure!(
+        r == s.iter().rev().copied().collect::<Vec<_>>(),
+        "stats must follow the order of the keys"
+    );
+    let mut other = keys[0].clone();
+    other.hour_of_week = Some(16);
+    ensure!(
+        history.stats(&[other]).await.map_err(err)?[0] == QualityStats::default(),
+        "hours must be independent"
+    );
+    Ok(())
+}
+
+/// Two handles on one store record the same calls at once, with every signal in
+/// shuffled orders: each call is counted once, with the strongest outcome.
+pub async fn quality_history_concurrency(
+    a: Arc<dyn QualityHistory>,
+    b: Arc<dyn QualityHistory>,
+    prefix: &str,
+    calls: u32,
+) -> Result<(), String> {
+    let keys = quality_keys(prefix, "qrace")?;
+    let all = [
+        QualityObservation::transcript(false),
+        QualityObservation::transcript(true),
+        QualityObservation::postback(false),
+        QualityObservation::postback(true),
+    ];
+    let mut tasks = Vec::new();
+    for n in 0..calls {
+        let id = CallId::new(format!("{prefix}-qr{n}")).map_err(err)?;
+        for (i, h) in [a.clone(), b.clone()].into_iter().enumerate() {
+            let (id, keys) = (id.clone(), keys.clone());
+            // Handle 0 sends the signals forwards, handle 1 backwards; call n keeps the
+            // first `n % 4 + 1` of them.
+            let mut obs: Vec<_> = all[..(n as usize % 4) + 1].to_vec();
+            if i == 1 {
+                obs.reverse();
+            }
+            tasks.push(tokio::spawn(async move {
+                for o in obs {
+                    h.record(&id, &keys, o).await.map_err(err)?;
+                }
+                Ok::<_, String>(())
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.map_err(err)??;
+    }
+    let (mut want, mut stats) = (QualityStats::default(), Vec::new());
+    for n in 0..calls {
+        let best = all[n as usize % 4];
+        want.apply(&best, 1);
+        let id = CallId::new(format!("{prefix}-qr{n}")).map_err(err)?;
+        let got = a.outcome(&id).await.map_err(err)?;
+        ensure!(got == Some(best), "call {n}: stored {got:?}, want {best:?}");
+    }
+    stats.extend(b.stats(&keys).await.map_err(err)?);
+    ensure!(
+        stats.iter().all(|s| *s == want),
+        "every bucket must count each call once: {stats:?}, want {want:?}"
     );
     Ok(())
 }
@@ -1622,6 +1779,21 @@ mod tests {
     #[tokio::test]
     async fn memory_duration_history() {
         duration_history(&MemoryDurationHistory::new(), "t")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_quality_history() {
+        quality_history(&crate::state::MemoryQualityHistory::new(), "t")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_quality_history_concurrency() {
+        let h: Arc<dyn QualityHistory> = Arc::new(crate::state::MemoryQualityHistory::new());
+        quality_history_concurrency(h.clone(), h, "t", 40)
             .await
             .unwrap();
     }

@@ -6,6 +6,7 @@
 pub mod calllog;
 pub mod conformance;
 mod memory;
+pub mod quality;
 pub mod routing;
 
 use std::fmt;
@@ -25,6 +26,10 @@ use crate::phone::PhoneNumber;
 
 pub use calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
 pub use memory::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+pub use quality::{
+    MemoryQualityHistory, QualityHistory, QualityObservation, QualityRecorded, QualitySignal,
+    QualityStats,
+};
 pub use routing::{MemoryRoutingStore, RouteClaim, RouteDecision, RoutingStore};
 
 /// Identifies one cap reservation (unique per winner and call).

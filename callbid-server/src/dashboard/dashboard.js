@@ -310,6 +310,7 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
         if (parts.length) li.appendChild(el("div", parts.join(", "), "muted"));
         list.appendChild(li);
       }
+      showQuality(data.quality);
       $("detail").hidden = false;
     } catch (e) { showError(e.message); }
   }
@@ -339,6 +340,30 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       }
       body.appendChild(tr);
     }
+  }
+
+  // Call detail: transcript and conversion evidence (issue 12's quality factor).
+  function showQuality(q) {
+    const box = $("detail-quality");
+    box.replaceChildren();
+    box.hidden = !q;
+    if (!q) return;
+    box.appendChild(el("h3", "Quality"));
+    const cls = q.transcript_class || "unclassified";
+    box.appendChild(el("div", "Transcript: " + cls, "quality-class " + cls));
+    for (const p of q.postbacks) {
+      const v = p.value ? " (" + p.value + " " + p.currency + ")" : "";
+      box.appendChild(el("div", "Postback from " + p.buyer + ": " + (p.converted ? "converted" : "not converted") + v, "postback"));
+    }
+    const ol = el("ol", null, "transcript");
+    for (const f of q.transcript) {
+      const li = el("li");
+      li.appendChild(el("span", f.track === "inbound_track" ? "caller" : "buyer", "t"));
+      li.appendChild(el("span", f.text));
+      if (f.class) li.appendChild(el("strong", " " + f.class + " (" + f.phrase + ")"));
+      ol.appendChild(li);
+    }
+    box.appendChild(ol);
   }
 
   // A destination as serialized by core: {"kind": "phone"|"sip", "value": "…"}.
