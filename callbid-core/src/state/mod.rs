@@ -6,6 +6,7 @@
 pub mod calllog;
 pub mod conformance;
 mod memory;
+pub mod postback;
 pub mod routing;
 
 use std::fmt;
@@ -25,6 +26,10 @@ use crate::phone::PhoneNumber;
 
 pub use calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
 pub use memory::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+pub use postback::{
+    AttemptOutcome, Backoff, DeliveryState, MemoryPostbackOutbox, PostbackAttempt,
+    PostbackDelivery, PostbackOutbox,
+};
 pub use routing::{MemoryRoutingStore, RouteClaim, RouteDecision, RoutingStore};
 
 /// Identifies one cap reservation (unique per winner and call).
