@@ -24,6 +24,7 @@ mod agents;
 mod appends;
 mod campaign;
 mod pool;
+mod postback;
 mod routing;
 
 use std::str::FromStr;
@@ -70,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0008_routing.sql"),
     include_str!("../../migrations/postgres/0009_cap_counters.sql"),
     include_str!("../../migrations/postgres/0010_cap_refuse.sql"),
+    include_str!("../../migrations/postgres/0012_postbacks.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

@@ -49,6 +49,7 @@ mod campaign;
 mod caps;
 mod migrate;
 mod pool;
+mod postback;
 mod routing;
 
 /// An event row: seq, call id, idempotency key, at (ns), kind, JSON.
