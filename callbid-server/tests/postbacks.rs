@@ -262,6 +262,14 @@ async fn fails_stalls_recovers_and_is_delivered_once() {
         "{:?}",
         gap(slow[1], slow[2])
     );
+    let shown = dashboard_postbacks(&store, "CApb1").await;
+    let row = &shown["postbacks"][0];
+    assert_eq!(row["publisher"], "pub-1");
+    assert_eq!(row["state"], "delivered");
+    assert_eq!(row["attempts"], 3);
+    assert_eq!(row["last_status"], 200);
+    assert!(row["delivered_at"].is_string() && row["next_attempt_at"].is_null());
+    assert!(row["url"].as_str().unwrap().contains("/slow?click=CApb1"));
     // One stable key; every request verifies with the publisher's secret.
     assert!(
         slow.iter().all(|h| h.key == "callbid-postback:CApb1:pub-1"),
@@ -281,6 +289,40 @@ async fn fails_stalls_recovers_and_is_delivered_once() {
         )
         .unwrap_or_else(|e| panic!("{h:?}: {e}"));
     }
+}
+
+/// The dashboard's `GET /api/calls/{id}/postbacks`: what the call detail shows.
+async fn dashboard_postbacks(store: &Store, call: &str) -> serde_json::Value {
+    use callbid_core::inprocess::InProcessBuyer;
+    use callbid_core::state::MemoryDurationHistory;
+    use callbid_core::{BuyerEntry, BuyerId, Destination};
+    use tower::ServiceExt;
+    let buyer = InProcessBuyer::new(
+        BuyerId::new("acme").unwrap(),
+        Money::usd(Decimal::new(4500, 2)),
+        Destination::parse("+15125550111").unwrap(),
+    );
+    let auction = callbid_server::settle::build_auction(
+        vec![BuyerEntry::new(Arc::new(buyer))],
+        Arc::new(MemoryDurationHistory::new()),
+        callbid_core::auction::Strategy::HighestScore,
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let app = callbid_server::dashboard::router(callbid_server::dashboard::DashboardState {
+        store: store.clone(),
+        auction,
+        title: "t".into(),
+    });
+    let req = axum::http::Request::get(format!("/api/calls/{call}/postbacks"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
