@@ -5,7 +5,7 @@
 //! call detail (`GET /api/calls/{call_id}/postbacks`).
 //!
 //! The pieces:
-//! - [`PostbackConfig`] (from a `postbacks.toml`, format in [`file`]): one
+//! - [`PostbackConfig`] (from a `postbacks.toml`, format in [`file`](mod@file)): one
 //!   [`Endpoint`] (URL [`template`] + signing secret) per publisher or source id, the
 //!   retry schedule, the per-attempt timeout.
 //! - [`PostbackLog`]: a [`CallLog`] decorator. Before a `billing` event with
