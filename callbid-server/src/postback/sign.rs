@@ -13,7 +13,8 @@
 //! path and query) and the body bytes (empty for the `GET` postbacks callbid sends).
 //! This is the scheme of Stripe's webhook signatures (`t=…,v1=…` over
 //! `{timestamp}.{payload}`, checked against a tolerance window to refuse replays; see
-//! <https://docs.stripe.com/webhooks#verify-manually>), extended to cover the method and
+//! <https://stripe.com/docs/webhooks/signatures#verify-manually>; Svix signs
+//! `{id}.{timestamp}.{body}` the same way), extended to cover the method and
 //! URL because a postback's data travels in its query string. A receiver checks with
 //! [`verify`], comparing in constant time and refusing timestamps outside its tolerance
 //! (five minutes is usual). Several `v1=` values separated by commas are accepted (one
