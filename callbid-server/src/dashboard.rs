@@ -11,6 +11,7 @@
 //! | `GET /api/meta` | title, statuses, sort keys, time zones, buyers, known services / campaigns / sources |
 //! | `GET /api/calls?…` | one page of calls: filter + `sort`, `order`, `limit`, `cursor`, `tz` |
 //! | `GET /api/calls/{call_id}` | one call's record and events |
+//! | `GET /api/calls/{call_id}/postbacks` | the call's publisher postbacks and their delivery state ([`crate::postback`]) |
 //! | `GET /api/summary?…` | totals, calls by status, revenue by buyer, calls and revenue per UTC day (`by_day`) (filtered) |
 //! | `GET /api/export.csv?…`, `GET /api/export.xlsx?…` | the filtered calls, streamed |
 //! | `GET /api/auctions/stream` | server-sent events: every [`AuctionEvent`] as JSON |
@@ -98,6 +99,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/api/calls", get(calls))
         .route("/api/calls/{call_id}", get(call_detail))
         .route("/api/calls/{call_id}/replay", get(call_replay))
+        .route("/api/calls/{call_id}/postbacks", get(call_postbacks))
         .route("/api/summary", get(summary))
         .route("/api/export.csv", get(export_csv))
         .route("/api/export.xlsx", get(export_xlsx))
@@ -665,6 +667,45 @@ fn quality_view(events: &[CallEvent]) -> serde_json::Value {
         "transcript_class": class.map(|c| c.as_str()),
         "postbacks": postbacks,
     })
+}
+
+// --- Publisher postbacks of one call (issue 12, item 5); shown by the page's
+// `showPostbacks`, apart from the call detail itself. ---
+
+/// `GET /api/calls/{call_id}/postbacks`: `{"postbacks": [{publisher, state, url,
+/// attempts, last_status, last_error, last_attempt_at, next_attempt_at, delivered_at,
+/// idempotency_key}]}` (times RFC 3339 UTC; the URL is the last attempt's, secret-free).
+async fn call_postbacks(
+    State(s): State<Shared>,
+    Path(call_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use callbid_core::state::PostbackOutbox;
+    let id =
+        CallId::new(&call_id).map_err(|e| ValidationError::new("call_id", &call_id, e.reason))?;
+    let deliveries = PostbackOutbox::postbacks(&s.store, &id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    let rows: Vec<serde_json::Value> = deliveries
+        .iter()
+        .map(|d| {
+            json!({
+                "publisher": d.publisher,
+                "state": d.state.as_str(),
+                "url": d.url,
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "last_attempt_at": time(d.last_attempt_at),
+                "next_attempt_at": time(d.next_attempt_at),
+                "delivered_at": time(d.delivered_at),
+                "idempotency_key": d.idempotency_key(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "postbacks": rows })))
 }
 
 async fn summary(

@@ -13,6 +13,7 @@
 //! | [`pool`] | seed 003: number pools for call tracking (the public lease API, `callbid-dni.js`, call attribution, pool health) |
 //! | [`agents_file`] | seed 001: the `agents.toml` of `callbid serve`'s agent pool (offers in [`ivr::offer`], the desk in [`ivr::desk`]) |
 //! | [`campaign`] | seed 004: outbound campaigns (CSV upload, lifecycle, pacing loop, provider callbacks, `/campaigns` page) |
+//! | [`postback`] | issue 12: signed, retried, idempotent publisher postbacks when a call becomes billable |
 //! | [`settle`] | call-log events, billing, duration history, cap release |
 //! | [`explain`] | "why this buyer won" and replay (`callbid replay`, `/api/calls/{id}/replay`) from the logged auction inputs |
 //! | [`sim`] | drive N simulated calls against a base URL |
@@ -122,6 +123,7 @@ pub mod logline;
 pub mod metrics;
 pub mod outbound_file;
 pub mod pool;
+pub mod postback;
 pub mod quality;
 pub mod quality_file;
 pub mod run;

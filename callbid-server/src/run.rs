@@ -6,6 +6,7 @@
 mod agent_desk;
 mod outbound;
 mod pool;
+mod postbacks;
 mod tracking;
 
 pub use agent_desk::{agent_desk, AgentDeskArgs};
@@ -42,7 +43,17 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
     let store = open_store(&cfg.database_url).await?;
     let buyers = buyers(&cfg, &store, &checked).await?;
     let endpoint = bind(&cfg).await?;
-    let (app, tracking) = build_app(&cfg, &store, &checked, &buyers, &endpoint, simulate).await?;
+    let postbacks = postbacks::setup(&cfg, &store)?;
+    let built = build_app(
+        &cfg,
+        &store,
+        &checked,
+        &buyers,
+        &endpoint,
+        simulate,
+        postbacks.as_ref(),
+    );
+    let (app, tracking) = built.await?;
     let outbound = outbound::setup(
         &cfg,
         &store,
@@ -51,7 +62,15 @@ pub async fn ivr(cfg: ServerConfig, simulate: Option<usize>) -> anyhow::Result<E
         &endpoint.token,
     )
     .await?;
-    let extras = Extras { tracking, outbound };
+    let postbacks = match postbacks {
+        Some(p) => Some((p.start(store.handles().log)?, p.summary)),
+        None => None,
+    };
+    let extras = Extras {
+        tracking,
+        outbound,
+        postbacks,
+    };
     let router = mount(&cfg, &app, &store, &buyers, &extras, &operator);
     let banner = (&store, &buyers, &endpoint, &extras);
     print_banner(&cfg, &app, banner, &operator, simulate);
@@ -239,6 +258,7 @@ async fn build_app(
     buyers: &Buyers,
     endpoint: &Endpoint,
     simulate: Option<usize>,
+    postbacks: Option<&postbacks::Postbacks>,
 ) -> anyhow::Result<(Arc<App>, Option<tracking::Tracking>)> {
     let public_url = &endpoint.public_url;
     let r = &checked.resolved;
@@ -258,8 +278,13 @@ async fn build_app(
     };
     let tracking = tracking::setup(cfg, store, public_url).await?;
     let handles = store.handles();
+    // With postbacks, a billable settlement enqueues its postback before it is logged.
+    let log = match postbacks {
+        Some(p) => p.wrap(handles.log.clone()),
+        None => handles.log.clone(),
+    };
     let stores = Stores {
-        log: handles.log.clone(),
+        log,
         caps: handles.caps.clone(),
         history: handles.history.clone(),
         routing: handles.routing.clone(),
@@ -271,10 +296,12 @@ async fn build_app(
     Ok((app, tracking))
 }
 
-/// What a server may add to the IVR: number pools and outbound campaigns.
+/// What a server may add to the IVR: number pools, outbound campaigns and the
+/// publisher postbacks' delivery worker (with its banner line).
 struct Extras {
     tracking: Option<tracking::Tracking>,
     outbound: Option<outbound::Outbound>,
+    postbacks: Option<(crate::postback::worker::PostbackTask, String)>,
 }
 
 /// Phase 7: the routes: the IVR, the lease API, the desk, the dashboard and the metrics,
@@ -376,6 +403,9 @@ fn print_banner(
     }
     if let Some(o) = &extras.outbound {
         println!("  {}   campaigns: http://{local}/campaigns", o.summary);
+    }
+    if let Some((_, summary)) = &extras.postbacks {
+        println!("  {summary}");
     }
     if endpoint.generated && simulate.is_none() && !cfg.insecure_skip_signature {
         let token = &endpoint.token;
@@ -501,6 +531,10 @@ async fn close(
         if let Some(f) = &o.fake {
             f.stop();
         }
+    }
+    if let Some((worker, _)) = extras.postbacks {
+        // Finishes the round in flight (bounded by the per-attempt timeout).
+        worker.stop().await;
     }
     if let Some(t) = extras.tracking {
         t.maintenance.abort();

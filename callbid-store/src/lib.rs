@@ -111,6 +111,7 @@ mod codec;
 pub mod error;
 pub mod export;
 mod group;
+mod postback;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod prune;
@@ -119,6 +120,7 @@ pub mod sqlite;
 mod store;
 mod store_agents;
 mod store_pool;
+mod store_postback;
 mod store_routing;
 mod url;
 

@@ -11,6 +11,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use super::calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
+use super::postback::{
+    AttemptOutcome, DeliveryState, PostbackAttempt, PostbackDelivery, PostbackOutbox,
+};
 use super::quality::{QualityHistory, QualityObservation, QualityStats};
 use super::routing::{RouteClaim, RouteDecision, RoutingStore};
 use super::{
@@ -1741,6 +1744,295 @@ pub async fn routing_concurrency(
             "round {round}: {won} of {per_round} racing claims won (want 1)"
         );
     }
+    Ok(())
+}
+
+fn ours<'a>(
+    claimed: &'a [PostbackDelivery],
+    prefix: &'a str,
+) -> impl Iterator<Item = &'a PostbackDelivery> + 'a {
+    claimed
+        .iter()
+        .filter(move |d| d.call.as_str().starts_with(prefix))
+}
+
+/// [`PostbackOutbox`]: idempotent enqueue, due times, leases (busy, taken over after
+/// they end), only the holder recording, retries, delivery and abandonment for good,
+/// and a call's deliveries listed by publisher. Claims may return other callers' rows
+/// in a shared database; only this run's (by `prefix`) are checked.
+pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result<(), String> {
+    let prefix = &format!("{prefix}-pb-");
+    let call = CallId::new(format!("{prefix}1")).map_err(err)?;
+    let (now, due) = (t0(), t0() + chrono::Duration::seconds(5));
+    let d = PostbackDelivery::new(call.clone(), "pub-a", now, due);
+    ensure!(
+        store.enqueue_postback(&d).await.map_err(err)?,
+        "first enqueue is new"
+    );
+    ensure!(
+        !store.enqueue_postback(&d).await.map_err(err)?,
+        "enqueue twice is a no-op"
+    );
+    let other = PostbackDelivery::new(call.clone(), "pub-b", now, due);
+    ensure!(
+        store.enqueue_postback(&other).await.map_err(err)?,
+        "another publisher is new"
+    );
+    let listed = store.postbacks(&call).await.map_err(err)?;
+    ensure!(
+        listed.len() == 2 && listed[0].publisher == "pub-a" && listed[1].publisher == "pub-b",
+        "listed by publisher: {listed:?}"
+    );
+    ensure!(
+        listed[0] == d,
+        "stored as enqueued: {:?} vs {d:?}",
+        listed[0]
+    );
+    let lease = |t: DateTime<Utc>| t + chrono::Duration::seconds(30);
+    let early = store
+        .claim_postbacks("a", now, lease(now), 100)
+        .await
+        .map_err(err)?;
+    ensure!(
+        ours(&early, prefix).count() == 0,
+        "nothing is due before its time: {early:?}"
+    );
+    let claimed = store
+        .claim_postbacks("a", due, lease(due), 100)
+        .await
+        .map_err(err)?;
+    let mine: Vec<_> = ours(&claimed, prefix).collect();
+    ensure!(
+        mine.len() == 2,
+        "both due deliveries are claimed: {claimed:?}"
+    );
+    ensure!(
+        mine.iter()
+            .all(|d| d.holder.as_deref() == Some("a") && d.lease_until == Some(lease(due))),
+        "claimed with the holder and lease: {mine:?}"
+    );
+    let busy = store
+        .claim_postbacks("b", due, lease(due), 100)
+        .await
+        .map_err(err)?;
+    ensure!(
+        ours(&busy, prefix).count() == 0,
+        "leased deliveries are not claimed again: {busy:?}"
+    );
+    // A failed attempt: only the holder records it.
+    let retry_at = due + chrono::Duration::seconds(10);
+    let failed = PostbackAttempt::new(
+        due,
+        "https://p.example/x",
+        AttemptOutcome::RetryAt(retry_at),
+    )
+    .with_status(500)
+    .with_error("HTTP 500");
+    ensure!(
+        !store
+            .record_postback_attempt(&call, "pub-a", "b", &failed)
+            .await
+            .map_err(err)?,
+        "a non-holder cannot record"
+    );
+    ensure!(
+        store
+            .record_postback_attempt(&call, "pub-a", "a", &failed)
+            .await
+            .map_err(err)?,
+        "the holder records"
+    );
+    let after = store.postbacks(&call).await.map_err(err)?;
+    let a = &after[0];
+    ensure!(
+        a.state == DeliveryState::Pending
+            && a.attempts == 1
+            && a.next_attempt_at == Some(retry_at)
+            && a.last_status == Some(500)
+            && a.last_error.as_deref() == Some("HTTP 500")
+            && a.url.as_deref() == Some("https://p.example/x")
+            && a.last_attempt_at == Some(due)
+            && a.holder.is_none()
+            && a.lease_until.is_none(),
+        "a failed attempt is recorded: {a:?}"
+    );
+    ensure!(
+        !store
+            .record_postback_attempt(&call, "pub-a", "a", &failed)
+            .await
+            .map_err(err)?,
+        "recording twice needs a new claim"
+    );
+    let before_retry = due + chrono::Duration::seconds(9);
+    let c = store
+        .claim_postbacks("b", before_retry, lease(before_retry), 100)
+        .await
+        .map_err(err)?;
+    ensure!(
+        ours(&c, prefix).count() == 0,
+        "not claimed before the retry is due (pub-b is still leased): {c:?}"
+    );
+    // pub-b's lease (a's) ends: b takes it over; a can no longer record it.
+    let late = lease(due) + chrono::Duration::seconds(1);
+    let taken = store
+        .claim_postbacks("b", late, lease(late), 100)
+        .await
+        .map_err(err)?;
+    let taken: Vec<_> = ours(&taken, prefix).map(|d| d.publisher.clone()).collect();
+    ensure!(
+        taken == vec!["pub-b".to_owned(), "pub-a".to_owned()],
+        "the lapsed lease (due first) and the retry are claimed, earliest due first: {taken:?}"
+    );
+    let ok = PostbackAttempt::new(late, "https://p.example/x", AttemptOutcome::Delivered)
+        .with_status(200);
+    ensure!(
+        !store
+            .record_postback_attempt(&call, "pub-b", "a", &ok)
+            .await
+            .map_err(err)?,
+        "the holder whose lease was taken over cannot record"
+    );
+    ensure!(
+        store
+            .record_postback_attempt(&call, "pub-b", "b", &ok)
+            .await
+            .map_err(err)?,
+        "the new holder records the delivery"
+    );
+    let gave_up = PostbackAttempt::new(late, "https://p.example/x", AttemptOutcome::GiveUp)
+        .with_error("timed out");
+    ensure!(
+        store
+            .record_postback_attempt(&call, "pub-a", "b", &gave_up)
+            .await
+            .map_err(err)?,
+        "giving up is recorded"
+    );
+    let end = store.postbacks(&call).await.map_err(err)?;
+    ensure!(
+        end[0].state == DeliveryState::Abandoned
+            && end[0].attempts == 2
+            && end[0].next_attempt_at.is_none()
+            && end[0].last_status.is_none()
+            && end[0].last_error.as_deref() == Some("timed out"),
+        "abandoned: {:?}",
+        end[0]
+    );
+    ensure!(
+        end[1].state == DeliveryState::Delivered
+            && end[1].delivered_at == Some(late)
+            && end[1].attempts == 1
+            && end[1].next_attempt_at.is_none(),
+        "delivered: {:?}",
+        end[1]
+    );
+    let much_later = late + chrono::Duration::days(1);
+    let never = store
+        .claim_postbacks("c", much_later, lease(much_later), 100)
+        .await
+        .map_err(err)?;
+    ensure!(
+        ours(&never, prefix).count() == 0,
+        "done deliveries are never claimed: {never:?}"
+    );
+    ensure!(
+        !store
+            .record_postback_attempt(&call, "pub-b", "b", &ok)
+            .await
+            .map_err(err)?,
+        "a delivered delivery records nothing more"
+    );
+    let again = PostbackDelivery::new(call.clone(), "pub-b", much_later, much_later);
+    ensure!(
+        !store.enqueue_postback(&again).await.map_err(err)?,
+        "re-enqueue after delivery"
+    );
+    ensure!(
+        store.postbacks(&call).await.map_err(err)?[1] == end[1],
+        "re-enqueue leaves the delivered delivery as it was"
+    );
+    // The limit, and earliest-due first.
+    let l1 = CallId::new(format!("{prefix}lim1")).map_err(err)?;
+    let l2 = CallId::new(format!("{prefix}lim2")).map_err(err)?;
+    let far = t0() + chrono::Duration::days(30);
+    let (e1, e2) = (far, far - chrono::Duration::seconds(1));
+    store
+        .enqueue_postback(&PostbackDelivery::new(l1, "p", now, e1))
+        .await
+        .map_err(err)?;
+    store
+        .enqueue_postback(&PostbackDelivery::new(l2.clone(), "p", now, e2))
+        .await
+        .map_err(err)?;
+    let one = store
+        .claim_postbacks("d", e1, lease(e1), 1)
+        .await
+        .map_err(err)?;
+    ensure!(
+        one.len() <= 1 && ours(&one, prefix).all(|d| d.call == l2),
+        "limit 1 takes the earliest due: {one:?}"
+    );
+    let none = store
+        .postbacks(&CallId::new(format!("{prefix}none")).map_err(err)?)
+        .await
+        .map_err(err)?;
+    ensure!(none.is_empty(), "a call without deliveries: {none:?}");
+    Ok(())
+}
+
+/// [`PostbackOutbox`] under contention: `deliveries` due deliveries, `claimers` holders
+/// per handle claiming at once through two handles (two instances); every delivery is
+/// claimed by exactly one holder.
+pub async fn postback_concurrency(
+    a: Arc<dyn PostbackOutbox>,
+    b: Arc<dyn PostbackOutbox>,
+    prefix: &str,
+    deliveries: usize,
+    claimers: usize,
+) -> Result<(), String> {
+    let prefix = format!("{prefix}-pbrace-");
+    let now = t0() + chrono::Duration::days(60);
+    for i in 0..deliveries {
+        let call = CallId::new(format!("{prefix}{i}")).map_err(err)?;
+        a.enqueue_postback(&PostbackDelivery::new(call, "p", now, now))
+            .await
+            .map_err(err)?;
+    }
+    let until = now + chrono::Duration::seconds(30);
+    let mut tasks = Vec::new();
+    for i in 0..claimers * 2 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store.claim_postbacks(&format!("h{i}"), now, until, 3).await
+        }));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for t in tasks {
+        let claimed = t.await.map_err(err)?.map_err(err)?;
+        for d in ours(&claimed, &prefix) {
+            if let Some(h) = seen.insert(d.call.clone(), d.holder.clone()) {
+                return Err(format!(
+                    "{} claimed twice ({h:?} and {:?})",
+                    d.call, d.holder
+                ));
+            }
+        }
+    }
+    // Whatever was not claimed yet is claimed now, once.
+    let rest = a
+        .claim_postbacks("last", now, until, 10_000)
+        .await
+        .map_err(err)?;
+    for d in ours(&rest, &prefix) {
+        if seen.insert(d.call.clone(), d.holder.clone()).is_some() {
+            return Err(format!("{} claimed twice", d.call));
+        }
+    }
+    ensure!(
+        seen.len() == deliveries,
+        "claimed {} of {deliveries}",
+        seen.len()
+    );
     Ok(())
 }
 

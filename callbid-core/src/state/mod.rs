@@ -6,6 +6,7 @@
 pub mod calllog;
 pub mod conformance;
 mod memory;
+pub mod postback;
 pub mod quality;
 pub mod routing;
 
@@ -26,6 +27,10 @@ use crate::phone::PhoneNumber;
 
 pub use calllog::{AppendOutcome, CallEvent, CallEventKind, CallLog, CallRecord, CallStatus};
 pub use memory::{MemoryCallLog, MemoryCapStore, MemoryDurationHistory, MemorySeenCallers};
+pub use postback::{
+    AttemptOutcome, Backoff, DeliveryState, MemoryPostbackOutbox, PostbackAttempt,
+    PostbackDelivery, PostbackOutbox,
+};
 pub use quality::{
     MemoryQualityHistory, QualityHistory, QualityObservation, QualityRecorded, QualitySignal,
     QualityStats,

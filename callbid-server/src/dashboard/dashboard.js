@@ -312,6 +312,29 @@ const BASE = (document.querySelector('meta[name="callbid-base"]') || {}).content
       }
       showQuality(data.quality);
       $("detail").hidden = false;
+      showPostbacks(callId);
+    } catch (e) { showError(e.message); }
+  }
+
+  // Publisher postbacks of the call in the detail view (issue 12, item 5): one row per
+  // delivery; the section stays hidden when the call has none.
+  async function showPostbacks(callId) {
+    const section = $("detail-postbacks");
+    const body = $("detail-postbacks-rows");
+    body.replaceChildren();
+    section.hidden = true;
+    try {
+      const data = await getJSON(BASE + "/api/calls/" + encodeURIComponent(callId) + "/postbacks");
+      for (const p of data.postbacks) {
+        const tr = el("tr");
+        const last = [p.last_status ? "HTTP " + p.last_status : "", p.last_error || ""].filter(Boolean).join(" · ");
+        for (const v of [p.publisher, p.state, p.url || "", String(p.attempts), last, p.next_attempt_at || "", p.delivered_at || ""]) {
+          tr.appendChild(el("td", v));
+        }
+        tr.dataset.state = p.state;
+        body.appendChild(tr);
+      }
+      section.hidden = data.postbacks.length === 0;
     } catch (e) { showError(e.message); }
   }
 

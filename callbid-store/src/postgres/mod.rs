@@ -24,6 +24,7 @@ mod agents;
 mod appends;
 mod campaign;
 mod pool;
+mod postback;
 mod quality;
 mod routing;
 
@@ -72,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0009_cap_counters.sql"),
     include_str!("../../migrations/postgres/0010_cap_refuse.sql"),
     include_str!("../../migrations/postgres/0011_quality.sql"),
+    include_str!("../../migrations/postgres/0012_postbacks.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.

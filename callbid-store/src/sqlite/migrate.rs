@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_routing.sql"),
     include_str!("../../migrations/sqlite/0009_cap_counters.sql"),
     include_str!("../../migrations/sqlite/0011_quality.sql"),
+    include_str!("../../migrations/sqlite/0012_postbacks.sql"),
 ];
 
 /// The version whose data step seeds the cap counters (see `caps::seed_counters`).

@@ -49,6 +49,7 @@ mod campaign;
 mod caps;
 mod migrate;
 mod pool;
+mod postback;
 mod quality;
 mod routing;
 
