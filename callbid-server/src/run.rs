@@ -407,6 +407,14 @@ fn print_banner(
     if let Some((_, summary)) = &extras.postbacks {
         println!("  {summary}");
     }
+    if let Some((q, _)) = &buyers.quality {
+        println!(
+            "  quality factor: {}   exploration: {}   transcription: {}   conversions: POST {public_url}/api/conversions",
+            if q.scoring.use_quality { "on" } else { "off" },
+            q.scoring.exploration,
+            if q.transcribe { "on" } else { "off" },
+        );
+    }
     if endpoint.generated && simulate.is_none() && !cfg.insecure_skip_signature {
         let token = &endpoint.token;
         println!("  no TWILIO_AUTH_TOKEN / --auth-token given; development token: {token}");
