@@ -66,6 +66,21 @@ async fn serve(
     serve_as(store, auction, twilio, signed, agent, default_mode, &open).await
 }
 
+/// The store's log, enqueueing a publisher postback for billable calls from source
+/// `google` (no worker runs here: the test reads the outbox).
+fn postback_log(store: &Store) -> Arc<dyn CallLog> {
+    use callbid_server::postback::template::UrlTemplate;
+    use callbid_server::postback::{Endpoint, PostbackConfig, PostbackLog, Secret};
+    let url = UrlTemplate::parse("http://127.0.0.1:9/pb?click={call_id}&payout={payout}").unwrap();
+    let endpoint = Endpoint::new(url, Secret::new(b"agent-desk-postback-secret".to_vec()));
+    let config = PostbackConfig::new([("google".to_owned(), endpoint)].into());
+    Arc::new(PostbackLog::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(config),
+    ))
+}
+
 /// [`serve`] with the operator routes behind `operator`.
 async fn serve_as(
     (dir, store): (tempfile::TempDir, Store),
@@ -90,6 +105,7 @@ async fn serve_as(
             agent: AgentTarget::parse(agent).unwrap(),
             default_mode,
             title: "Agent <desk> & 'co'".into(),
+            settle_log: Some(postback_log(&store)),
         },
         operator,
     );
@@ -435,6 +451,13 @@ async fn manual_forward_updates_the_live_call_with_dial_twiml() {
         assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
     }
     assert_eq!(types.iter().filter(|t| *t == "ping_result").count(), 3);
+    // The billable settlement enqueued the publisher's postback (issue 12, item 5).
+    let postbacks =
+        callbid::core::state::PostbackOutbox::postbacks(&r.store, &CallId::new(sid).unwrap())
+            .await
+            .unwrap();
+    assert_eq!(postbacks.len(), 1, "{postbacks:?}");
+    assert_eq!(postbacks[0].publisher, "google");
 
     // The operator dashboard is served by the same app and lists the call.
     let (st, page) = r.get("/api/calls?status=completed").await;

@@ -800,6 +800,7 @@ async fn agent_desk_pings_buyers_and_forwards_in_the_browser() {
         agent: app::AgentTarget::parse("client:alice").unwrap(),
         default_mode: app::Mode::Manual,
         title: "Agent <desk>".into(),
+        settle_log: None,
     });
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();

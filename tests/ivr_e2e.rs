@@ -1310,6 +1310,7 @@ async fn agent_assist_logs_an_auction_exactly_like_the_ivr() {
         agent: agent_app::AgentTarget::parse("client:alice").unwrap(),
         default_mode: agent_app::Mode::Manual,
         title: "Agent desk".into(),
+        settle_log: None,
     });
     // The call rings the agent first: the agent API auctions only calls it knows are live.
     let voice = "CallSid=CA000000000000000000000000000000a9&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B15125550123&To=%2B18005550100&CallStatus=ringing";

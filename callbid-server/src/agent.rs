@@ -151,6 +151,10 @@ pub struct AgentConfig {
     pub default_mode: Mode,
     /// Page title.
     pub title: String,
+    /// The log settlements (the `billing` event) are written through; `None`: `store`.
+    /// Set it to a [`PostbackLog`](crate::postback::PostbackLog) over the store to send
+    /// publisher postbacks for billable calls (what `agent_assist --postbacks` does).
+    pub settle_log: Option<Arc<dyn CallLog>>,
 }
 
 /// A call that reached the voice webhook.
@@ -587,8 +591,12 @@ async fn dial_status(
                 // Settle: connected, completed, duration history and billing.
                 Some((ctx, bid)) => {
                     let profile = profile_of(&app.cfg.auction, &bid.buyer);
+                    let settle_log: &dyn CallLog = match &app.cfg.settle_log {
+                        Some(log) => log.as_ref(),
+                        None => &app.cfg.store,
+                    };
                     settle_leg(
-                        &app.cfg.store,
+                        settle_log,
                         app.cfg.history.as_ref(),
                         &ctx,
                         &bid,

@@ -4,10 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use callbid_buyers::BuyersLoader;
 use callbid_core::auction::Strategy;
+use callbid_core::state::CallLog;
 use callbid_store::Store;
 use callbid_twilio::rest::Client as TwilioClient;
 use callbid_twilio::signature::WebhookVerifier;
@@ -47,6 +49,10 @@ pub struct AgentDeskArgs {
     /// Call log store: sqlite://PATH, a path, sqlite::memory: or postgres://….
     #[arg(long, default_value = "sqlite://callbid.db")]
     pub database_url: String,
+    /// A `postbacks.toml` (format: `callbid_server::postback::file`): publisher
+    /// postbacks for billable calls, as `callbid serve`'s `postbacks` key.
+    #[arg(long)]
+    pub postbacks: Option<PathBuf>,
     /// Twilio REST API base URL (e.g. the Prism mock's $TWILIO_PRISM_API_URL).
     #[arg(long)]
     pub twilio_api_url: Option<String>,
@@ -180,6 +186,12 @@ pub async fn agent_desk(args: AgentDeskArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot open --database-url: {e}"))?;
     let handles = store.handles();
+    let postbacks = match &args.postbacks {
+        Some(path) => {
+            Some(super::postbacks::load(path, &store).map_err(|e| format!("--postbacks: {e:#}"))?)
+        }
+        None => None,
+    };
     let loader = BuyersLoader::new(handles.caps.clone(), handles.seen.clone());
     let (entries, network) =
         mock_network::load_buyers_or_demo(loader, args.buyers.as_deref(), args.seed)
@@ -211,6 +223,15 @@ pub async fn agent_desk(args: AgentDeskArgs) -> Result<(), String> {
         .public_url
         .clone()
         .map(|u| u.trim_end_matches('/').to_string());
+    let log: Arc<dyn CallLog> = Arc::new(store.clone());
+    let settle_log = postbacks.as_ref().map(|p| p.wrap(log.clone()));
+    let worker = match &postbacks {
+        Some(p) => {
+            eprintln!("{}", p.summary);
+            Some(p.start(log).map_err(|e| format!("postbacks: {e:#}"))?)
+        }
+        None => None,
+    };
     let app = app::router_with(
         AgentConfig {
             store,
@@ -223,6 +244,7 @@ pub async fn agent_desk(args: AgentDeskArgs) -> Result<(), String> {
             agent,
             default_mode: mode,
             title: args.title.clone(),
+            settle_log,
         },
         &operator,
     );
@@ -244,6 +266,9 @@ pub async fn agent_desk(args: AgentDeskArgs) -> Result<(), String> {
     .await;
     if let Ok(false) = served {
         eprintln!("agent_assist: connections still open after 3 s were closed");
+    }
+    if let Some(w) = worker {
+        w.stop().await;
     }
     if let Some(n) = network {
         n.stop();

@@ -24,14 +24,19 @@ pub(crate) fn setup(cfg: &ServerConfig, store: &Store) -> anyhow::Result<Option<
     let Some(path) = &cfg.postbacks else {
         return Ok(None);
     };
+    load(path, store).map(Some)
+}
+
+/// Loads the `postbacks.toml` at `path` over `store`'s outbox.
+pub(crate) fn load(path: &std::path::Path, store: &Store) -> anyhow::Result<Postbacks> {
     let config = file::load(path).with_context(|| "invalid postbacks".to_owned())?;
     let names: Vec<&str> = config.endpoints.keys().map(String::as_str).collect();
     let summary = format!("postbacks to: {}", names.join(", "));
-    Ok(Some(Postbacks {
+    Ok(Postbacks {
         config: Arc::new(config),
         outbox: Arc::new(store.clone()),
         summary,
-    }))
+    })
 }
 
 impl Postbacks {
