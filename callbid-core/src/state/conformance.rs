@@ -1763,7 +1763,26 @@ fn ours<'a>(
 pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result<(), String> {
     let prefix = &format!("{prefix}-pb-");
     let call = CallId::new(format!("{prefix}1")).map_err(err)?;
-    let (now, due) = (t0(), t0() + chrono::Duration::seconds(5));
+    postback_enqueue(store, &call).await?;
+    postback_claims(store, prefix).await?;
+    postback_failed_attempt(store, prefix, &call).await?;
+    postback_takeover_and_end(store, prefix, &call).await?;
+    postback_limit(store, prefix).await
+}
+
+/// The suite's two instants: when deliveries are enqueued, and when they fall due.
+fn postback_times() -> (DateTime<Utc>, DateTime<Utc>) {
+    (t0(), t0() + chrono::Duration::seconds(5))
+}
+
+/// The end of a lease taken at `t`.
+fn postback_lease(t: DateTime<Utc>) -> DateTime<Utc> {
+    t + chrono::Duration::seconds(30)
+}
+
+/// Phase 1: enqueueing is idempotent per call × publisher; listing by publisher.
+async fn postback_enqueue(store: &dyn PostbackOutbox, call: &CallId) -> Result<(), String> {
+    let (now, due) = postback_times();
     let d = PostbackDelivery::new(call.clone(), "pub-a", now, due);
     ensure!(
         store.enqueue_postback(&d).await.map_err(err)?,
@@ -1778,7 +1797,7 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         store.enqueue_postback(&other).await.map_err(err)?,
         "another publisher is new"
     );
-    let listed = store.postbacks(&call).await.map_err(err)?;
+    let listed = store.postbacks(call).await.map_err(err)?;
     ensure!(
         listed.len() == 2 && listed[0].publisher == "pub-a" && listed[1].publisher == "pub-b",
         "listed by publisher: {listed:?}"
@@ -1788,7 +1807,13 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         "stored as enqueued: {:?} vs {d:?}",
         listed[0]
     );
-    let lease = |t: DateTime<Utc>| t + chrono::Duration::seconds(30);
+    Ok(())
+}
+
+/// Phase 2: nothing is claimed before it is due, or while leased.
+async fn postback_claims(store: &dyn PostbackOutbox, prefix: &str) -> Result<(), String> {
+    let (now, due) = postback_times();
+    let lease = postback_lease;
     let early = store
         .claim_postbacks("a", now, lease(now), 100)
         .await
@@ -1819,6 +1844,17 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         ours(&busy, prefix).count() == 0,
         "leased deliveries are not claimed again: {busy:?}"
     );
+    Ok(())
+}
+
+/// Phase 3: only the holder records a failed attempt, once, and the retry waits.
+async fn postback_failed_attempt(
+    store: &dyn PostbackOutbox,
+    prefix: &str,
+    call: &CallId,
+) -> Result<(), String> {
+    let (_, due) = postback_times();
+    let lease = postback_lease;
     // A failed attempt: only the holder records it.
     let retry_at = due + chrono::Duration::seconds(10);
     let failed = PostbackAttempt::new(
@@ -1830,19 +1866,19 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
     .with_error("HTTP 500");
     ensure!(
         !store
-            .record_postback_attempt(&call, "pub-a", "b", &failed)
+            .record_postback_attempt(call, "pub-a", "b", &failed)
             .await
             .map_err(err)?,
         "a non-holder cannot record"
     );
     ensure!(
         store
-            .record_postback_attempt(&call, "pub-a", "a", &failed)
+            .record_postback_attempt(call, "pub-a", "a", &failed)
             .await
             .map_err(err)?,
         "the holder records"
     );
-    let after = store.postbacks(&call).await.map_err(err)?;
+    let after = store.postbacks(call).await.map_err(err)?;
     let a = &after[0];
     ensure!(
         a.state == DeliveryState::Pending
@@ -1858,7 +1894,7 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
     );
     ensure!(
         !store
-            .record_postback_attempt(&call, "pub-a", "a", &failed)
+            .record_postback_attempt(call, "pub-a", "a", &failed)
             .await
             .map_err(err)?,
         "recording twice needs a new claim"
@@ -1872,6 +1908,17 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         ours(&c, prefix).count() == 0,
         "not claimed before the retry is due (pub-b is still leased): {c:?}"
     );
+    Ok(())
+}
+
+/// Phase 4: a lapsed lease is taken over; delivered and abandoned deliveries are done.
+async fn postback_takeover_and_end(
+    store: &dyn PostbackOutbox,
+    prefix: &str,
+    call: &CallId,
+) -> Result<(), String> {
+    let (_, due) = postback_times();
+    let lease = postback_lease;
     // pub-b's lease (a's) ends: b takes it over; a can no longer record it.
     let late = lease(due) + chrono::Duration::seconds(1);
     let taken = store
@@ -1887,14 +1934,14 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         .with_status(200);
     ensure!(
         !store
-            .record_postback_attempt(&call, "pub-b", "a", &ok)
+            .record_postback_attempt(call, "pub-b", "a", &ok)
             .await
             .map_err(err)?,
         "the holder whose lease was taken over cannot record"
     );
     ensure!(
         store
-            .record_postback_attempt(&call, "pub-b", "b", &ok)
+            .record_postback_attempt(call, "pub-b", "b", &ok)
             .await
             .map_err(err)?,
         "the new holder records the delivery"
@@ -1903,12 +1950,12 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         .with_error("timed out");
     ensure!(
         store
-            .record_postback_attempt(&call, "pub-a", "b", &gave_up)
+            .record_postback_attempt(call, "pub-a", "b", &gave_up)
             .await
             .map_err(err)?,
         "giving up is recorded"
     );
-    let end = store.postbacks(&call).await.map_err(err)?;
+    let end = store.postbacks(call).await.map_err(err)?;
     ensure!(
         end[0].state == DeliveryState::Abandoned
             && end[0].attempts == 2
@@ -1937,7 +1984,7 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
     );
     ensure!(
         !store
-            .record_postback_attempt(&call, "pub-b", "b", &ok)
+            .record_postback_attempt(call, "pub-b", "b", &ok)
             .await
             .map_err(err)?,
         "a delivered delivery records nothing more"
@@ -1948,9 +1995,16 @@ pub async fn postback_outbox(store: &dyn PostbackOutbox, prefix: &str) -> Result
         "re-enqueue after delivery"
     );
     ensure!(
-        store.postbacks(&call).await.map_err(err)?[1] == end[1],
+        store.postbacks(call).await.map_err(err)?[1] == end[1],
         "re-enqueue leaves the delivered delivery as it was"
     );
+    Ok(())
+}
+
+/// Phase 5: the claim limit takes the earliest due; a call without deliveries.
+async fn postback_limit(store: &dyn PostbackOutbox, prefix: &str) -> Result<(), String> {
+    let (now, _) = postback_times();
+    let lease = postback_lease;
     // The limit, and earliest-due first.
     let l1 = CallId::new(format!("{prefix}lim1")).map_err(err)?;
     let l2 = CallId::new(format!("{prefix}lim2")).map_err(err)?;
