@@ -587,52 +587,7 @@ async fn dial_status(
             let won = session
                 .as_ref()
                 .and_then(|s| Some((s.ctx.clone()?, s.bid.clone()?)));
-            match won {
-                // Settle: connected, completed, duration history and billing.
-                Some((ctx, bid)) => {
-                    let profile = profile_of(&app.cfg.auction, &bid.buyer);
-                    let settle_log: &dyn CallLog = match &app.cfg.settle_log {
-                        Some(log) => log.as_ref(),
-                        None => &app.cfg.store,
-                    };
-                    settle_leg(
-                        settle_log,
-                        app.cfg.history.as_ref(),
-                        &ctx,
-                        &bid,
-                        &profile,
-                        Duration::from_secs(secs),
-                        &app.cfg.payout,
-                        Some(&leg),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("cannot settle {call}: {e:#}"))
-                }
-                // Not forwarded by this process (e.g. after a restart): log the leg.
-                None => match app
-                    .log(
-                        &call,
-                        now,
-                        format!("connected:{leg}"),
-                        CallEventKind::Connected { buyer },
-                    )
-                    .await
-                {
-                    Ok(()) => {
-                        app.log(
-                            &call,
-                            now,
-                            format!("completed:{leg}"),
-                            CallEventKind::Completed {
-                                duration_secs: secs,
-                            },
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
-                },
-            }
+            log_completed_leg(&app, &call, won, buyer, &leg, secs, now).await
         }
         (status, _) => {
             let reason = status.map_or_else(|| "unknown".to_string(), |s| s.to_string());
@@ -673,6 +628,57 @@ async fn dial_status(
             .hangup()
             .to_xml(),
     )
+}
+
+/// A completed buyer leg of `call` that lasted `secs`: settled (connected, completed,
+/// duration history, billing) when this process forwarded it (`won`), else only the leg
+/// is logged (e.g. after a restart).
+async fn log_completed_leg(
+    app: &App,
+    call: &CallId,
+    won: Option<(CallContext, Bid)>,
+    buyer: Option<callbid_core::BuyerId>,
+    leg: &str,
+    secs: u64,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let Some((ctx, bid)) = won else {
+        app.log(
+            call,
+            now,
+            format!("connected:{leg}"),
+            CallEventKind::Connected { buyer },
+        )
+        .await?;
+        return app
+            .log(
+                call,
+                now,
+                format!("completed:{leg}"),
+                CallEventKind::Completed {
+                    duration_secs: secs,
+                },
+            )
+            .await;
+    };
+    let profile = profile_of(&app.cfg.auction, &bid.buyer);
+    let settle_log: &dyn CallLog = match &app.cfg.settle_log {
+        Some(log) => log.as_ref(),
+        None => &app.cfg.store,
+    };
+    settle_leg(
+        settle_log,
+        app.cfg.history.as_ref(),
+        &ctx,
+        &bid,
+        &profile,
+        Duration::from_secs(secs),
+        &app.cfg.payout,
+        Some(leg),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("cannot settle {call}: {e:#}"))
 }
 
 /// The caller's call status callback (the number's "call status changes" webhook):
