@@ -1107,6 +1107,9 @@ async fn replay_api_confirms_and_answers_what_if() {
     for (q, field) in [
         ("strategy=cheapest", "strategy"),
         ("floor=ten", "floor"),
+        ("floor=-1", "floor"),
+        ("geo_weight.state:XX=1", "state"),
+        ("hour_weight.9=-2", "weight"),
         ("hour_weight.25=1", "hour_weight"),
         ("prior=2", "prior"),
         ("colour=red", "parameter"),

@@ -189,7 +189,17 @@ impl WhatIfParams {
         match k {
             "strategy" => self.strategy = Some(crate::settle::parse_strategy(v)?),
             "floor" if v.trim().eq_ignore_ascii_case("none") => self.floor = Some(None),
-            "floor" => self.floor = Some(Some(decimal("floor", v)?)),
+            "floor" => {
+                let floor = decimal("floor", v)?;
+                if floor.is_sign_negative() {
+                    return Err(ValidationError::new(
+                        "floor",
+                        v,
+                        "a floor cannot be negative",
+                    ));
+                }
+                self.floor = Some(Some(floor));
+            }
             "prior" => self.prior = Some(decimal("prior", v)?),
             "prior_strength" => self.prior_strength = Some(decimal("prior_strength", v)?),
             "duration_history" => self.duration_history = Some(on_off("duration_history", v)?),
