@@ -22,8 +22,9 @@
 //! (default 100,000: calls that never get a status callback) to a fresh server on a
 //! SQLite file and prints the same figures.
 //!
-//! Run: `cargo bench --bench ivr_server -- [CALLS]` (default 400 calls per concurrency);
-//! with `DATABASE_URL=postgres://…` it also runs on PostgreSQL (build with
+//! Run: `cargo bench --bench ivr_server -- [CALLS] [sqlite|postgres]` (default 400 calls
+//! per concurrency; `sqlite` or `postgres` runs that store only); with
+//! `DATABASE_URL=postgres://…` it also runs on PostgreSQL (build with
 //! `--features postgres`). This measures a server, not a function, so it has its own
 //! harness instead of criterion's.
 
@@ -474,7 +475,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn parent(calls: usize) {
+async fn parent(calls: usize, only: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stores = vec![(
         "SQLite file".to_owned(),
@@ -486,6 +487,9 @@ async fn parent(calls: usize) {
         } else {
             eprintln!("DATABASE_URL is set but the bench was built without --features postgres: SQLite only");
         }
+    }
+    if let Some(only) = only {
+        stores.retain(|(name, _)| name.to_lowercase().starts_with(only));
     }
     let floor = spawn("floor", "");
     let tag = u64::from(std::process::id()) << 20;
@@ -529,6 +533,10 @@ fn main() {
         let flood = numbers.get(1).copied().unwrap_or(100_000);
         rt.block_on(memory(calls, flood));
     } else {
-        rt.block_on(parent(numbers.first().copied().unwrap_or(400)));
+        let only = args
+            .iter()
+            .map(String::as_str)
+            .find(|a| *a == "sqlite" || *a == "postgres");
+        rt.block_on(parent(numbers.first().copied().unwrap_or(400), only));
     }
 }

@@ -1282,9 +1282,9 @@ async fn dial_result(
         )
     });
     let (ctx, bid, holds) = match memory {
-        Some((Some(ctx), Some((bid, holds)))) => (ctx, bid, holds),
+        Some((Some(ctx), Some((bid, holds)))) => (ctx, bid, Some(holds)),
         _ => match recover(&app, &call).await? {
-            Some((ctx, bid)) => (ctx, bid, Vec::new()),
+            Some((ctx, bid)) => (ctx, bid, None),
             None => {
                 return Err(IvrError(anyhow::anyhow!(
                     "dial result for call {sid}, which was never forwarded"
@@ -1305,7 +1305,7 @@ async fn dial_result(
         .await?;
     }
     // The bridge is over either way: give back the buyer's live-call slot.
-    release_live(&app, &call, &bid.buyer, &holds).await;
+    release_live(&app, &call, &bid.buyer, holds.as_deref()).await;
     if connected(req.dial_call_status.as_ref()) {
         let duration = Duration::from_secs(req.dial_call_duration.unwrap_or(0));
         let profile = profile_of(&app.auction, &bid.buyer);
@@ -1366,12 +1366,13 @@ async fn dial_result(
     }
 }
 
-async fn release_live(app: &App, call: &CallId, buyer: &BuyerId, holds: &[Hold]) {
-    let result = if holds.is_empty() {
-        release_live_slot(app.stores.caps.as_ref(), call, buyer)
-            .await
-            .map(|_| ())
-    } else {
+/// Gives back the buyer's live-call slot of `call`. `holds` are the cap holds this
+/// instance took for the winner, when it knows them: then only their live ones are
+/// released (none when the buyer has no concurrency cap: no store round trip). Without
+/// them (a restarted or another instance), the slot's deterministic reservation id is
+/// released, which is a no-op when it is not held.
+async fn release_live(app: &App, call: &CallId, buyer: &BuyerId, holds: Option<&[Hold]>) {
+    let result = if let Some(holds) = holds {
         let mut r = Ok(());
         for h in holds.iter().filter(|h| h.live) {
             if let Err(e) = h.release().await {
@@ -1379,6 +1380,10 @@ async fn release_live(app: &App, call: &CallId, buyer: &BuyerId, holds: &[Hold])
             }
         }
         r
+    } else {
+        release_live_slot(app.stores.caps.as_ref(), call, buyer)
+            .await
+            .map(|_| ())
     };
     if let Err(e) = result {
         // The slot expires by its TTL; routing continues.
@@ -1473,9 +1478,8 @@ async fn status_callback(
         let holds = live
             .as_ref()
             .and_then(|c| c.won.as_ref())
-            .map(|w| w.holds.clone())
-            .unwrap_or_default();
-        release_live(&app, &call, buyer, &holds).await;
+            .map(|w| w.holds.clone());
+        release_live(&app, &call, buyer, holds.as_deref()).await;
     }
     // A bridged call whose settlement failed at the Dial action: settle it now (a
     // store failure answers 500, so Twilio retries; idempotency keys keep it single).

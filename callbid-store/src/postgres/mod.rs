@@ -581,35 +581,10 @@ async fn import_chunk(
     chunk: &[CallEvent],
     op: &'static str,
 ) -> Result<Vec<AppendOutcome>> {
-    let mut ids = Vec::with_capacity(chunk.len());
-    let mut keys = Vec::with_capacity(chunk.len());
-    let mut ats = Vec::with_capacity(chunk.len());
-    let mut kinds = Vec::with_capacity(chunk.len());
-    let mut jsons = Vec::with_capacity(chunk.len());
-    for e in chunk {
-        ids.push(e.call_id.as_str());
-        keys.push(e.idempotency_key.as_str());
-        ats.push(to_ns("at", e.at)?);
-        kinds.push(e.kind.type_name());
-        jsons.push(serde_json::to_string(e).map_err(|err| StoreError::corrupt(op, err))?);
-    }
-    let inserted = tx
-        .query(
-            "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
-             SELECT c, k, a, t, e FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], \
-             $5::text[]) WITH ORDINALITY AS u (c, k, a, t, e, n) ORDER BY n \
-             ON CONFLICT (call_id, idempotency_key) DO NOTHING \
-             RETURNING call_id, idempotency_key",
-            &[&ids, &keys, &ats, &kinds, &jsons],
-        )
-        .await
-        .map_err(pg(op))?;
-    let mut fresh = std::collections::HashSet::with_capacity(inserted.len());
-    for r in &inserted {
-        let call: String = r.try_get(0).map_err(pg(op))?;
-        let key: String = r.try_get(1).map_err(pg(op))?;
-        fresh.insert((call, key));
-    }
+    let cols = EventColumns::of(chunk, op)?;
+    let insert = tx.prepare_cached(INSERT_EVENTS).await.map_err(pg(op))?;
+    let inserted = tx.query(&insert, &cols.params()).await.map_err(pg(op))?;
+    let fresh = fresh_keys(&inserted, op)?;
     if fresh.is_empty() {
         return Ok(vec![AppendOutcome::Duplicate; chunk.len()]);
     }
@@ -620,20 +595,91 @@ async fn import_chunk(
         .collect();
     touched.sort_unstable();
     touched.dedup();
-    let mut records: std::collections::HashMap<String, CallRecord> =
-        std::collections::HashMap::with_capacity(touched.len());
-    for r in tx
-        .query(
-            "SELECT call_id, record FROM calls WHERE call_id = ANY($1)",
-            &[&touched],
-        )
-        .await
-        .map_err(pg(op))?
-    {
+    let select = tx.prepare_cached(SELECT_RECORDS).await.map_err(pg(op))?;
+    let rows = tx.query(&select, &[&touched]).await.map_err(pg(op))?;
+    let (outcomes, records) = fold_new(chunk, fresh, &rows, op)?;
+    upsert_records(tx, &records, op).await?;
+    Ok(outcomes)
+}
+
+/// Stores events, skipping those already stored; returns the new ones' (call, key).
+/// $1 calls, $2 keys, $3 instants (ns), $4 kinds, $5 JSON.
+pub(super) const INSERT_EVENTS: &str =
+    "INSERT INTO call_events (call_id, idempotency_key, at_ns, kind, event) \
+     SELECT c, k, a, t, e FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], \
+     $5::text[]) WITH ORDINALITY AS u (c, k, a, t, e, n) ORDER BY n \
+     ON CONFLICT (call_id, idempotency_key) DO NOTHING \
+     RETURNING call_id, idempotency_key";
+
+/// The summary records of the calls in $1.
+pub(super) const SELECT_RECORDS: &str = "SELECT call_id, record FROM calls WHERE call_id = ANY($1)";
+
+/// A chunk of events as the column arrays [`INSERT_EVENTS`] binds.
+pub(super) struct EventColumns<'a> {
+    ids: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    ats: Vec<i64>,
+    kinds: Vec<&'static str>,
+    jsons: Vec<String>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub(super) fn of(chunk: &'a [CallEvent], op: &'static str) -> Result<Self> {
+        let mut c = EventColumns {
+            ids: Vec::with_capacity(chunk.len()),
+            keys: Vec::with_capacity(chunk.len()),
+            ats: Vec::with_capacity(chunk.len()),
+            kinds: Vec::with_capacity(chunk.len()),
+            jsons: Vec::with_capacity(chunk.len()),
+        };
+        for e in chunk {
+            c.ids.push(e.call_id.as_str());
+            c.keys.push(e.idempotency_key.as_str());
+            c.ats.push(to_ns("at", e.at)?);
+            c.kinds.push(e.kind.type_name());
+            c.jsons
+                .push(serde_json::to_string(e).map_err(|err| StoreError::corrupt(op, err))?);
+        }
+        Ok(c)
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [&self.ids, &self.keys, &self.ats, &self.kinds, &self.jsons]
+    }
+}
+
+/// The (call, key) pairs [`INSERT_EVENTS`] returned.
+pub(super) fn fresh_keys(
+    inserted: &[tokio_postgres::Row],
+    op: &'static str,
+) -> Result<std::collections::HashSet<(String, String)>> {
+    let mut fresh = std::collections::HashSet::with_capacity(inserted.len());
+    for r in inserted {
+        let call: String = r.try_get(0).map_err(pg(op))?;
+        let key: String = r.try_get(1).map_err(pg(op))?;
+        fresh.insert((call, key));
+    }
+    Ok(fresh)
+}
+
+/// Folds the new events of `chunk` (those in `fresh`), in order, into their calls'
+/// records (`rows` of [`SELECT_RECORDS`]; a call without one starts a new record).
+/// Returns one outcome per event and the records that changed.
+pub(super) fn fold_new(
+    chunk: &[CallEvent],
+    mut fresh: std::collections::HashSet<(String, String)>,
+    rows: &[tokio_postgres::Row],
+    op: &'static str,
+) -> Result<(Vec<AppendOutcome>, Vec<CallRecord>)> {
+    let mut stored: std::collections::HashMap<String, CallRecord> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
         let call: String = r.try_get(0).map_err(pg(op))?;
         let record = parse_record(op, r.try_get::<_, &str>(1).map_err(pg(op))?)?;
-        records.insert(call, record);
+        stored.insert(call, record);
     }
+    let mut records: std::collections::HashMap<String, CallRecord> =
+        std::collections::HashMap::new();
     let mut outcomes = Vec::with_capacity(chunk.len());
     for e in chunk {
         // The same (call, key) twice in one chunk is new only the first time.
@@ -641,23 +687,46 @@ async fn import_chunk(
             outcomes.push(AppendOutcome::Duplicate);
             continue;
         }
-        records
-            .entry(e.call_id.as_str().to_string())
-            .or_insert_with(|| CallRecord::new(e.call_id.clone(), e.at))
-            .apply(e);
+        let id = e.call_id.as_str();
+        if !records.contains_key(id) {
+            let r = stored
+                .remove(id)
+                .unwrap_or_else(|| CallRecord::new(e.call_id.clone(), e.at));
+            records.insert(id.to_string(), r);
+        }
+        if let Some(r) = records.get_mut(id) {
+            r.apply(e);
+        }
         outcomes.push(AppendOutcome::Recorded);
     }
+    let mut changed: Vec<CallRecord> = records.into_values().collect();
+    // Rows are written in one order (call id) by every batch.
+    changed.sort_unstable_by(|a, b| a.call_id.as_str().cmp(b.call_id.as_str()));
+    Ok((outcomes, changed))
+}
+
+/// Writes `records`' summary rows in one multi-row upsert (its statement prepared once
+/// per row count and connection).
+pub(super) async fn upsert_records(
+    tx: &Transaction<'_>,
+    records: &[CallRecord],
+    op: &'static str,
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
     let mut params: Vec<Boxed> = Vec::with_capacity(records.len() * CALL_COLUMNS.len());
-    for r in records.values() {
+    for r in records {
         params.extend(CallRow::from_record(r)?.into_values().map(pg_value));
     }
-    tx.execute(
-        &upsert_sql(Dialect::Postgres, records.len()),
-        &boxed_refs(&params),
-    )
-    .await
-    .map_err(pg(op))?;
-    Ok(outcomes)
+    let st = tx
+        .prepare_cached(&upsert_sql(Dialect::Postgres, records.len()))
+        .await
+        .map_err(pg(op))?;
+    tx.execute(&st, &boxed_refs(&params))
+        .await
+        .map_err(pg(op))?;
+    Ok(())
 }
 
 /// A `calls` column value as PostgreSQL binds it (`BIGINT` or `TEXT`, possibly NULL).
@@ -1019,71 +1088,109 @@ impl SeenCallers for PgStore {
 
 #[async_trait]
 impl DurationHistory for PgStore {
+    /// One autocommit statement whatever the number of keys: a multi-row upsert over
+    /// `unnest` of the keys, merged (a key given twice counts twice) and sorted, so two
+    /// concurrent records lock their rows in one order and never deadlock.
     async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError> {
         const OP: &str = "record_history";
         async {
+            let merged = merge_history_keys(keys);
+            if merged.is_empty() {
+                return Ok(());
+            }
             let b = i64::from(billable);
-            let mut c = self.client(OP).await?;
-            let tx = read_committed(&mut c).await.map_err(pg(OP))?;
-            let st = tx
-                .prepare(
-                    "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
-                     VALUES ($1, $2, $3, 1, $4) ON CONFLICT (buyer, area, hour_of_week) \
-                     DO UPDATE SET calls = duration_history.calls + 1, \
-                     billable = duration_history.billable + excluded.billable",
+            let (mut buyers, mut areas, mut hours, mut calls, mut bills) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((buyer, area, hour), n) in merged {
+                buyers.push(buyer);
+                areas.push(area);
+                hours.push(hour);
+                calls.push(n);
+                bills.push(n * b);
+            }
+            let c = self.client(OP).await?;
+            let st = c
+                .prepare_cached(
+                    "INSERT INTO duration_history AS d (buyer, area, hour_of_week, calls, billable) \
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) \
+                     ON CONFLICT (buyer, area, hour_of_week) \
+                     DO UPDATE SET calls = d.calls + excluded.calls, \
+                     billable = d.billable + excluded.billable",
                 )
                 .await
                 .map_err(pg(OP))?;
-            for k in keys {
-                let area = area_text(&k.area);
-                let hour = hour_value(k.hour_of_week);
-                tx.execute(&st, &[&k.buyer.as_str(), &area, &hour, &b])
-                    .await
-                    .map_err(pg(OP))?;
-            }
-            tx.commit().await.map_err(pg(OP))?;
+            c.execute(&st, &[&buyers, &areas, &hours, &calls, &bills])
+                .await
+                .map_err(pg(OP))?;
             Ok::<_, StoreError>(())
         }
         .await
         .map_err(|e| e.into_state(OP))
     }
 
+    /// One query whatever the number of keys (`unnest … WITH ORDINALITY` joined to the
+    /// buckets), answered in the keys' order; a missing bucket counts zero.
     async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError> {
         const OP: &str = "history_stats";
         async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let buyers: Vec<&str> = keys.iter().map(|k| k.buyer.as_str()).collect();
+            let areas: Vec<String> = keys.iter().map(|k| area_text(&k.area)).collect();
+            let hours: Vec<i64> = keys.iter().map(|k| hour_value(k.hour_of_week)).collect();
             let c = self.client(OP).await?;
             let st = c
                 .prepare_cached(
-                    "SELECT calls, billable FROM duration_history \
-                     WHERE buyer = $1 AND area = $2 AND hour_of_week = $3",
+                    "SELECT COALESCE(d.calls, 0), COALESCE(d.billable, 0) \
+                     FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
+                     AS k (buyer, area, hour, i) LEFT JOIN duration_history d \
+                     ON d.buyer = k.buyer AND d.area = k.area AND d.hour_of_week = k.hour \
+                     ORDER BY k.i",
                 )
                 .await
                 .map_err(pg(OP))?;
+            let rows = c
+                .query(&st, &[&buyers, &areas, &hours])
+                .await
+                .map_err(pg(OP))?;
             let mut out = Vec::with_capacity(keys.len());
-            for k in keys {
-                let area = area_text(&k.area);
-                let hour = hour_value(k.hour_of_week);
-                let row = c
-                    .query_opt(&st, &[&k.buyer.as_str(), &area, &hour])
-                    .await
-                    .map_err(pg(OP))?;
-                out.push(match row {
-                    Some(r) => {
-                        let calls: i64 = r.try_get(0).map_err(pg(OP))?;
-                        let billable: i64 = r.try_get(1).map_err(pg(OP))?;
-                        HistoryStats {
-                            calls: u64::try_from(calls).unwrap_or(0),
-                            billable: u64::try_from(billable).unwrap_or(0),
-                        }
-                    }
-                    None => HistoryStats::default(),
+            for r in rows {
+                let calls: i64 = r.try_get(0).map_err(pg(OP))?;
+                let billable: i64 = r.try_get(1).map_err(pg(OP))?;
+                out.push(HistoryStats {
+                    calls: u64::try_from(calls).unwrap_or(0),
+                    billable: u64::try_from(billable).unwrap_or(0),
                 });
+            }
+            if out.len() != keys.len() {
+                return Err(StoreError::corrupt(
+                    OP,
+                    format!("{} history rows for {} keys", out.len(), keys.len()),
+                ));
             }
             Ok::<_, StoreError>(out)
         }
         .await
         .map_err(|e| e.into_state(OP))
     }
+}
+
+/// History keys as `(buyer, area, hour)` column values with how often each was given,
+/// in key order.
+fn merge_history_keys(
+    keys: &[HistoryKey],
+) -> std::collections::BTreeMap<(String, String, i64), i64> {
+    let mut merged = std::collections::BTreeMap::new();
+    for k in keys {
+        let key = (
+            k.buyer.as_str().to_owned(),
+            area_text(&k.area),
+            hour_value(k.hour_of_week),
+        );
+        *merged.entry(key).or_insert(0) += 1;
+    }
+    merged
 }
 
 /// What [`PgStore::copy_from_sqlite`] copied.

@@ -27,19 +27,26 @@ impl RoutingStore for PgStore {
         async {
             let (now_ns, until_ns) = (to_ns("now", now)?, to_ns("lease_until", lease_until)?);
             let mut c = self.client(OP).await?;
-            let tx = c.transaction().await.map_err(pg(OP))?;
-            let inserted = tx
-                .execute(
+            // The common case, a step nobody holds, is one autocommit statement; a step
+            // already held is looked at under its row lock in a transaction.
+            let insert = c
+                .prepare_cached(
                     "INSERT INTO routes (call_id, step, holder, lease_until_ns, at_ns) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id, step) DO NOTHING",
+                )
+                .await
+                .map_err(pg(OP))?;
+            let inserted = c
+                .execute(
+                    &insert,
                     &[&call.as_str(), &step, &holder, &until_ns, &now_ns],
                 )
                 .await
                 .map_err(pg(OP))?;
             if inserted == 1 {
-                tx.commit().await.map_err(pg(OP))?;
                 return Ok(RouteClaim::Claimed { took_over: false });
             }
+            let tx = c.transaction().await.map_err(pg(OP))?;
             let r = tx
                 .query_one(
                     "SELECT holder, lease_until_ns, twiml FROM routes \
@@ -89,6 +96,24 @@ impl RoutingStore for PgStore {
         async {
             let now_ns = to_ns("now", now)?;
             let mut c = self.client(OP).await?;
+            // The common case, deciding a step this request claimed, is one autocommit
+            // statement: the row exists and holds no decision yet. (A concurrent decision
+            // makes it wait on the row lock and then find `twiml` set: 0 rows.) Anything
+            // else goes through the transaction below.
+            let fast = c
+                .prepare_cached(
+                    "UPDATE routes SET holder = $3, twiml = $4, at_ns = $5 \
+                     WHERE call_id = $1 AND step = $2 AND twiml IS NULL",
+                )
+                .await
+                .map_err(pg(OP))?;
+            let updated = c
+                .execute(&fast, &[&call.as_str(), &step, &holder, &twiml, &now_ns])
+                .await
+                .map_err(pg(OP))?;
+            if updated == 1 {
+                return Ok(RouteDecision::Mine);
+            }
             let tx = c.transaction().await.map_err(pg(OP))?;
             let inserted = tx
                 .execute(
