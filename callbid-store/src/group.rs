@@ -1,6 +1,8 @@
-//! The queue behind group commit of call-log appends (both backends).
+//! The queue behind group commit of call-log appends (both backends), and on SQLite of
+//! other small writes too (route claims and decisions, duration history: *jobs*).
 //!
-//! Every append joins the queue as one unit (an event, or one `append_all` slice). The
+//! Every append joins the queue as one unit (an event, or one `append_all` slice); a
+//! job is a unit of its own. The
 //! submitter that finds no leader at work becomes responsible for starting one; the
 //! leader takes what is queued, writes it in **one** transaction, answers each unit
 //! only after that transaction committed (and, on a durable store, synced), then takes
@@ -17,14 +19,21 @@ use tokio::sync::oneshot;
 
 use crate::error::{Result, StoreError};
 
-/// One unit waiting for its commit: its events, in order, and where its answer goes.
+/// No job: the queue of a backend that groups call-log appends only.
 #[derive(Debug)]
-pub(crate) struct Pending {
+pub(crate) enum NoJob {}
+
+/// One unit waiting for its commit: its events, in order (none for a job), or its job,
+/// and where its answer goes. A job keeps its own result; its unit's answer only says
+/// whether the commit that holds it is done (`Ok`, with no outcomes) or failed.
+#[derive(Debug)]
+pub(crate) struct Pending<J = NoJob> {
     pub events: Vec<CallEvent>,
+    pub job: Option<J>,
     done: oneshot::Sender<Result<Vec<AppendOutcome>>>,
 }
 
-impl Pending {
+impl<J> Pending<J> {
     /// Answers the unit's append (which may have been cancelled: then nobody listens,
     /// and its events stay committed).
     pub fn answer(self, outcome: Result<Vec<AppendOutcome>>) {
@@ -36,18 +45,40 @@ impl Pending {
 pub(crate) type Answer = oneshot::Receiver<Result<Vec<AppendOutcome>>>;
 
 /// Queued units and whether a leader is writing them.
-#[derive(Debug, Default)]
-pub(crate) struct GroupQueue {
-    queue: Mutex<Vec<Pending>>,
+#[derive(Debug)]
+pub(crate) struct GroupQueue<J = NoJob> {
+    queue: Mutex<Vec<Pending<J>>>,
     leading: AtomicBool,
 }
 
-impl GroupQueue {
+impl<J> Default for GroupQueue<J> {
+    fn default() -> Self {
+        GroupQueue {
+            queue: Mutex::new(Vec::new()),
+            leading: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<J> GroupQueue<J> {
     /// Queues `events` as one unit. With no leader at work, the caller gets the
     /// [`Leader`] it must start.
-    pub fn push(self: &Arc<Self>, events: Vec<CallEvent>) -> (Answer, Option<Leader>) {
+    pub fn push(self: &Arc<Self>, events: Vec<CallEvent>) -> (Answer, Option<Leader<J>>) {
+        self.push_unit(events, None)
+    }
+
+    /// Queues `job` as one unit (see [`push`](Self::push)).
+    pub fn push_job(self: &Arc<Self>, job: J) -> (Answer, Option<Leader<J>>) {
+        self.push_unit(Vec::new(), Some(job))
+    }
+
+    fn push_unit(
+        self: &Arc<Self>,
+        events: Vec<CallEvent>,
+        job: Option<J>,
+    ) -> (Answer, Option<Leader<J>>) {
         let (done, answer) = oneshot::channel();
-        self.lock().push(Pending { events, done });
+        self.lock().push(Pending { events, job, done });
         let start = !self.leading.swap(true, Ordering::SeqCst);
         let leader = start.then(|| Leader {
             queue: self.clone(),
@@ -58,7 +89,7 @@ impl GroupQueue {
 
     /// The next batch for the leader: queued units in order, up to `max_events` events
     /// (always the first unit, however large). Empty when nothing is queued.
-    pub fn take(&self, max_events: usize) -> Vec<Pending> {
+    pub fn take(&self, max_events: usize) -> Vec<Pending<J>> {
         let mut q = self.lock();
         let mut events = 0;
         let n = q
@@ -81,7 +112,7 @@ impl GroupQueue {
         !self.lock().is_empty() && !self.leading.swap(true, Ordering::SeqCst)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending<J>>> {
         // Pushing and draining a Vec cannot leave it inconsistent.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -91,15 +122,15 @@ impl GroupQueue {
 /// before it stepped down (its task cancelled, never run, or unwound), it steps down,
 /// so the next submitter starts a new leader for whatever is still queued.
 #[derive(Debug)]
-pub(crate) struct Leader {
-    queue: Arc<GroupQueue>,
+pub(crate) struct Leader<J = NoJob> {
+    queue: Arc<GroupQueue<J>>,
     stepped_down: bool,
 }
 
-impl Leader {
+impl<J> Leader<J> {
     /// The next batch (see [`GroupQueue::take`]), or `None` once the queue is empty
     /// and this leader has stepped down.
-    pub fn next_batch(&mut self, max_events: usize) -> Option<Vec<Pending>> {
+    pub fn next_batch(&mut self, max_events: usize) -> Option<Vec<Pending<J>>> {
         loop {
             let batch = self.queue.take(max_events);
             if !batch.is_empty() {
@@ -113,7 +144,7 @@ impl Leader {
     }
 }
 
-impl Drop for Leader {
+impl<J> Drop for Leader<J> {
     fn drop(&mut self) {
         if !self.stepped_down {
             self.queue.leading.store(false, Ordering::SeqCst);
@@ -152,7 +183,7 @@ mod tests {
 
     #[test]
     fn only_the_first_submitter_starts_a_leader_until_it_steps_down() {
-        let q = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
         let (_a, start) = q.push(vec![ev("a")]);
         let mut leader = start.expect("the first submitter leads");
         let (_b, start) = q.push(vec![ev("b")]);
@@ -178,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_leader_dropped_before_stepping_down_lets_the_next_submitter_lead() {
-        let q = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
         let (_a, leader) = q.push(vec![ev("a")]);
         drop(leader); // as when its task is cancelled or never runs
         let (_b, start) = q.push(vec![ev("b")]);
@@ -192,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_unit_queued_before_stepping_down_keeps_the_leader() {
-        let q = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
         let (_a, _leader) = q.push(vec![ev("a")]);
         assert_eq!(q.take(10).len(), 1);
         let (_b, start) = q.push(vec![ev("b")]);
@@ -203,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_batch_stops_at_its_event_budget_but_always_takes_one_unit() {
-        let q = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
         let (_a, _leader) = q.push(vec![ev("a"), ev("b"), ev("c")]);
         let (_b, _) = q.push(vec![ev("d")]);
         assert_eq!(
@@ -216,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_unit_answers_with_an_error() {
-        let q = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
         let (answer, _leader) = q.push(vec![ev("a")]);
         drop(q.take(10));
         let err = wait(answer, "append").await.expect_err("no answer");

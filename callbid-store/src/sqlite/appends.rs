@@ -1,10 +1,14 @@
-//! Group commit of call-log appends on SQLite (the queue is [`crate::group`]).
+//! Group commit of call-log appends on SQLite (the queue is [`crate::group`]), and of
+//! other small writes ([`Job`]s: route claims and decisions, duration history).
 //!
 //! The leader runs on the blocking pool and writes each batch in one `BEGIN IMMEDIATE`
 //! transaction, so its commit is one WAL sync under `synchronous = FULL`. Inside a
 //! batch, each call's summary row is read once and written once (not once per event).
-//! If anything in a batch fails, the batch is rolled back and each unit is retried in a
-//! transaction of its own, so one bad event fails only its own append.
+//! A job runs in a savepoint of its own, in queue order: its error rolls back only its
+//! own writes and is its own answer. If anything else in a batch fails (an event, the
+//! commit), the batch is rolled back and each unit is retried in a transaction of its
+//! own, so one bad event fails only its own append. Every answer, a job's too, is given
+//! only after the commit that holds it is synced.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -15,7 +19,77 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::{upsert_call, Inner};
 use crate::codec::{parse_record, to_ns, CallRow};
 use crate::error::{Result, StoreError};
-use crate::group::{self, Leader, Pending};
+use crate::group::{self, Pending};
+
+type Leader = group::Leader<Job>;
+type Batch = Vec<Pending<Job>>;
+
+/// A write that joins the group commit. It runs inside the batch's transaction (which
+/// holds the write lock), keeps its own result, and may run again when its batch is
+/// retried unit by unit, so it must not depend on having run before. It must not touch
+/// `calls` or `call_events`: the batch writes call rows at its end.
+pub(crate) struct Job(Box<dyn FnMut(&Connection) + Send>);
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Job {
+    /// A job running `f` in a savepoint; its result goes to `slot` (the last run's).
+    pub(crate) fn new<T, F>(
+        operation: &'static str,
+        mut f: F,
+        slot: Arc<std::sync::Mutex<Option<Result<T>>>>,
+    ) -> Job
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T> + Send + 'static,
+    {
+        Job(Box::new(move |c: &Connection| {
+            let result = in_savepoint(c, operation, &mut f);
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        }))
+    }
+}
+
+/// Runs `f` in a savepoint: released on success, rolled back on error.
+fn in_savepoint<T>(
+    c: &Connection,
+    operation: &'static str,
+    f: &mut impl FnMut(&Connection) -> Result<T>,
+) -> Result<T> {
+    c.execute_batch("SAVEPOINT callbid_job")
+        .map_err(StoreError::sqlite(operation))?;
+    let result = f(c);
+    let end = if result.is_ok() {
+        "RELEASE callbid_job"
+    } else {
+        "ROLLBACK TO callbid_job; RELEASE callbid_job"
+    };
+    c.execute_batch(end)
+        .map_err(StoreError::sqlite(operation))?;
+    result
+}
+
+/// Queues `job` and waits until the commit that holds it is synced.
+pub(super) async fn submit_job(
+    inner: &Arc<Inner>,
+    job: Job,
+    operation: &'static str,
+) -> Result<()> {
+    let (answer, leader) = inner.appends.push_job(job);
+    start(inner, leader);
+    group::wait(answer, operation).await.map(|_| ())
+}
+
+fn start(inner: &Arc<Inner>, leader: Option<Leader>) {
+    if let Some(leader) = leader {
+        let inner = inner.clone();
+        tokio::task::spawn_blocking(move || lead(&inner, leader));
+    }
+}
 
 /// At most this many events go into one transaction; the rest wait for the next.
 const MAX_BATCH_EVENTS: usize = 1024;
@@ -28,21 +102,18 @@ pub(super) async fn submit(
     events: Vec<CallEvent>,
 ) -> Result<Vec<AppendOutcome>> {
     let (answer, leader) = inner.appends.push(events);
-    if let Some(leader) = leader {
-        let inner = inner.clone();
-        tokio::task::spawn_blocking(move || lead(&inner, leader));
-    }
+    start(inner, leader);
     group::wait(answer, OP).await
 }
 
 /// The leader: writes batches until the queue is empty.
 fn lead(inner: &Inner, mut leader: Leader) {
-    while let Some(batch) = leader.next_batch(MAX_BATCH_EVENTS) {
+    while let Some(mut batch) = leader.next_batch(MAX_BATCH_EVENTS) {
         // A panic while writing drops this batch's answers (their appends get an
         // error) and rolls its transaction back; the leader goes on with the next.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut c = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let answers = write_batch(&mut c, &batch);
+            let answers = write_batch(&mut c, &mut batch);
             drop(c);
             for (p, a) in batch.into_iter().zip(answers) {
                 p.answer(a);
@@ -52,30 +123,35 @@ fn lead(inner: &Inner, mut leader: Leader) {
 }
 
 /// Writes a batch in one transaction; on any failure, each unit on its own.
-fn write_batch(c: &mut Connection, batch: &[Pending]) -> Vec<Result<Vec<AppendOutcome>>> {
-    let units: Vec<&[CallEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
-    match write_units(c, &units) {
+fn write_batch(c: &mut Connection, batch: &mut Batch) -> Vec<Result<Vec<AppendOutcome>>> {
+    match write_units(c, batch) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(_) if units.len() > 1 => units.iter().map(|u| write_one(c, u)).collect(),
+        Err(_) if batch.len() > 1 => batch
+            .iter_mut()
+            .map(|p| {
+                write_units(c, std::slice::from_mut(p)).map(|mut v| v.pop().unwrap_or_default())
+            })
+            .collect(),
         Err(e) => vec![Err(e)],
     }
 }
 
-fn write_one(c: &mut Connection, unit: &[CallEvent]) -> Result<Vec<AppendOutcome>> {
-    let mut v = write_units(c, &[unit])?;
-    Ok(v.pop().unwrap_or_default())
-}
-
-/// All `units` in one transaction: their outcomes, or nothing committed.
-fn write_units(c: &mut Connection, units: &[&[CallEvent]]) -> Result<Vec<Vec<AppendOutcome>>> {
+/// All `units` in one transaction: their outcomes (none for a job), or nothing
+/// committed.
+fn write_units(c: &mut Connection, units: &mut [Pending<Job>]) -> Result<Vec<Vec<AppendOutcome>>> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::sqlite(OP))?;
     let mut records = Records::default();
     let mut outcomes = Vec::with_capacity(units.len());
-    for unit in units {
-        let mut out = Vec::with_capacity(unit.len());
-        for e in *unit {
+    for unit in units.iter_mut() {
+        if let Some(job) = unit.job.as_mut() {
+            (job.0)(&tx);
+            outcomes.push(Vec::new());
+            continue;
+        }
+        let mut out = Vec::with_capacity(unit.events.len());
+        for e in &unit.events {
             out.push(append_event(&tx, e, &mut records)?);
         }
         outcomes.push(out);
@@ -199,11 +275,11 @@ mod tests {
         let _a = q.push(vec![ev("CA1", "a", now), ev("CA2", "a", now)]);
         let _b = q.push(vec![ev("CA1", "b", now), ev("CA1", "bad", far)]);
         let _c = q.push(vec![ev("CA1", "c", now), ev("CA1", "a", now)]);
-        let batch = q.take(100);
+        let mut batch = q.take(100);
         assert_eq!(batch.len(), 3);
         let answers = {
             let mut c = s.inner.writer.lock().expect("writer");
-            write_batch(&mut c, &batch)
+            write_batch(&mut c, &mut batch)
         };
         use AppendOutcome::{Duplicate, Recorded};
         assert_eq!(answers[0].as_ref().ok(), Some(&vec![Recorded, Recorded]));
@@ -227,6 +303,111 @@ mod tests {
             .await
             .expect("record")
             .is_some());
+    }
+
+    fn route_job(
+        call: &'static str,
+        fail: bool,
+        slot: &Arc<std::sync::Mutex<Option<Result<usize>>>>,
+    ) -> Job {
+        Job::new(
+            "test_job",
+            move |c: &Connection| {
+                let n = c
+                    .execute(
+                        "INSERT INTO routes (call_id, step, holder, lease_until_ns, at_ns) \
+                         VALUES (?1, 'service', 'h', 0, 0)",
+                        [call],
+                    )
+                    .map_err(StoreError::sqlite("test_job"))?;
+                if fail {
+                    return Err(StoreError::corrupt("test_job", "refused on purpose"));
+                }
+                Ok(n)
+            },
+            slot.clone(),
+        )
+    }
+
+    fn routes(s: &SqliteStore) -> Vec<String> {
+        let c = s.inner.writer.lock().expect("writer");
+        let mut st = c
+            .prepare("SELECT call_id FROM routes ORDER BY call_id")
+            .expect("prepare");
+        let rows = st.query_map([], |r| r.get(0)).expect("query");
+        rows.map(|r| r.expect("row")).collect()
+    }
+
+    /// Jobs share the batch's transaction: a failing job rolls back only its own
+    /// writes (its savepoint) and answers its own error; the appends and the other
+    /// job in the batch commit. A bad event fails the batch, whose units are then
+    /// retried alone: the jobs run again and keep their results.
+    #[tokio::test]
+    async fn a_job_runs_in_its_own_savepoint_and_survives_a_batch_retry() {
+        let s = SqliteStore::open_in_memory().expect("open");
+        let now = Utc::now();
+        let far = Utc
+            .with_ymd_and_hms(2400, 1, 1, 0, 0, 0)
+            .single()
+            .expect("far");
+        let q = &s.inner.appends;
+        let (good, bad) = (Arc::default(), Arc::default());
+        let _a = q.push(vec![ev("CA1", "a", now)]);
+        let _j = q.push_job(route_job("CA1", false, &good));
+        let _f = q.push_job(route_job("CA2", true, &bad));
+        let _b = q.push(vec![ev("CA3", "bad", far)]);
+        let mut batch = q.take(100);
+        assert_eq!(batch.len(), 4);
+        let answers = {
+            let mut c = s.inner.writer.lock().expect("writer");
+            write_batch(&mut c, &mut batch)
+        };
+        assert!(answers[0].is_ok() && answers[1].is_ok() && answers[2].is_ok());
+        assert!(answers[3].is_err(), "the far instant fails its own unit");
+        let good = good.lock().expect("slot").take().expect("ran");
+        assert_eq!(good.expect("the good job"), 1);
+        let bad = bad.lock().expect("slot").take().expect("ran");
+        assert!(bad
+            .expect_err("the failing job")
+            .to_string()
+            .contains("on purpose"));
+        assert_eq!(
+            routes(&s),
+            ["CA1"],
+            "the failing job's insert is rolled back"
+        );
+        let id = CallId::new("CA1").expect("id");
+        assert_eq!(s.events(&id).await.expect("events").len(), 1);
+    }
+
+    /// Through the store: a grouped write answers only after its commit, and many
+    /// concurrent ones with appends all land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_writes_and_appends_all_land() {
+        let s = SqliteStore::open_in_memory().expect("open");
+        let writes = (0..100).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let call = format!("CA{i}");
+                let c2 = call.clone();
+                let n = s
+                    .write_grouped("test", move |c: &Connection| {
+                        c.execute(
+                            "INSERT INTO routes (call_id, step, holder, lease_until_ns, at_ns) \
+                             VALUES (?1, 'service', 'h', 0, 0)",
+                            [&c2],
+                        )
+                        .map_err(StoreError::sqlite("test"))
+                    })
+                    .await?;
+                s.append_event(&ev(&call, "a", Utc::now())).await?;
+                Ok::<_, StoreError>(n)
+            })
+        });
+        for w in futures::future::join_all(writes).await {
+            assert_eq!(w.expect("task").expect("write"), 1);
+        }
+        assert_eq!(routes(&s).len(), 100);
     }
 
     /// `append_all` through the trait is one transaction: a bad event in the slice

@@ -148,7 +148,7 @@ struct Inner {
     /// [`with_busy_deadline`]). `None` in memory, or if the file cannot be opened.
     waiters: Option<std::fs::File>,
     /// Call-log appends waiting for their group commit (see [`appends`]).
-    appends: Arc<crate::group::GroupQueue>,
+    appends: Arc<crate::group::GroupQueue<appends::Job>>,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
@@ -316,6 +316,28 @@ impl SqliteStore {
             operation,
             message: e.to_string(),
         })?
+    }
+
+    /// Runs `f` on the writer connection inside the call log's group commit (see
+    /// [`appends::Job`]): in a savepoint of the shared `BEGIN IMMEDIATE` transaction,
+    /// answered once that transaction is committed and synced. So concurrent small
+    /// writes share one sync with each other and with appends. `f` may run twice (a
+    /// batch that fails is retried unit by unit) and must not touch the call log.
+    async fn write_grouped<T, F>(&self, operation: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T> + Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let job = appends::Job::new(operation, f, slot.clone());
+        appends::submit_job(&self.inner, job, operation).await?;
+        let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        result.unwrap_or_else(|| {
+            Err(StoreError::Task {
+                operation,
+                message: "the grouped write was committed without running".to_owned(),
+            })
+        })
     }
 
     async fn read<T, F>(&self, operation: &'static str, f: F) -> Result<T>
@@ -1194,24 +1216,20 @@ impl DurationHistory for SqliteStore {
             })
             .collect();
         let b = i64::from(billable);
-        self.write(OP, move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+        // In the call log's group commit: a savepoint of the shared transaction, so
+        // the record shares its sync with concurrent appends and other records.
+        self.write_grouped(OP, move |tx| {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
+                     VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT (buyer, area, hour_of_week) \
+                     DO UPDATE SET calls = calls + 1, billable = billable + excluded.billable",
+                )
                 .map_err(StoreError::sqlite(OP))?;
-            {
-                let mut st = tx
-                    .prepare_cached(
-                        "INSERT INTO duration_history (buyer, area, hour_of_week, calls, billable) \
-                         VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT (buyer, area, hour_of_week) \
-                         DO UPDATE SET calls = calls + 1, billable = billable + excluded.billable",
-                    )
+            for (buyer, area, hour) in &rows {
+                st.execute(params![buyer, area, hour, b])
                     .map_err(StoreError::sqlite(OP))?;
-                for (buyer, area, hour) in &rows {
-                    st.execute(params![buyer, area, hour, b])
-                        .map_err(StoreError::sqlite(OP))?;
-                }
             }
-            tx.commit().map_err(StoreError::sqlite(OP))?;
             Ok(())
         })
         .await

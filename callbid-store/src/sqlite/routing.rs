@@ -1,13 +1,15 @@
-//! [`RoutingStore`] on SQLite: each claim and decision is one `BEGIN IMMEDIATE`
-//! transaction on the writer connection, so two processes sharing the file never both
-//! claim a step or both decide it.
+//! [`RoutingStore`] on SQLite: each claim and decision runs under SQLite's write lock
+//! (in the call log's group commit, see `appends::Job`: a savepoint of a shared
+//! `BEGIN IMMEDIATE` transaction on the writer connection), so two processes sharing
+//! the file never both claim a step or both decide it, and a claim or decision is
+//! answered only once it is synced.
 
 use async_trait::async_trait;
 use callbid_core::state::routing::{claim_on, ClaimStep};
 use callbid_core::state::{RouteClaim, RouteDecision, RoutingStore};
 use callbid_core::{CallId, StateError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteStore;
 use crate::codec::{from_ns, to_ns};
@@ -15,13 +17,16 @@ use crate::error::{Result, StoreError};
 
 type RouteRow = (String, i64, Option<String>);
 
-fn row(tx: &Transaction<'_>, op: &'static str, call: &str, step: &str) -> Result<Option<RouteRow>> {
-    tx.query_row(
+fn row(tx: &Connection, op: &'static str, call: &str, step: &str) -> Result<Option<RouteRow>> {
+    tx.prepare_cached(
         "SELECT holder, lease_until_ns, twiml FROM routes WHERE call_id = ?1 AND step = ?2",
-        params![call, step],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
-    .optional()
+    .and_then(|mut st| {
+        st.query_row(params![call, step], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+    })
     .map_err(StoreError::sqlite(op))
 }
 
@@ -39,17 +44,14 @@ impl RoutingStore for SqliteStore {
         let conv = || Ok::<_, StoreError>((to_ns("now", now)?, to_ns("lease_until", lease_until)?));
         let (now_ns, until_ns) = conv().map_err(|e| e.into_state(OP))?;
         let (call, step, holder) = (call.as_str().to_owned(), step.to_owned(), holder.to_owned());
-        self.write(OP, move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(StoreError::sqlite(OP))?;
-            let out = match row(&tx, OP, &call, &step)? {
+        self.write_grouped(OP, move |tx| {
+            let out = match row(tx, OP, &call, &step)? {
                 None => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO routes (call_id, step, holder, lease_until_ns, at_ns) \
                          VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![call, step, holder, until_ns, now_ns],
                     )
+                    .and_then(|mut st| st.execute(params![call, step, holder, until_ns, now_ns]))
                     .map_err(StoreError::sqlite(OP))?;
                     RouteClaim::Claimed { took_over: false }
                 }
@@ -67,18 +69,19 @@ impl RoutingStore for SqliteStore {
                             until: from_ns(until),
                         },
                         ClaimStep::Take { took_over } => {
-                            tx.execute(
+                            tx.prepare_cached(
                                 "UPDATE routes SET holder = ?3, lease_until_ns = ?4, at_ns = ?5 \
                                  WHERE call_id = ?1 AND step = ?2",
-                                params![call, step, holder, until_ns, now_ns],
                             )
+                            .and_then(|mut st| {
+                                st.execute(params![call, step, holder, until_ns, now_ns])
+                            })
                             .map_err(StoreError::sqlite(OP))?;
                             RouteClaim::Claimed { took_over }
                         }
                     }
                 }
             };
-            tx.commit().map_err(StoreError::sqlite(OP))?;
             Ok(out)
         })
         .await
@@ -97,22 +100,18 @@ impl RoutingStore for SqliteStore {
         let now_ns = to_ns("now", now).map_err(|e| e.into_state(OP))?;
         let (call, step) = (call.as_str().to_owned(), step.to_owned());
         let (holder, twiml) = (holder.to_owned(), twiml.to_owned());
-        self.write(OP, move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(StoreError::sqlite(OP))?;
-            if let Some((_, _, Some(earlier))) = row(&tx, OP, &call, &step)? {
+        self.write_grouped(OP, move |tx| {
+            if let Some((_, _, Some(earlier))) = row(tx, OP, &call, &step)? {
                 return Ok(RouteDecision::Earlier(earlier));
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO routes (call_id, step, holder, lease_until_ns, twiml, at_ns) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?4) \
                  ON CONFLICT (call_id, step) DO UPDATE SET holder = excluded.holder, \
                  twiml = excluded.twiml, at_ns = excluded.at_ns",
-                params![call, step, holder, now_ns, twiml],
             )
+            .and_then(|mut st| st.execute(params![call, step, holder, now_ns, twiml]))
             .map_err(StoreError::sqlite(OP))?;
-            tx.commit().map_err(StoreError::sqlite(OP))?;
             Ok(RouteDecision::Mine)
         })
         .await
