@@ -242,6 +242,12 @@ impl CallRow {
 impl CallRow {
     /// The row's values in [`CALL_COLUMNS`] order: the one place the column list is
     /// spelled out for binding (both backends, appends, imports and copies).
+    /// Whether column `i` of [`CALL_COLUMNS`] is an integer column (as
+    /// [`into_values`](Self::into_values) binds it).
+    pub(crate) fn is_int_column(i: usize) -> bool {
+        matches!(i, 1 | 2 | 13 | 15 | 17 | 18 | 19 | 20 | 24 | 25 | 26)
+    }
+
     pub(crate) fn into_values(self) -> [SqlValue; 28] {
         use SqlValue::{Int, Text};
         [
@@ -284,6 +290,24 @@ pub(crate) fn parse_record(operation: &'static str, json: &str) -> Result<CallRe
 
 #[cfg(test)]
 mod tests {
+    /// `is_int_column` agrees with the variants `into_values` binds.
+    #[test]
+    fn int_columns_are_the_integer_values() {
+        let r = callbid_core::state::CallRecord::new(
+            callbid_core::CallId::new("CA1").expect("id"),
+            chrono::Utc::now(),
+        );
+        let values = CallRow::from_record(&r).expect("row").into_values();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(
+                CallRow::is_int_column(i),
+                matches!(v, SqlValue::Int(_)),
+                "column {}",
+                CALL_COLUMNS[i]
+            );
+        }
+    }
+
     use super::*;
     use rust_decimal_macros::dec;
 

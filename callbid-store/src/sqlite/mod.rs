@@ -34,7 +34,7 @@ use rusqlite::{
 use rust_decimal::Decimal;
 
 use crate::codec::{
-    area_text, from_ns, hour_value, parse_record, to_ns, upsert_sql, CallRow, SqlValue,
+    area_text, from_ns, hour_value, parse_record, to_ns, upsert_sql, SqlValue, CALL_COLUMNS,
 };
 use crate::error::{Result, StoreError};
 use crate::prune::{self, PruneGate};
@@ -900,20 +900,20 @@ fn dump_state(c: &Connection) -> Result<StateDump> {
 /// An import writes its held summary rows when it holds this many calls' records.
 const IMPORT_HELD_RECORDS: usize = 4096;
 
-fn upsert_call(tx: &Transaction<'_>, r: CallRow) -> Result<()> {
+fn upsert_call(tx: &Transaction<'_>, r: [SqlValue; CALL_COLUMNS.len()]) -> Result<()> {
     const OP: &str = "append";
     thread_local! {
         static SQL: String = upsert_sql(Dialect::Sqlite, 1);
     }
     let sql = SQL.with(Clone::clone);
     let mut st = tx.prepare_cached(&sql).map_err(StoreError::sqlite(OP))?;
-    st.execute(rusqlite::params_from_iter(r.into_values().map(sql_value)))
+    st.execute(rusqlite::params_from_iter(r.into_iter().map(sql_value)))
         .map_err(StoreError::sqlite(OP))?;
     Ok(())
 }
 
 /// A `calls` column value as SQLite binds it.
-fn sql_value(v: SqlValue) -> Value {
+pub(super) fn sql_value(v: SqlValue) -> Value {
     match v {
         SqlValue::Int(Some(i)) => Value::Integer(i),
         SqlValue::Text(Some(s)) => Value::Text(s),
