@@ -530,7 +530,8 @@ impl ScoringEngine {
 
     /// Whether duration counts are fetched: for the duration factor or the bonus's `n`.
     fn wants_duration(&self) -> bool {
-        self.config.use_duration_history || self.config.exploration > Decimal::ZERO
+        let c = self.config.exploration;
+        self.config.use_duration_history || !(c.is_zero() || c.is_sign_negative())
     }
 
     /// The configuration.
@@ -615,7 +616,8 @@ impl ScoringEngine {
     /// The exploration bonus `1 + c·k/(n + k)` (module docs), or none when off.
     fn explore_factor(&self, n: u64) -> Option<Decimal> {
         let c = self.config.exploration;
-        if c <= Decimal::ZERO {
+        // Two bit tests rather than a decimal comparison with zero (this runs per bid).
+        if c.is_zero() || c.is_sign_negative() {
             return None;
         }
         let k = self.config.prior_strength;
@@ -661,12 +663,10 @@ impl ScoringEngine {
         let quality = q.as_ref().map(|q| self.quality_factor(q));
         let explore = self.explore_factor(ev.overall.calls);
         let geo = (!matches!(geo_basis, GeoBasis::Default)).then_some(geo_factor);
-        let score = [geo, time_weight, duration, quality, explore]
-            .into_iter()
-            .flatten()
-            .try_fold(bid.price.amount, |v, f| v.checked_mul(f))
-            .map(round_score)
-            .unwrap_or(Decimal::MAX);
+        let score = score_of(
+            bid.price.amount,
+            [geo, time_weight, duration, quality, explore],
+        );
         let (time_factor, duration_factor) = (
             time_weight.unwrap_or(Decimal::ONE),
             duration.unwrap_or(Decimal::ONE),
@@ -691,6 +691,60 @@ impl ScoringEngine {
 /// A score as shown: rounded to [`SCORE_DP`] places, trailing zeros dropped.
 fn round_score(v: Decimal) -> Decimal {
     v.round_dp(SCORE_DP).normalize()
+}
+
+/// `price × factors` (the factors present), as shown ([`round_score`]); `Decimal::MAX`
+/// when the product overflows.
+fn score_of(price: Decimal, factors: [Option<Decimal>; 5]) -> Decimal {
+    exact_score(price, &factors).unwrap_or_else(|| {
+        factors
+            .into_iter()
+            .flatten()
+            .try_fold(price, |v, f| v.checked_mul(f))
+            .map(round_score)
+            .unwrap_or(Decimal::MAX)
+    })
+}
+
+/// [`score_of`] in integers, for the common case where it is exact: non-negative
+/// values whose every partial product fits 64 bits (decimal multiplication is then
+/// exact, so it gives the same mantissa and scale) and a final scale of at most
+/// [`SCORE_DP`] (rounding then changes nothing; no partial scale can exceed it). The trailing
+/// zeros are dropped as `normalize` drops them. `None` when the case does not apply.
+fn exact_score(price: Decimal, factors: &[Option<Decimal>]) -> Option<Decimal> {
+    // Mantissas below 2^64 (a 64-bit product is below a decimal's 2^96 limit).
+    let small = |d: &Decimal| {
+        (!d.is_sign_negative() && d.mantissa() >> 64 == 0).then(|| d.mantissa() as u64)
+    };
+    let (mut m, mut scale) = (small(&price)?, price.scale());
+    for f in factors.iter().flatten() {
+        m = m.checked_mul(small(f)?)?;
+        scale += f.scale();
+    }
+    if scale > SCORE_DP {
+        return None;
+    }
+    let (m, scale) = strip_zeros(m, scale);
+    // `m` is below 2^64 and `scale` at most 6: the parts of a valid decimal.
+    Some(Decimal::from_parts(
+        m as u32,
+        (m >> 32) as u32,
+        0,
+        false,
+        scale,
+    ))
+}
+
+/// `m × 10^-scale` without its trailing zeros (zero becomes `0` at scale 0).
+fn strip_zeros(mut m: u64, mut scale: u32) -> (u64, u32) {
+    if m == 0 {
+        return (0, 0);
+    }
+    while scale > 0 && m.is_multiple_of(10) {
+        m /= 10;
+        scale -= 1;
+    }
+    (m, scale)
 }
 
 /// What the scorer needs of a call, computed once per call.
@@ -1227,6 +1281,29 @@ mod tests {
                 prop_assert!(e.quality_factor(&evidence(down)) <= base);
             }
 
+            /// The integer shortcut gives the decimal product's score bit for bit
+            /// whenever it applies (and applies to everyday prices and factors).
+            #[test]
+            fn exact_score_is_the_decimal_score(
+                price in (0i64..10_000_000, 0u32..=4),
+                factors in proptest::collection::vec(proptest::option::of((-3i64..20_000_000_000, 0u32..=12)), 5),
+            ) {
+                let d = |(m, s): (i64, u32)| Decimal::new(m, s);
+                let price = d(price);
+                let fs: Vec<Option<Decimal>> = factors.into_iter().map(|f| f.map(d)).collect();
+                let reference = fs
+                    .iter()
+                    .flatten()
+                    .try_fold(price, |v, f| v.checked_mul(*f))
+                    .map(round_score)
+                    .unwrap_or(Decimal::MAX);
+                let arr = [fs[0], fs[1], fs[2], fs[3], fs[4]];
+                prop_assert_eq!(score_of(price, arr).serialize(), reference.serialize());
+                if let Some(fast) = exact_score(price, &arr) {
+                    prop_assert_eq!(fast.serialize(), reference.serialize());
+                }
+            }
+
             /// Every buyer without outcomes scores exactly the prior, whatever its id.
             #[test]
             fn new_buyers_score_exactly_the_prior(id in "[a-z]{1,12}", prior in 0u32..=100) {
@@ -1243,6 +1320,20 @@ mod tests {
                 prop_assert_eq!(s.quality_factor, Decimal::new(prior.into(), 2));
             }
         }
+    }
+
+    #[test]
+    fn everyday_scores_take_the_integer_shortcut() {
+        let half = Some(dec!(0.5));
+        let fast = exact_score(dec!(12.30), &[None, None, half, None, None]);
+        assert_eq!(fast.map(|d| d.serialize()), Some(dec!(6.15).serialize()));
+        assert_eq!(exact_score(dec!(0), &[half]), Some(Decimal::ZERO));
+        // Seven places need rounding: the decimal path does it.
+        assert_eq!(exact_score(dec!(1.23), &[Some(dec!(0.00001))]), None);
+        assert_eq!(
+            score_of(dec!(1.23), [Some(dec!(0.00001)), None, None, None, None]),
+            dec!(0.000012)
+        );
     }
 
     #[test]

@@ -126,15 +126,104 @@ fn draw(rng: &mut ChaCha8Rng, weights: impl Iterator<Item = u64> + Clone) -> usi
     0
 }
 
+/// How far [`Auction::order_first`] ordered the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ordered {
+    /// All of them, in the strategy's order.
+    All,
+    /// Only the first is in place (the best); the rest follow once
+    /// [`Auction::order_rest`] sorts them.
+    First,
+}
+
 impl Auction {
-    /// Orders the candidates by the strategy (see the module docs).
-    pub(super) fn order(&self, call: &CallContext, cands: &mut [Candidate]) {
+    /// Each candidate's tie-break key: priority (lower first), then buyer-id order.
+    fn tie(&self) -> impl Fn(&Candidate) -> (u32, usize) + '_ {
         let inner = &self.inner;
-        let profile = |idx: usize| {
-            let p = &inner.entries[idx].profile;
-            (p.priority, p.weight)
-        };
-        order_candidates(inner.strategy, call, profile, &inner.id_rank, cands);
+        move |c| (inner.entries[c.idx].profile.priority, inner.id_rank[c.idx])
+    }
+
+    /// Orders the candidates by the strategy (see the module docs), as far as the first
+    /// accept attempt needs: under `HighestScore` and `HighestBid` only the best is put
+    /// first (one pass instead of a sort; most auctions sell to it), and
+    /// [`Auction::order_rest`] orders the others if it does not accept. The order is
+    /// total, so this gives the same sequence as [`order_candidates`].
+    pub(super) fn order_first(&self, call: &CallContext, cands: &mut [Candidate]) -> Ordered {
+        let inner = &self.inner;
+        if let Strategy::PriorityWeighted { .. } = inner.strategy {
+            let profile = |idx: usize| {
+                let p = &inner.entries[idx].profile;
+                (p.priority, p.weight)
+            };
+            order_candidates(inner.strategy, call, profile, &inner.id_rank, cands);
+            return Ordered::All;
+        }
+        best_first(cands, self.pick(), self.tie())
+    }
+
+    /// Orders the candidates after the first (see [`Auction::order_first`]).
+    pub(super) fn order_rest(&self, cands: &mut [Candidate]) {
+        sort_rest(cands, self.pick(), self.tie());
+    }
+
+    /// The two decimals the strategy orders by (`HighestScore` and `HighestBid`).
+    fn pick(&self) -> fn(&Candidate) -> (Decimal, Decimal) {
+        match self.inner.strategy {
+            Strategy::HighestBid => |c| (c.price, c.score),
+            _ => |c| (c.score, c.price),
+        }
+    }
+}
+
+/// Puts the best candidate by [`sort_desc`]'s order first ([`Ordered::All`] when there
+/// is only one).
+fn best_first<T: Ord>(
+    cands: &mut [Candidate],
+    pick: impl Pick,
+    tie: impl Fn(&Candidate) -> T,
+) -> Ordered {
+    if cands.len() < 2 {
+        return Ordered::All;
+    }
+    // One pass comparing the values pairwise: cheaper than setting integer keys.
+    let before = |a: &Candidate, b: &Candidate| {
+        let ((a1, a2), (b1, b2)) = (pick(a), pick(b));
+        cmp_values(b1, a1)
+            .then_with(|| cmp_values(b2, a2))
+            .then_with(|| tie(a).cmp(&tie(b)))
+            .is_lt()
+    };
+    let best = (1..cands.len()).fold(0, |best, i| match before(&cands[i], &cands[best]) {
+        true => i,
+        false => best,
+    });
+    cands.swap(0, best);
+    Ordered::First
+}
+
+/// `a.cmp(&b)`, in integers when both are non-negative with mantissas below 2^64 and
+/// scales of at most 19 (the usual prices and scores): each brought to the larger
+/// scale fits a `u128`, and integers at one scale compare as the decimals do.
+fn cmp_values(a: Decimal, b: Decimal) -> std::cmp::Ordering {
+    let small = |d: Decimal| {
+        let m = d.mantissa();
+        (m >= 0 && m >> 64 == 0 && d.scale() <= 19).then_some((m as u128, d.scale()))
+    };
+    match (small(a), small(b)) {
+        (Some((ma, sa)), Some((mb, sb))) => {
+            let s = sa.max(sb);
+            // 10^19 × (2^64 − 1) < 2^128: no overflow.
+            let at = |m: u128, from: u32| m * POW10[(s - from) as usize];
+            at(ma, sa).cmp(&at(mb, sb))
+        }
+        _ => a.cmp(&b),
+    }
+}
+
+/// After [`best_first`] gave [`Ordered::First`]: the others in order.
+fn sort_rest<T: Ord>(cands: &mut [Candidate], pick: impl Pick, tie: impl Fn(&Candidate) -> T) {
+    if let Some(rest) = cands.get_mut(1..) {
+        sort_desc(rest, pick, tie);
     }
 }
 
@@ -188,7 +277,8 @@ fn order_weighted(
 #[cfg(test)]
 mod tests {
     use super::{
-        id_ranks, set_keys, sort_desc, sort_desc_by_decimals, BuyerEntry, Candidate, Decimal,
+        best_first, cmp_values, id_ranks, set_keys, sort_desc, sort_desc_by_decimals, sort_rest,
+        BuyerEntry, Candidate, Decimal, Ordered,
     };
     use proptest::prelude::*;
 
@@ -230,6 +320,40 @@ mod tests {
             let mut reference = cands.clone();
             sort_desc_by_decimals(&mut reference, pick, tie);
             prop_assert_eq!(idx_order(&keyed), idx_order(&reference));
+        }
+
+        /// The best first, then the rest sorted, is the full order.
+        #[test]
+        fn best_first_then_the_rest_is_the_order(
+            values in proptest::collection::vec((decimal(), decimal(), 0u32..3), 1..40),
+        ) {
+            let cands: Vec<Candidate> = values
+                .iter()
+                .enumerate()
+                .map(|(i, (p, s, _))| cand(i, *p, *s))
+                .collect();
+            let tie = |c: &Candidate| (values[c.idx].2, c.idx);
+            let pick = |c: &Candidate| (c.score, c.price);
+            let mut reference = cands.clone();
+            sort_desc_by_decimals(&mut reference, pick, tie);
+            let mut lazy = cands.clone();
+            let ordered = best_first(&mut lazy, pick, tie);
+            prop_assert_eq!(lazy[0].idx, reference[0].idx);
+            if ordered == Ordered::First {
+                sort_rest(&mut lazy, pick, tie);
+            }
+            prop_assert_eq!(idx_order(&lazy), idx_order(&reference));
+        }
+
+        /// The integer comparison is the decimals' comparison.
+        #[test]
+        fn integer_comparison_is_the_decimal_one(
+            a in (any::<i64>(), 0u32..=28),
+            b in (any::<i64>(), 0u32..=28),
+        ) {
+            let (a, b) = (Decimal::new(a.0, a.1), Decimal::new(b.0, b.1));
+            prop_assert_eq!(cmp_values(a, b), a.cmp(&b));
+            prop_assert_eq!(cmp_values(a, a), std::cmp::Ordering::Equal);
         }
 
         /// A negative value (a custom scorer may give one) falls back to the decimals.

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use tokio::time::Instant;
 
+use super::order::Ordered;
 use super::ping::{Ping, PingResult};
 use super::{
     bid_of, millis, panic_message, recycle, unscored, AcceptRecord, Auction, AuctionEventKind,
@@ -33,7 +35,11 @@ pub(super) struct RunState<'c> {
     /// from the auction's kept ones and given back at the end.
     pub(super) scratch: Scratch,
     pub(super) won: Option<(usize, Destination, Vec<Hold>)>,
+    /// How far the candidates are ordered (see [`Auction::order_first`]).
+    pub(super) ordered: Ordered,
     pub(super) any_pinged: bool,
+    /// How many buyers are pinged.
+    pub(super) eligible: usize,
     pub(super) any_bid: bool,
     /// Answers received so far (each record's `arrival`).
     pub(super) answers: u32,
@@ -75,7 +81,9 @@ impl Auction {
             records: Vec::new(),
             scratch: inner.scratch.take(),
             won: None,
+            ordered: Ordered::All,
             any_pinged: false,
+            eligible: 0,
             any_bid: false,
             answers: 0,
             ping_phase_timed_out: false,
@@ -107,6 +115,10 @@ impl Auction {
                     .map(|e| new_record((e, Self::capable(e, call)))),
             );
         }
+        st.eligible = records
+            .iter()
+            .filter(|r| r.eligibility == Eligibility::Eligible)
+            .count();
         st.records = records;
         st.t_eligible = st.t_start.elapsed();
         self.emit_started(st);
@@ -134,27 +146,60 @@ impl Auction {
     }
 
     /// Phase 2: ping every eligible buyer at once, validating each bid as it arrives.
-    /// One timer bounds the phase; buyers with a shorter timeout of their own get their
-    /// own timer. Under [`Strategy::FirstAccept`] each valid bid is accepted at once and
-    /// the first success ends the phase.
+    /// Each ping is polled once as it goes out, so an answer that is ready at once (an
+    /// in-process buyer, a cached reply) is taken without a task of its own; the others
+    /// wait together in one [`FuturesUnordered`]. One timer bounds the phase; buyers with
+    /// a shorter timeout of their own get their own timer. Under
+    /// [`Strategy::FirstAccept`] each valid bid is accepted at once and the first success
+    /// ends the phase.
     async fn ping_all(&self, st: &mut RunState<'_>) {
         let inner = &self.inner;
         let t_ping = Instant::now();
         let (call, t_start, ping_deadline) = (st.call, st.t_start, st.ping_deadline);
         let mut pending = FuturesUnordered::new();
+        let mut won = false;
         for (idx, e) in inner.entries.iter().enumerate() {
             if !matches!(st.records[idx].eligibility, Eligibility::Eligible) {
                 continue;
             }
+            st.any_pinged = true;
             let own = e
                 .timeout
                 .map(|t| t_start + t)
                 .filter(|t| *t < ping_deadline.0);
             let buyer_deadline = Deadline(own.unwrap_or(ping_deadline.0));
-            pending.push(Ping::new(idx, &*e.buyer, call, buyer_deadline, own));
+            let mut ping = Ping::new(idx, &*e.buyer, call, buyer_deadline, own);
+            // Polled with a no-op waker: a ping still pending is polled again, with the
+            // phase's waker, as soon as it joins `pending`.
+            let Some((idx, r)) = (&mut ping).now_or_never() else {
+                pending.push(ping);
+                continue;
+            };
+            if let Some(cand) = self.take_reply(st, idx, t_ping, r) {
+                if self.accept_first(st, cand).await {
+                    won = true;
+                    break;
+                }
+            }
         }
-        st.any_pinged = !pending.is_empty();
-        let phase_end = tokio::time::sleep_until(ping_deadline.0);
+        if !won && !pending.is_empty() {
+            self.wait_pending(st, &mut pending, t_ping).await;
+        }
+        // Whatever is still pending was cut by the ping deadline, or cancelled by a
+        // FirstAccept win.
+        drop(pending);
+        st.ping_time = t_ping.elapsed();
+        self.mark_unanswered(st);
+    }
+
+    /// The pings that did not answer at once, until the last answers or the phase ends.
+    async fn wait_pending(
+        &self,
+        st: &mut RunState<'_>,
+        pending: &mut FuturesUnordered<Ping<'_>>,
+        t_ping: Instant,
+    ) {
+        let phase_end = tokio::time::sleep_until(st.ping_deadline.0);
         tokio::pin!(phase_end);
         loop {
             let next = tokio::select! {
@@ -166,24 +211,41 @@ impl Auction {
                 }
             };
             let Some((idx, r)) = next else { break };
-            // Latency counts from the start of the phase, when every ping went out.
-            let Some(cand) = self.record_reply(st, idx, t_ping.elapsed(), r) else {
-                continue;
-            };
-            if inner.strategy != Strategy::FirstAccept {
-                st.scratch.cands.push(cand);
-            } else if self.accept_at_once(st, cand, pending.len()).await {
-                break;
+            if let Some(cand) = self.take_reply(st, idx, t_ping, r) {
+                if self.accept_first(st, cand).await {
+                    break;
+                }
             }
         }
-        // Whatever is still pending was cut by the ping deadline, or cancelled by a
-        // FirstAccept win.
-        drop(pending);
-        st.ping_time = t_ping.elapsed();
-        self.mark_unanswered(st);
+    }
+
+    /// Takes one answer: records it, and keeps a valid bid as a candidate. Under
+    /// FirstAccept the valid bid is returned instead, for [`Auction::accept_first`].
+    fn take_reply(
+        &self,
+        st: &mut RunState<'_>,
+        idx: usize,
+        t_ping: Instant,
+        r: PingResult,
+    ) -> Option<Candidate> {
+        // Latency counts from the start of the phase, when every ping went out.
+        let cand = self.record_reply(st, idx, t_ping.elapsed(), r)?;
+        if self.inner.strategy == Strategy::FirstAccept {
+            return Some(cand);
+        }
+        st.scratch.cands.push(cand);
+        None
+    }
+
+    /// FirstAccept: tries to accept `cand` while the other pings wait. Returns whether
+    /// that won.
+    async fn accept_first(&self, st: &mut RunState<'_>, cand: Candidate) -> bool {
+        let still_pinging = st.eligible.saturating_sub(st.answers as usize);
+        self.accept_at_once(st, cand, still_pinging).await
     }
 
     /// Records one ping's result; returns the candidate when it is a valid bid.
+    #[inline]
     fn record_reply(
         &self,
         st: &mut RunState<'_>,
@@ -221,26 +283,40 @@ impl Auction {
             }
             Some(Ok(Ok(PingReply::Bid(bid)))) => {
                 st.any_bid = true;
-                let entry = &self.inner.entries[idx];
-                let valid = self.validate(entry, call, &bid, st.started_at);
-                self.emit(call, || AuctionEventKind::BidReceived {
-                    buyer: rec.buyer.clone(),
-                    price: bid.price,
-                    latency_ms: millis(latency),
-                    invalid: valid.as_ref().err().cloned(),
-                });
-                let price = bid.price.amount;
-                return match valid {
-                    Err(reason) => {
-                        rec.reply = BuyerReply::InvalidBid { bid, reason };
-                        None
-                    }
-                    Ok(()) => {
-                        rec.reply = BuyerReply::Bid { bid };
-                        Some(Candidate::new(idx, price))
-                    }
-                };
+                // Into its record at once: the bid is moved once, then checked there.
+                rec.reply = BuyerReply::Bid { bid };
+                return self.check_recorded_bid(call, idx, latency, rec, st.started_at);
             }
+        }
+        None
+    }
+
+    /// Validates the bid just recorded in `rec`; an invalid one becomes
+    /// [`BuyerReply::InvalidBid`]. Returns the candidate when it is valid.
+    fn check_recorded_bid(
+        &self,
+        call: &CallContext,
+        idx: usize,
+        latency: Duration,
+        rec: &mut BuyerRecord,
+        now: DateTime<Utc>,
+    ) -> Option<Candidate> {
+        let BuyerReply::Bid { bid } = &rec.reply else {
+            return None;
+        };
+        let valid = self.validate(&self.inner.entries[idx], call, bid, now);
+        self.emit(call, || AuctionEventKind::BidReceived {
+            buyer: rec.buyer.clone(),
+            price: bid.price,
+            latency_ms: millis(latency),
+            invalid: valid.as_ref().err().cloned(),
+        });
+        let price = bid.price.amount;
+        let Err(reason) = valid else {
+            return Some(Candidate::new(idx, price));
+        };
+        if let BuyerReply::Bid { bid } = std::mem::replace(&mut rec.reply, BuyerReply::TimedOut) {
+            rec.reply = BuyerReply::InvalidBid { bid, reason };
         }
         None
     }
@@ -329,7 +405,7 @@ impl Auction {
         let t_select = Instant::now();
         if self.inner.strategy != Strategy::FirstAccept && !st.scratch.cands.is_empty() {
             self.apply_scores(st).await;
-            self.order(st.call, &mut st.scratch.cands);
+            st.ordered = self.order_first(st.call, &mut st.scratch.cands);
         }
         st.select_time = t_select.elapsed();
     }
@@ -370,8 +446,12 @@ impl Auction {
     async fn cascade(&self, st: &mut RunState<'_>) {
         let t_accept = Instant::now();
         if st.won.is_none() {
-            let cands = std::mem::take(&mut st.scratch.cands);
-            for (i, cand) in cands.iter().enumerate() {
+            let mut cands = std::mem::take(&mut st.scratch.cands);
+            for i in 0..cands.len() {
+                if i == 1 && st.ordered == Ordered::First {
+                    self.order_rest(&mut cands);
+                }
+                let cand = cands[i];
                 if st.deadline.passed() {
                     st.deadline_hit = true;
                     break;
