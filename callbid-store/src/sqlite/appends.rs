@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::{upsert_call, Inner};
 use crate::codec::{parse_record, to_ns, CallRow};
 use crate::error::{Result, StoreError};
-use crate::group::{self, Leader, Pending};
+use crate::group::{self, Events, Leader, Pending};
 
 /// At most this many events go into one transaction; the rest wait for the next.
 const MAX_BATCH_EVENTS: usize = 1024;
@@ -27,16 +27,16 @@ pub(super) async fn submit(
     inner: &Arc<Inner>,
     events: Vec<CallEvent>,
 ) -> Result<Vec<AppendOutcome>> {
-    let (answer, leader) = inner.appends.push(events);
+    let (queued, leader) = inner.appends.push(events);
     if let Some(leader) = leader {
         let inner = inner.clone();
         tokio::task::spawn_blocking(move || lead(&inner, leader));
     }
-    group::wait(answer, OP).await
+    group::wait(queued.answer, OP).await
 }
 
 /// The leader: writes batches until the queue is empty.
-fn lead(inner: &Inner, mut leader: Leader) {
+fn lead(inner: &Inner, mut leader: Leader<Events>) {
     while let Some(batch) = leader.next_batch(MAX_BATCH_EVENTS) {
         // A panic while writing drops this batch's answers (their appends get an
         // error) and rolls its transaction back; the leader goes on with the next.
@@ -52,8 +52,8 @@ fn lead(inner: &Inner, mut leader: Leader) {
 }
 
 /// Writes a batch in one transaction; on any failure, each unit on its own.
-fn write_batch(c: &mut Connection, batch: &[Pending]) -> Vec<Result<Vec<AppendOutcome>>> {
-    let units: Vec<&[CallEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
+fn write_batch(c: &mut Connection, batch: &[Pending<Events>]) -> Vec<Result<Vec<AppendOutcome>>> {
+    let units: Vec<&[CallEvent]> = batch.iter().map(|p| p.unit.as_slice()).collect();
     match write_units(c, &units) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(_) if units.len() > 1 => units.iter().map(|u| write_one(c, u)).collect(),
