@@ -262,3 +262,51 @@ async fn a_refused_request_fails_only_itself() {
         Decimal::from(5)
     );
 }
+
+/// The server's own `lock_timeout` (here the database's), with no deadline in the
+/// batch: the reservation fails, it is not retried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_lock_timeout_without_deadlines_fails_the_batch() {
+    let Some(url) = database_url("batch_server_timeout") else {
+        return;
+    };
+    let url = fresh_pg_database(&url, "batch_server_timeout").await;
+    let (mut other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let db: String = other
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    other
+        .batch_execute(&format!("ALTER DATABASE {db} SET lock_timeout = '200ms'"))
+        .await
+        .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let key = unique_prefix("server");
+    other
+        .execute(
+            "INSERT INTO cap_counters (counter, used) VALUES ($1, 0)",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    let tx = other.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM cap_counters WHERE counter = $1 FOR UPDATE",
+        &[&key],
+    )
+    .await
+    .unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.reserve(&one(&key, "r".into(), 10, None)),
+    )
+    .await
+    .expect("the reservation must give up by itself");
+    assert!(r.is_err(), "{r:?}");
+    tx.rollback().await.unwrap();
+    assert_eq!(store.usage(&key, Utc::now()).await.unwrap(), Decimal::ZERO);
+}

@@ -27,6 +27,11 @@
 //! and fails. If the server refuses a batch for any other reason, each request is
 //! decided again alone, so one bad request fails only itself; a connection or pool
 //! failure fails the whole batch.
+//!
+//! One leader per handle, so reservations on unrelated counters share batches too: a
+//! batch waits for the last of its counters' row locks, so a counter held long by
+//! another session delays the other requests queued with it (bounded by their
+//! deadlines). Counter locks are held only from a batch's lock phase to its commit.
 
 use std::time::{Duration, Instant};
 
@@ -186,14 +191,20 @@ async fn within_deadlines(
                     answers[i] = Some(Ok(o));
                 }
             }
-            Err(Failure::LockTimeout) => {
+            Err(Failure::LockTimeout(e)) => {
                 let now = Instant::now();
-                for i in live {
-                    if requests[i].deadline.is_some_and(|d| d <= now) {
-                        answers[i] = Some(Err(deadline_passed(
-                            "while waiting for the counters' row locks (lock_timeout)",
-                        )));
-                    }
+                let passed: Vec<usize> = live
+                    .into_iter()
+                    .filter(|&i| requests[i].deadline.is_some_and(|d| d <= now))
+                    .collect();
+                // A lock timeout of the server's own (no deadline passed) fails them all.
+                if passed.is_empty() {
+                    return Err(Failure::Other(e));
+                }
+                for i in passed {
+                    answers[i] = Some(Err(deadline_passed(
+                        "while waiting for the counters' row locks (lock_timeout)",
+                    )));
                 }
             }
             Err(other) => return Err(other),
@@ -218,7 +229,7 @@ fn lock_timeout(batch: &[&Request]) -> Option<Duration> {
 #[derive(Debug)]
 enum Failure {
     /// A counter's row lock was not free within the lock timeout (nothing committed).
-    LockTimeout,
+    LockTimeout(StoreError),
     /// The server refused a statement (nothing committed): worth deciding each
     /// request alone.
     Refused(StoreError),
@@ -229,7 +240,7 @@ enum Failure {
 impl Failure {
     fn of(e: tokio_postgres::Error) -> Failure {
         match e.code() {
-            Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Failure::LockTimeout,
+            Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Failure::LockTimeout(pg(OP)(e)),
             Some(_) => Failure::Refused(pg(OP)(e)),
             None => Failure::Other(pg(OP)(e)),
         }
@@ -237,8 +248,7 @@ impl Failure {
 
     fn into_error(self) -> StoreError {
         match self {
-            Failure::LockTimeout => deadline_passed("while waiting for the counters' row locks"),
-            Failure::Refused(e) | Failure::Other(e) => e,
+            Failure::LockTimeout(e) | Failure::Refused(e) | Failure::Other(e) => e,
         }
     }
 }
