@@ -22,7 +22,7 @@
 -- Returns one row per request: r_key NULL for Reserved, else the refusing counter with
 -- its usage before the request and its limit. Nothing is decided by raising, so no
 -- subtransactions; any error fails the whole batch (nothing is written) and the caller
--- decides each request alone.
+-- decides each request alone. (callbid_refuse, v10, is no longer called by reserve.)
 CREATE FUNCTION callbid_reserve_batch(
     ids TEXT[], expires BIGINT[], nows BIGINT[], keys TEXT[],
     inc_start INT[], inc_slot INT[], inc_amount NUMERIC[], inc_limit NUMERIC[])

@@ -2,12 +2,15 @@
 //!
 //! A [`deadpool_postgres`] pool of [`tokio_postgres`] connections. Atomicity:
 //!
-//! - a cap reservation runs in one transaction: it stores the reservation and its
-//!   increments (one statement), then adds to each counter's row in `cap_counters` with
-//!   a conditional upsert that takes the row's lock, in byte order of the keys (so two
-//!   reservations never deadlock), and refuses when the counter's usage would pass its
-//!   limit; every process reserving on the same counter queues on that row (schema v9;
-//!   before, an advisory lock and a `SUM` over the counter's reservations);
+//! - cap reservations are group-committed (see `reserve`): concurrent reservations on
+//!   one handle are decided together by one call of `callbid_reserve_batch` (schema
+//!   v13) in one transaction with one commit. It locks each counter's row in
+//!   `cap_counters` in byte order of the keys (so two batches, on two processes, never
+//!   deadlock), decides the requests in queue order exactly as each would be decided
+//!   alone, refusing one when a counter's unexpired usage would pass its limit, and
+//!   writes the grants; every process reserving on the same counter queues on that
+//!   row, one batch at a time (schema v9 made a counter one row; before, an advisory
+//!   lock and a `SUM` over the counter's reservations);
 //! - appends are group-committed (see `appends`): concurrent appends share one
 //!   transaction, which takes an advisory lock on each of its calls (in order of the
 //!   lock key, so batches never deadlock), so a call's events get their sequence
