@@ -1,17 +1,17 @@
-//! The queue behind group commit of call-log appends (both backends), and on SQLite of
-//! other small writes too (route claims and decisions, duration history: *jobs*).
+//! The queue behind group commit, for call-log appends (both backends) and PostgreSQL
+//! cap reservations.
 //!
-//! Every append joins the queue as one unit (an event, or one `append_all` slice); a
-//! job is a unit of its own. The
-//! submitter that finds no leader at work becomes responsible for starting one; the
-//! leader takes what is queued, writes it in **one** transaction, answers each unit
-//! only after that transaction committed (and, on a durable store, synced), then takes
-//! what queued up meanwhile, until the queue is empty, and steps down. So concurrent
-//! appends share a commit, and an append is still acknowledged only once the commit
-//! that holds it is durable. No append waits for a timer: a lone append is written at
-//! once.
+//! Every request joins the queue as one unit (an event, one `append_all` slice, or one
+//! cap reservation). The submitter that finds no leader at work becomes responsible for
+//! starting one; the leader takes what is queued, writes it in **one** transaction,
+//! answers each unit only after that transaction committed (and, on a durable store,
+//! synced), then takes what queued up meanwhile, until the queue is empty, and steps
+//! down. So concurrent requests share a commit, and each is still acknowledged only once
+//! the commit that holds it is durable. No request waits for a timer: a lone one is
+//! written at once. A unit not yet taken by a leader can be withdrawn (a reservation
+//! whose deadline passed while it was queued).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use callbid_core::state::{AppendOutcome, CallEvent};
@@ -19,85 +19,109 @@ use tokio::sync::oneshot;
 
 use crate::error::{Result, StoreError};
 
-/// No job: the queue of a backend that groups call-log appends only.
-#[derive(Debug)]
-pub(crate) enum NoJob {}
-
-/// One unit waiting for its commit: its events, in order (none for a job), or its job,
-/// and where its answer goes. A job keeps its own result; its unit's answer only says
-/// whether the commit that holds it is done (`Ok`, with no outcomes) or failed.
-#[derive(Debug)]
-pub(crate) struct Pending<J = NoJob> {
-    pub events: Vec<CallEvent>,
-    pub job: Option<J>,
-    done: oneshot::Sender<Result<Vec<AppendOutcome>>>,
+/// What one queued request carries, and the answer it waits for.
+pub(crate) trait Unit: Send + std::fmt::Debug + 'static {
+    /// What the leader answers.
+    type Answer: Send + std::fmt::Debug + 'static;
+    /// How much of a batch's budget the unit takes (at least 1).
+    fn weight(&self) -> usize;
 }
 
-impl<J> Pending<J> {
-    /// Answers the unit's append (which may have been cancelled: then nobody listens,
-    /// and its events stay committed).
-    pub fn answer(self, outcome: Result<Vec<AppendOutcome>>) {
+/// One append: its events, in order.
+pub(crate) type Events = Vec<CallEvent>;
+
+impl Unit for Events {
+    type Answer = Vec<AppendOutcome>;
+    fn weight(&self) -> usize {
+        self.len().max(1)
+    }
+}
+
+/// One unit waiting for its commit, and where its answer goes.
+#[derive(Debug)]
+pub(crate) struct Pending<U: Unit> {
+    pub unit: U,
+    ticket: u64,
+    done: oneshot::Sender<Result<U::Answer>>,
+}
+
+impl<U: Unit> Pending<U> {
+    /// Answers the unit's request (which may have been cancelled: then nobody listens,
+    /// and what was written stays committed).
+    pub fn answer(self, outcome: Result<U::Answer>) {
         let _ = self.done.send(outcome);
     }
 }
 
 /// The answer a submitter waits for.
-pub(crate) type Answer = oneshot::Receiver<Result<Vec<AppendOutcome>>>;
+pub(crate) type Answer<A> = oneshot::Receiver<Result<A>>;
+
+/// A queued unit, as its submitter holds it.
+#[derive(Debug)]
+pub(crate) struct Queued<A> {
+    /// Where the answer comes.
+    pub answer: Answer<A>,
+    /// Names the unit for [`GroupQueue::withdraw`].
+    pub ticket: u64,
+}
 
 /// Queued units and whether a leader is writing them.
 #[derive(Debug)]
-pub(crate) struct GroupQueue<J = NoJob> {
-    queue: Mutex<Vec<Pending<J>>>,
+pub(crate) struct GroupQueue<U: Unit> {
+    queue: Mutex<Vec<Pending<U>>>,
     leading: AtomicBool,
+    tickets: AtomicU64,
 }
 
-impl<J> Default for GroupQueue<J> {
+impl<U: Unit> Default for GroupQueue<U> {
     fn default() -> Self {
         GroupQueue {
             queue: Mutex::new(Vec::new()),
             leading: AtomicBool::new(false),
+            tickets: AtomicU64::new(0),
         }
     }
 }
 
-impl<J> GroupQueue<J> {
-    /// Queues `events` as one unit. With no leader at work, the caller gets the
-    /// [`Leader`] it must start.
-    pub fn push(self: &Arc<Self>, events: Vec<CallEvent>) -> (Answer, Option<Leader<J>>) {
-        self.push_unit(events, None)
-    }
-
-    /// Queues `job` as one unit (see [`push`](Self::push)).
-    pub fn push_job(self: &Arc<Self>, job: J) -> (Answer, Option<Leader<J>>) {
-        self.push_unit(Vec::new(), Some(job))
-    }
-
-    fn push_unit(
-        self: &Arc<Self>,
-        events: Vec<CallEvent>,
-        job: Option<J>,
-    ) -> (Answer, Option<Leader<J>>) {
+impl<U: Unit> GroupQueue<U> {
+    /// Queues `unit`. With no leader at work, the caller gets the [`Leader`] it must
+    /// start.
+    pub fn push(self: &Arc<Self>, unit: U) -> (Queued<U::Answer>, Option<Leader<U>>) {
         let (done, answer) = oneshot::channel();
-        self.lock().push(Pending { events, job, done });
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        self.lock().push(Pending { unit, ticket, done });
         let start = !self.leading.swap(true, Ordering::SeqCst);
         let leader = start.then(|| Leader {
             queue: self.clone(),
             stepped_down: false,
         });
-        (answer, leader)
+        (Queued { answer, ticket }, leader)
     }
 
-    /// The next batch for the leader: queued units in order, up to `max_events` events
-    /// (always the first unit, however large). Empty when nothing is queued.
-    pub fn take(&self, max_events: usize) -> Vec<Pending<J>> {
+    /// Takes the unit `ticket` back out of the queue if no leader took it yet; returns
+    /// whether it did (then it will never be written nor answered).
+    pub fn withdraw(&self, ticket: u64) -> bool {
         let mut q = self.lock();
-        let mut events = 0;
+        match q.iter().position(|p| p.ticket == ticket) {
+            Some(i) => {
+                q.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next batch for the leader: queued units in order, up to `max_weight` in all
+    /// (always the first unit, however heavy). Empty when nothing is queued.
+    pub fn take(&self, max_weight: usize) -> Vec<Pending<U>> {
+        let mut q = self.lock();
+        let mut weight = 0;
         let n = q
             .iter()
             .take_while(|p| {
-                let first = events == 0;
-                events += p.events.len().max(1);
-                first || events <= max_events
+                let first = weight == 0;
+                weight += p.unit.weight().max(1);
+                first || weight <= max_weight
             })
             .count();
         q.drain(..n).collect()
@@ -112,7 +136,7 @@ impl<J> GroupQueue<J> {
         !self.lock().is_empty() && !self.leading.swap(true, Ordering::SeqCst)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending<J>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending<U>>> {
         // Pushing and draining a Vec cannot leave it inconsistent.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -122,17 +146,17 @@ impl<J> GroupQueue<J> {
 /// before it stepped down (its task cancelled, never run, or unwound), it steps down,
 /// so the next submitter starts a new leader for whatever is still queued.
 #[derive(Debug)]
-pub(crate) struct Leader<J = NoJob> {
-    queue: Arc<GroupQueue<J>>,
+pub(crate) struct Leader<U: Unit> {
+    queue: Arc<GroupQueue<U>>,
     stepped_down: bool,
 }
 
-impl<J> Leader<J> {
+impl<U: Unit> Leader<U> {
     /// The next batch (see [`GroupQueue::take`]), or `None` once the queue is empty
     /// and this leader has stepped down.
-    pub fn next_batch(&mut self, max_events: usize) -> Option<Vec<Pending<J>>> {
+    pub fn next_batch(&mut self, max_weight: usize) -> Option<Vec<Pending<U>>> {
         loop {
-            let batch = self.queue.take(max_events);
+            let batch = self.queue.take(max_weight);
             if !batch.is_empty() {
                 return Some(batch);
             }
@@ -144,7 +168,7 @@ impl<J> Leader<J> {
     }
 }
 
-impl<J> Drop for Leader<J> {
+impl<U: Unit> Drop for Leader<U> {
     fn drop(&mut self) {
         if !self.stepped_down {
             self.queue.leading.store(false, Ordering::SeqCst);
@@ -153,11 +177,20 @@ impl<J> Drop for Leader<J> {
 }
 
 /// Waits for a unit's answer.
-pub(crate) async fn wait(answer: Answer, operation: &'static str) -> Result<Vec<AppendOutcome>> {
-    answer.await.map_err(|_| StoreError::Task {
+pub(crate) async fn wait<A>(answer: Answer<A>, operation: &'static str) -> Result<A> {
+    received(answer.await, operation)
+}
+
+/// A unit's answer as received: a dropped sender (its batch dropped unanswered) is an
+/// error naming `operation`.
+pub(crate) fn received<A>(
+    got: std::result::Result<Result<A>, oneshot::error::RecvError>,
+    operation: &'static str,
+) -> Result<A> {
+    got.map_err(|_| StoreError::Task {
         operation,
-        message: "the call-log writer stopped before answering (the transaction holding \
-                  this append was rolled back)"
+        message: "the group-commit writer stopped before answering (the transaction \
+                  holding this request was rolled back)"
             .to_owned(),
     })?
 }
@@ -183,7 +216,7 @@ mod tests {
 
     #[test]
     fn only_the_first_submitter_starts_a_leader_until_it_steps_down() {
-        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue<Events>> = Arc::default();
         let (_a, start) = q.push(vec![ev("a")]);
         let mut leader = start.expect("the first submitter leads");
         let (_b, start) = q.push(vec![ev("b")]);
@@ -209,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_leader_dropped_before_stepping_down_lets_the_next_submitter_lead() {
-        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue<Events>> = Arc::default();
         let (_a, leader) = q.push(vec![ev("a")]);
         drop(leader); // as when its task is cancelled or never runs
         let (_b, start) = q.push(vec![ev("b")]);
@@ -223,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_unit_queued_before_stepping_down_keeps_the_leader() {
-        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue<Events>> = Arc::default();
         let (_a, _leader) = q.push(vec![ev("a")]);
         assert_eq!(q.take(10).len(), 1);
         let (_b, start) = q.push(vec![ev("b")]);
@@ -234,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_batch_stops_at_its_event_budget_but_always_takes_one_unit() {
-        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
+        let q: Arc<GroupQueue<Events>> = Arc::default();
         let (_a, _leader) = q.push(vec![ev("a"), ev("b"), ev("c")]);
         let (_b, _) = q.push(vec![ev("d")]);
         assert_eq!(
@@ -247,10 +280,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_unit_answers_with_an_error() {
-        let q: Arc<GroupQueue> = Arc::new(GroupQueue::default());
-        let (answer, _leader) = q.push(vec![ev("a")]);
+        let q: Arc<GroupQueue<Events>> = Arc::default();
+        let (queued, _leader) = q.push(vec![ev("a")]);
         drop(q.take(10));
-        let err = wait(answer, "append").await.expect_err("no answer");
+        let err = wait(queued.answer, "append").await.expect_err("no answer");
         assert!(err.to_string().contains("rolled back"), "{err}");
+    }
+
+    #[test]
+    fn a_unit_can_be_withdrawn_only_until_a_leader_takes_it() {
+        let q: Arc<GroupQueue<Events>> = Arc::default();
+        let (a, _leader) = q.push(vec![ev("a")]);
+        let (b, _) = q.push(vec![ev("b")]);
+        assert!(q.withdraw(b.ticket), "b is still queued");
+        assert!(!q.withdraw(b.ticket), "and withdrawn once");
+        let batch = q.take(10);
+        assert_eq!(batch.len(), 1, "a withdrawn unit is never taken");
+        assert!(!q.withdraw(a.ticket), "a was taken: too late");
     }
 }

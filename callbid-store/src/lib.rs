@@ -65,8 +65,10 @@
 //!
 //! An append returns only after its transaction commits (SQLite: WAL,
 //! `synchronous = FULL`). A cap reservation is one `BEGIN IMMEDIATE` transaction on
-//! SQLite (SQLite's write lock makes it atomic across processes sharing the file) and
-//! one transaction holding each counter's row lock (`cap_counters`) on PostgreSQL.
+//! SQLite (SQLite's write lock makes it atomic across processes sharing the file) and,
+//! on PostgreSQL, decided in a transaction holding each counter's row lock
+//! (`cap_counters`), shared by the reservations queued meanwhile on the same handle
+//! (group commit: one commit per batch, each answered after it).
 //! A SQLite path is always a plain file name: `file:` URIs (whose `nolock=1`,
 //! `immutable=1` or `mode=memory` would break that cross-process locking), `:memory:`
 //! and the empty path are refused, and every open or migration error names the path.

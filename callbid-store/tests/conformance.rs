@@ -83,6 +83,15 @@ async fn sqlite_quality_concurrency_across_two_handles() {
         .unwrap();
 }
 
+/// A burst of reservations with repeated ids on one handle, on every backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cap_burst_on_one_handle() {
+    let m: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
+    conformance::cap_store_burst(m, "m", 60, 25).await.unwrap();
+    let s: Arc<dyn CapStore> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    conformance::cap_store_burst(s, "sq", 60, 25).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_cap_concurrency() {
     let s: Arc<dyn CapStore> = Arc::new(MemoryCapStore::new());
@@ -277,6 +286,17 @@ mod pg {
         };
         let prefix = common::unique_prefix("pgrace");
         conformance::cap_store_concurrency(Arc::new(a), Arc::new(b), &prefix, 1000, 100)
+            .await
+            .unwrap();
+    }
+
+    /// A burst with repeated ids on one pool: decided in shared batches, the outcomes
+    /// are those of one at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_cap_burst_on_one_pool() {
+        let Some(s) = store().await else { return };
+        let prefix = common::unique_prefix("pgburst");
+        conformance::cap_store_burst(Arc::new(s), &prefix, 300, 120)
             .await
             .unwrap();
     }

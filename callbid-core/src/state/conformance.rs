@@ -333,6 +333,65 @@ pub async fn cap_store_concurrency(
     Ok(())
 }
 
+/// A burst of concurrent reservations on one handle (a store may decide them together,
+/// e.g. PostgreSQL's group commit): `ids` distinct ids, some asked for two or three
+/// times, each for 1 on one counter of limit `limit` (< `ids`). The outcomes must be
+/// those of the same requests one at a time in some order: every ask of one id gets
+/// the same answer, exactly `limit` ids are granted (each counted once), and every
+/// refusal reports the full counter.
+pub async fn cap_store_burst(
+    store: Arc<dyn CapStore>,
+    prefix: &str,
+    ids: usize,
+    limit: u32,
+) -> Result<(), String> {
+    let key = format!("{prefix}|burst");
+    let mut tasks = Vec::new();
+    for i in 0..ids {
+        for _ in 0..(1 + i % 3) {
+            let store = store.clone();
+            let r = req(
+                &format!("{prefix}-burst-{i}"),
+                &[(&key, Decimal::ONE, Decimal::from(limit))],
+                None,
+            );
+            tasks.push(tokio::spawn(async move { (i, store.reserve(&r).await) }));
+        }
+    }
+    let mut answers: Vec<Option<ReserveOutcome>> = vec![None; ids];
+    for t in tasks {
+        let (i, got) = t.await.map_err(err)?;
+        let got = got.map_err(err)?;
+        if let ReserveOutcome::Exceeded { used, limit: l, .. } = &got {
+            ensure!(
+                *used == Decimal::from(limit) && *l == Decimal::from(limit),
+                "a refusal must report the full counter, got {got:?}"
+            );
+        }
+        match &answers[i] {
+            Some(before) => ensure!(
+                *before == got,
+                "id {i} was answered {before:?} and then {got:?}"
+            ),
+            None => answers[i] = Some(got),
+        }
+    }
+    let granted = answers
+        .iter()
+        .filter(|a| **a == Some(ReserveOutcome::Reserved))
+        .count();
+    ensure!(
+        granted == limit as usize,
+        "expected exactly {limit} ids granted, got {granted}"
+    );
+    let used = store.usage(&key, t0()).await.map_err(err)?;
+    ensure!(
+        used == Decimal::from(limit),
+        "usage must equal the limit (each id once), got {used}"
+    );
+    Ok(())
+}
+
 /// Semantics of [`SeenCallers`].
 pub async fn seen_callers(store: &dyn SeenCallers, prefix: &str) -> Result<(), String> {
     let b1 = BuyerId::new(format!("{prefix}-b1")).map_err(err)?;

@@ -19,7 +19,7 @@ use super::{
     SELECT_RECORDS,
 };
 use crate::error::Result;
-use crate::group::{self, Leader, Pending};
+use crate::group::{self, Events, Leader, Pending};
 
 const OP: &str = "append";
 
@@ -30,16 +30,16 @@ const MAX_BATCH_EVENTS: usize = 256;
 
 /// Queues `events` as one unit and waits until the commit that holds them is done.
 pub(super) async fn submit(store: &PgStore, events: Vec<CallEvent>) -> Result<Vec<AppendOutcome>> {
-    let (answer, leader) = store.appends.push(events);
+    let (queued, leader) = store.appends.push(events);
     if let Some(leader) = leader {
         let store = store.clone();
         tokio::spawn(async move { lead(&store, leader).await });
     }
-    group::wait(answer, OP).await
+    group::wait(queued.answer, OP).await
 }
 
 /// The leader: writes batches until the queue is empty.
-async fn lead(store: &PgStore, mut leader: Leader) {
+async fn lead(store: &PgStore, mut leader: Leader<Events>) {
     while let Some(batch) = leader.next_batch(MAX_BATCH_EVENTS) {
         // A panic while writing drops this batch's answers (their appends get an
         // error) and its transaction rolls back; the leader goes on with the next.
@@ -55,8 +55,11 @@ async fn lead(store: &PgStore, mut leader: Leader) {
 }
 
 /// Writes a batch in one transaction; on any failure, each unit on its own.
-async fn write_batch(store: &PgStore, batch: &[Pending]) -> Vec<Result<Vec<AppendOutcome>>> {
-    let units: Vec<&[CallEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
+async fn write_batch(
+    store: &PgStore,
+    batch: &[Pending<Events>],
+) -> Vec<Result<Vec<AppendOutcome>>> {
+    let units: Vec<&[CallEvent]> = batch.iter().map(|p| p.unit.as_slice()).collect();
     match write_units(store, &units).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(_) if units.len() > 1 => {

@@ -2,12 +2,15 @@
 //!
 //! A [`deadpool_postgres`] pool of [`tokio_postgres`] connections. Atomicity:
 //!
-//! - a cap reservation runs in one transaction: it stores the reservation and its
-//!   increments (one statement), then adds to each counter's row in `cap_counters` with
-//!   a conditional upsert that takes the row's lock, in byte order of the keys (so two
-//!   reservations never deadlock), and refuses when the counter's usage would pass its
-//!   limit; every process reserving on the same counter queues on that row (schema v9;
-//!   before, an advisory lock and a `SUM` over the counter's reservations);
+//! - cap reservations are group-committed (see `reserve`): concurrent reservations on
+//!   one handle are decided together by one call of `callbid_reserve_batch` (schema
+//!   v13) in one transaction with one commit. It locks each counter's row in
+//!   `cap_counters` in byte order of the keys (so two batches, on two processes, never
+//!   deadlock), decides the requests in queue order exactly as each would be decided
+//!   alone, refusing one when a counter's unexpired usage would pass its limit, and
+//!   writes the grants; every process reserving on the same counter queues on that
+//!   row, one batch at a time (schema v9 made a counter one row; before, an advisory
+//!   lock and a `SUM` over the counter's reservations);
 //! - appends are group-committed (see `appends`): concurrent appends share one
 //!   transaction, which takes an advisory lock on each of its calls (in order of the
 //!   lock key, so batches never deadlock), so a call's events get their sequence
@@ -26,6 +29,7 @@ mod campaign;
 mod pool;
 mod postback;
 mod quality;
+mod reserve;
 mod routing;
 
 use std::str::FromStr;
@@ -58,7 +62,7 @@ use crate::report::{
     aggregate_sql, finish_page, page_sql, AggregateRow, CallReports, Dialect, GroupBy, Param,
     RawAggregate, ReportFilter, ReportPage, ReportQuery,
 };
-use crate::sqlite::{merge_increments, Dump, StateDump};
+use crate::sqlite::{Dump, StateDump};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -74,6 +78,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0010_cap_refuse.sql"),
     include_str!("../../migrations/postgres/0011_quality.sql"),
     include_str!("../../migrations/postgres/0012_postbacks.sql"),
+    include_str!("../../migrations/postgres/0013_reserve_batch.sql"),
 ];
 
 /// Advisory lock key serializing migrations across processes.
@@ -141,7 +146,9 @@ pub struct PgStore {
     options: PgOptions,
     prune: Arc<PruneGate>,
     /// Call-log appends waiting for their group commit (see [`appends`]).
-    appends: Arc<crate::group::GroupQueue>,
+    appends: Arc<crate::group::GroupQueue<crate::group::Events>>,
+    /// Cap reservations waiting for their group commit (see [`reserve`]).
+    reservations: Arc<crate::group::GroupQueue<reserve::Request>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -195,6 +202,7 @@ impl PgStore {
             options,
             prune: Arc::new(PruneGate::default()),
             appends: Arc::default(),
+            reservations: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -347,93 +355,48 @@ impl PgStore {
     }
 
     async fn reserve_inner(&self, request: &ReservationRequest) -> Result<ReserveOutcome> {
-        const OP: &str = "reserve";
-        let now = to_ns("now", request.now)?;
+        let prepared = reserve::Request::new(request)?;
+        self.prune_due(request.now).await?;
+        reserve::submit(self, prepared).await
+    }
+
+    /// Prunes one bounded batch of expired reservations when this handle's gate says
+    /// so (see the crate docs).
+    async fn prune_due(&self, now: DateTime<Utc>) -> Result<()> {
         // Out of range only for instants near 1677, where there is nothing to prune.
-        let prune_before = to_ns("now", prune::cutoff(request.now)).ok();
-        let expires = request
-            .expires_at
-            .map(|t| to_ns("expires_at", t))
-            .transpose()?;
-        let mut incs = merge_increments(request);
-        // Counter rows are locked in one order (byte order of the key) by every
-        // transaction that takes more than one, so two reservations never deadlock.
-        incs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(before) = prune_before {
-            if self.prune.claim() {
-                let n = self.prune_batch(before, prune::BATCH).await?;
-                self.prune.done(n);
-            }
-        }
-        let c = self.client(OP).await?;
-        // An amount above its limit can never fit (and a new counter's row would take
-        // it unchecked), so it is refused here, unless the id is already held: a
-        // repeated reservation counts once, whatever its request says now (as on
-        // SQLite, which looks the id up first).
-        if let Some((key, _)) = incs.iter().find(|(_, (amount, limit))| amount > limit) {
-            let held = c
-                .query_opt(
-                    "SELECT 1 FROM cap_reservations WHERE id = $1",
-                    &[&request.id.0],
-                )
-                .await
-                .map_err(pg(OP))?
-                .is_some();
-            if held {
-                return Ok(ReserveOutcome::Reserved);
-            }
-            return exceeded(&c, key, &incs, now).await;
-        }
-        let insert = c.prepare_cached(INSERT_RESERVATION).await.map_err(pg(OP))?;
-        let add = c.prepare_cached(ADD_WITHIN).await.map_err(pg(OP))?;
-        let client: &tokio_postgres::Client = &c;
-        // Bound the wait for the counters' row locks by the caller's deadline:
-        // PostgreSQL cancels a lock wait past lock_timeout (SQLSTATE 55P03).
-        let begin = match request.deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                let ms = left.as_millis().clamp(1, i32::MAX as u128);
-                format!("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {ms}")
-            }
-            None => "BEGIN ISOLATION LEVEL READ COMMITTED".to_string(),
+        let Ok(before) = to_ns("now", prune::cutoff(now)) else {
+            return Ok(());
         };
-        let keys: Vec<&str> = incs.iter().map(|(k, _)| k.as_str()).collect();
-        let amounts: Vec<Decimal> = incs.iter().map(|(_, (a, _))| *a).collect();
-        let id = request.id.0.as_str();
-        // One round trip: every message is sent before any answer is read (tokio-postgres
-        // pipelines futures polled together, in the order they are first polled). A
-        // refusal raises, which aborts the transaction and turns the COMMIT into a
-        // rollback; so each counter's row lock is held only from its upsert to COMMIT.
-        let adds = incs.iter().map(|(key, (amount, limit))| {
-            let params: [&(dyn ToSql + Sync); 5] = [key, amount, limit, &now, &id];
-            client.execute_raw(&add, params)
-        });
-        let insert_params: [&(dyn ToSql + Sync); 4] = [&id, &expires, &keys, &amounts];
-        let (began, inserted, added, committed) = futures::join!(
-            client.batch_execute(&begin),
-            client.execute_raw(&insert, insert_params),
-            futures::future::join_all(adds),
-            client.batch_execute("COMMIT"),
-        );
-        began.map_err(pg(OP))?;
-        match inserted {
-            Err(e) if refused(&e, "CBDUP") => {
-                committed.map_err(pg(OP))?;
-                return Ok(ReserveOutcome::Reserved);
-            }
-            other => other.map_err(pg(OP))?,
-        };
-        for (i, result) in added.into_iter().enumerate() {
-            match result {
-                Err(e) if refused(&e, "CBCAP") => {
-                    committed.map_err(pg(OP))?;
-                    return exceeded(client, &incs[i].0, &incs, now).await;
-                }
-                other => other.map_err(pg(OP))?,
-            };
+        if self.prune.claim() {
+            let n = self.prune_batch(before, prune::BATCH).await?;
+            self.prune.done(n);
         }
-        committed.map_err(pg(OP))?;
-        Ok(ReserveOutcome::Reserved)
+        Ok(())
+    }
+
+    /// Decides `requests` in order as one batch: one transaction and one commit, as
+    /// concurrent [`CapStore::reserve`] calls on this handle share (see `reserve`).
+    /// Each outcome is what its request would get alone, after the ones before it;
+    /// deadlines are honoured as in `reserve`. One result per request: a request with
+    /// an instant out of range fails alone.
+    pub async fn reserve_batch(
+        &self,
+        requests: &[ReservationRequest],
+    ) -> Vec<Result<ReserveOutcome>> {
+        let prepared: Vec<Result<reserve::Request>> =
+            requests.iter().map(reserve::Request::new).collect();
+        let valid: Vec<&reserve::Request> =
+            prepared.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let mut decided = reserve::decide(self, &valid).await.into_iter();
+        prepared
+            .into_iter()
+            .map(|r| match r {
+                Ok(_) => decided.next().unwrap_or_else(|| {
+                    Err(StoreError::corrupt("reserve", "a batch lost an outcome"))
+                }),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
 
     /// Deletes up to `limit` reservations that expired at or before `before` (oldest
@@ -499,52 +462,6 @@ async fn subtract(tx: &Transaction<'_>, rows: &[tokio_postgres::Row]) -> Result<
     }
     Ok(())
 }
-
-/// The refusal of a reservation on `key` (its usage read after the rollback, on the
-/// same connection: taking a second one could wait forever on a full pool).
-async fn exceeded(
-    client: &tokio_postgres::Client,
-    key: &str,
-    incs: &[(String, (Decimal, Decimal))],
-    now: i64,
-) -> Result<ReserveOutcome> {
-    let used = usage_in(client, key, now).await?;
-    let limit = incs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map_or(Decimal::ZERO, |(_, (_, l))| *l);
-    Ok(ReserveOutcome::Exceeded {
-        key: key.to_string(),
-        used,
-        limit,
-    })
-}
-
-/// Whether a statement of a pipelined reservation raised `callbid_refuse(code, …)`.
-fn refused(e: &tokio_postgres::Error, code: &str) -> bool {
-    e.code().is_some_and(|c| c.code() == code)
-}
-
-/// Stores the reservation and its increments in one statement; raises CBDUP when the id
-/// is already reserved (nothing written). $1 id, $2 expiry (ns), $3 keys, $4 amounts.
-const INSERT_RESERVATION: &str = "WITH r AS (INSERT INTO cap_reservations (id, expires_ns) \
-     VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id), \
-     i AS (INSERT INTO cap_increments (reservation_id, counter, amount, expires_ns) \
-     SELECT r.id, u.k, u.a, $2 FROM r, unnest($3::text[], $4::numeric[]) AS u (k, a)) \
-     SELECT CASE WHEN (SELECT count(*) FROM r) > 0 THEN 0 \
-     ELSE callbid_refuse('CBDUP', 'reservation ' || $1 || ' is already held') END";
-
-/// Adds $2 to counter $1's row (creating it) when the counter's usage at $4 stays within
-/// $3, taking the row's lock until the transaction ends; raises CBCAP otherwise (nothing
-/// changed). The usage excludes reservations that expired by $4 but are still stored
-/// (other than $5, the one being reserved).
-const ADD_WITHIN: &str = "WITH u AS (INSERT INTO cap_counters AS c (counter, used) \
-     VALUES ($1, $2) ON CONFLICT (counter) DO UPDATE SET used = c.used + EXCLUDED.used \
-     WHERE c.used + EXCLUDED.used - (SELECT COALESCE(SUM(x.amount), 0) \
-     FROM cap_increments x WHERE x.counter = $1 AND x.expires_ns IS NOT NULL \
-     AND x.expires_ns <= $4 AND x.reservation_id <> $5) <= $3 RETURNING 1) \
-     SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 0 \
-     ELSE callbid_refuse('CBCAP', 'counter ' || $1 || ' would pass its limit') END";
 
 async fn usage_in<C: tokio_postgres::GenericClient + Sync>(
     c: &C,

@@ -21,8 +21,28 @@ use crate::codec::{parse_record, to_ns, CallRow, SqlValue, CALL_COLUMNS};
 use crate::error::{Result, StoreError};
 use crate::group::{self, Pending};
 
-type Leader = group::Leader<Job>;
-type Batch = Vec<Pending<Job>>;
+type Leader = group::Leader<Work>;
+type Batch = Vec<Pending<Work>>;
+
+/// What the SQLite queue carries: an append's events, or a [`Job`].
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// One append: its events, in order.
+    Events(Vec<CallEvent>),
+    /// One grouped write.
+    Job(Job),
+}
+
+impl group::Unit for Work {
+    /// An append's outcomes; none for a job (it keeps its own result).
+    type Answer = Vec<AppendOutcome>;
+    fn weight(&self) -> usize {
+        match self {
+            Work::Events(e) => e.len().max(1),
+            Work::Job(_) => 1,
+        }
+    }
+}
 
 /// A write that joins the group commit. It runs inside the batch's transaction (which
 /// holds the write lock), keeps its own result, and may run again when its batch is
@@ -79,9 +99,9 @@ pub(super) async fn submit_job(
     job: Job,
     operation: &'static str,
 ) -> Result<()> {
-    let (answer, leader) = inner.appends.push_job(job);
+    let (queued, leader) = inner.appends.push(Work::Job(job));
     start(inner, leader);
-    group::wait(answer, operation).await.map(|_| ())
+    group::wait(queued.answer, operation).await.map(|_| ())
 }
 
 fn start(inner: &Arc<Inner>, leader: Option<Leader>) {
@@ -101,9 +121,9 @@ pub(super) async fn submit(
     inner: &Arc<Inner>,
     events: Vec<CallEvent>,
 ) -> Result<Vec<AppendOutcome>> {
-    let (answer, leader) = inner.appends.push(events);
+    let (queued, leader) = inner.appends.push(Work::Events(events));
     start(inner, leader);
-    group::wait(answer, OP).await
+    group::wait(queued.answer, OP).await
 }
 
 /// The leader: writes batches until the queue is empty.
@@ -138,23 +158,26 @@ fn write_batch(c: &mut Connection, batch: &mut Batch) -> Vec<Result<Vec<AppendOu
 
 /// All `units` in one transaction: their outcomes (none for a job), or nothing
 /// committed.
-fn write_units(c: &mut Connection, units: &mut [Pending<Job>]) -> Result<Vec<Vec<AppendOutcome>>> {
+fn write_units(c: &mut Connection, units: &mut [Pending<Work>]) -> Result<Vec<Vec<AppendOutcome>>> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::sqlite(OP))?;
     let mut records = Records::default();
     let mut outcomes = Vec::with_capacity(units.len());
-    for unit in units.iter_mut() {
-        if let Some(job) = unit.job.as_mut() {
-            (job.0)(&tx);
-            outcomes.push(Vec::new());
-            continue;
+    for pending in units.iter_mut() {
+        match &mut pending.unit {
+            Work::Job(job) => {
+                (job.0)(&tx);
+                outcomes.push(Vec::new());
+            }
+            Work::Events(events) => {
+                let mut out = Vec::with_capacity(events.len());
+                for e in events.iter() {
+                    out.push(append_event(&tx, e, &mut records)?);
+                }
+                outcomes.push(out);
+            }
         }
-        let mut out = Vec::with_capacity(unit.events.len());
-        for e in &unit.events {
-            out.push(append_event(&tx, e, &mut records)?);
-        }
-        outcomes.push(out);
     }
     records.flush(&tx)?;
     tx.commit().map_err(StoreError::sqlite(OP))?;
@@ -364,9 +387,12 @@ mod tests {
             .expect("far");
         let now = Utc::now();
         let q = &s.inner.appends;
-        let _a = q.push(vec![ev("CA1", "a", now), ev("CA2", "a", now)]);
-        let _b = q.push(vec![ev("CA1", "b", now), ev("CA1", "bad", far)]);
-        let _c = q.push(vec![ev("CA1", "c", now), ev("CA1", "a", now)]);
+        let _a = q.push(Work::Events(vec![ev("CA1", "a", now), ev("CA2", "a", now)]));
+        let _b = q.push(Work::Events(vec![
+            ev("CA1", "b", now),
+            ev("CA1", "bad", far),
+        ]));
+        let _c = q.push(Work::Events(vec![ev("CA1", "c", now), ev("CA1", "a", now)]));
         let mut batch = q.take(100);
         assert_eq!(batch.len(), 3);
         let answers = {
@@ -444,10 +470,10 @@ mod tests {
             .expect("far");
         let q = &s.inner.appends;
         let (good, bad) = (Arc::default(), Arc::default());
-        let _a = q.push(vec![ev("CA1", "a", now)]);
-        let _j = q.push_job(route_job("CA1", false, &good));
-        let _f = q.push_job(route_job("CA2", true, &bad));
-        let _b = q.push(vec![ev("CA3", "bad", far)]);
+        let _a = q.push(Work::Events(vec![ev("CA1", "a", now)]));
+        let _j = q.push(Work::Job(route_job("CA1", false, &good)));
+        let _f = q.push(Work::Job(route_job("CA2", true, &bad)));
+        let _b = q.push(Work::Events(vec![ev("CA3", "bad", far)]));
         let mut batch = q.take(100);
         assert_eq!(batch.len(), 4);
         let answers = {

@@ -148,7 +148,7 @@ struct Inner {
     /// [`with_busy_deadline`]). `None` in memory, or if the file cannot be opened.
     waiters: Option<std::fs::File>,
     /// Call-log appends waiting for their group commit (see [`appends`]).
-    appends: Arc<crate::group::GroupQueue<appends::Job>>,
+    appends: Arc<crate::group::GroupQueue<appends::Work>>,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
