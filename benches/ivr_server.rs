@@ -25,7 +25,8 @@
 //! Run: `cargo bench --bench ivr_server -- [CALLS] [sqlite|postgres]` (default 400 calls
 //! per concurrency; `sqlite` or `postgres` runs that store only); with
 //! `DATABASE_URL=postgres://…` it also runs on PostgreSQL (build with
-//! `--features postgres`). This measures a server, not a function, so it has its own
+//! `--features postgres`). `IVR_BENCH_CONCURRENCY=64` (a comma list) runs only those
+//! concurrencies, for profiling one of them. This measures a server, not a function, so it has its own
 //! harness instead of criterion's.
 
 use std::io::{BufRead, BufReader};
@@ -475,6 +476,21 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The concurrencies to run: 1, 8, 32 and 64, or those listed in `IVR_BENCH_CONCURRENCY`.
+fn concurrencies() -> Vec<usize> {
+    let listed: Vec<usize> = std::env::var("IVR_BENCH_CONCURRENCY")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .filter(|&c| c > 0)
+        .collect();
+    if listed.is_empty() {
+        vec![1, 8, 32, 64]
+    } else {
+        listed
+    }
+}
+
 async fn parent(calls: usize, only: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stores = vec![(
@@ -498,7 +514,7 @@ async fn parent(calls: usize, only: Option<&str>) {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, url) in &stores {
         let server = spawn("ivr", url);
-        for (i, c) in [1usize, 8, 32, 64].into_iter().enumerate() {
+        for (i, c) in concurrencies().into_iter().enumerate() {
             let n = if c == 1 { calls / 4 } else { calls };
             let run = drive(&server, n, c, false, tag + (i as u64) * 1_000_000).await;
             let base = drive(&floor, n, c, true, tag).await;

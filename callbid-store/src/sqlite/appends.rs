@@ -133,7 +133,9 @@ fn lead(inner: &Inner, mut leader: Leader) {
         // error) and rolls its transaction back; the leader goes on with the next.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut c = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let answers = write_batch(&mut c, &mut batch);
+            let mut warm = inner.warm.lock().unwrap_or_else(PoisonError::into_inner);
+            let answers = write_batch(&mut c, &mut batch, &mut warm);
+            drop(warm);
             drop(c);
             for (p, a) in batch.into_iter().zip(answers) {
                 p.answer(a);
@@ -143,13 +145,18 @@ fn lead(inner: &Inner, mut leader: Leader) {
 }
 
 /// Writes a batch in one transaction; on any failure, each unit on its own.
-fn write_batch(c: &mut Connection, batch: &mut Batch) -> Vec<Result<Vec<AppendOutcome>>> {
-    match write_units(c, batch) {
+fn write_batch(
+    c: &mut Connection,
+    batch: &mut Batch,
+    warm: &mut Warm,
+) -> Vec<Result<Vec<AppendOutcome>>> {
+    match write_units(c, batch, warm) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(_) if batch.len() > 1 => batch
             .iter_mut()
             .map(|p| {
-                write_units(c, std::slice::from_mut(p)).map(|mut v| v.pop().unwrap_or_default())
+                write_units(c, std::slice::from_mut(p), warm)
+                    .map(|mut v| v.pop().unwrap_or_default())
             })
             .collect(),
         Err(e) => vec![Err(e)],
@@ -157,12 +164,17 @@ fn write_batch(c: &mut Connection, batch: &mut Batch) -> Vec<Result<Vec<AppendOu
 }
 
 /// All `units` in one transaction: their outcomes (none for a job), or nothing
-/// committed.
-fn write_units(c: &mut Connection, units: &mut [Pending<Work>]) -> Result<Vec<Vec<AppendOutcome>>> {
+/// committed. The records it writes are kept warm for the next batch once committed;
+/// on any failure the warm records are dropped.
+fn write_units(
+    c: &mut Connection,
+    units: &mut [Pending<Work>],
+    warm: &mut Warm,
+) -> Result<Vec<Vec<AppendOutcome>>> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::sqlite(OP))?;
-    let mut records = Records::default();
+    let mut records = Records::warm(std::mem::take(warm).checked(&tx)?);
     let mut outcomes = Vec::with_capacity(units.len());
     for pending in units.iter_mut() {
         match &mut pending.unit {
@@ -181,7 +193,56 @@ fn write_units(c: &mut Connection, units: &mut [Pending<Work>]) -> Result<Vec<Ve
     }
     records.flush(&tx)?;
     tx.commit().map_err(StoreError::sqlite(OP))?;
+    *warm = records.into_warm();
     Ok(outcomes)
+}
+
+/// A call's record with its stored row's column values.
+type Stored = (CallRecord, [SqlValue; CALL_COLUMNS.len()]);
+
+/// The records the group commit wrote, kept between batches so that the next event of
+/// a call does not read and parse its row again (most calls get several batches).
+/// They are what this connection last committed; `PRAGMA data_version` tells when
+/// another connection (another process, or another store on the same file) committed
+/// since, and then they are all dropped. Writes to `calls` on this connection outside
+/// the group commit (an import) clear them too. Bounded: when full, it starts over.
+#[derive(Debug, Default)]
+pub(super) struct Warm {
+    /// `PRAGMA data_version` when these were written; `None` when empty.
+    version: Option<i64>,
+    rows: HashMap<String, Stored>,
+}
+
+/// At most this many calls' records are kept warm (about 2.5 KB each).
+const WARM_CALLS: usize = 1024;
+
+impl Warm {
+    /// Drops every kept record.
+    pub(super) fn clear(&mut self) {
+        *self = Warm::default();
+    }
+
+    /// These records if no other connection has committed since they were written,
+    /// else none; stamped with the current version, read inside `tx` (which holds the
+    /// write lock, so nobody else commits until it ends).
+    fn checked(mut self, tx: &Transaction<'_>) -> Result<Warm> {
+        let version = tx
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map_err(StoreError::sqlite(OP))?;
+        if self.version != Some(version) {
+            self.rows.clear();
+        }
+        self.version = Some(version);
+        Ok(self)
+    }
+
+    fn put(&mut self, id: String, stored: Stored) {
+        if self.rows.len() >= WARM_CALLS && !self.rows.contains_key(&id) {
+            self.rows.clear();
+        }
+        self.rows.insert(id, stored);
+    }
 }
 
 /// The summary records a transaction touched, each written once at its end.
@@ -191,13 +252,32 @@ pub(super) struct Records {
     by_call: HashMap<String, (CallRecord, Option<[SqlValue; CALL_COLUMNS.len()]>)>,
     /// Calls in the order first touched, so rows are written in a deterministic order.
     order: Vec<String>,
+    /// Records from earlier batches, and where written ones go; `None` for an import.
+    warm: Option<Warm>,
 }
 
 impl Records {
+    /// Records that start from `warm` and keep what they write in it.
+    fn warm(warm: Warm) -> Self {
+        Records {
+            warm: Some(warm),
+            ..Records::default()
+        }
+    }
+
+    /// The warm records, with the ones written by [`Self::flush`].
+    fn into_warm(self) -> Warm {
+        self.warm.unwrap_or_default()
+    }
+
     fn get_mut(&mut self, tx: &Transaction<'_>, e: &CallEvent) -> Result<&mut CallRecord> {
         let id = e.call_id.as_str();
         if !self.by_call.contains_key(id) {
-            let loaded = load_record(tx, e)?;
+            let kept = self.warm.as_mut().and_then(|w| w.rows.remove(id));
+            let loaded = match kept {
+                Some((record, row)) => (record, Some(row)),
+                None => load_record(tx, e)?,
+            };
             self.order.push(id.to_owned());
             self.by_call.insert(id.to_owned(), loaded);
         }
@@ -225,9 +305,13 @@ impl Records {
         for id in std::mem::take(&mut self.order) {
             if let Some((r, stored)) = self.by_call.remove(&id) {
                 let row = CallRow::from_record(&r)?.into_values();
+                let kept = self.warm.is_some().then(|| row.clone());
                 match stored {
                     Some(old) => update_changed(tx, &old, row)?,
                     None => upsert_call(tx, row)?,
+                }
+                if let (Some(warm), Some(row)) = (self.warm.as_mut(), kept) {
+                    warm.put(id, (r, row));
                 }
             }
         }
@@ -397,7 +481,7 @@ mod tests {
         assert_eq!(batch.len(), 3);
         let answers = {
             let mut c = s.inner.writer.lock().expect("writer");
-            write_batch(&mut c, &mut batch)
+            write_batch(&mut c, &mut batch, &mut Warm::default())
         };
         use AppendOutcome::{Duplicate, Recorded};
         assert_eq!(answers[0].as_ref().ok(), Some(&vec![Recorded, Recorded]));
@@ -478,7 +562,7 @@ mod tests {
         assert_eq!(batch.len(), 4);
         let answers = {
             let mut c = s.inner.writer.lock().expect("writer");
-            write_batch(&mut c, &mut batch)
+            write_batch(&mut c, &mut batch, &mut Warm::default())
         };
         assert!(answers[0].is_ok() && answers[1].is_ok() && answers[2].is_ok());
         assert!(answers[3].is_err(), "the far instant fails its own unit");
@@ -526,6 +610,53 @@ mod tests {
             assert_eq!(w.expect("task").expect("write"), 1);
         }
         assert_eq!(routes(&s).len(), 100);
+    }
+
+    /// Two stores on one file (two writer connections, as two processes would have)
+    /// append to the same call in turn: each sees the other's commits, so neither
+    /// writes its row from a record it kept warm before the other wrote.
+    #[tokio::test]
+    async fn warm_records_yield_to_another_connections_commits() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("warm.db");
+        let a = SqliteStore::open(&path).expect("a");
+        let b = SqliteStore::open(&path).expect("b");
+        let id = CallId::new("CA1").expect("id");
+        let t0 = Utc::now();
+        for i in 0..10i64 {
+            let (s, other) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let at = t0 + chrono::Duration::seconds(i);
+            s.append_event(&ev("CA1", &format!("k{i}"), at))
+                .await
+                .expect("append");
+            for seen in [s, other] {
+                let r = seen.record(&id).await.expect("record").expect("row");
+                assert_eq!(i64::from(r.events), i + 1, "after append {i}");
+            }
+        }
+    }
+
+    /// An import writes `calls` rows on the writer connection outside the group
+    /// commit (no `data_version` change): the warm records are dropped, so the next
+    /// append folds into the imported row, not the one kept before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_import_between_appends_is_not_overwritten() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = SqliteStore::open(dir.path().join("import.db")).expect("open");
+        let id = CallId::new("CA1").expect("id");
+        let t0 = Utc::now();
+        s.append_event(&ev("CA1", "a", t0)).await.expect("append");
+        let imported = s.clone();
+        let late = t0 + chrono::Duration::seconds(1);
+        tokio::task::spawn_blocking(move || {
+            imported.import_blocking([ev("CA1", "b", late), ev("CA1", "c", late)])
+        })
+        .await
+        .expect("task")
+        .expect("import");
+        s.append_event(&ev("CA1", "d", late)).await.expect("append");
+        let r = s.record(&id).await.expect("record").expect("row");
+        assert_eq!(r.events, 4);
     }
 
     /// A call's row, written in changed columns only across many batches, always

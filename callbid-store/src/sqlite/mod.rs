@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -149,6 +149,9 @@ struct Inner {
     waiters: Option<std::fs::File>,
     /// Call-log appends waiting for their group commit (see [`appends`]).
     appends: Arc<crate::group::GroupQueue<appends::Work>>,
+    /// The call records the group commit last wrote (see [`appends::Warm`]); locked
+    /// only while holding `writer`, after it.
+    warm: Mutex<appends::Warm>,
 }
 
 /// Caps, duplicate callers, duration history, the call log and reports on one SQLite
@@ -281,6 +284,7 @@ impl SqliteStore {
                 path,
                 prune: PruneGate::default(),
                 appends: Arc::default(),
+                warm: Mutex::default(),
             }),
         }
     }
@@ -364,6 +368,34 @@ impl SqliteStore {
         })?
     }
 
+    /// A point read (one call's events or record, a few keyed rows: tens of
+    /// microseconds) on the calling thread when a reader connection of a file database
+    /// is free, so it costs no hand-off to the blocking pool and back; otherwise (all
+    /// readers busy, or an in-memory database) it goes through [`Self::read`]. Readers
+    /// of a WAL database never wait for the writer, so this does not block the runtime
+    /// behind a write.
+    async fn read_point<T, F>(&self, operation: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        if let Some(c) = self.free_reader() {
+            return f(&c);
+        }
+        self.read(operation, f).await
+    }
+
+    /// A reader connection nobody holds, trying each once from the next in turn.
+    fn free_reader(&self) -> Option<MutexGuard<'_, Connection>> {
+        let readers = &self.inner.readers;
+        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
+        (0..readers.len()).find_map(|i| match readers[(start + i) % readers.len()].try_lock() {
+            Ok(c) => Some(c),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        })
+    }
+
     /// Appends an event (see [`CallLog::append`]), with this crate's error type.
     pub async fn append_event(&self, event: &CallEvent) -> Result<AppendOutcome> {
         let mut out = appends::submit(&self.inner, vec![event.clone()]).await?;
@@ -393,6 +425,12 @@ impl SqliteStore {
             .writer
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // The import writes `calls` rows on this connection, outside the group commit.
+        self.inner
+            .warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         // A bigger page cache while the indexes grow (256 MiB), back to the default after.
         c.execute_batch("PRAGMA cache_size = -262144")
             .map_err(StoreError::sqlite(OP))?;
@@ -1008,7 +1046,7 @@ impl CallLog for SqliteStore {
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError> {
         const OP: &str = "events";
         let id = call.as_str().to_string();
-        self.read(OP, move |c| {
+        self.read_point(OP, move |c| {
             let mut st = c
                 .prepare_cached("SELECT event FROM call_events WHERE call_id = ?1 ORDER BY seq")
                 .map_err(StoreError::sqlite(OP))?;
@@ -1029,7 +1067,7 @@ impl CallLog for SqliteStore {
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
         const OP: &str = "record";
         let id = call.as_str().to_string();
-        self.read(OP, move |c| {
+        self.read_point(OP, move |c| {
             c.prepare_cached("SELECT record FROM calls WHERE call_id = ?1")
                 .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional())
                 .map_err(StoreError::sqlite(OP))?
@@ -1047,7 +1085,7 @@ impl CapStore for SqliteStore {
         const OP: &str = "usage";
         let key = key.to_string();
         let now = to_ns("now", now).map_err(|e| e.into_state(OP))?;
-        self.read(OP, move |c| caps::usage_in(c, &key, now))
+        self.read_point(OP, move |c| caps::usage_in(c, &key, now))
             .await
             .map_err(|e| e.into_state(OP))
     }
@@ -1083,7 +1121,7 @@ impl SeenCallers for SqliteStore {
     ) -> Result<Option<DateTime<Utc>>, StateError> {
         const OP: &str = "last_seen";
         let (b, p) = (buyer.as_str().to_string(), caller.as_str().to_string());
-        self.read(OP, move |c| {
+        self.read_point(OP, move |c| {
             c.prepare_cached(
                 "SELECT last_seen_ns FROM seen_callers WHERE buyer = ?1 AND caller = ?2",
             )
@@ -1248,7 +1286,7 @@ impl DurationHistory for SqliteStore {
                 )
             })
             .collect();
-        self.read(OP, move |c| {
+        self.read_point(OP, move |c| {
             let mut st = c
                 .prepare_cached(
                     "SELECT calls, billable FROM duration_history \

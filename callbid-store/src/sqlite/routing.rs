@@ -147,7 +147,7 @@ impl RoutingStore for SqliteStore {
     ) -> Result<Option<String>, StateError> {
         const OP: &str = "route_decision";
         let (call, step) = (call.as_str().to_owned(), step.to_owned());
-        self.read(OP, move |c| {
+        self.read_point(OP, move |c| {
             c.query_row(
                 "SELECT twiml FROM routes WHERE call_id = ?1 AND step = ?2",
                 params![call, step],
