@@ -83,6 +83,7 @@ pub mod phone;
 pub mod pool;
 pub mod quality;
 mod reuse;
+mod rfc3339;
 pub mod rules;
 pub mod scoring;
 pub mod state;

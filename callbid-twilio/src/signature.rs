@@ -156,7 +156,11 @@ pub(crate) fn settings_field<'a>(header: Option<&'a str>, name: &str) -> Option<
 /// ```
 #[derive(Clone)]
 pub struct RequestValidator {
-    secret: Vec<u8>,
+    /// HMAC-SHA1 with the secret already keyed in (cloned for each signature, so the
+    /// key's two padded blocks are hashed once, not per request).
+    sha1: Hmac<sha1::Sha1>,
+    /// The same for HMAC-SHA256.
+    sha256: Hmac<sha2::Sha256>,
 }
 
 impl fmt::Debug for RequestValidator {
@@ -171,8 +175,14 @@ impl RequestValidator {
     /// A validator for webhooks signed with `secret` (the auth token, or a
     /// SharedKey secret).
     pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        // HMAC takes keys of any length (longer ones are hashed first), so keying
+        // cannot fail; `new_from_slice` is `KeyInit`'s fallible form of that.
+        let secret = secret.as_ref();
         RequestValidator {
-            secret: secret.as_ref().to_vec(),
+            sha1: <Hmac<sha1::Sha1> as hmac::digest::KeyInit>::new_from_slice(secret)
+                .unwrap_or_else(|_| keyed_empty()),
+            sha256: <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(secret)
+                .unwrap_or_else(|_| keyed_empty()),
         }
     }
 
@@ -197,31 +207,24 @@ impl RequestValidator {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let data = signed_string(url, params);
-        BASE64.encode(self.mac(algorithm, data.as_bytes()))
+        self.sign(url, signed_params(params).as_bytes(), algorithm)
     }
 
-    fn mac(&self, algorithm: SignatureAlgorithm, data: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length, so `new_from_slice` cannot fail; the
-        // fallback keeps this path panic-free regardless.
+    /// The base64 HMAC of `url` followed by `params` (the sorted name/value text of
+    /// [`signed_string`] after the URL).
+    fn sign(&self, url: &str, params: &[u8], algorithm: SignatureAlgorithm) -> String {
         match algorithm {
             SignatureAlgorithm::HmacSha1 => {
-                match Hmac::<sha1::Sha1>::new_from_slice(&self.secret) {
-                    Ok(mut m) => {
-                        m.update(data);
-                        m.finalize().into_bytes().to_vec()
-                    }
-                    Err(_) => Vec::new(),
-                }
+                let mut m = self.sha1.clone();
+                m.update(url.as_bytes());
+                m.update(params);
+                BASE64.encode(m.finalize().into_bytes())
             }
             SignatureAlgorithm::HmacSha256 => {
-                match Hmac::<sha2::Sha256>::new_from_slice(&self.secret) {
-                    Ok(mut m) => {
-                        m.update(data);
-                        m.finalize().into_bytes().to_vec()
-                    }
-                    Err(_) => Vec::new(),
-                }
+                let mut m = self.sha256.clone();
+                m.update(url.as_bytes());
+                m.update(params);
+                BASE64.encode(m.finalize().into_bytes())
             }
         }
     }
@@ -248,10 +251,28 @@ impl RequestValidator {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let variants = url_variants(url)?;
+        let parsed = parse_http_url(url)?;
+        self.check_parsed(url, &parsed, params, signature, algorithm)
+    }
+
+    /// [`check`](Self::check) of a URL already parsed.
+    fn check_parsed<K, V>(
+        &self,
+        url: &str,
+        parsed: &url::Url,
+        params: &[(K, V)],
+        signature: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<(), SignatureError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let variants = variants_of(url, parsed)?;
+        let tail = signed_params(params);
         let mut ok = subtle::Choice::from(0u8);
         for candidate in &variants {
-            let expected = self.compute_signature_with(candidate, params, algorithm);
+            let expected = self.sign(candidate, tail.as_bytes(), algorithm);
             ok |= ct_eq(&expected, signature);
         }
         if bool::from(ok) {
@@ -300,7 +321,7 @@ impl RequestValidator {
                 first_bad = Some(value.clone());
             }
         }
-        let sig = self.check(url, &[] as &[(&str, &str)], signature, algorithm);
+        let sig = self.check_parsed(url, &parsed, &[] as &[(&str, &str)], signature, algorithm);
         if let Some(expected) = first_bad {
             return Err(SignatureError::BodyHashMismatch { expected, actual });
         }
@@ -332,10 +353,11 @@ impl RequestValidator {
         if !body_hashes(&parsed).is_empty() {
             self.check_body(url, body, signature, algorithm)
         } else if form_body {
-            let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-            self.check(url, &params, signature, algorithm)
+            let params: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> =
+                form_urlencoded::parse(body).collect();
+            self.check_parsed(url, &parsed, &params, signature, algorithm)
         } else if body.is_empty() {
-            self.check(url, &[] as &[(&str, &str)], signature, algorithm)
+            self.check_parsed(url, &parsed, &[] as &[(&str, &str)], signature, algorithm)
         } else {
             Err(SignatureError::MissingBodyHash {
                 url: url.to_owned(),
@@ -384,21 +406,35 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    let mut s = String::from(url);
+    s.push_str(&signed_params(params));
+    s
+}
+
+/// What [`signed_string`] puts after the URL: sorted names each with sorted unique
+/// values.
+fn signed_params<K, V>(params: &[(K, V)]) -> String
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     let mut pairs: Vec<(&str, &str)> = params
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let mut s = String::with_capacity(
-        url.len() + pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
-    );
-    s.push_str(url);
+    let mut s = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len()).sum());
     for (k, v) in pairs {
         s.push_str(k);
         s.push_str(v);
     }
     s
+}
+
+/// An HMAC keyed with the empty key (never used: keying takes any length).
+fn keyed_empty<M: hmac::digest::KeyInit>() -> M {
+    M::new(&Default::default())
 }
 
 fn parse_http_url(url: &str) -> Result<url::Url, SignatureError> {
@@ -457,6 +493,11 @@ fn split_port(url: &str) -> Option<Split<'_>> {
 /// default port, and each with the WHATWG-re-encoded query.
 pub fn url_variants(url: &str) -> Result<Vec<String>, SignatureError> {
     let parsed = parse_http_url(url)?;
+    variants_of(url, &parsed)
+}
+
+/// [`url_variants`] of a URL already parsed (`parsed` is `url`).
+fn variants_of(url: &str, parsed: &url::Url) -> Result<Vec<String>, SignatureError> {
     let split = split_port(url).ok_or_else(|| SignatureError::InvalidUrl {
         url: url.to_owned(),
         reason: "no `://` after the scheme".to_owned(),

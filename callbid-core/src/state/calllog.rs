@@ -223,6 +223,7 @@ pub struct CallEvent {
     /// The call.
     pub call_id: CallId,
     /// When it happened.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub at: DateTime<Utc>,
     /// Deduplicates retries: appending an event whose key the call already has is a
     /// no-op (Twilio retries callbacks; use e.g. `status:completed`).
@@ -352,6 +353,7 @@ pub struct CallRecord {
     /// The call.
     pub call_id: CallId,
     /// When its first event happened.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub received_at: DateTime<Utc>,
     /// Caller id.
     pub caller: Option<PhoneNumber>,
@@ -399,40 +401,115 @@ pub struct CallRecord {
 /// An event's place in the canonical order: `(at, idempotency_key)`.
 type Stamp = (DateTime<Utc>, String);
 
+/// A stamp as derived `Serialize` writes it, with the instant the fast way.
+fn ser_stamp<S: serde::Serializer>(v: &Option<Stamp>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    v.as_ref()
+        .map(|(at, key)| (crate::rfc3339::Rfc3339(at), key))
+        .serialize(s)
+}
+
+/// The fallback's stamp and kind, as derived `Serialize` writes them.
+fn ser_fallback<S: serde::Serializer>(
+    v: &Option<(Stamp, String)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    v.as_ref()
+        .map(|((at, key), kind)| ((crate::rfc3339::Rfc3339(at), key), kind))
+        .serialize(s)
+}
+
 /// The stamp of the event that set each last-writer-wins field, plus the evidence the
 /// status is ranked by. Stored with the record (`calls.record` JSON).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Stamps {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     caller: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     dialed: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     campaign: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     source: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     zip: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     service: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     buyer: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     price: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     destination: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     billing: Option<Stamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     recording: Option<Stamp>,
     /// The latest `Forwarded`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     forwarded: Option<Stamp>,
     /// The latest `Missed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_stamp"
+    )]
     missed: Option<Stamp>,
     /// The latest `Fallback`, and its kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_fallback"
+    )]
     fallback: Option<(Stamp, String)>,
     /// Some `Rejected` was logged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
