@@ -863,21 +863,23 @@ impl CallFacts {
     /// Appends a bid's history keys: overall, then state × hour and area code × hour
     /// when known (the order [`CallFacts::evidence`] reads them back in).
     fn push_keys<'a>(&self, buyer: &'a BuyerId, how: u8, keys: &mut Vec<HistoryKeyRef<'a>>) {
-        keys.push(HistoryKeyRef {
+        let key = |area, hour_of_week| HistoryKeyRef {
             buyer,
-            area: AreaKey::Any,
-            hour_of_week: None,
-        });
-        let areas = [
-            self.state.map(AreaKey::State),
-            self.area_code.map(AreaKey::AreaCode),
-        ];
-        for area in areas.into_iter().flatten() {
-            keys.push(HistoryKeyRef {
-                buyer,
-                area,
-                hour_of_week: Some(how),
-            });
+            area,
+            hour_of_week,
+        };
+        let all = key(AreaKey::Any, None);
+        let hourly = |area| key(area, Some(how));
+        // One copy of the bid's keys rather than a push (and a capacity check) per key.
+        match (self.state, self.area_code) {
+            (Some(s), Some(a)) => keys.extend_from_slice(&[
+                all,
+                hourly(AreaKey::State(s)),
+                hourly(AreaKey::AreaCode(a)),
+            ]),
+            (Some(s), None) => keys.extend_from_slice(&[all, hourly(AreaKey::State(s))]),
+            (None, Some(a)) => keys.extend_from_slice(&[all, hourly(AreaKey::AreaCode(a))]),
+            (None, None) => keys.push(all),
         }
     }
 
