@@ -359,9 +359,11 @@ pub struct ScoreBreakdown {
     /// scored without it serialize as before.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub quality_factor: Decimal,
-    /// The quality history behind it (none when quality is off).
+    /// The quality history behind it (none when quality is off). Boxed: quality is
+    /// off by default, and a breakdown without it stays small (it is kept in every
+    /// scored buyer's record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality_evidence: Option<QualityEvidence>,
+    pub quality_evidence: Option<Box<QualityEvidence>>,
     /// The exploration bonus (1 when exploration is off).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub explore_factor: Decimal,
@@ -631,10 +633,13 @@ impl ScoringEngine {
             };
         }
         // Quality turned on for a what-if over a breakdown logged without it: no outcomes.
-        let q = self
-            .config
-            .use_quality
-            .then(|| logged.quality_evidence.unwrap_or_default());
+        let q = self.config.use_quality.then(|| {
+            logged
+                .quality_evidence
+                .as_deref()
+                .copied()
+                .unwrap_or_default()
+        });
         self.combine(&facts, local_hour, profile, bid, ev, q)
     }
 
@@ -763,7 +768,7 @@ impl Factors {
             duration_factor: self.duration_factor,
             duration_evidence: ev,
             quality_factor: self.quality.unwrap_or(Decimal::ONE),
-            quality_evidence: q,
+            quality_evidence: q.map(Box::new),
             explore_factor: self.explore.unwrap_or(Decimal::ONE),
             explore_observations: self.explore.map(|_| ev.overall.calls),
             score: self.score,
@@ -959,23 +964,6 @@ impl ScoringEngine {
             **slot = Some(f.breakdown(bid, local_hour, ev, q));
         }
     }
-
-    /// One batch with the engine's kept working vectors (`slots` as many as `bids`).
-    async fn with_buffers(
-        &self,
-        call: &CallContext,
-        bids: &[(&BuyerProfile, &Bid)],
-        slots: &mut [&mut Option<ScoreBreakdown>],
-    ) -> Result<(), StateError> {
-        let mut buf = self.buffers.take();
-        let prepared = self.prepare(call, bids, &mut buf).await;
-        if let Ok(facts) = &prepared {
-            self.each_breakdown(facts, bids, &buf, slots);
-        }
-        buf.clear();
-        self.buffers.give(buf);
-        prepared.map(|_| ())
-    }
 }
 
 impl ScoringEngine {
@@ -1035,7 +1023,7 @@ impl Scorer for ScoringEngine {
     ) -> Result<(), StateError> {
         let mut kept: Vec<Option<ScoreBreakdown>> = bids.iter().map(|_| None).collect();
         let mut slots: Vec<&mut Option<ScoreBreakdown>> = kept.iter_mut().collect();
-        self.with_buffers(call, bids, &mut slots).await?;
+        self.score_in_place(call, bids, &mut slots).await?;
         out.clear();
         out.extend(kept.into_iter().flatten());
         Ok(())
@@ -1050,7 +1038,15 @@ impl Scorer for ScoringEngine {
         if slots.len() != bids.len() {
             return Err(slot_mismatch(bids.len(), slots.len()));
         }
-        self.with_buffers(call, bids, slots).await
+        // One future level over `prepare` (each level adds to the boxed future).
+        let mut buf = self.buffers.take();
+        let prepared = self.prepare(call, bids, &mut buf).await;
+        if let Ok(facts) = &prepared {
+            self.each_breakdown(facts, bids, &buf, slots);
+        }
+        buf.clear();
+        self.buffers.give(buf);
+        prepared.map(|_| ())
     }
 }
 
@@ -1255,7 +1251,7 @@ mod tests {
         let bid = Bid::new(p.id.clone(), Money::usd(dec!(33.30)));
         let s = e.score(&c, &[(&p, &bid)]).await.unwrap().remove(0);
         assert_eq!(s.explore_observations, Some(3));
-        assert_eq!(s.quality_evidence.unwrap().overall.postback, 2);
+        assert_eq!(s.quality_evidence.as_ref().unwrap().overall.postback, 2);
         let blank =
             ScoringEngine::new(Arc::new(MemoryDurationHistory::new()), e.config().clone()).unwrap();
         let again = blank.rescore(&c, &p, &bid, &s);
@@ -1329,11 +1325,11 @@ mod tests {
         assert_eq!(s.score, dec!(20));
         assert_eq!(
             s.quality_evidence,
-            Some(QualityEvidence {
+            Some(Box::new(QualityEvidence {
                 overall: QualityStats::default(),
                 state_hour: Some(QualityStats::default()),
                 area_code_hour: Some(QualityStats::default()),
-            })
+            }))
         );
     }
 
