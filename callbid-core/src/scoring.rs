@@ -58,10 +58,10 @@ use crate::error::{StateError, ValidationError};
 use crate::geo::UsState;
 use crate::ids::BuyerId;
 use crate::money::Money;
-use crate::reuse::Reuse;
+use crate::reuse::{recycle, Reuse};
 use crate::state::{
-    hour_of_week, AreaKey, DurationHistory, HistoryKey, HistoryStats, MemoryDurationHistory,
-    MemoryQualityHistory, QualityHistory, QualityStats,
+    hour_of_week, AreaKey, DurationHistory, HistoryKey, HistoryKeyRef, HistoryStats,
+    MemoryDurationHistory, MemoryQualityHistory, QualityHistory, QualityStats,
 };
 
 /// Where a geography weight applies.
@@ -359,9 +359,11 @@ pub struct ScoreBreakdown {
     /// scored without it serialize as before.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub quality_factor: Decimal,
-    /// The quality history behind it (none when quality is off).
+    /// The quality history behind it (none when quality is off). Boxed: quality is
+    /// off by default, and a breakdown without it stays small (it is kept in every
+    /// scored buyer's record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality_evidence: Option<QualityEvidence>,
+    pub quality_evidence: Option<Box<QualityEvidence>>,
     /// The exploration bonus (1 when exploration is off).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub explore_factor: Decimal,
@@ -426,6 +428,34 @@ pub trait Scorer: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// The same breakdowns as [`Scorer::score`], each written straight into its slot
+    /// (`slots[i]` gets the breakdown of `bids[i]`), so that a caller keeping them in
+    /// records (the [`Auction`](crate::auction::Auction)) moves none. On an error no
+    /// slot is written. The default calls `score`.
+    async fn score_in_place(
+        &self,
+        call: &CallContext,
+        bids: &[(&BuyerProfile, &Bid)],
+        slots: &mut [&mut Option<ScoreBreakdown>],
+    ) -> Result<(), StateError> {
+        let scores = self.score(call, bids).await?;
+        if scores.len() != slots.len() || bids.len() != slots.len() {
+            return Err(StateError::Corrupt {
+                store: "scorer",
+                message: format!(
+                    "{} scores for {} bids into {} slots",
+                    scores.len(),
+                    bids.len(),
+                    slots.len()
+                ),
+            });
+        }
+        for (slot, s) in slots.iter_mut().zip(scores) {
+            **slot = Some(s);
+        }
+        Ok(())
+    }
+
     /// The built-in engine's configuration, when this scorer is (or wraps) a
     /// [`ScoringEngine`]: logged with each auction so that a replay can re-run the
     /// scoring from the evidence in the breakdowns ([`ScoringEngine::rescore`]). The
@@ -459,8 +489,9 @@ impl Default for ScoringEngine {
 #[derive(Default)]
 struct Buffers {
     /// The history keys of every bid: overall, then state × hour and area code × hour
-    /// when the call's state and area code are known.
-    keys: Vec<HistoryKey>,
+    /// when the call's state and area code are known. Kept without their borrows of
+    /// the buyer ids (see [`recycle`]): a batch uses it as `Vec<HistoryKeyRef>`.
+    keys: Vec<KeySlot>,
     /// Their counts, in the same order.
     stats: Vec<HistoryStats>,
     /// Their quality counts, in the same order (when quality is on).
@@ -470,6 +501,16 @@ struct Buffers {
     /// Per time zone seen in this batch: (zone, hour of week, local hour).
     zones: Vec<(chrono_tz::Tz, u8, u8)>,
 }
+
+/// [`HistoryKeyRef`] without its lifetime (same size and alignment), so that the
+/// batch's key vector can be kept between batches.
+type KeySlot = (usize, AreaKey, Option<u8>);
+
+// `recycle` keeps the allocation only when the layouts agree.
+const _: () = assert!(
+    std::mem::size_of::<KeySlot>() == std::mem::size_of::<HistoryKeyRef<'static>>()
+        && std::mem::align_of::<KeySlot>() == std::mem::align_of::<HistoryKeyRef<'static>>()
+);
 
 impl Buffers {
     fn clear(&mut self) {
@@ -592,10 +633,13 @@ impl ScoringEngine {
             };
         }
         // Quality turned on for a what-if over a breakdown logged without it: no outcomes.
-        let q = self
-            .config
-            .use_quality
-            .then(|| logged.quality_evidence.unwrap_or_default());
+        let q = self.config.use_quality.then(|| {
+            logged
+                .quality_evidence
+                .as_deref()
+                .copied()
+                .unwrap_or_default()
+        });
         self.combine(&facts, local_hour, profile, bid, ev, q)
     }
 
@@ -649,6 +693,20 @@ impl ScoringEngine {
         ev: DurationEvidence,
         q: Option<QualityEvidence>,
     ) -> ScoreBreakdown {
+        let f = self.factors(facts, local_hour, profile, bid, &ev, q.as_ref());
+        f.breakdown(bid, local_hour, ev, q)
+    }
+
+    /// One bid's factors and score (see [`ScoringEngine::combine`]).
+    fn factors(
+        &self,
+        facts: &CallFacts,
+        local_hour: u8,
+        profile: &BuyerProfile,
+        bid: &Bid,
+        ev: &DurationEvidence,
+        q: Option<&QualityEvidence>,
+    ) -> Factors {
         let (geo_factor, geo_basis) = self.geo(&profile.id, facts);
         let time_weight = match self.config.hour_weights.is_empty() {
             true => None,
@@ -657,33 +715,63 @@ impl ScoringEngine {
         let duration = self
             .config
             .use_duration_history
-            .then(|| self.duration_factor(&ev));
+            .then(|| self.duration_factor(ev));
         // Factors that are the default 1 (no weight configured, history off) are skipped
         // without comparing decimals: multiplying by 1 is exact, so skipping changes nothing.
-        let quality = q.as_ref().map(|q| self.quality_factor(q));
+        let quality = q.map(|q| self.quality_factor(q));
         let explore = self.explore_factor(ev.overall.calls);
         let geo = (!matches!(geo_basis, GeoBasis::Default)).then_some(geo_factor);
         let score = score_of(
             bid.price.amount,
             [geo, time_weight, duration, quality, explore],
         );
-        let (time_factor, duration_factor) = (
-            time_weight.unwrap_or(Decimal::ONE),
-            duration.unwrap_or(Decimal::ONE),
-        );
-        ScoreBreakdown {
-            price: bid.price,
+        Factors {
             geo_factor,
             geo_basis,
-            time_factor,
-            local_hour,
-            duration_factor,
-            duration_evidence: ev,
-            quality_factor: quality.unwrap_or(Decimal::ONE),
-            quality_evidence: q,
-            explore_factor: explore.unwrap_or(Decimal::ONE),
-            explore_observations: explore.map(|_| ev.overall.calls),
+            time_factor: time_weight.unwrap_or(Decimal::ONE),
+            duration_factor: duration.unwrap_or(Decimal::ONE),
+            quality,
+            explore,
             score,
+        }
+    }
+}
+
+/// One bid's factors and score, before they go into its [`ScoreBreakdown`].
+struct Factors {
+    geo_factor: Decimal,
+    geo_basis: GeoBasis,
+    time_factor: Decimal,
+    duration_factor: Decimal,
+    quality: Option<Decimal>,
+    explore: Option<Decimal>,
+    score: Decimal,
+}
+
+impl Factors {
+    /// The breakdown of `bid` with these factors. Always inlined, so that a breakdown
+    /// assigned to its place (a record's slot) is built there rather than moved there.
+    #[inline(always)]
+    fn breakdown(
+        self,
+        bid: &Bid,
+        local_hour: u8,
+        ev: DurationEvidence,
+        q: Option<QualityEvidence>,
+    ) -> ScoreBreakdown {
+        ScoreBreakdown {
+            price: bid.price,
+            geo_factor: self.geo_factor,
+            geo_basis: self.geo_basis,
+            time_factor: self.time_factor,
+            local_hour,
+            duration_factor: self.duration_factor,
+            duration_evidence: ev,
+            quality_factor: self.quality.unwrap_or(Decimal::ONE),
+            quality_evidence: q.map(Box::new),
+            explore_factor: self.explore.unwrap_or(Decimal::ONE),
+            explore_observations: self.explore.map(|_| ev.overall.calls),
+            score: self.score,
         }
     }
 }
@@ -779,22 +867,24 @@ impl CallFacts {
 
     /// Appends a bid's history keys: overall, then state × hour and area code × hour
     /// when known (the order [`CallFacts::evidence`] reads them back in).
-    fn push_keys(&self, buyer: &BuyerId, how: u8, keys: &mut Vec<HistoryKey>) {
-        keys.push(HistoryKey {
-            buyer: buyer.clone(),
-            area: AreaKey::Any,
-            hour_of_week: None,
-        });
-        let areas = [
-            self.state.map(AreaKey::State),
-            self.area_code.map(AreaKey::AreaCode),
-        ];
-        for area in areas.into_iter().flatten() {
-            keys.push(HistoryKey {
-                buyer: buyer.clone(),
-                area,
-                hour_of_week: Some(how),
-            });
+    fn push_keys<'a>(&self, buyer: &'a BuyerId, how: u8, keys: &mut Vec<HistoryKeyRef<'a>>) {
+        let key = |area, hour_of_week| HistoryKeyRef {
+            buyer,
+            area,
+            hour_of_week,
+        };
+        let all = key(AreaKey::Any, None);
+        let hourly = |area| key(area, Some(how));
+        // One copy of the bid's keys rather than a push (and a capacity check) per key.
+        match (self.state, self.area_code) {
+            (Some(s), Some(a)) => keys.extend_from_slice(&[
+                all,
+                hourly(AreaKey::State(s)),
+                hourly(AreaKey::AreaCode(a)),
+            ]),
+            (Some(s), None) => keys.extend_from_slice(&[all, hourly(AreaKey::State(s))]),
+            (None, Some(a)) => keys.extend_from_slice(&[all, hourly(AreaKey::AreaCode(a))]),
+            (None, None) => keys.push(all),
         }
     }
 
@@ -827,45 +917,72 @@ impl CallFacts {
 }
 
 impl ScoringEngine {
-    /// One batch with its working vectors (see [`Scorer::score_into`]).
-    async fn score_with(
+    /// One batch's first half: each bid's hours and history counts, into `buf`.
+    async fn prepare(
         &self,
         call: &CallContext,
         bids: &[(&BuyerProfile, &Bid)],
         buf: &mut Buffers,
-        out: &mut Vec<ScoreBreakdown>,
-    ) -> Result<(), StateError> {
-        out.clear();
+    ) -> Result<CallFacts, StateError> {
         let facts = CallFacts::new(call);
         let (duration_on, quality_on) = (self.wants_duration(), self.config.use_quality);
         let use_history = duration_on || quality_on;
+        let mut keys: Vec<HistoryKeyRef<'_>> = recycle(std::mem::take(&mut buf.keys));
         buf.hours.reserve(bids.len());
         if use_history {
-            buf.keys.reserve(bids.len() * 3);
+            keys.reserve(bids.len() * 3);
         }
         for (profile, _) in bids {
             let hours = CallFacts::hours(call, profile.time_zone, &mut buf.zones);
             buf.hours.push(hours);
             if use_history {
-                facts.push_keys(&profile.id, hours.0, &mut buf.keys);
+                facts.push_keys(&profile.id, hours.0, &mut keys);
             }
         }
-        if duration_on && !buf.keys.is_empty() {
-            self.history.stats_into(&buf.keys, &mut buf.stats).await?;
-            check_answers("duration history", buf.keys.len(), buf.stats.len())?;
-        }
-        if quality_on && !buf.keys.is_empty() {
-            buf.quality = self.quality.stats(&buf.keys).await?;
-            check_answers("quality history", buf.keys.len(), buf.quality.len())?;
-        }
+        let fetched = self.fetch_stats(&keys, buf, duration_on, quality_on).await;
+        buf.keys = recycle(keys);
+        fetched.map(|()| facts)
+    }
+
+    /// One batch's second half: each bid's breakdown, built straight into its slot.
+    fn each_breakdown(
+        &self,
+        facts: &CallFacts,
+        bids: &[(&BuyerProfile, &Bid)],
+        buf: &Buffers,
+        slots: &mut [&mut Option<ScoreBreakdown>],
+    ) {
         let mut stats = buf.stats.iter().copied();
         let mut quality = buf.quality.iter().copied();
-        out.reserve(bids.len());
-        for ((profile, bid), &(how, local_hour)) in bids.iter().zip(&buf.hours) {
+        let quality_on = self.config.use_quality;
+        let each = bids.iter().zip(&buf.hours).zip(slots.iter_mut());
+        for (((profile, bid), &(how, local_hour)), slot) in each {
             // Without history there are no counts: the evidence is empty.
             let ev = facts.evidence(&mut stats, how);
             let q = quality_on.then(|| facts.quality_evidence(&mut quality));
-            out.push(self.combine(&facts, local_hour, profile, bid, ev, q));
+            let f = self.factors(facts, local_hour, profile, bid, &ev, q.as_ref());
+            **slot = Some(f.breakdown(bid, local_hour, ev, q));
+        }
+    }
+}
+
+impl ScoringEngine {
+    /// The duration and quality counts of `keys`, into `buf.stats` and `buf.quality`.
+    async fn fetch_stats(
+        &self,
+        keys: &[HistoryKeyRef<'_>],
+        buf: &mut Buffers,
+        duration_on: bool,
+        quality_on: bool,
+    ) -> Result<(), StateError> {
+        if duration_on && !keys.is_empty() {
+            self.history.stats_of(keys, &mut buf.stats).await?;
+            check_answers("duration history", keys.len(), buf.stats.len())?;
+        }
+        if quality_on && !keys.is_empty() {
+            let owned: Vec<HistoryKey> = keys.iter().map(HistoryKeyRef::to_key).collect();
+            buf.quality = self.quality.stats(&owned).await?;
+            check_answers("quality history", keys.len(), buf.quality.len())?;
         }
         Ok(())
     }
@@ -904,11 +1021,40 @@ impl Scorer for ScoringEngine {
         bids: &[(&BuyerProfile, &Bid)],
         out: &mut Vec<ScoreBreakdown>,
     ) -> Result<(), StateError> {
+        let mut kept: Vec<Option<ScoreBreakdown>> = bids.iter().map(|_| None).collect();
+        let mut slots: Vec<&mut Option<ScoreBreakdown>> = kept.iter_mut().collect();
+        self.score_in_place(call, bids, &mut slots).await?;
+        out.clear();
+        out.extend(kept.into_iter().flatten());
+        Ok(())
+    }
+
+    async fn score_in_place(
+        &self,
+        call: &CallContext,
+        bids: &[(&BuyerProfile, &Bid)],
+        slots: &mut [&mut Option<ScoreBreakdown>],
+    ) -> Result<(), StateError> {
+        if slots.len() != bids.len() {
+            return Err(slot_mismatch(bids.len(), slots.len()));
+        }
+        // One future level over `prepare` (each level adds to the boxed future).
         let mut buf = self.buffers.take();
-        let scored = self.score_with(call, bids, &mut buf, out).await;
+        let prepared = self.prepare(call, bids, &mut buf).await;
+        if let Ok(facts) = &prepared {
+            self.each_breakdown(facts, bids, &buf, slots);
+        }
         buf.clear();
         self.buffers.give(buf);
-        scored
+        prepared.map(|_| ())
+    }
+}
+
+/// The error for a batch whose bids and slots differ in number.
+fn slot_mismatch(bids: usize, slots: usize) -> StateError {
+    StateError::Corrupt {
+        store: "scorer",
+        message: format!("{bids} bids but {slots} slots to score into"),
     }
 }
 
@@ -1105,7 +1251,7 @@ mod tests {
         let bid = Bid::new(p.id.clone(), Money::usd(dec!(33.30)));
         let s = e.score(&c, &[(&p, &bid)]).await.unwrap().remove(0);
         assert_eq!(s.explore_observations, Some(3));
-        assert_eq!(s.quality_evidence.unwrap().overall.postback, 2);
+        assert_eq!(s.quality_evidence.as_ref().unwrap().overall.postback, 2);
         let blank =
             ScoringEngine::new(Arc::new(MemoryDurationHistory::new()), e.config().clone()).unwrap();
         let again = blank.rescore(&c, &p, &bid, &s);
@@ -1179,11 +1325,11 @@ mod tests {
         assert_eq!(s.score, dec!(20));
         assert_eq!(
             s.quality_evidence,
-            Some(QualityEvidence {
+            Some(Box::new(QualityEvidence {
                 overall: QualityStats::default(),
                 state_hour: Some(QualityStats::default()),
                 area_code_hour: Some(QualityStats::default()),
-            })
+            }))
         );
     }
 

@@ -432,14 +432,15 @@ struct Scratch {
     /// The `(profile, bid)` pairs handed to the scorer, stored without their borrows
     /// (see [`recycle`]).
     pairs: Vec<(usize, usize)>,
-    scores: Vec<ScoreBreakdown>,
+    /// The records' score slots the scorer writes into, stored the same way.
+    slots: Vec<usize>,
 }
 
 impl Scratch {
     fn clear(&mut self) {
         self.cands.clear();
         self.pairs.clear();
-        self.scores.clear();
+        self.slots.clear();
     }
 }
 

@@ -22,6 +22,7 @@ use crate::call::CallContext;
 use crate::entry::BuyerEntry;
 use crate::phone::Destination;
 use crate::rules::Hold;
+use crate::scoring::ScoreBreakdown;
 
 /// Everything one run accumulates as it goes through the phases.
 pub(super) struct RunState<'c> {
@@ -410,31 +411,36 @@ impl Auction {
         st.select_time = t_select.elapsed();
     }
 
+    /// Scores every valid bid in one batch, each breakdown written straight into its
+    /// record. The batch is in entry order: the candidates are exactly the records
+    /// holding a valid bid (under every strategy but FirstAccept, which does not come
+    /// here), whatever order they arrived in.
     async fn apply_scores(&self, st: &mut RunState<'_>) {
         let inner = &self.inner;
-        let records = &st.records;
         let scratch = &mut st.scratch;
         let mut pairs: Vec<(&BuyerProfile, &Bid)> = recycle(std::mem::take(&mut scratch.pairs));
-        pairs.extend(
-            scratch
-                .cands
-                .iter()
-                .filter_map(|c| bid_of(records, c.idx).map(|b| (&inner.entries[c.idx].profile, b))),
-        );
+        let mut slots: Vec<&mut Option<ScoreBreakdown>> =
+            recycle(std::mem::take(&mut scratch.slots));
+        for (rec, e) in st.records.iter_mut().zip(&inner.entries) {
+            let BuyerRecord { reply, score, .. } = rec;
+            if let BuyerReply::Bid { bid } = reply {
+                pairs.push((&e.profile, bid));
+                slots.push(score);
+            }
+        }
         let scored = inner
             .scorer
-            .score_into(st.call, &pairs, &mut scratch.scores)
+            .score_in_place(st.call, &pairs, &mut slots)
             .await;
         scratch.pairs = recycle(pairs);
+        scratch.slots = recycle(slots);
         match scored {
-            Ok(()) if scratch.scores.len() == scratch.cands.len() => {
-                for (c, s) in scratch.cands.iter_mut().zip(scratch.scores.drain(..)) {
-                    c.score = s.score;
-                    st.records[c.idx].score = Some(s);
+            Ok(()) => {
+                for c in scratch.cands.iter_mut() {
+                    if let Some(s) = &st.records[c.idx].score {
+                        c.score = s.score;
+                    }
                 }
-            }
-            Ok(_) => {
-                tracing::warn!("scorer returned the wrong number of scores; ordering by price")
             }
             Err(e) => tracing::warn!(error = %e, "scoring failed; ordering by price"),
         }

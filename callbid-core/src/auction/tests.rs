@@ -601,3 +601,58 @@ fn accept_budget_configuration_is_validated() {
     assert!(err.to_string().contains("accept_margin"), "{err}");
     assert!(Auction::builder().accept_share(1.0).build().is_ok());
 }
+
+/// A scorer that implements only `score` (the trait's default `score_in_place`), over
+/// the engine, optionally dropping the last breakdown.
+#[derive(Debug, Default)]
+struct ScoreOnly {
+    engine: ScoringEngine,
+    drop_last: bool,
+}
+
+#[async_trait::async_trait]
+impl Scorer for ScoreOnly {
+    async fn score(
+        &self,
+        call: &CallContext,
+        bids: &[(&BuyerProfile, &Bid)],
+    ) -> Result<Vec<ScoreBreakdown>, crate::error::StateError> {
+        let mut v = self.engine.score(call, bids).await?;
+        if self.drop_last {
+            v.pop();
+        }
+        Ok(v)
+    }
+}
+
+/// Buyers a (30), b (45) and c (12) in Chicago, on the fixed clock.
+fn three_bidders() -> AuctionBuilder {
+    let entries = [("a", dec!(30)), ("b", dec!(45)), ("c", dec!(12))].map(|(id, price)| {
+        let p = BuyerProfile::new(BuyerId::new(id).unwrap())
+            .with_time_zone(chrono_tz::America::Chicago);
+        BuyerEntry::new(Arc::new(buyer(id, price))).with_profile(p)
+    });
+    Auction::builder().buyers(entries).clock(fixed_clock())
+}
+
+#[tokio::test]
+async fn a_scorer_with_only_score_writes_the_same_breakdowns_into_the_records() {
+    let engine_run = three_bidders().build().unwrap().run(&call("CA1")).await;
+    let scorer = Arc::new(ScoreOnly::default());
+    let out = three_bidders().scorer(scorer).build().unwrap();
+    let out = out.run(&call("CA1")).await;
+    assert_eq!(out.decision(), engine_run.decision());
+    assert!(out.buyers.iter().all(|r| r.score.is_some()));
+}
+
+#[tokio::test]
+async fn a_scorer_answering_the_wrong_count_scores_nothing_and_price_decides() {
+    let scorer = ScoreOnly {
+        drop_last: true,
+        ..Default::default()
+    };
+    let auction = three_bidders().scorer(Arc::new(scorer)).build().unwrap();
+    let out = auction.run(&call("CA1")).await;
+    assert!(out.buyers.iter().all(|r| r.score.is_none()));
+    assert_eq!(out.winner().unwrap().buyer.as_str(), "b");
+}

@@ -17,8 +17,8 @@ use super::postback::{
 use super::quality::{QualityHistory, QualityObservation, QualityStats};
 use super::routing::{RouteClaim, RouteDecision, RoutingStore};
 use super::{
-    AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryStats, ReservationId,
-    ReservationRequest, ReserveOutcome, SeenCallers,
+    AreaKey, CapStore, CounterIncrement, DurationHistory, HistoryKey, HistoryKeyRef, HistoryStats,
+    ReservationId, ReservationRequest, ReserveOutcome, SeenCallers,
 };
 use super::{ClaimOutcome, SeenClaim};
 use crate::geo::UsState;
@@ -486,6 +486,13 @@ pub async fn duration_history(history: &dyn DurationHistory, prefix: &str) -> Re
     ensure!(
         into == s,
         "stats_into must give what stats gives (and clear its buffer first), got {into:?}"
+    );
+    let borrowed: Vec<HistoryKeyRef<'_>> = keys.iter().map(HistoryKeyRef::from).collect();
+    let mut of = vec![HistoryStats::default(); 7];
+    history.stats_of(&borrowed, &mut of).await.map_err(err)?;
+    ensure!(
+        of == s,
+        "stats_of must give what stats gives (and clear its buffer first), got {of:?}"
     );
     let reversed: Vec<HistoryKey> = keys.iter().rev().cloned().collect();
     let r = history.stats(&reversed).await.map_err(err)?;

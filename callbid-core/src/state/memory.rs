@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 
 use super::calllog::{AppendOutcome, CallEvent, CallLog, CallRecord};
 use super::{
-    CapStore, ClaimOutcome, DurationHistory, HistoryKey, HistoryStats, ReservationId,
-    ReservationRequest, ReserveOutcome, SeenCallers, SeenClaim,
+    AreaKey, CapStore, ClaimOutcome, DurationHistory, HistoryKey, HistoryKeyRef, HistoryStats,
+    ReservationId, ReservationRequest, ReserveOutcome, SeenCallers, SeenClaim,
 };
 use crate::error::StateError;
 use crate::ids::{BuyerId, CallId};
@@ -261,7 +261,20 @@ impl SeenCallers for MemorySeenCallers {
 /// [`DurationHistory`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryDurationHistory {
-    inner: Mutex<HashMap<HistoryKey, HistoryStats>>,
+    /// Per buyer, its buckets: keyed by buyer first, so that a borrowed key
+    /// ([`HistoryKeyRef`]) is looked up without cloning its id.
+    inner: Mutex<Buckets>,
+}
+
+/// Per buyer: counts per (area, hour of week).
+type Buckets = HashMap<BuyerId, HashMap<(AreaKey, Option<u8>), HistoryStats>>;
+
+/// The counts of one bucket (zeros when it is unknown).
+fn bucket(map: &Buckets, key: HistoryKeyRef<'_>) -> HistoryStats {
+    map.get(key.buyer)
+        .and_then(|b| b.get(&(key.area, key.hour_of_week)))
+        .copied()
+        .unwrap_or_default()
 }
 
 impl MemoryDurationHistory {
@@ -276,7 +289,8 @@ impl DurationHistory for MemoryDurationHistory {
     async fn record(&self, keys: &[HistoryKey], billable: bool) -> Result<(), StateError> {
         let mut map = self.inner.lock().map_err(|_| poisoned("record"))?;
         for k in keys {
-            let s = map.entry(k.clone()).or_default();
+            let buyer = map.entry(k.buyer.clone()).or_default();
+            let s = buyer.entry((k.area, k.hour_of_week)).or_default();
             s.calls += 1;
             if billable {
                 s.billable += 1;
@@ -287,10 +301,7 @@ impl DurationHistory for MemoryDurationHistory {
 
     async fn stats(&self, keys: &[HistoryKey]) -> Result<Vec<HistoryStats>, StateError> {
         let map = self.inner.lock().map_err(|_| poisoned("stats"))?;
-        Ok(keys
-            .iter()
-            .map(|k| map.get(k).copied().unwrap_or_default())
-            .collect())
+        Ok(keys.iter().map(|k| bucket(&map, k.into())).collect())
     }
 
     async fn stats_into(
@@ -300,7 +311,18 @@ impl DurationHistory for MemoryDurationHistory {
     ) -> Result<(), StateError> {
         let map = self.inner.lock().map_err(|_| poisoned("stats"))?;
         out.clear();
-        out.extend(keys.iter().map(|k| map.get(k).copied().unwrap_or_default()));
+        out.extend(keys.iter().map(|k| bucket(&map, k.into())));
+        Ok(())
+    }
+
+    async fn stats_of(
+        &self,
+        keys: &[HistoryKeyRef<'_>],
+        out: &mut Vec<HistoryStats>,
+    ) -> Result<(), StateError> {
+        let map = self.inner.lock().map_err(|_| poisoned("stats"))?;
+        out.clear();
+        out.extend(keys.iter().map(|k| bucket(&map, *k)));
         Ok(())
     }
 }

@@ -229,6 +229,39 @@ pub struct HistoryKey {
     pub hour_of_week: Option<u8>,
 }
 
+/// A [`HistoryKey`] that borrows its buyer id: what a scorer asks a history for, so
+/// that building a batch of keys clones no id ([`DurationHistory::stats_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryKeyRef<'a> {
+    /// The buyer.
+    pub buyer: &'a BuyerId,
+    /// The area.
+    pub area: AreaKey,
+    /// Hour of the week (as [`HistoryKey::hour_of_week`]); `None` = all hours.
+    pub hour_of_week: Option<u8>,
+}
+
+impl HistoryKeyRef<'_> {
+    /// The owned key.
+    pub fn to_key(&self) -> HistoryKey {
+        HistoryKey {
+            buyer: self.buyer.clone(),
+            area: self.area,
+            hour_of_week: self.hour_of_week,
+        }
+    }
+}
+
+impl<'a> From<&'a HistoryKey> for HistoryKeyRef<'a> {
+    fn from(k: &'a HistoryKey) -> Self {
+        HistoryKeyRef {
+            buyer: &k.buyer,
+            area: k.area,
+            hour_of_week: k.hour_of_week,
+        }
+    }
+}
+
 /// Counts in a history bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryStats {
@@ -257,6 +290,19 @@ pub trait DurationHistory: Send + Sync + fmt::Debug {
         out.clear();
         out.extend(stats);
         Ok(())
+    }
+
+    /// The same counts as [`DurationHistory::stats_into`], for borrowed keys (what the
+    /// [`ScoringEngine`](crate::scoring::ScoringEngine) asks). The default makes owned
+    /// keys and calls `stats_into`; an implementation may override it to look the
+    /// borrowed keys up directly.
+    async fn stats_of(
+        &self,
+        keys: &[HistoryKeyRef<'_>],
+        out: &mut Vec<HistoryStats>,
+    ) -> Result<(), StateError> {
+        let owned: Vec<HistoryKey> = keys.iter().map(HistoryKeyRef::to_key).collect();
+        self.stats_into(&owned, out).await
     }
 }
 
