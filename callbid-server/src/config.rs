@@ -99,8 +99,8 @@ pub struct ServerConfig {
     pub fallback_message: String,
     /// Publisher payout: `70%` or a fixed amount `12.50`.
     pub payout: String,
-    /// Auction strategy: `highest-score`, `highest-bid`, `priority-weighted`,
-    /// `first-accept`.
+    /// Auction strategy: `highest-score`, `highest-bid`, `priority-weighted[:SEED]`,
+    /// `first-accept` ([`crate::settle::parse_strategy`]).
     pub strategy: String,
     /// Auction deadline in milliseconds (1 to 60000).
     pub deadline_ms: u64,

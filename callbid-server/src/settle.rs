@@ -58,29 +58,53 @@ pub fn build_auction_with_quality(
         .build()?)
 }
 
-/// Parses a strategy name: `highest-score`, `highest-bid`, `priority[:SEED]`, `first-accept`.
+/// The strategy names [`parse_strategy`] accepts, as the README documents them.
+pub const STRATEGY_NAMES: &str =
+    "highest-score, highest-bid, priority-weighted[:SEED] or first-accept";
+
+/// Parses a strategy name: `highest-score`, `highest-bid`, `priority-weighted[:SEED]`,
+/// `first-accept` (core's [`Strategy`] variants in kebab case, `_` taken as `-`, any
+/// case), and the short forms `score`, `bid` and `priority[:SEED]`. The inverse of
+/// [`strategy_name`].
 pub fn parse_strategy(s: &str) -> Result<Strategy, ValidationError> {
     let norm = s.trim().to_ascii_lowercase().replace('_', "-");
-    Ok(match norm.as_str() {
-        "highest-score" | "score" => Strategy::HighestScore,
-        "highest-bid" | "bid" => Strategy::HighestBid,
-        "first-accept" => Strategy::FirstAccept,
-        "priority" => Strategy::PriorityWeighted { seed: 0 },
-        other => match other.strip_prefix("priority:") {
-            Some(seed) => Strategy::PriorityWeighted {
-                seed: seed.parse().map_err(|_| {
-                    ValidationError::new("strategy", s, "priority seed must be an unsigned integer")
-                })?,
-            },
-            None => {
-                return Err(ValidationError::new(
-                    "strategy",
-                    s,
-                    "expected highest-score, highest-bid, priority[:SEED] or first-accept",
-                ))
-            }
+    let (name, seed) = match norm.split_once(':') {
+        Some((n, seed)) => (n, Some(seed)),
+        None => (norm.as_str(), None),
+    };
+    let priority = matches!(name, "priority-weighted" | "priority");
+    Ok(match (name, seed) {
+        ("highest-score" | "score", None) => Strategy::HighestScore,
+        ("highest-bid" | "bid", None) => Strategy::HighestBid,
+        ("first-accept", None) => Strategy::FirstAccept,
+        (_, None) if priority => Strategy::PriorityWeighted { seed: 0 },
+        (_, Some(seed)) if priority => Strategy::PriorityWeighted {
+            seed: seed.parse().map_err(|_| {
+                ValidationError::new("strategy", s, "priority seed must be an unsigned integer")
+            })?,
         },
+        _ => {
+            let expected = format!("expected {STRATEGY_NAMES}");
+            return Err(ValidationError::new("strategy", s, expected));
+        }
     })
+}
+
+/// A strategy's name as [`parse_strategy`] reads it back: `priority-weighted:SEED` with
+/// a seed other than 0.
+pub fn strategy_name(s: &Strategy) -> String {
+    match s {
+        Strategy::HighestScore => "highest-score".to_owned(),
+        Strategy::HighestBid => "highest-bid".to_owned(),
+        Strategy::PriorityWeighted { seed: 0 } => "priority-weighted".to_owned(),
+        Strategy::PriorityWeighted { seed } => format!("priority-weighted:{seed}"),
+        Strategy::FirstAccept => "first-accept".to_owned(),
+        // A strategy added to core later: its serde name, in kebab case.
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v["name"].as_str().map(|n| n.replace('_', "-")))
+            .unwrap_or_else(|| format!("{other:?}")),
+    }
 }
 
 /// Parses a payout rule: `70%` (percent of revenue) or `12.50` (fixed USD per billable call).
@@ -371,4 +395,53 @@ pub async fn release_live_slot(
 ) -> Result<bool, callbid_core::StateError> {
     caps.release(&CapRule::live_reservation_id(call, buyer))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value README.md's configuration table documents for `strategy` parses, and
+    /// names round-trip (`strategy_name` then `parse_strategy`).
+    #[test]
+    fn every_documented_strategy_parses_and_names_round_trip() {
+        let readme = include_str!("../../README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with("| `strategy` |"))
+            .expect("README documents `strategy`");
+        let doc = row.split('|').nth(3).expect("a description cell");
+        let values: Vec<&str> = doc.split('`').skip(1).step_by(2).collect();
+        assert!(values.len() >= 4, "{row}");
+        for v in values {
+            for text in [v.replace("[:SEED]", ""), v.replace("[:SEED]", ":7")] {
+                let parsed = parse_strategy(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(
+                    parse_strategy(&strategy_name(&parsed)),
+                    Ok(parsed),
+                    "{text}"
+                );
+            }
+        }
+        for s in [
+            Strategy::HighestScore,
+            Strategy::HighestBid,
+            Strategy::PriorityWeighted { seed: 0 },
+            Strategy::PriorityWeighted { seed: 42 },
+            Strategy::FirstAccept,
+        ] {
+            assert_eq!(parse_strategy(&strategy_name(&s)), Ok(s));
+        }
+        assert_eq!(
+            parse_strategy("PRIORITY_WEIGHTED:9"),
+            Ok(Strategy::PriorityWeighted { seed: 9 })
+        );
+        let e = parse_strategy("loudest").unwrap_err().to_string();
+        assert!(
+            e.contains("priority-weighted") && e.contains("loudest"),
+            "{e}"
+        );
+        assert!(parse_strategy("priority-weighted:x").is_err());
+        assert!(parse_strategy("highest-bid:3").is_err());
+    }
 }
