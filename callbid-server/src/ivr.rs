@@ -1462,7 +1462,7 @@ async fn settle_bridged(app: &App, ctx: &CallContext, bid: &Bid, duration: Durat
         Ok(s) if app.config.log_calls => eprintln!(
             "INFO ivr: call {sid} with {} lasted {}s: billable={} revenue={:.2} {} payout={:.2} {}",
             bid.buyer,
-            duration.as_secs(),
+            s.duration.as_secs(),
             s.billable,
             s.revenue.amount,
             s.revenue.currency,

@@ -342,15 +342,18 @@ pub async fn settle_leg(
         },
     )
     .await?;
-    log(
-        calls,
-        &call.call_id,
-        key("completed"),
-        CallEventKind::Completed {
-            duration_secs: duration.as_secs(),
-        },
-    )
-    .await?;
+    let completed = CallEventKind::Completed {
+        duration_secs: duration.as_secs(),
+    };
+    let duration = if log(calls, &call.call_id, key("completed"), completed).await? {
+        duration
+    } else {
+        // A repeat (a retried or conflicting Dial result): the first talk time stands,
+        // and the settlement is of what was recorded.
+        recorded_duration(calls, &call.call_id, &key("completed"))
+            .await?
+            .unwrap_or(duration)
+    };
     let s = settle(bid, profile, duration, payout)?;
     let billed_now = log(
         calls,
@@ -370,6 +373,21 @@ pub async fn settle_leg(
         record_outcome(history, &bid.buyer, profile.time_zone, call, duration, min).await?;
     }
     Ok(s)
+}
+
+/// The talk time of the call's `completed` event under `key`, if there is one.
+async fn recorded_duration(
+    calls: &dyn CallLog,
+    call: &CallId,
+    key: &str,
+) -> Result<Option<Duration>, callbid_core::StateError> {
+    let events = calls.events(call).await?;
+    Ok(events.iter().find_map(|e| match &e.kind {
+        CallEventKind::Completed { duration_secs } if e.idempotency_key == key => {
+            Some(Duration::from_secs(*duration_secs))
+        }
+        _ => None,
+    }))
 }
 
 /// Whether a call status from Twilio's status callback is final (the call is over):
@@ -400,6 +418,47 @@ pub async fn release_live_slot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callbid_core::state::{MemoryCallLog, MemoryDurationHistory};
+    use callbid_core::{Money, ServiceType, Zip};
+
+    /// A repeated settlement with another talk time returns (and bills) what was
+    /// recorded the first time, so whoever logs it logs the truth.
+    #[tokio::test]
+    async fn a_repeated_settlement_reports_what_was_recorded() {
+        let log = MemoryCallLog::new();
+        let history = MemoryDurationHistory::new();
+        let call = CallContext::new(
+            CallId::new("CA-settle").unwrap(),
+            Zip::parse("78701").unwrap(),
+            ServiceType::new("plumbing").unwrap(),
+            chrono::Utc::now(),
+        );
+        let bid = Bid::new(
+            callbid_core::BuyerId::new("acme").unwrap(),
+            Money::usd(Decimal::new(4200, 2)),
+        )
+        .with_min_duration(Duration::from_secs(60));
+        let profile = BuyerProfile::new(callbid_core::BuyerId::new("acme").unwrap());
+        let payout = PayoutRule::PercentOfRevenue(Decimal::from(70));
+        let settle = |secs| {
+            settle_call(
+                &log,
+                &history,
+                &call,
+                &bid,
+                &profile,
+                Duration::from_secs(secs),
+                &payout,
+            )
+        };
+        let first = settle(30).await.unwrap();
+        assert!(!first.billable);
+        let again = settle(200).await.unwrap();
+        assert_eq!(again.duration, Duration::from_secs(30));
+        assert!(!again.billable, "{again:?}");
+        let r = log.record(&call.call_id).await.unwrap().unwrap();
+        assert_eq!((r.duration_secs, r.billable), (Some(30), Some(false)));
+    }
 
     /// Every value README.md's configuration table documents for `strategy` parses, and
     /// names round-trip (`strategy_name` then `parse_strategy`).
