@@ -441,3 +441,45 @@ async fn with_every_agent_logged_out_the_pool_does_not_bid() {
     assert_eq!(dials.len(), 1, "{}", t.render());
     assert_eq!(dials[0].0, vec![IN_HOUSE.to_owned()], "{}", t.render());
 }
+
+/// After the call ended, a late (or replayed) Dial result of the agents' `<Dial>`
+/// changes nothing and hangs up: no goodbye, no redirect back into the fallback chain,
+/// no new round.
+#[tokio::test]
+async fn a_late_agent_dial_result_after_the_call_ended_hangs_up() {
+    let h = Harness::start(false, Vec::new()).await;
+    let legs = DialLegs::new([
+        DialLeg::answers_after(2).press("1").talk_for(95),
+        DialLeg::no_answer(),
+        DialLeg::no_answer(),
+    ]);
+    let sid = "CAagents0009";
+    let t = h.run(Harness::script(sid).dial_legs(legs)).await;
+    assert_eq!(t.bridged(), Some(AGENT1), "{}", t.render());
+    let before = h.kinds(sid).await;
+    let base = &h.app.config.public_url;
+    for status in ["completed", "busy", "no-answer", "canceled"] {
+        let url = format!("{base}/ivr/offer/dial-result?offer={sid}&via=fallback&step=0");
+        let params = [
+            ("CallSid", sid),
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("DialCallStatus", status),
+        ];
+        let sig = callbid_twilio::signature::RequestValidator::new(TOKEN)
+            .compute_signature(&url, &params);
+        let res = reqwest::Client::new()
+            .post(&url)
+            .header(callbid_twilio::signature::SIGNATURE_HEADER, sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let twiml = res.text().await.unwrap();
+        assert!(twiml.contains("<Hangup"), "{status}: {twiml}");
+        for verb in ["<Say", "<Redirect", "<Dial"] {
+            assert!(!twiml.contains(verb), "{status}: {twiml}");
+        }
+    }
+    assert_eq!(h.kinds(sid).await, before);
+}

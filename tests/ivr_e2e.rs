@@ -277,10 +277,14 @@ async fn accepted_call_is_dialed_completed_billed_and_recorded_once() {
             "accepted",
             "auction_explained",
             "forwarded",
+            // The dial result's outcome (`outcome:dial`): the first one decides.
+            "ivr_input",
             "recording",
             "connected",
             "completed",
-            "billing"
+            "billing",
+            // The status callback's end of the call (`status:completed`).
+            "ivr_input"
         ]
     );
     // The logged inputs replay to the same decision (issue 12, item 4).

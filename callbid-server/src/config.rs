@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use callbid_core::auction::Strategy;
 use callbid_core::billing::PayoutRule;
-use callbid_core::PhoneNumber;
+use callbid_core::{PhoneNumber, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use crate::ivr::fallback::FallbackChain;
@@ -99,8 +99,8 @@ pub struct ServerConfig {
     pub fallback_message: String,
     /// Publisher payout: `70%` or a fixed amount `12.50`.
     pub payout: String,
-    /// Auction strategy: `highest-score`, `highest-bid`, `priority-weighted`,
-    /// `first-accept`.
+    /// Auction strategy: `highest-score`, `highest-bid`, `priority-weighted[:SEED]`,
+    /// `first-accept` ([`crate::settle::parse_strategy`]).
     pub strategy: String,
     /// Auction deadline in milliseconds (1 to 60000).
     pub deadline_ms: u64,
@@ -379,6 +379,24 @@ impl ServerConfig {
         invalid(key, value, self.origin(key), reason)
     }
 
+    /// An error of a parse of `key` that also reads other keys: blamed on the other key
+    /// its field names (`fallback message` is `fallback_message`), with that key's value
+    /// and origin; on `key` (holding `value`) otherwise.
+    fn blame(&self, key: &str, value: &str, e: ValidationError) -> ConfigError {
+        let named = e.field.replace([' ', '-'], "_");
+        match KEYS.iter().copied().find(|k| *k == named && *k != key) {
+            Some(other) => {
+                let v = serde_json::to_value(self).ok();
+                let text = v
+                    .as_ref()
+                    .and_then(|v| v[other].as_str())
+                    .unwrap_or(&e.value);
+                self.bad(other, text, &e.reason)
+            }
+            None => self.bad(key, value, e),
+        }
+    }
+
     /// Applies `CALLBID_<KEY>` variables (and `TWILIO_AUTH_TOKEN` for `auth_token`
     /// when `CALLBID_AUTH_TOKEN` is not set) from `vars`.
     pub fn apply_env(
@@ -483,7 +501,7 @@ impl ServerConfig {
             &self.fallback_message,
             "/ivr/fallback",
         )
-        .map_err(|e| self.bad("fallback", &self.fallback, e))?;
+        .map_err(|e| self.blame("fallback", &self.fallback, e))?;
         let payout = parse_payout(&self.payout).map_err(|e| self.bad("payout", &self.payout, e))?;
         let strategy =
             parse_strategy(&self.strategy).map_err(|e| self.bad("strategy", &self.strategy, e))?;
@@ -554,6 +572,24 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value read by a parse over several keys is blamed on its own key and origin.
+    #[test]
+    fn an_error_names_the_key_that_holds_the_bad_value() {
+        let file = Path::new("c.toml");
+        let c = ServerConfig::from_toml("fallback_message = \"\"\n", file).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("fallback_message") && e.contains("c.toml") && !e.contains("default"),
+            "{e}"
+        );
+        let c = ServerConfig::from_toml("fallback = \"voicemail,pigeon\"\n", file).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("fallback") && e.contains("pigeon") && e.contains("c.toml"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn keys_are_exactly_the_struct_fields() {

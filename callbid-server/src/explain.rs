@@ -18,7 +18,7 @@
 //!
 //! | parameter | value |
 //! |---|---|
-//! | `strategy` | `highest-score`, `highest-bid`, `priority[:SEED]`, `first-accept` |
+//! | `strategy` | `highest-score`, `highest-bid`, `priority-weighted[:SEED]`, `first-accept` |
 //! | `floor` | an amount in the auction's currency (`12.50`), or `none` |
 //! | `prior` | the duration prior, 0 to 1 |
 //! | `prior_strength` | calls of evidence the prior is worth, > 0 |

@@ -9,13 +9,18 @@
 //! | `POST /ivr/dial-result` | `<Dial>` action (DialCallStatus, DialCallDuration) | goodbye, or the fallback chain |
 //! | `POST /ivr/fallback/voicemail?step=N` | `<Record>` action | thanks + hangup, or the next step |
 //! | `POST /ivr/fallback/next?step=N` | in-house `<Dial>` action | hangup, or the next step |
-//! | `POST /ivr/status` | call status callback | `204` |
-//! | `POST /ivr/recording` | recording status callback | `204` |
+//! | `POST /ivr/status` | call status callback | `204` (`400` naming a bad field) |
+//! | `POST /ivr/recording` | recording status callback | `204` (`400` naming a bad field) |
 //! | `GET /healthz` | — | `ok` |
 //!
 //! Every webhook's `X-Twilio-Signature` is checked against the public base URL before
 //! anything else (`403` when it does not match) unless the app was built without a
 //! verifier (`--insecure-skip-signature`).
+//!
+//! The first result of a step (dial result, voicemail, in-house dial) decides it
+//! (`outcome:{step}` events): a retry is answered the same, a conflicting later one
+//! changes nothing and hangs up. After the final status callback (`status:{CallStatus}`,
+//! always recorded) every step hangs up; a first dial result still records its facts.
 
 pub mod desk;
 pub mod fallback;
@@ -57,9 +62,9 @@ use callbid_twilio::twiml::{
     Dial, DialRecord, Gather, GatherInput, Number, Redirect, Say, Sip, VoiceResponse,
 };
 use callbid_twilio::webhook::{
-    form_pairs, parse_form, CallFields, DialActionRequest, DialCallStatus, GatherRequest,
-    RecordActionRequest, RecordingStatus, RecordingStatusRequest, StatusCallbackRequest,
-    VoiceRequest,
+    form_pairs, parse_form, CallFields, CallStatus as TwilioStatus, DialActionRequest,
+    DialCallStatus, GatherRequest, RecordActionRequest, RecordingStatus, RecordingStatusRequest,
+    StatusCallbackRequest, VoiceRequest,
 };
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
@@ -362,9 +367,28 @@ impl<E: Into<anyhow::Error>> From<E> for IvrError {
 #[derive(Debug, Clone)]
 struct Failure(String);
 
+/// Bad input in a webhook (a field Twilio would never send so): answered `400` naming
+/// the field and the value, so Twilio does not retry it (a TwiML route's guard still
+/// answers fallback TwiML to the caller).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+impl IvrError {
+    /// A `400` naming the field and the value ([`BadInput`]).
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        IvrError(BadInput(message.into()).into())
+    }
+}
+
 impl IntoResponse for IvrError {
     fn into_response(self) -> Response {
-        failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{:#}", self.0))
+        let status = if self.0.downcast_ref::<BadInput>().is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        failure(status, format!("{:#}", self.0))
     }
 }
 
@@ -486,23 +510,20 @@ async fn callback_guard(req: Request, next: Next) -> Response {
 
 /// Parses a webhook form into `T`. `AccountSid` is optional for callbid (nothing reads
 /// it, and a curl experiment often leaves it out): when it is missing it is taken as
-/// empty rather than failing the call. Any other missing required field (`CallSid`) is
-/// an error naming it.
+/// empty rather than failing the call, on every route. Any other missing required field
+/// (`CallSid`, `RecordingSid`) is an error naming it, never `AccountSid`.
 pub(crate) fn parse_webhook<T: DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, callbid_twilio::webhook::WebhookError> {
-    match parse_form::<T>(body) {
-        Ok(t) => Ok(t),
-        Err(e) if !form_pairs(body).iter().any(|(k, _)| k == "AccountSid") => {
-            let mut padded = body.to_vec();
-            if !padded.is_empty() {
-                padded.push(b'&');
-            }
-            padded.extend_from_slice(b"AccountSid=");
-            parse_form::<T>(&padded).map_err(|_| e)
-        }
-        Err(e) => Err(e),
+    if form_pairs(body).iter().any(|(k, _)| k == "AccountSid") {
+        return parse_form::<T>(body);
     }
+    let mut padded = body.to_vec();
+    if !padded.is_empty() {
+        padded.push(b'&');
+    }
+    padded.extend_from_slice(b"AccountSid=");
+    parse_form::<T>(&padded)
 }
 
 /// Reads a webhook body of at most [`MAX_BODY`] bytes: a larger `Content-Length`, or a
@@ -584,7 +605,8 @@ pub fn router(app: Arc<App>) -> Router {
 // Helpers
 
 fn call_id(call: &CallFields) -> IvrResult<CallId> {
-    CallId::new(&call.call_sid).map_err(|e| IvrError(anyhow::anyhow!("webhook field CallSid: {e}")))
+    CallId::new(&call.call_sid)
+        .map_err(|e| IvrError::bad_input(format!("webhook field CallSid: {e}")))
 }
 
 /// A phone number from a webhook field; `None` for withheld / non-phone callers
@@ -768,21 +790,36 @@ async fn attribute(
 struct Recorded {
     /// The campaign and source of the `incoming` event, when there is one.
     origin: Option<(Option<CampaignId>, Option<SourceId>)>,
+    /// The caller of the `incoming` event (for a step whose request lacks `From`).
+    caller: Option<PhoneNumber>,
+    /// The dialed number of the `incoming` event (for a step whose request lacks `To`).
+    dialed: Option<PhoneNumber>,
     /// The attributes of the `attributed` event (number pools).
     attributes: BTreeMap<String, String>,
-    /// The status callback already reported the call over (a late or reordered Gather
-    /// must not start an auction for a caller who is gone).
+    /// The status callback already reported the call over (a late or reordered step
+    /// webhook must not start an auction, a fallback or a prompt for a caller who is
+    /// gone; see [`END_KEY`]).
     ended: bool,
 }
+
+/// The prefix of the idempotency key of the event a final status callback always
+/// records (`status:{CallStatus}`): the mark that the call is over.
+const END_KEY: &str = "status:";
 
 async fn recorded(app: &App, call: &CallId) -> IvrResult<Recorded> {
     let mut r = Recorded::default();
     for e in app.stores.log.events(call).await? {
-        r.ended |= e.idempotency_key.starts_with("status:");
+        r.ended |= e.idempotency_key.starts_with(END_KEY);
         match e.kind {
             CallEventKind::Incoming {
-                campaign, source, ..
-            } => r.origin = Some((campaign, source)),
+                caller,
+                dialed,
+                campaign,
+                source,
+            } => {
+                r.origin = Some((campaign, source));
+                (r.caller, r.dialed) = (caller, dialed);
+            }
             CallEventKind::Attributed { attributes: a, .. } => r.attributes = a,
             _ => {}
         }
@@ -790,19 +827,21 @@ async fn recorded(app: &App, call: &CallId) -> IvrResult<Recorded> {
     Ok(r)
 }
 
-/// The call's context as the service step sees it.
+/// The call's context as the service step sees it: the caller and the dialed number of
+/// the request, or else of the call's `incoming` event (a request without `From`/`To`,
+/// or on another instance, still routes as the call came in).
 fn context(
     app: &App,
     fields: &CallFields,
+    facts: &Recorded,
     call: CallId,
-    zip: Zip,
-    service: ServiceType,
+    (zip, service): (Zip, ServiceType),
 ) -> CallContext {
     let received_at = app.received_at(&fields.call_sid);
     let mut ctx = CallContext::new(call, zip, service, received_at);
     // Withheld caller IDs (Twilio stand-ins such as +266696687) are no caller.
-    let caller = fields.caller_number();
-    let dialed = phone("dialed number", fields.to.as_deref());
+    let caller = fields.caller_number().or_else(|| facts.caller.clone());
+    let dialed = phone("dialed number", fields.to.as_deref()).or_else(|| facts.dialed.clone());
     let tracking = app.config.campaigns.lookup(dialed.as_ref());
     if let Some(c) = caller {
         ctx = ctx.with_caller(c);
@@ -932,7 +971,7 @@ fn query<T: DeserializeOwned>(
     q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
 ) -> IvrResult<T> {
     q.map(|Query(t)| t)
-        .map_err(|e| IvrError(anyhow::anyhow!("invalid query parameters: {e}")))
+        .map_err(|e| IvrError::bad_input(format!("invalid query parameters: {e}")))
 }
 
 async fn zip_step(
@@ -942,6 +981,10 @@ async fn zip_step(
 ) -> IvrResult {
     let attempt = query(q)?.attempt;
     let call = call_id(&req.call)?;
+    if recorded(&app, &call).await?.ended {
+        eprintln!("INFO ivr: call {call}: ZIP after the call ended; ignored");
+        return Ok(hangup());
+    }
     let digits = req.digits.as_deref().unwrap_or("").trim().to_owned();
     let valid = (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| Zip::parse(&digits).ok())
@@ -1014,7 +1057,7 @@ async fn service_step(
     let q = query(q)?;
     let call = call_id(&req.call)?;
     let zip =
-        Zip::parse(&q.zip).map_err(|e| IvrError(anyhow::anyhow!("query parameter zip: {e}")))?;
+        Zip::parse(&q.zip).map_err(|e| IvrError::bad_input(format!("query parameter zip: {e}")))?;
     // Routed at most once on any instance: a retry answers the persisted TwiML.
     let step = format!("service:{}", q.attempt);
     replay::once(&app, &call, &step, |took_over| {
@@ -1033,6 +1076,11 @@ async fn route_service(
     attempt: u8,
     took_over: bool,
 ) -> IvrResult<Routed> {
+    let facts = recorded(app, call).await?;
+    if facts.ended {
+        eprintln!("INFO ivr: call {call}: menu choice after the call ended; no auction");
+        return Ok(Routed::plain(hangup()));
+    }
     let digits = req.digits.as_deref().unwrap_or("").trim().to_owned();
     let choice = app
         .config
@@ -1050,12 +1098,7 @@ async fn route_service(
             return Ok(Routed::plain(twiml));
         }
     }
-    let facts = recorded(app, call).await?;
-    if facts.ended {
-        eprintln!("INFO ivr: call {call}: menu choice after the call ended; no auction");
-        return Ok(Routed::plain(VoiceResponse::new().hangup().into()));
-    }
-    let mut ctx = context(app, &req.call, call.clone(), zip, service.clone());
+    let mut ctx = context(app, &req.call, &facts, call.clone(), (zip, service.clone()));
     if let Some((campaign, source)) = facts.origin.filter(|_| app.stores.pools.is_some()) {
         ctx.campaign = campaign.or(ctx.campaign);
         ctx.source = source.or(ctx.source);
@@ -1269,29 +1312,98 @@ fn connected(status: Option<&DialCallStatus>) -> bool {
     )
 }
 
+/// `<Response><Hangup/></Response>`: the answer to a step webhook that comes too late to
+/// change anything.
+fn hangup() -> Twiml {
+    VoiceResponse::new().hangup().into()
+}
+
+/// The outcome of a `<Dial>` (or an in-house `<Dial>`) as a step's outcome: `connected`
+/// (`completed` and `answered` alike) or Twilio's `DialCallStatus`.
+fn dial_outcome(status: Option<&DialCallStatus>) -> String {
+    if connected(status) {
+        "connected".to_owned()
+    } else {
+        status.map_or_else(|| "unknown".to_owned(), ToString::to_string)
+    }
+}
+
+/// Records `outcome` as the outcome of `step` of the call, unless one is recorded: the
+/// first result of a step (on any instance: the append is idempotent per key, so one
+/// wins) decides it. `None` when `outcome` is the step's outcome (the first, or a retry
+/// of it, which is answered the same); the outcome that stands when this one conflicts.
+///
+/// The record is an `ivr_input` event with step `outcome:{step}` under the idempotency
+/// key `outcome:{step}` (the call's record ignores it).
+async fn first_outcome(
+    app: &App,
+    call: &CallId,
+    step: &str,
+    outcome: &str,
+) -> IvrResult<Option<String>> {
+    let key = format!("outcome:{step}");
+    let kind = CallEventKind::IvrInput {
+        step: key.clone(),
+        value: outcome.to_owned(),
+    };
+    if log(app.stores.log.as_ref(), call, key.clone(), kind).await? {
+        return Ok(None);
+    }
+    let stands = app
+        .stores
+        .log
+        .events(call)
+        .await?
+        .into_iter()
+        .find(|e| e.idempotency_key == key)
+        .and_then(|e| match e.kind {
+            CallEventKind::IvrInput { value, .. } => Some(value),
+            _ => None,
+        });
+    Ok(stands.filter(|v| v != outcome))
+}
+
+/// The context, winning bid and (when this instance took them) cap holds of a
+/// forwarded call, from memory or the call log.
+async fn forwarded_call(
+    app: &App,
+    call: &CallId,
+    sid: &str,
+) -> IvrResult<(CallContext, Bid, Option<Vec<Hold>>)> {
+    let memory = app.with_call(sid, |c| {
+        (
+            c.ctx.clone(),
+            c.won.as_ref().map(|w| (w.bid.clone(), w.holds.clone())),
+        )
+    });
+    if let Some((Some(ctx), Some((bid, holds)))) = memory {
+        return Ok((ctx, bid, Some(holds)));
+    }
+    match recover(app, call).await? {
+        Some((ctx, bid)) => Ok((ctx, bid, None)),
+        None => Err(IvrError(anyhow::anyhow!(
+            "dial result for call {sid}, which was never forwarded"
+        ))),
+    }
+}
+
+/// The `<Dial>` action. The first dial result of a call decides it: a retry of it is
+/// answered the same, a different one later changes nothing and hangs up. After the
+/// status callback reported the call over, the first result's facts are still recorded
+/// (the talk time bills the call whatever the order) but the answer is a hangup: no
+/// goodbye or fallback for a caller who is gone.
 async fn dial_result(
     State(app): State<Arc<App>>,
     Signed(req): Signed<DialActionRequest>,
 ) -> IvrResult {
     let call = call_id(&req.call)?;
     let sid = req.call.call_sid.clone();
-    let memory = app.with_call(&sid, |c| {
-        (
-            c.ctx.clone(),
-            c.won.as_ref().map(|w| (w.bid.clone(), w.holds.clone())),
-        )
-    });
-    let (ctx, bid, holds) = match memory {
-        Some((Some(ctx), Some((bid, holds)))) => (ctx, bid, Some(holds)),
-        _ => match recover(&app, &call).await? {
-            Some((ctx, bid)) => (ctx, bid, None),
-            None => {
-                return Err(IvrError(anyhow::anyhow!(
-                    "dial result for call {sid}, which was never forwarded"
-                )))
-            }
-        },
-    };
+    let (ctx, bid, holds) = forwarded_call(&app, &call, &sid).await?;
+    let outcome = dial_outcome(req.dial_call_status.as_ref());
+    if let Some(stands) = first_outcome(&app, &call, "dial", &outcome).await? {
+        eprintln!("INFO ivr: call {sid}: dial result {outcome} after {stands}; ignored");
+        return Ok(hangup());
+    }
     let logs = app.stores.log.as_ref();
     if let Some(url) = req.recording_url.as_deref().filter(|u| !u.is_empty()) {
         log(
@@ -1306,63 +1418,63 @@ async fn dial_result(
     }
     // The bridge is over either way: give back the buyer's live-call slot.
     release_live(&app, &call, &bid.buyer, holds.as_deref()).await;
+    let ended = recorded(&app, &call).await?.ended;
     if connected(req.dial_call_status.as_ref()) {
         let duration = Duration::from_secs(req.dial_call_duration.unwrap_or(0));
-        let profile = profile_of(&app.auction, &bid.buyer);
-        let settled = settle_call(
-            logs,
-            app.stores.history.as_ref(),
-            &ctx,
-            &bid,
-            &profile,
-            duration,
-            &app.config.payout,
-        )
-        .await;
-        match settled {
-            Ok(s) if app.config.log_calls => eprintln!(
-                "INFO ivr: call {sid} with {} lasted {}s: billable={} revenue={:.2} {} payout={:.2} {}",
-                bid.buyer,
-                duration.as_secs(),
-                s.billable,
-                s.revenue.amount,
-                s.revenue.currency,
-                s.payout.amount,
-                s.payout.currency
-            ),
-            Ok(_) => {}
-            // The caller was served: say goodbye rather than the fallback chain. The
-            // status callback settles the call later (it retries on store failures).
-            Err(e) => eprintln!(
-                "ERROR ivr: cannot settle call {sid} with {} ({}s); the status callback retries: {e:#}",
-                bid.buyer,
-                duration.as_secs()
-            ),
+        settle_bridged(&app, &ctx, &bid, duration).await;
+        if ended {
+            return Ok(hangup());
         }
         Ok(VoiceResponse::new()
             .say(say(&app, "Thank you for calling. Goodbye."))
             .hangup()
             .into())
     } else {
-        let status = req
-            .dial_call_status
-            .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
-        log(
-            logs,
-            &call,
-            format!("dial:{status}"),
-            CallEventKind::Missed {
-                reason: format!("buyer {} did not answer ({status})", bid.buyer),
-            },
-        )
-        .await?;
-        enter_fallback(
-            &app,
-            &call,
-            format!("buyer {} did not answer ({status})", bid.buyer),
-            Some("Sorry, the provider is not available right now."),
-        )
-        .await
+        let reason = format!("buyer {} did not answer ({outcome})", bid.buyer);
+        let kind = CallEventKind::Missed {
+            reason: reason.clone(),
+        };
+        log(logs, &call, format!("dial:{outcome}"), kind).await?;
+        if ended {
+            return Ok(hangup());
+        }
+        let intro = Some("Sorry, the provider is not available right now.");
+        enter_fallback(&app, &call, reason, intro).await
+    }
+}
+
+/// Settles a bridged call at its dial result. A store failure is logged, not answered:
+/// the caller was served, and the status callback settles the call later (it retries).
+async fn settle_bridged(app: &App, ctx: &CallContext, bid: &Bid, duration: Duration) {
+    let sid = ctx.call_id.as_str();
+    let profile = profile_of(&app.auction, &bid.buyer);
+    let settled = settle_call(
+        app.stores.log.as_ref(),
+        app.stores.history.as_ref(),
+        ctx,
+        bid,
+        &profile,
+        duration,
+        &app.config.payout,
+    )
+    .await;
+    match settled {
+        Ok(s) if app.config.log_calls => eprintln!(
+            "INFO ivr: call {sid} with {} lasted {}s: billable={} revenue={:.2} {} payout={:.2} {}",
+            bid.buyer,
+            s.duration.as_secs(),
+            s.billable,
+            s.revenue.amount,
+            s.revenue.currency,
+            s.payout.amount,
+            s.payout.currency
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "ERROR ivr: cannot settle call {sid} with {} ({}s); the status callback retries: {e:#}",
+            bid.buyer,
+            duration.as_secs()
+        ),
     }
 }
 
@@ -1396,6 +1508,9 @@ struct StepQuery {
     step: usize,
 }
 
+/// The voicemail step's `<Record>` action: thanks when a message was recorded, the next
+/// step otherwise. Decided by its first result (a conflicting later one hangs up); after
+/// the call ended, only a recording is kept.
 async fn voicemail_done(
     State(app): State<Arc<App>>,
     q: Result<Query<StepQuery>, axum::extract::rejection::QueryRejection>,
@@ -1403,12 +1518,25 @@ async fn voicemail_done(
 ) -> IvrResult {
     let step = query(q)?.step;
     let call = call_id(&req.call)?;
-    let recorded = req.recording_duration.unwrap_or(0) > 0;
-    match req
+    let recorded_secs = req.recording_duration.unwrap_or(0) > 0;
+    let url = req
         .recording_url
         .as_deref()
-        .filter(|u| !u.is_empty() && recorded)
-    {
+        .filter(|u| !u.is_empty() && recorded_secs);
+    let ended = recorded(&app, &call).await?.ended;
+    if !ended {
+        let outcome = if url.is_some() {
+            "recorded"
+        } else {
+            "no recording"
+        };
+        let step_key = format!("fallback:{step}");
+        if let Some(stands) = first_outcome(&app, &call, &step_key, outcome).await? {
+            eprintln!("INFO ivr: call {call}: voicemail {outcome} after {stands}; ignored");
+            return Ok(hangup());
+        }
+    }
+    match url {
         Some(url) => {
             let e = callbid_core::state::CallEvent::new(
                 call,
@@ -1419,20 +1547,21 @@ async fn voicemail_done(
                 },
             );
             app.stores.log.append(&e).await?;
+            if ended {
+                return Ok(hangup());
+            }
             Ok(app.config.fallback.voicemail_thanks().into())
         }
+        None if ended => Ok(hangup()),
         None => {
-            next_fallback(
-                &app,
-                &call,
-                step + 1,
-                "no voicemail was recorded".to_owned(),
-            )
-            .await
+            let reason = "no voicemail was recorded".to_owned();
+            next_fallback(&app, &call, step + 1, reason).await
         }
     }
 }
 
+/// The in-house `<Dial>` action: hang up when it connected, the next step otherwise.
+/// Decided by its first result; after the call ended, nothing changes.
 async fn fallback_next(
     State(app): State<Arc<App>>,
     q: Result<Query<StepQuery>, axum::extract::rejection::QueryRejection>,
@@ -1440,37 +1569,52 @@ async fn fallback_next(
 ) -> IvrResult {
     let step = query(q)?.step;
     let call = call_id(&req.call)?;
-    if connected(req.dial_call_status.as_ref()) {
-        return Ok(VoiceResponse::new().hangup().into());
+    if recorded(&app, &call).await?.ended {
+        eprintln!("INFO ivr: call {call}: in-house dial result after the call ended; ignored");
+        return Ok(hangup());
     }
-    let status = req
-        .dial_call_status
-        .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
-    next_fallback(
-        &app,
-        &call,
-        step + 1,
-        format!("in-house line did not answer ({status})"),
-    )
-    .await
+    let outcome = dial_outcome(req.dial_call_status.as_ref());
+    let step_key = format!("fallback:{step}");
+    if let Some(stands) = first_outcome(&app, &call, &step_key, &outcome).await? {
+        eprintln!("INFO ivr: call {call}: in-house dial {outcome} after {stands}; ignored");
+        return Ok(hangup());
+    }
+    if connected(req.dial_call_status.as_ref()) {
+        return Ok(hangup());
+    }
+    let reason = format!("in-house line did not answer ({outcome})");
+    next_fallback(&app, &call, step + 1, reason).await
 }
 
+/// The call status callback. A final status is always recorded, under
+/// `status:{CallStatus}` ([`END_KEY`]): as `missed` when the caller left during the IVR
+/// or before the bridge reported back, or when the log has never seen the call (out of
+/// order, or another deployment's number: the callback is kept, and the call's row says
+/// `missed`, not `incoming`); as an `ivr_input` event of step `call_status` otherwise
+/// (the record's status stands). A missing or unknown `CallStatus` is a `400` naming it.
 async fn status_callback(
     State(app): State<Arc<App>>,
     Signed(req): Signed<StatusCallbackRequest>,
 ) -> IvrResult<StatusCode> {
     let call = call_id(&req.call)?;
-    if !call_over(req.call.call_status.as_ref()) {
+    let Some(status) = final_status(req.call.call_status.as_ref())? else {
         return Ok(StatusCode::NO_CONTENT);
-    }
-    let status = req
-        .call
-        .call_status
-        .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+    };
     let secs = req.call_duration.or(req.duration).unwrap_or(0);
     offer::caller_left(&app, &req.call.call_sid).await?;
     let live = app.take_call(&req.call.call_sid);
     let Some(record) = app.stores.log.record(&call).await? else {
+        let reason = format!(
+            "status callback for a call with no incoming event (call {status} after {secs}s)"
+        );
+        let kind = CallEventKind::Missed { reason };
+        log(
+            app.stores.log.as_ref(),
+            &call,
+            format!("{END_KEY}{status}"),
+            kind,
+        )
+        .await?;
         return Ok(StatusCode::NO_CONTENT);
     };
     // Release the live-call slot whatever happened (idempotent).
@@ -1481,58 +1625,93 @@ async fn status_callback(
             .map(|w| w.holds.clone());
         release_live(&app, &call, buyer, holds.as_deref()).await;
     }
-    // A bridged call whose settlement failed at the Dial action: settle it now (a
-    // store failure answers 500, so Twilio retries; idempotency keys keep it single).
-    let unbilled = matches!(record.status, LogStatus::Completed) && record.billable.is_none();
-    if let (true, Some(secs)) = (unbilled, record.duration_secs) {
-        let memory = live.as_ref().and_then(|c| {
-            let won = c.won.as_ref()?;
-            Some((c.ctx.clone()?, won.bid.clone()))
-        });
-        let found = match memory {
-            Some(found) => Some(found),
-            None => recover(&app, &call).await?,
-        };
-        match found {
-            Some((ctx, bid)) => {
-                let profile = profile_of(&app.auction, &bid.buyer);
-                settle_call(
-                    app.stores.log.as_ref(),
-                    app.stores.history.as_ref(),
-                    &ctx,
-                    &bid,
-                    &profile,
-                    Duration::from_secs(secs),
-                    &app.config.payout,
-                )
-                .await?;
-            }
-            None => eprintln!(
-                "WARN ivr: call {call} completed without billing and cannot be recovered from the log"
+    settle_unbilled(&app, &call, &record, live.as_ref()).await?;
+    let kind = match record.status {
+        LogStatus::Incoming => CallEventKind::Missed {
+            reason: format!("caller left during the IVR (call {status} after {secs}s)"),
+        },
+        LogStatus::Forwarded => CallEventKind::Missed {
+            reason: format!(
+                "call ended before the bridge reported back (call {status} after {secs}s)"
             ),
-        }
-    }
-    let reason = match record.status {
-        LogStatus::Incoming => Some(format!(
-            "caller left during the IVR (call {status} after {secs}s)"
-        )),
-        LogStatus::Forwarded => Some(format!(
-            "call ended before the bridge reported back (call {status} after {secs}s)"
-        )),
-        _ => None,
+        },
+        _ => CallEventKind::IvrInput {
+            step: "call_status".to_owned(),
+            value: format!("{status} after {secs}s"),
+        },
     };
-    if let Some(reason) = reason {
-        let e = callbid_core::state::CallEvent::new(
-            call,
-            Utc::now(),
-            format!("status:{status}"),
-            CallEventKind::Missed { reason },
-        );
-        app.stores.log.append(&e).await?;
-    }
+    log(
+        app.stores.log.as_ref(),
+        &call,
+        format!("{END_KEY}{status}"),
+        kind,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The callback's `CallStatus` when it is final (`None` for a call still going); a
+/// missing or unknown value is bad input, named.
+fn final_status(status: Option<&TwilioStatus>) -> IvrResult<Option<String>> {
+    match status {
+        None => Err(IvrError::bad_input(
+            "webhook field CallStatus is missing (a status callback always carries it)",
+        )),
+        Some(s) if !s.is_known() => {
+            let known: Vec<&str> = TwilioStatus::ALL.iter().map(TwilioStatus::as_str).collect();
+            Err(IvrError::bad_input(format!(
+                "webhook field CallStatus: unknown value `{s}` (expected one of {})",
+                known.join(", ")
+            )))
+        }
+        Some(s) if call_over(Some(s)) => Ok(Some(s.to_string())),
+        Some(_) => Ok(None),
+    }
+}
+
+/// A bridged call whose settlement failed at the Dial action: settle it now (a store
+/// failure answers 500, so Twilio retries; idempotency keys keep it single).
+async fn settle_unbilled(
+    app: &App,
+    call: &CallId,
+    record: &callbid_core::state::CallRecord,
+    live: Option<&LiveCall>,
+) -> IvrResult<()> {
+    let unbilled = matches!(record.status, LogStatus::Completed) && record.billable.is_none();
+    let (true, Some(secs)) = (unbilled, record.duration_secs) else {
+        return Ok(());
+    };
+    let memory = live.and_then(|c| {
+        let won = c.won.as_ref()?;
+        Some((c.ctx.clone()?, won.bid.clone()))
+    });
+    let found = match memory {
+        Some(found) => Some(found),
+        None => recover(app, call).await?,
+    };
+    let Some((ctx, bid)) = found else {
+        eprintln!(
+            "WARN ivr: call {call} completed without billing and cannot be recovered from the log"
+        );
+        return Ok(());
+    };
+    let profile = profile_of(&app.auction, &bid.buyer);
+    settle_call(
+        app.stores.log.as_ref(),
+        app.stores.history.as_ref(),
+        &ctx,
+        &bid,
+        &profile,
+        Duration::from_secs(secs),
+        &app.config.payout,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The recording status callback. A recording for a call the log has never seen is
+/// kept all the same, with a `missed` event saying so (as a status callback for an
+/// unknown call is), so the call's row is never a phantom `incoming` call.
 async fn recording_callback(
     State(app): State<Arc<App>>,
     Signed(req): Signed<RecordingStatusRequest>,
@@ -1541,22 +1720,36 @@ async fn recording_callback(
         return Ok(StatusCode::NO_CONTENT);
     }
     let (Some(sid), Some(url)) = (req.call_sid.as_deref(), req.recording_url.as_deref()) else {
-        return Err(IvrError(anyhow::anyhow!(
+        return Err(IvrError::bad_input(format!(
             "recording callback {} without CallSid or RecordingUrl",
             req.recording_sid
         )));
     };
     let call =
-        CallId::new(sid).map_err(|e| IvrError(anyhow::anyhow!("webhook field CallSid: {e}")))?;
-    let e = callbid_core::state::CallEvent::new(
-        call,
+        CallId::new(sid).map_err(|e| IvrError::bad_input(format!("webhook field CallSid: {e}")))?;
+    let known = app.stores.log.record(&call).await?.is_some();
+    let mut events = vec![callbid_core::state::CallEvent::new(
+        call.clone(),
         Utc::now(),
         format!("recording:{url}"),
         CallEventKind::Recording {
             url: url.to_owned(),
         },
-    );
-    app.stores.log.append(&e).await?;
+    )];
+    if !known {
+        let reason = format!(
+            "recording callback {} for a call with no incoming event",
+            req.recording_sid
+        );
+        let kind = CallEventKind::Missed { reason };
+        events.push(callbid_core::state::CallEvent::new(
+            call,
+            Utc::now(),
+            "unknown:recording",
+            kind,
+        ));
+    }
+    app.stores.log.append_all(&events).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

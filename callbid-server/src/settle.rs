@@ -58,29 +58,53 @@ pub fn build_auction_with_quality(
         .build()?)
 }
 
-/// Parses a strategy name: `highest-score`, `highest-bid`, `priority[:SEED]`, `first-accept`.
+/// The strategy names [`parse_strategy`] accepts, as the README documents them.
+pub const STRATEGY_NAMES: &str =
+    "highest-score, highest-bid, priority-weighted[:SEED] or first-accept";
+
+/// Parses a strategy name: `highest-score`, `highest-bid`, `priority-weighted[:SEED]`,
+/// `first-accept` (core's [`Strategy`] variants in kebab case, `_` taken as `-`, any
+/// case), and the short forms `score`, `bid` and `priority[:SEED]`. The inverse of
+/// [`strategy_name`].
 pub fn parse_strategy(s: &str) -> Result<Strategy, ValidationError> {
     let norm = s.trim().to_ascii_lowercase().replace('_', "-");
-    Ok(match norm.as_str() {
-        "highest-score" | "score" => Strategy::HighestScore,
-        "highest-bid" | "bid" => Strategy::HighestBid,
-        "first-accept" => Strategy::FirstAccept,
-        "priority" => Strategy::PriorityWeighted { seed: 0 },
-        other => match other.strip_prefix("priority:") {
-            Some(seed) => Strategy::PriorityWeighted {
-                seed: seed.parse().map_err(|_| {
-                    ValidationError::new("strategy", s, "priority seed must be an unsigned integer")
-                })?,
-            },
-            None => {
-                return Err(ValidationError::new(
-                    "strategy",
-                    s,
-                    "expected highest-score, highest-bid, priority[:SEED] or first-accept",
-                ))
-            }
+    let (name, seed) = match norm.split_once(':') {
+        Some((n, seed)) => (n, Some(seed)),
+        None => (norm.as_str(), None),
+    };
+    let priority = matches!(name, "priority-weighted" | "priority");
+    Ok(match (name, seed) {
+        ("highest-score" | "score", None) => Strategy::HighestScore,
+        ("highest-bid" | "bid", None) => Strategy::HighestBid,
+        ("first-accept", None) => Strategy::FirstAccept,
+        (_, None) if priority => Strategy::PriorityWeighted { seed: 0 },
+        (_, Some(seed)) if priority => Strategy::PriorityWeighted {
+            seed: seed.parse().map_err(|_| {
+                ValidationError::new("strategy", s, "priority seed must be an unsigned integer")
+            })?,
         },
+        _ => {
+            let expected = format!("expected {STRATEGY_NAMES}");
+            return Err(ValidationError::new("strategy", s, expected));
+        }
     })
+}
+
+/// A strategy's name as [`parse_strategy`] reads it back: `priority-weighted:SEED` with
+/// a seed other than 0.
+pub fn strategy_name(s: &Strategy) -> String {
+    match s {
+        Strategy::HighestScore => "highest-score".to_owned(),
+        Strategy::HighestBid => "highest-bid".to_owned(),
+        Strategy::PriorityWeighted { seed: 0 } => "priority-weighted".to_owned(),
+        Strategy::PriorityWeighted { seed } => format!("priority-weighted:{seed}"),
+        Strategy::FirstAccept => "first-accept".to_owned(),
+        // A strategy added to core later: its serde name, in kebab case.
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v["name"].as_str().map(|n| n.replace('_', "-")))
+            .unwrap_or_else(|| format!("{other:?}")),
+    }
 }
 
 /// Parses a payout rule: `70%` (percent of revenue) or `12.50` (fixed USD per billable call).
@@ -318,15 +342,18 @@ pub async fn settle_leg(
         },
     )
     .await?;
-    log(
-        calls,
-        &call.call_id,
-        key("completed"),
-        CallEventKind::Completed {
-            duration_secs: duration.as_secs(),
-        },
-    )
-    .await?;
+    let completed = CallEventKind::Completed {
+        duration_secs: duration.as_secs(),
+    };
+    let duration = if log(calls, &call.call_id, key("completed"), completed).await? {
+        duration
+    } else {
+        // A repeat (a retried or conflicting Dial result): the first talk time stands,
+        // and the settlement is of what was recorded.
+        recorded_duration(calls, &call.call_id, &key("completed"))
+            .await?
+            .unwrap_or(duration)
+    };
     let s = settle(bid, profile, duration, payout)?;
     let billed_now = log(
         calls,
@@ -346,6 +373,21 @@ pub async fn settle_leg(
         record_outcome(history, &bid.buyer, profile.time_zone, call, duration, min).await?;
     }
     Ok(s)
+}
+
+/// The talk time of the call's `completed` event under `key`, if there is one.
+async fn recorded_duration(
+    calls: &dyn CallLog,
+    call: &CallId,
+    key: &str,
+) -> Result<Option<Duration>, callbid_core::StateError> {
+    let events = calls.events(call).await?;
+    Ok(events.iter().find_map(|e| match &e.kind {
+        CallEventKind::Completed { duration_secs } if e.idempotency_key == key => {
+            Some(Duration::from_secs(*duration_secs))
+        }
+        _ => None,
+    }))
 }
 
 /// Whether a call status from Twilio's status callback is final (the call is over):
@@ -371,4 +413,94 @@ pub async fn release_live_slot(
 ) -> Result<bool, callbid_core::StateError> {
     caps.release(&CapRule::live_reservation_id(call, buyer))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbid_core::state::{MemoryCallLog, MemoryDurationHistory};
+    use callbid_core::{Money, ServiceType, Zip};
+
+    /// A repeated settlement with another talk time returns (and bills) what was
+    /// recorded the first time, so whoever logs it logs the truth.
+    #[tokio::test]
+    async fn a_repeated_settlement_reports_what_was_recorded() {
+        let log = MemoryCallLog::new();
+        let history = MemoryDurationHistory::new();
+        let call = CallContext::new(
+            CallId::new("CA-settle").unwrap(),
+            Zip::parse("78701").unwrap(),
+            ServiceType::new("plumbing").unwrap(),
+            chrono::Utc::now(),
+        );
+        let bid = Bid::new(
+            callbid_core::BuyerId::new("acme").unwrap(),
+            Money::usd(Decimal::new(4200, 2)),
+        )
+        .with_min_duration(Duration::from_secs(60));
+        let profile = BuyerProfile::new(callbid_core::BuyerId::new("acme").unwrap());
+        let payout = PayoutRule::PercentOfRevenue(Decimal::from(70));
+        let settle = |secs| {
+            settle_call(
+                &log,
+                &history,
+                &call,
+                &bid,
+                &profile,
+                Duration::from_secs(secs),
+                &payout,
+            )
+        };
+        let first = settle(30).await.unwrap();
+        assert!(!first.billable);
+        let again = settle(200).await.unwrap();
+        assert_eq!(again.duration, Duration::from_secs(30));
+        assert!(!again.billable, "{again:?}");
+        let r = log.record(&call.call_id).await.unwrap().unwrap();
+        assert_eq!((r.duration_secs, r.billable), (Some(30), Some(false)));
+    }
+
+    /// Every value README.md's configuration table documents for `strategy` parses, and
+    /// names round-trip (`strategy_name` then `parse_strategy`).
+    #[test]
+    fn every_documented_strategy_parses_and_names_round_trip() {
+        let readme = include_str!("../../README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with("| `strategy` |"))
+            .expect("README documents `strategy`");
+        let doc = row.split('|').nth(3).expect("a description cell");
+        let values: Vec<&str> = doc.split('`').skip(1).step_by(2).collect();
+        assert!(values.len() >= 4, "{row}");
+        for v in values {
+            for text in [v.replace("[:SEED]", ""), v.replace("[:SEED]", ":7")] {
+                let parsed = parse_strategy(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(
+                    parse_strategy(&strategy_name(&parsed)),
+                    Ok(parsed),
+                    "{text}"
+                );
+            }
+        }
+        for s in [
+            Strategy::HighestScore,
+            Strategy::HighestBid,
+            Strategy::PriorityWeighted { seed: 0 },
+            Strategy::PriorityWeighted { seed: 42 },
+            Strategy::FirstAccept,
+        ] {
+            assert_eq!(parse_strategy(&strategy_name(&s)), Ok(s));
+        }
+        assert_eq!(
+            parse_strategy("PRIORITY_WEIGHTED:9"),
+            Ok(Strategy::PriorityWeighted { seed: 9 })
+        );
+        let e = parse_strategy("loudest").unwrap_err().to_string();
+        assert!(
+            e.contains("priority-weighted") && e.contains("loudest"),
+            "{e}"
+        );
+        assert!(parse_strategy("priority-weighted:x").is_err());
+        assert!(parse_strategy("highest-bid:3").is_err());
+    }
 }

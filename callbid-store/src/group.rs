@@ -9,9 +9,12 @@
 //! down. So concurrent requests share a commit, and each is still acknowledged only once
 //! the commit that holds it is durable. No request waits for a timer: a lone one is
 //! written at once. A unit not yet taken by a leader can be withdrawn (a reservation
-//! whose deadline passed while it was queued).
+//! whose deadline passed while it was queued; PostgreSQL's, so tickets exist only with
+//! the `postgres` feature).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(feature = "postgres")]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use callbid_core::state::{AppendOutcome, CallEvent};
@@ -41,6 +44,7 @@ impl Unit for Events {
 #[derive(Debug)]
 pub(crate) struct Pending<U: Unit> {
     pub unit: U,
+    #[cfg(feature = "postgres")]
     ticket: u64,
     done: oneshot::Sender<Result<U::Answer>>,
 }
@@ -62,6 +66,7 @@ pub(crate) struct Queued<A> {
     /// Where the answer comes.
     pub answer: Answer<A>,
     /// Names the unit for [`GroupQueue::withdraw`].
+    #[cfg(feature = "postgres")]
     pub ticket: u64,
 }
 
@@ -70,6 +75,7 @@ pub(crate) struct Queued<A> {
 pub(crate) struct GroupQueue<U: Unit> {
     queue: Mutex<Vec<Pending<U>>>,
     leading: AtomicBool,
+    #[cfg(feature = "postgres")]
     tickets: AtomicU64,
 }
 
@@ -78,6 +84,7 @@ impl<U: Unit> Default for GroupQueue<U> {
         GroupQueue {
             queue: Mutex::new(Vec::new()),
             leading: AtomicBool::new(false),
+            #[cfg(feature = "postgres")]
             tickets: AtomicU64::new(0),
         }
     }
@@ -88,18 +95,30 @@ impl<U: Unit> GroupQueue<U> {
     /// start.
     pub fn push(self: &Arc<Self>, unit: U) -> (Queued<U::Answer>, Option<Leader<U>>) {
         let (done, answer) = oneshot::channel();
+        #[cfg(feature = "postgres")]
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        self.lock().push(Pending { unit, ticket, done });
+        self.lock().push(Pending {
+            unit,
+            #[cfg(feature = "postgres")]
+            ticket,
+            done,
+        });
         let start = !self.leading.swap(true, Ordering::SeqCst);
         let leader = start.then(|| Leader {
             queue: self.clone(),
             stepped_down: false,
         });
-        (Queued { answer, ticket }, leader)
+        let queued = Queued {
+            answer,
+            #[cfg(feature = "postgres")]
+            ticket,
+        };
+        (queued, leader)
     }
 
     /// Takes the unit `ticket` back out of the queue if no leader took it yet; returns
     /// whether it did (then it will never be written nor answered).
+    #[cfg(feature = "postgres")]
     pub fn withdraw(&self, ticket: u64) -> bool {
         let mut q = self.lock();
         match q.iter().position(|p| p.ticket == ticket) {
@@ -287,6 +306,7 @@ mod tests {
         assert!(err.to_string().contains("rolled back"), "{err}");
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn a_unit_can_be_withdrawn_only_until_a_leader_takes_it() {
         let q: Arc<GroupQueue<Events>> = Arc::default();

@@ -186,14 +186,71 @@ pub enum WebhookError {
 /// values: Twilio's signature sorts parameters (and de-duplicates values), so
 /// it does not cover their order, and "the last one wins" would let whoever
 /// replays a signed request pick the value by reordering it.
+///
+/// A name or value that is not UTF-8 once percent-decoded is refused too, naming the
+/// parameter and showing the bytes escaped (a lossy decoding would turn it into a
+/// different value).
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
     let kind = short_type_name::<T>();
-    refuse_conflicting_repeats(body)
+    refuse_undecodable(body)
+        .and_then(|()| refuse_conflicting_repeats(body))
         .map_err(|message| WebhookError::InvalidForm { kind, message })?;
     serde_urlencoded::from_bytes(body).map_err(|e| WebhookError::InvalidForm {
         kind,
         message: e.to_string(),
     })
+}
+
+/// Errs when a parameter's name or value is not UTF-8 once percent-decoded.
+fn refuse_undecodable(body: &[u8]) -> Result<(), String> {
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        let name = percent_decode_form(name);
+        let Ok(name) = std::str::from_utf8(&name) else {
+            return Err(format!(
+                "parameter name `{}` is not UTF-8",
+                name.escape_ascii()
+            ));
+        };
+        let value = percent_decode_form(value);
+        if std::str::from_utf8(&value).is_err() {
+            return Err(format!(
+                "parameter `{name}`: value `{}` is not UTF-8",
+                value.escape_ascii()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space, `%XX` a byte
+/// (a `%` not followed by two hex digits stays as it is, as `form_urlencoded` does).
+fn percent_decode_form(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        let pair = raw
+            .get(i + 1)
+            .copied()
+            .and_then(hex)
+            .zip(raw.get(i + 2).copied().and_then(hex));
+        match (b, pair) {
+            (b'%', Some((h, l))) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'%'));
+                i += 3;
+            }
+            _ => {
+                out.push(if b == b'+' { b' ' } else { b });
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Errs when one parameter name carries two different values.
@@ -797,6 +854,23 @@ mod tests {
         .unwrap();
         assert_eq!(rs.recording_status, RecordingStatus::Completed);
         assert_eq!(rs.recording_channels, Some(2));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_naming_the_parameter() {
+        for (body, field) in [
+            (&b"CallSid=CA50\xff&AccountSid=AC1"[..], "CallSid"),
+            (b"CallSid=CA50%FF&AccountSid=AC1", "CallSid"),
+            (b"CallSid=CA1&AccountSid=AC1&From=%C3%28", "From"),
+            (b"CallSid=CA1&AccountSid=AC1&Caller%FE=x", "Caller"),
+        ] {
+            let e = parse_form::<VoiceRequest>(body).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("not UTF-8"), "{e}");
+        }
+        // Encoded UTF-8 (and a stray `%`) still parse.
+        let v: VoiceRequest =
+            parse_form(b"CallSid=CA1&AccountSid=AC1&CallerName=Jos%C3%A9+%25&Foo=100%").unwrap();
+        assert_eq!(v.extra["Foo"], "100%");
     }
 
     #[test]

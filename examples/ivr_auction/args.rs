@@ -77,7 +77,7 @@ pub struct Args {
     #[arg(long)]
     pub payout: Option<String>,
 
-    /// Auction strategy: highest-score, highest-bid, priority[:SEED], first-accept.
+    /// Auction strategy: highest-score, highest-bid, priority-weighted[:SEED], first-accept.
     #[arg(long)]
     pub strategy: Option<String>,
 

@@ -74,7 +74,7 @@ enum Command {
 struct ReplayArgs {
     /// The call (its CallSid).
     call_id: String,
-    /// Another strategy: highest-score, highest-bid, priority[:SEED], first-accept.
+    /// Another strategy: highest-score, highest-bid, priority-weighted[:SEED], first-accept.
     #[arg(long)]
     strategy: Option<String>,
     /// Another floor in the auction's currency, or `none`.

@@ -463,31 +463,37 @@ pub(crate) async fn dial_result(
     let q = query(q)?;
     let (offer_id, via) = q.parse()?;
     let agents = offers(&app)?.clone();
-    call_id(&req.call)?;
+    let call = call_id(&req.call)?;
+    // After the final status callback the caller is gone: no redirect, goodbye or new
+    // round (a bridged auction win still records its talk time in `dial_result`).
+    let ended = super::recorded(&app, &call).await?.ended;
     let offer = agents
         .store
         .offer(&agents.pool, &offer_id)
         .await?
         .ok_or_else(|| IvrError(anyhow::anyhow!("no offer {offer_id}")))?;
     if let OfferState::Accepted { agent, .. } = &offer.state {
-        if req.dial_call_status == Some(DialCallStatus::Canceled) {
+        if req.dial_call_status == Some(DialCallStatus::Canceled) && !ended {
             // The agent desk's accept moved the call with the REST client (which cancels
             // this <Dial>): the winner is about to be connected, not done.
             let url = caller_url(&app, "connect", &offer_id, via);
             return Ok(VoiceResponse::new().redirect(Redirect::new(url)).into());
         }
         end_call(&agents, &offer_id, agent).await?;
-        if connected(req.dial_call_status.as_ref()) {
-            return match via {
-                Via::Auction => super::dial_result(State(app.clone()), Signed(req)).await,
-                Via::Fallback(_) => Ok(VoiceResponse::new()
-                    .say(say(&app, "Thank you for calling. Goodbye."))
-                    .hangup()
-                    .into()),
-            };
-        }
-        // The winner's leg dropped before the bridge: the caller is not left waiting.
-        return Ok(back_to_fallback(&app, via));
+        let connected = connected(req.dial_call_status.as_ref());
+        return match via {
+            Via::Auction if connected => super::dial_result(State(app.clone()), Signed(req)).await,
+            _ if ended => Ok(super::hangup()),
+            Via::Fallback(_) if connected => Ok(VoiceResponse::new()
+                .say(say(&app, "Thank you for calling. Goodbye."))
+                .hangup()
+                .into()),
+            // The winner's leg dropped before the bridge: the caller is not left waiting.
+            _ => Ok(back_to_fallback(&app, via)),
+        };
+    }
+    if ended {
+        return Ok(super::hangup());
     }
     let rang = q.round;
     let offer = match offer.round() {
@@ -509,10 +515,13 @@ pub(crate) async fn dial_result(
 pub(crate) async fn connect(
     State(app): State<Arc<App>>,
     q: QueryResult<OfferQuery>,
-    Signed(_req): Signed<VoiceRequest>,
+    Signed(req): Signed<VoiceRequest>,
 ) -> IvrResult {
     let (offer_id, via) = query(q)?.parse()?;
     let agents = offers(&app)?;
+    if super::recorded(&app, &call_id(&req.call)?).await?.ended {
+        return Ok(super::hangup());
+    }
     let offer = agents
         .store
         .tick(&agents.pool, &offer_id, Utc::now())
