@@ -806,6 +806,12 @@ struct Recorded {
 /// records (`status:{CallStatus}`): the mark that the call is over.
 const END_KEY: &str = "status:";
 
+/// Whether the status callback already reported the call over (see [`END_KEY`]),
+/// asked of the call log's key index: no events are read or parsed.
+pub(crate) async fn ended(app: &App, call: &CallId) -> IvrResult<bool> {
+    Ok(app.stores.log.has_key_prefix(call, END_KEY).await?)
+}
+
 async fn recorded(app: &App, call: &CallId) -> IvrResult<Recorded> {
     let mut r = Recorded::default();
     for e in app.stores.log.events(call).await? {
@@ -981,7 +987,7 @@ async fn zip_step(
 ) -> IvrResult {
     let attempt = query(q)?.attempt;
     let call = call_id(&req.call)?;
-    if recorded(&app, &call).await?.ended {
+    if ended(&app, &call).await? {
         eprintln!("INFO ivr: call {call}: ZIP after the call ended; ignored");
         return Ok(hangup());
     }
@@ -1418,7 +1424,7 @@ async fn dial_result(
     }
     // The bridge is over either way: give back the buyer's live-call slot.
     release_live(&app, &call, &bid.buyer, holds.as_deref()).await;
-    let ended = recorded(&app, &call).await?.ended;
+    let ended = ended(&app, &call).await?;
     if connected(req.dial_call_status.as_ref()) {
         let duration = Duration::from_secs(req.dial_call_duration.unwrap_or(0));
         settle_bridged(&app, &ctx, &bid, duration).await;
@@ -1523,7 +1529,7 @@ async fn voicemail_done(
         .recording_url
         .as_deref()
         .filter(|u| !u.is_empty() && recorded_secs);
-    let ended = recorded(&app, &call).await?.ended;
+    let ended = ended(&app, &call).await?;
     if !ended {
         let outcome = if url.is_some() {
             "recorded"
@@ -1569,7 +1575,7 @@ async fn fallback_next(
 ) -> IvrResult {
     let step = query(q)?.step;
     let call = call_id(&req.call)?;
-    if recorded(&app, &call).await?.ended {
+    if ended(&app, &call).await? {
         eprintln!("INFO ivr: call {call}: in-house dial result after the call ended; ignored");
         return Ok(hangup());
     }

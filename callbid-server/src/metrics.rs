@@ -170,4 +170,7 @@ impl CallLog for TimedCallLog {
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
         self.0.record(call).await
     }
+    async fn has_key_prefix(&self, call: &CallId, prefix: &str) -> Result<bool, StateError> {
+        self.0.has_key_prefix(call, prefix).await
+    }
 }

@@ -237,4 +237,7 @@ impl CallLog for PostbackLog {
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
         self.inner.record(call).await
     }
+    async fn has_key_prefix(&self, call: &CallId, prefix: &str) -> Result<bool, StateError> {
+        self.inner.has_key_prefix(call, prefix).await
+    }
 }

@@ -167,6 +167,9 @@ impl CallLog for Store {
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
         each!(self, s => CallLog::record(s, call).await)
     }
+    async fn has_key_prefix(&self, call: &CallId, prefix: &str) -> Result<bool, StateError> {
+        each!(self, s => CallLog::has_key_prefix(s, call, prefix).await)
+    }
 }
 
 #[async_trait]

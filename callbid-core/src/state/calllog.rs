@@ -761,6 +761,17 @@ pub trait CallLog: Send + Sync + fmt::Debug {
     async fn events(&self, call: &CallId) -> Result<Vec<CallEvent>, StateError>;
     /// A call's derived record.
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError>;
+    /// Whether any of the call's events has an idempotency key starting with `prefix`
+    /// (e.g. `status:`, a final status callback). The default reads
+    /// [`events`](Self::events); the stores answer from their key index without reading
+    /// or parsing the events, so a step can ask it on every webhook.
+    async fn has_key_prefix(&self, call: &CallId, prefix: &str) -> Result<bool, StateError> {
+        Ok(self
+            .events(call)
+            .await?
+            .iter()
+            .any(|e| e.idempotency_key.starts_with(prefix)))
+    }
 }
 
 #[cfg(test)]

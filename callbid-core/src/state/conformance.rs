@@ -874,6 +874,30 @@ pub async fn call_log(log: &dyn CallLog, prefix: &str) -> Result<(), String> {
         rec2.status == CallStatus::Fallback && rec2.fallback.as_deref() == Some("voicemail"),
         "fallback status wrong: {rec2:?}"
     );
+    key_prefixes(log, &call).await
+}
+
+/// [`CallLog::has_key_prefix`] on a call whose keys are `incoming`, `ivr:zip`, …: a
+/// whole key and a start of one are found, a longer string, a middle, another call's
+/// key and an unknown call are not, and the empty prefix matches any call with events.
+async fn key_prefixes(log: &dyn CallLog, call: &CallId) -> Result<(), String> {
+    let other = CallId::new(format!("{call}-other")).map_err(err)?;
+    for (id, prefix, want) in [
+        (call, "incoming", true),
+        (call, "ivr:", true),
+        (call, "", true),
+        (call, "incoming:more", false),
+        (call, "coming", false),
+        (call, "no-such-key:", false),
+        (&other, "", false),
+        (&other, "incoming", false),
+    ] {
+        let got = log.has_key_prefix(id, prefix).await.map_err(err)?;
+        ensure!(
+            got == want,
+            "has_key_prefix({id}, {prefix:?}) = {got}, expected {want}"
+        );
+    }
     Ok(())
 }
 

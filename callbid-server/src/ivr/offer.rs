@@ -466,7 +466,7 @@ pub(crate) async fn dial_result(
     let call = call_id(&req.call)?;
     // After the final status callback the caller is gone: no redirect, goodbye or new
     // round (a bridged auction win still records its talk time in `dial_result`).
-    let ended = super::recorded(&app, &call).await?.ended;
+    let ended = super::ended(&app, &call).await?;
     let offer = agents
         .store
         .offer(&agents.pool, &offer_id)
@@ -519,7 +519,7 @@ pub(crate) async fn connect(
 ) -> IvrResult {
     let (offer_id, via) = query(q)?.parse()?;
     let agents = offers(&app)?;
-    if super::recorded(&app, &call_id(&req.call)?).await?.ended {
+    if super::ended(&app, &call_id(&req.call)?).await? {
         return Ok(super::hangup());
     }
     let offer = agents

@@ -773,6 +773,27 @@ impl CallLog for PgStore {
         .map_err(|e| e.into_state(OP))
     }
 
+    async fn has_key_prefix(&self, call: &CallId, prefix: &str) -> Result<bool, StateError> {
+        const OP: &str = "has_key_prefix";
+        async {
+            let c = self.client(OP).await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM call_events WHERE call_id = $1 \
+                     AND starts_with(idempotency_key, $2))",
+                )
+                .await
+                .map_err(pg(OP))?;
+            let row = c
+                .query_one(&st, &[&call.as_str(), &prefix])
+                .await
+                .map_err(pg(OP))?;
+            row.try_get::<_, bool>(0).map_err(pg(OP))
+        }
+        .await
+        .map_err(|e: StoreError| e.into_state(OP))
+    }
+
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
         const OP: &str = "record";
         async {

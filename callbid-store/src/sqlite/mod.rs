@@ -1064,6 +1064,23 @@ impl CallLog for SqliteStore {
         .map_err(|e| e.into_state(OP))
     }
 
+    async fn has_key_prefix(&self, call: &CallId, prefix: &str) -> Result<bool, StateError> {
+        const OP: &str = "has_key_prefix";
+        let (id, prefix) = (call.as_str().to_string(), prefix.to_string());
+        self.read_point(OP, move |c| {
+            // `substr` and `length` both count characters; the (call_id,
+            // idempotency_key) index covers the scan of one call's keys.
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM call_events WHERE call_id = ?1 \
+                 AND substr(idempotency_key, 1, length(?2)) = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![id, prefix], |r| r.get::<_, bool>(0)))
+            .map_err(StoreError::sqlite(OP))
+        })
+        .await
+        .map_err(|e| e.into_state(OP))
+    }
+
     async fn record(&self, call: &CallId) -> Result<Option<CallRecord>, StateError> {
         const OP: &str = "record";
         let id = call.as_str().to_string();
