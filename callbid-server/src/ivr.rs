@@ -1609,30 +1609,40 @@ async fn status_callback(
     let secs = req.call_duration.or(req.duration).unwrap_or(0);
     offer::caller_left(&app, &req.call.call_sid).await?;
     let live = app.take_call(&req.call.call_sid);
-    let Some(record) = app.stores.log.record(&call).await? else {
-        let reason = format!(
-            "status callback for a call with no incoming event (call {status} after {secs}s)"
-        );
-        let kind = CallEventKind::Missed { reason };
-        log(
-            app.stores.log.as_ref(),
-            &call,
-            format!("{END_KEY}{status}"),
-            kind,
-        )
-        .await?;
-        return Ok(StatusCode::NO_CONTENT);
+    let kind = match app.stores.log.record(&call).await? {
+        None => CallEventKind::Missed {
+            reason: format!(
+                "status callback for a call with no incoming event (call {status} after {secs}s)"
+            ),
+        },
+        Some(record) => {
+            // Release the live-call slot whatever happened (idempotent).
+            if let Some(buyer) = &record.buyer {
+                let holds = live
+                    .as_ref()
+                    .and_then(|c| c.won.as_ref())
+                    .map(|w| w.holds.clone());
+                release_live(&app, &call, buyer, holds.as_deref()).await;
+            }
+            settle_unbilled(&app, &call, &record, live.as_ref()).await?;
+            end_kind(record.status, &status, secs)
+        }
     };
-    // Release the live-call slot whatever happened (idempotent).
-    if let Some(buyer) = &record.buyer {
-        let holds = live
-            .as_ref()
-            .and_then(|c| c.won.as_ref())
-            .map(|w| w.holds.clone());
-        release_live(&app, &call, buyer, holds.as_deref()).await;
-    }
-    settle_unbilled(&app, &call, &record, live.as_ref()).await?;
-    let kind = match record.status {
+    log(
+        app.stores.log.as_ref(),
+        &call,
+        format!("{END_KEY}{status}"),
+        kind,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The event a final status records on a logged call: `missed` while the caller was
+/// still in the IVR or the bridge had not reported back, else an `ivr_input` the
+/// record ignores.
+fn end_kind(was: LogStatus, status: &str, secs: u64) -> CallEventKind {
+    match was {
         LogStatus::Incoming => CallEventKind::Missed {
             reason: format!("caller left during the IVR (call {status} after {secs}s)"),
         },
@@ -1645,15 +1655,7 @@ async fn status_callback(
             step: "call_status".to_owned(),
             value: format!("{status} after {secs}s"),
         },
-    };
-    log(
-        app.stores.log.as_ref(),
-        &call,
-        format!("{END_KEY}{status}"),
-        kind,
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    }
 }
 
 /// The callback's `CallStatus` when it is final (`None` for a call still going); a

@@ -214,18 +214,8 @@ impl RequestValidator {
     /// [`signed_string`] after the URL).
     fn sign(&self, url: &str, params: &[u8], algorithm: SignatureAlgorithm) -> String {
         match algorithm {
-            SignatureAlgorithm::HmacSha1 => {
-                let mut m = self.sha1.clone();
-                m.update(url.as_bytes());
-                m.update(params);
-                BASE64.encode(m.finalize().into_bytes())
-            }
-            SignatureAlgorithm::HmacSha256 => {
-                let mut m = self.sha256.clone();
-                m.update(url.as_bytes());
-                m.update(params);
-                BASE64.encode(m.finalize().into_bytes())
-            }
+            SignatureAlgorithm::HmacSha1 => mac_base64(self.sha1.clone(), url, params),
+            SignatureAlgorithm::HmacSha256 => mac_base64(self.sha256.clone(), url, params),
         }
     }
 
@@ -430,6 +420,13 @@ where
         s.push_str(v);
     }
     s
+}
+
+/// The base64 of `m` (already keyed) over `url` then `params`.
+fn mac_base64<M: Mac>(mut m: M, url: &str, params: &[u8]) -> String {
+    m.update(url.as_bytes());
+    m.update(params);
+    BASE64.encode(m.finalize().into_bytes())
 }
 
 /// An HMAC keyed with the empty key (never used: keying takes any length).
