@@ -56,6 +56,8 @@
 //! - **form_urlencoded, serde_urlencoded**: webhook form bodies (duplicates kept for
 //!   signatures; serde for the typed requests) and REST request bodies with
 //!   repeated keys for arrays.
+//! - **percent-encoding** (what `form_urlencoded` decodes with): a form value decoded
+//!   to bytes, to refuse one that is not UTF-8 instead of decoding it lossily.
 //! - **quick-xml**: TwiML text escaping (its `partial_escape` is exactly
 //!   ElementTree's `&` `<` `>`) and the TwiML parser. Attribute values need
 //!   ElementTree's numeric references for CR/LF/TAB, which quick-xml does not

@@ -229,28 +229,11 @@ fn refuse_undecodable(body: &[u8]) -> Result<(), String> {
 /// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space, `%XX` a byte
 /// (a `%` not followed by two hex digits stays as it is, as `form_urlencoded` does).
 fn percent_decode_form(raw: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        let pair = raw
-            .get(i + 1)
-            .copied()
-            .and_then(hex)
-            .zip(raw.get(i + 2).copied().and_then(hex));
-        match (b, pair) {
-            (b'%', Some((h, l))) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'%'));
-                i += 3;
-            }
-            _ => {
-                out.push(if b == b'+' { b' ' } else { b });
-                i += 1;
-            }
-        }
-    }
-    out
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&spaced).collect()
 }
 
 /// Errs when one parameter name carries two different values.
